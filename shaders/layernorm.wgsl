@@ -1,0 +1,77 @@
+// LayerNorm without affine, fused with adaLN modulate:
+//   y[m, :] = (x[m, :] - mean) / sqrt(var + eps) * (1 + mod[s, scale_off:]) + mod[s, shift_off:],  s = m / tokens
+// with the biased variance over the row, as torch.nn.LayerNorm computes it. mod is [N, mod_stride] f32 (the output of
+// the adaLN linear), so one kernel serves the two norms of every block and the final layer.
+//
+// One workgroup of 64 threads per row (flat workgroup index folded over x and y). Each thread walks the row in vec4
+// steps; mean, then variance around the mean (two passes, no cancellation), are reduced in workgroup memory.
+
+struct Params {
+    rows: u32,
+    d: u32,
+    tokens: u32,
+    mod_stride: u32,
+    shift_off: u32,
+    scale_off: u32,
+    eps: f32,
+    _pad: u32,
+}
+
+const WG: u32 = 64u;
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> modv: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read_write> y: array<vec4<f32>>;
+
+var<workgroup> red: array<f32, WG>;
+
+// Sum of `v` over the workgroup, returned to every thread.
+fn workgroup_sum(lid: u32, v: f32) -> f32 {
+    red[lid] = v;
+    workgroupBarrier();
+    for (var s = WG / 2u; s > 0u; s >>= 1u) {
+        if (lid < s) {
+            red[lid] += red[lid + s];
+        }
+        workgroupBarrier();
+    }
+    let total = red[0];
+    workgroupBarrier();
+    return total;
+}
+
+@compute @workgroup_size(64)
+fn main(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let row = wg.y * nwg.x + wg.x;
+    if (row >= p.rows) {
+        return;
+    }
+    let d4 = p.d / 4u;
+    let base = row * d4;
+
+    var s = 0.0;
+    for (var c = lid; c < d4; c += WG) {
+        let v = x[base + c];
+        s += v.x + v.y + v.z + v.w;
+    }
+    let mean = workgroup_sum(lid, s) / f32(p.d);
+
+    var q = 0.0;
+    for (var c = lid; c < d4; c += WG) {
+        let v = x[base + c] - mean;
+        q += dot(v, v);
+    }
+    let rstd = inverseSqrt(workgroup_sum(lid, q) / f32(p.d) + p.eps);
+
+    let mrow = (row / p.tokens) * (p.mod_stride / 4u);
+    let shift0 = mrow + p.shift_off / 4u;
+    let scale0 = mrow + p.scale_off / 4u;
+    for (var c = lid; c < d4; c += WG) {
+        y[base + c] = (x[base + c] - mean) * rstd * (1.0 + modv[scale0 + c]) + modv[shift0 + c];
+    }
+}

@@ -1,0 +1,578 @@
+//! The one place that talks to wgpu: adapter and device selection, the pipeline cache, buffers, dispatch recording,
+//! timing and readback. Everything above this module speaks in [`Tensor`]s and [`Dispatch`]es.
+
+mod tensor;
+
+pub use tensor::{Arena, DType, Tensor};
+
+use crate::error::{Error, Result};
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::sync::{Arc, Mutex};
+
+/// WGSL read by every kernel that touches fp16 weights, in the variant without `shader-f16`: 4 halves in two `u32`s.
+const PRELUDE_PACKED: &str = include_str!("../../shaders/prelude_packed.wgsl");
+/// The same interface where the adapter has `shader-f16`: the buffer is read as `vec4<f16>` directly.
+const PRELUDE_F16: &str = include_str!("../../shaders/prelude_f16.wgsl");
+
+/// How to choose the fp16 weight-reading path.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum F16Mode {
+    /// Use `shader-f16` when the adapter offers it.
+    #[default]
+    Auto,
+    /// Always read weights as packed `u32` pairs with `unpack2x16float` (works everywhere).
+    Packed,
+    /// Require `shader-f16`; fail if the adapter lacks it.
+    Native,
+}
+
+/// Options for [`Gpu::new`].
+#[derive(Clone, Debug, Default)]
+pub struct GpuOptions {
+    pub f16: F16Mode,
+    /// Prefer a low-power adapter (integrated GPU) over a discrete one.
+    pub low_power: bool,
+}
+
+/// What the adapter is and what it offers, for logs, benchmarks and error messages.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct AdapterReport {
+    pub name: String,
+    pub backend: String,
+    pub device_type: String,
+    pub driver: String,
+    pub shader_f16: bool,
+    pub f16_weights_path: &'static str,
+    pub timestamp_query: bool,
+    pub max_storage_buffer_binding_size: u64,
+    pub max_buffer_size: u64,
+    pub max_compute_invocations_per_workgroup: u32,
+    pub max_compute_workgroup_storage_size: u32,
+}
+
+/// The kind of one binding of a kernel. Binding 0 is always the kernel's uniform parameters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Bind {
+    Read,
+    ReadWrite,
+}
+
+/// A kernel description: source, entry point, bindings after the uniform, specialisation constants.
+#[derive(Clone, Debug)]
+pub struct KernelSpec {
+    pub name: &'static str,
+    pub source: &'static str,
+    pub entry: &'static str,
+    pub binds: &'static [Bind],
+    pub constants: Vec<(&'static str, f64)>,
+}
+
+/// A compiled pipeline and its bind group layout.
+pub struct Kernel {
+    pipeline: wgpu::ComputePipeline,
+    layout: wgpu::BindGroupLayout,
+}
+
+/// One recorded compute dispatch: a pipeline, its bindings and a grid. Built once at load, recorded every step.
+pub struct Dispatch {
+    /// Op family, for per-op timings ("linear", "attention", ...).
+    pub op: &'static str,
+    /// Floating-point operations (2 per multiply-add) this dispatch performs.
+    pub flops: f64,
+    kernel: Rc<Kernel>,
+    bind_group: wgpu::BindGroup,
+    groups: [u32; 3],
+}
+
+impl Dispatch {
+    /// Records this dispatch into a compute pass.
+    pub fn record(&self, pass: &mut wgpu::ComputePass<'_>) {
+        pass.set_pipeline(&self.kernel.pipeline);
+        pass.set_bind_group(0, &self.bind_group, &[]);
+        pass.dispatch_workgroups(self.groups[0], self.groups[1], self.groups[2]);
+    }
+}
+
+/// Device, queue, capabilities and the pipeline cache.
+pub struct Gpu {
+    pub device: wgpu::Device,
+    pub queue: wgpu::Queue,
+    pub report: AdapterReport,
+    f16: bool,
+    timestamps: bool,
+    kernels: RefCell<HashMap<String, Rc<Kernel>>>,
+    errors: Arc<Mutex<Vec<String>>>,
+    lost: Arc<Mutex<Option<String>>>,
+}
+
+impl Gpu {
+    /// Opens the default adapter (a real GPU when there is one) with the limits the model needs, never more than the
+    /// adapter offers.
+    pub async fn new(opts: &GpuOptions) -> Result<Gpu> {
+        let instance =
+            wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+        let adapter = instance
+            .request_adapter(&wgpu::RequestAdapterOptions {
+                power_preference: if opts.low_power {
+                    wgpu::PowerPreference::LowPower
+                } else {
+                    wgpu::PowerPreference::HighPerformance
+                },
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| Error::NoAdapter(format!("{e}; this needs a GPU driver with Vulkan, Metal or DX12 (or a browser with WebGPU)")))?;
+        Self::from_adapter(adapter, opts).await
+    }
+
+    /// Opens a device on a given adapter.
+    pub async fn from_adapter(adapter: wgpu::Adapter, opts: &GpuOptions) -> Result<Gpu> {
+        let info = adapter.get_info();
+        let have = adapter.features();
+        let offered = adapter.limits();
+        let has_f16 = have.contains(wgpu::Features::SHADER_F16);
+        let f16 = match opts.f16 {
+            F16Mode::Auto => has_f16,
+            F16Mode::Packed => false,
+            F16Mode::Native if has_f16 => true,
+            F16Mode::Native => {
+                return Err(Error::Device(format!(
+                    "adapter `{}` does not offer shader-f16",
+                    info.name
+                )))
+            }
+        };
+        let timestamps = have.contains(wgpu::Features::TIMESTAMP_QUERY);
+        let mut features = wgpu::Features::empty();
+        if f16 {
+            features |= wgpu::Features::SHADER_F16;
+        }
+        if timestamps {
+            features |= wgpu::Features::TIMESTAMP_QUERY;
+        }
+        // Start from the WebGPU defaults and raise only what large models use, to what the adapter offers.
+        let mut limits = wgpu::Limits::default().or_worse_values_from(&offered);
+        limits.max_buffer_size = offered.max_buffer_size;
+        limits.max_storage_buffer_binding_size = offered.max_storage_buffer_binding_size;
+        limits.max_compute_workgroup_storage_size = offered.max_compute_workgroup_storage_size;
+        limits.max_compute_invocations_per_workgroup =
+            offered.max_compute_invocations_per_workgroup;
+        limits.max_storage_buffers_per_shader_stage = offered.max_storage_buffers_per_shader_stage;
+        let (device, queue) = adapter
+            .request_device(&wgpu::DeviceDescriptor {
+                label: Some("dit-wasm"),
+                required_features: features,
+                required_limits: limits.clone(),
+                experimental_features: wgpu::ExperimentalFeatures::disabled(),
+                memory_hints: wgpu::MemoryHints::Performance,
+                trace: wgpu::Trace::Off,
+            })
+            .await
+            .map_err(|e| Error::Device(e.to_string()))?;
+
+        let errors = Arc::new(Mutex::new(Vec::new()));
+        let sink = errors.clone();
+        device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+            if let Ok(mut v) = sink.lock() {
+                v.push(e.to_string());
+            }
+        }));
+        let lost = Arc::new(Mutex::new(None));
+        let lost_sink = lost.clone();
+        device.set_device_lost_callback(move |reason, msg| {
+            if let Ok(mut v) = lost_sink.lock() {
+                *v = Some(format!("{reason:?}: {msg}"));
+            }
+        });
+
+        let report = AdapterReport {
+            name: info.name.clone(),
+            backend: format!("{:?}", info.backend),
+            device_type: format!("{:?}", info.device_type),
+            driver: format!("{} {}", info.driver, info.driver_info)
+                .trim()
+                .to_string(),
+            shader_f16: has_f16,
+            f16_weights_path: if f16 { "shader-f16" } else { "packed-u32" },
+            timestamp_query: timestamps,
+            max_storage_buffer_binding_size: limits.max_storage_buffer_binding_size,
+            max_buffer_size: limits.max_buffer_size,
+            max_compute_invocations_per_workgroup: limits.max_compute_invocations_per_workgroup,
+            max_compute_workgroup_storage_size: limits.max_compute_workgroup_storage_size,
+        };
+        Ok(Gpu {
+            device,
+            queue,
+            report,
+            f16,
+            timestamps,
+            kernels: RefCell::new(HashMap::new()),
+            errors,
+            lost,
+        })
+    }
+
+    /// Whether weights are read as `f16` (true) or as packed `u32` pairs (false).
+    pub fn uses_f16(&self) -> bool {
+        self.f16
+    }
+
+    /// Returns the first GPU error since the last check, if any (validation, out of memory, device lost).
+    pub fn check(&self) -> Result<()> {
+        if let Some(msg) = self.lost.lock().ok().and_then(|v| v.clone()) {
+            return Err(Error::DeviceLost(msg));
+        }
+        let mut errs = self
+            .errors
+            .lock()
+            .map_err(|_| Error::Gpu("error sink poisoned".into()))?;
+        if errs.is_empty() {
+            Ok(())
+        } else {
+            let first = errs.remove(0);
+            errs.clear();
+            Err(Error::Gpu(first))
+        }
+    }
+
+    /// Compiles (once) and returns a kernel. Sources that read fp16 weights get the prelude for this adapter.
+    pub fn kernel(&self, spec: &KernelSpec) -> Result<Rc<Kernel>> {
+        let mut key = format!("{}:{}:{}", spec.name, spec.entry, self.f16);
+        for (k, v) in &spec.constants {
+            key.push_str(&format!(":{k}={v}"));
+        }
+        if let Some(k) = self.kernels.borrow().get(&key) {
+            return Ok(k.clone());
+        }
+        let prelude = if self.f16 {
+            PRELUDE_F16
+        } else {
+            PRELUDE_PACKED
+        };
+        let source = format!("{prelude}\n{}", spec.source);
+        let module = self
+            .device
+            .create_shader_module(wgpu::ShaderModuleDescriptor {
+                label: Some(spec.name),
+                source: wgpu::ShaderSource::Wgsl(source.into()),
+            });
+        let mut entries = vec![wgpu::BindGroupLayoutEntry {
+            binding: 0,
+            visibility: wgpu::ShaderStages::COMPUTE,
+            ty: wgpu::BindingType::Buffer {
+                ty: wgpu::BufferBindingType::Uniform,
+                has_dynamic_offset: false,
+                min_binding_size: None,
+            },
+            count: None,
+        }];
+        for (i, b) in spec.binds.iter().enumerate() {
+            entries.push(wgpu::BindGroupLayoutEntry {
+                binding: i as u32 + 1,
+                visibility: wgpu::ShaderStages::COMPUTE,
+                ty: wgpu::BindingType::Buffer {
+                    ty: wgpu::BufferBindingType::Storage {
+                        read_only: *b == Bind::Read,
+                    },
+                    has_dynamic_offset: false,
+                    min_binding_size: None,
+                },
+                count: None,
+            });
+        }
+        let layout = self
+            .device
+            .create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+                label: Some(spec.name),
+                entries: &entries,
+            });
+        let pipeline_layout = self
+            .device
+            .create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+                label: Some(spec.name),
+                bind_group_layouts: &[Some(&layout)],
+                immediate_size: 0,
+            });
+        let pipeline = self
+            .device
+            .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some(spec.name),
+                layout: Some(&pipeline_layout),
+                module: &module,
+                entry_point: Some(spec.entry),
+                compilation_options: wgpu::PipelineCompilationOptions {
+                    constants: &spec.constants,
+                    zero_initialize_workgroup_memory: false,
+                },
+                cache: None,
+            });
+        self.check()
+            .map_err(|e| Error::Gpu(format!("kernel `{}` ({}): {e}", spec.name, spec.entry)))?;
+        let k = Rc::new(Kernel { pipeline, layout });
+        self.kernels.borrow_mut().insert(key, k.clone());
+        Ok(k)
+    }
+
+    /// Number of compiled pipelines.
+    pub fn kernel_count(&self) -> usize {
+        self.kernels.borrow().len()
+    }
+
+    /// Builds a dispatch: `params` goes in a uniform at binding 0, `buffers` at bindings 1.. in order.
+    pub fn dispatch<P: bytemuck::Pod>(
+        &self,
+        kernel: &Rc<Kernel>,
+        op: &'static str,
+        params: &P,
+        buffers: &[&wgpu::Buffer],
+        groups: [u32; 3],
+        flops: f64,
+    ) -> Result<Dispatch> {
+        let max = self.device.limits().max_compute_workgroups_per_dimension;
+        if groups.iter().any(|&g| g > max) {
+            return Err(Error::Config(format!(
+                "{op}: grid {groups:?} exceeds {max} workgroups per dimension; use a smaller batch"
+            )));
+        }
+        let uniform = self.uniform(op, bytemuck::bytes_of(params));
+        let mut entries = vec![wgpu::BindGroupEntry {
+            binding: 0,
+            resource: uniform.as_entire_binding(),
+        }];
+        for (i, b) in buffers.iter().enumerate() {
+            entries.push(wgpu::BindGroupEntry {
+                binding: i as u32 + 1,
+                resource: b.as_entire_binding(),
+            });
+        }
+        let bind_group = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some(op),
+            layout: &kernel.layout,
+            entries: &entries,
+        });
+        Ok(Dispatch {
+            op,
+            flops,
+            kernel: kernel.clone(),
+            bind_group,
+            groups,
+        })
+    }
+
+    /// A uniform buffer holding `bytes` (padded to 16).
+    pub fn uniform(&self, label: &str, bytes: &[u8]) -> wgpu::Buffer {
+        let size = (bytes.len() as u64).div_ceil(16).max(1) * 16;
+        let buf = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size,
+            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let mut padded = bytes.to_vec();
+        padded.resize(size as usize, 0);
+        self.queue.write_buffer(&buf, 0, &padded);
+        buf
+    }
+
+    /// A storage buffer of at least `bytes` (rounded up to 16), checked against the binding limit.
+    pub fn storage(&self, label: &str, bytes: u64) -> Result<wgpu::Buffer> {
+        let size = bytes.div_ceil(16).max(1) * 16;
+        let limit = self.report.max_storage_buffer_binding_size;
+        if size > limit {
+            return Err(Error::Limit {
+                what: label.to_string(),
+                need: size,
+                limit,
+                limit_name: "maxStorageBufferBindingSize",
+            });
+        }
+        Ok(self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size,
+            usage: wgpu::BufferUsages::STORAGE
+                | wgpu::BufferUsages::COPY_DST
+                | wgpu::BufferUsages::COPY_SRC,
+            mapped_at_creation: false,
+        }))
+    }
+
+    /// A storage buffer holding `bytes`.
+    pub fn upload(&self, label: &str, bytes: &[u8]) -> Result<wgpu::Buffer> {
+        let buf = self.storage(label, bytes.len() as u64)?;
+        self.write(&buf, 0, bytes);
+        Ok(buf)
+    }
+
+    /// Writes bytes into a buffer, padding the tail to the 4-byte copy alignment.
+    pub fn write(&self, buf: &wgpu::Buffer, offset: u64, bytes: &[u8]) {
+        if bytes.len() % 4 == 0 {
+            self.queue.write_buffer(buf, offset, bytes);
+        } else {
+            let mut padded = bytes.to_vec();
+            padded.resize(bytes.len().div_ceil(4) * 4, 0);
+            self.queue.write_buffer(buf, offset, &padded);
+        }
+    }
+
+    /// Records `dispatches` in one compute pass of one command encoder and submits it.
+    pub fn run<'a>(&self, dispatches: impl IntoIterator<Item = &'a Dispatch>) {
+        let mut enc = self
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("run") });
+        {
+            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some("run"),
+                timestamp_writes: None,
+            });
+            for d in dispatches {
+                d.record(&mut pass);
+            }
+        }
+        self.queue.submit([enc.finish()]);
+    }
+
+    /// Runs each dispatch in its own pass with GPU timestamps and returns the seconds each took. Where the adapter has
+    /// no timestamp queries, each dispatch is submitted alone and timed on the CPU instead.
+    pub async fn run_timed(&self, dispatches: &[&Dispatch]) -> Result<Vec<f64>> {
+        if dispatches.is_empty() {
+            return Ok(vec![]);
+        }
+        if !self.timestamps {
+            return self.run_timed_cpu(dispatches).await;
+        }
+        let n = dispatches.len() as u32 * 2;
+        let set = self.device.create_query_set(&wgpu::QuerySetDescriptor {
+            label: Some("timestamps"),
+            ty: wgpu::QueryType::Timestamp,
+            count: n,
+        });
+        let resolve = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("timestamps"),
+            size: n as u64 * 8,
+            usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
+            mapped_at_creation: false,
+        });
+        let mut enc = self
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("timed"),
+            });
+        for (i, d) in dispatches.iter().enumerate() {
+            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some(d.op),
+                timestamp_writes: Some(wgpu::ComputePassTimestampWrites {
+                    query_set: &set,
+                    beginning_of_pass_write_index: Some(2 * i as u32),
+                    end_of_pass_write_index: Some(2 * i as u32 + 1),
+                }),
+            });
+            d.record(&mut pass);
+        }
+        enc.resolve_query_set(&set, 0..n, &resolve, 0);
+        self.queue.submit([enc.finish()]);
+        let raw = self.read_bytes(&resolve, n as u64 * 8).await?;
+        let ticks: &[u64] = bytemuck::cast_slice(&raw);
+        let period = self.queue.get_timestamp_period() as f64 * 1e-9;
+        Ok(ticks
+            .chunks(2)
+            .map(|c| c[1].saturating_sub(c[0]) as f64 * period)
+            .collect())
+    }
+
+    async fn run_timed_cpu(&self, dispatches: &[&Dispatch]) -> Result<Vec<f64>> {
+        let mut out = Vec::with_capacity(dispatches.len());
+        for d in dispatches {
+            let t0 = crate::util::now_seconds();
+            self.run([*d]);
+            self.sync().await?;
+            out.push(crate::util::now_seconds() - t0);
+        }
+        Ok(out)
+    }
+
+    /// Waits until the GPU has finished all submitted work.
+    pub async fn sync(&self) -> Result<()> {
+        let (tx, rx) = futures_channel::oneshot::channel();
+        self.queue.on_submitted_work_done(move || {
+            let _ = tx.send(());
+        });
+        self.poll();
+        rx.await
+            .map_err(|_| Error::Gpu("device dropped while waiting".into()))?;
+        self.check()
+    }
+
+    #[cfg(not(target_arch = "wasm32"))]
+    fn poll(&self) {
+        let _ = self.device.poll(wgpu::PollType::wait_indefinitely());
+    }
+
+    #[cfg(target_arch = "wasm32")]
+    fn poll(&self) {}
+
+    /// Copies `bytes` from the start of a buffer back to the CPU.
+    pub async fn read_bytes(&self, buf: &wgpu::Buffer, bytes: u64) -> Result<Vec<u8>> {
+        let size = bytes.div_ceil(4) * 4;
+        let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("readback"),
+            size,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let mut enc = self
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("readback"),
+            });
+        enc.copy_buffer_to_buffer(buf, 0, &staging, 0, size);
+        self.queue.submit([enc.finish()]);
+        let (tx, rx) = futures_channel::oneshot::channel();
+        staging.slice(..).map_async(wgpu::MapMode::Read, move |r| {
+            let _ = tx.send(r);
+        });
+        self.poll();
+        rx.await
+            .map_err(|_| Error::Gpu("device dropped during readback".into()))?
+            .map_err(|e| Error::Gpu(format!("readback failed: {e}")))?;
+        let data = {
+            let view = staging
+                .get_mapped_range(..)
+                .map_err(|e| Error::Gpu(format!("readback failed: {e}")))?;
+            view[..bytes as usize].to_vec()
+        };
+        staging.unmap();
+        self.check()?;
+        Ok(data)
+    }
+
+    /// Reads a tensor back as f32 values.
+    pub async fn read_f32(&self, t: &Tensor) -> Result<Vec<f32>> {
+        let bytes = self
+            .read_bytes(&t.buf, t.numel() as u64 * t.dtype.size() as u64)
+            .await?;
+        Ok(match t.dtype {
+            DType::F32 => bytemuck::pod_collect_to_vec(&bytes),
+            DType::F16 => bytemuck::pod_collect_to_vec::<u8, half::f16>(&bytes)
+                .into_iter()
+                .map(f32::from)
+                .collect(),
+            DType::U32 => bytemuck::pod_collect_to_vec::<u8, u32>(&bytes)
+                .into_iter()
+                .map(|v| v as f32)
+                .collect(),
+        })
+    }
+}
+
+/// A workgroup grid for `n` workgroups in one flat index space, folded into x and y when it passes the per-dimension
+/// limit (65535). Kernels recover the flat index as `wg.y * num_workgroups.x + wg.x` and skip indices past `n`.
+pub fn grid(n: u32) -> [u32; 3] {
+    const MAX: u32 = 65535;
+    if n <= MAX {
+        [n.max(1), 1, 1]
+    } else {
+        [MAX, n.div_ceil(MAX), 1]
+    }
+}

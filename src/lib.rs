@@ -1,0 +1,10 @@
+//! dit-wasm: DiT ("Scalable Diffusion Models with Transformers", Peebles & Xie) and the Stable Diffusion VAE decoder
+//! on WebGPU compute shaders, natively through wgpu and in the browser through wasm.
+
+pub mod error;
+pub mod gpu;
+pub mod ops;
+pub mod util;
+
+pub use error::{Error, Result};
+pub use gpu::{Gpu, GpuOptions};

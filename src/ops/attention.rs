@@ -1,0 +1,78 @@
+//! Multi-head self-attention with an online softmax (`shaders/attention.wgsl`).
+
+use crate::error::{Error, Result};
+use crate::gpu::{Bind, DType, Dispatch, Gpu, KernelSpec, Tensor};
+
+const SOURCE: &str = include_str!("../../shaders/attention.wgsl");
+
+/// Largest head dim the kernel's register arrays hold (`4 * MAX_HD4` in the shader).
+pub const MAX_HEAD_DIM: usize = 128;
+
+/// Queries per workgroup (`BQ` in the shader).
+const BQ: u32 = 64;
+
+/// Uniform parameters of `attention.wgsl` (mirrors its `Params`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct AttentionParams {
+    pub tokens: u32,
+    pub heads: u32,
+    pub d: u32,
+    pub scale: f32,
+}
+
+/// `out = MHA(qkv)` for qkv [batch * tokens, 3D] laid out (3, heads, head_dim) and out [batch * tokens, D].
+pub fn attention(
+    gpu: &Gpu,
+    qkv: &Tensor,
+    out: &Tensor,
+    tokens: usize,
+    heads: usize,
+) -> Result<Dispatch> {
+    let d = out.dim(-1);
+    let rows = out.numel() / d;
+    let hd = d / heads.max(1);
+    if heads == 0 || d % heads != 0 || hd % 4 != 0 || hd > MAX_HEAD_DIM {
+        return Err(Error::Config(format!(
+            "attention: width {d} with {heads} heads gives head dim {hd}; it must be a multiple of 4 up to {MAX_HEAD_DIM}"
+        )));
+    }
+    if tokens == 0 || rows % tokens != 0 || qkv.numel() != rows * 3 * d || qkv.dtype != DType::F32 {
+        return Err(Error::Config(format!(
+            "attention: qkv {:?} / out {:?} with {tokens} tokens",
+            qkv.shape, out.shape
+        )));
+    }
+    let batch = rows / tokens;
+    let params = AttentionParams {
+        tokens: tokens as u32,
+        heads: heads as u32,
+        d: d as u32,
+        scale: 1.0 / (hd as f32).sqrt(),
+    };
+    let kern = gpu.kernel(&KernelSpec {
+        name: "attention",
+        source: SOURCE,
+        entry: "main",
+        binds: &[Bind::Read, Bind::ReadWrite],
+        constants: vec![("HD", hd as f64)],
+    })?;
+    let groups = [(tokens as u32).div_ceil(BQ), heads as u32, batch as u32];
+    let flops = 4.0 * (batch * heads * tokens * tokens * hd) as f64;
+    gpu.dispatch(
+        &kern,
+        "attention",
+        &params,
+        &[&qkv.buf, &out.buf],
+        groups,
+        flops,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn params_match_the_wgsl_struct() {
+        assert_eq!(std::mem::size_of::<super::AttentionParams>(), 16);
+    }
+}

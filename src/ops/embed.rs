@@ -1,0 +1,109 @@
+//! Timestep features and the class-conditioning vector (`shaders/embed.wgsl`).
+
+use crate::error::{Error, Result};
+use crate::gpu::{Bind, DType, Dispatch, Gpu, KernelSpec, Tensor};
+
+const SOURCE: &str = include_str!("../../shaders/embed.wgsl");
+
+/// Width of the sinusoidal timestep features (`frequency_embedding_size` in the release).
+pub const FREQ_DIM: usize = 256;
+/// `max_period` of the timestep features.
+pub const MAX_PERIOD: f32 = 10000.0;
+
+/// Uniform parameters of `embed.wgsl` (mirrors its `Params`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct EmbedParams {
+    pub n: u32,
+    pub dim: u32,
+    pub rows: u32,
+    pub max_period: f32,
+}
+
+const BINDS: &[Bind] = &[Bind::Read, Bind::Read, Bind::Read, Bind::ReadWrite];
+
+fn kernel_spec(entry: &'static str) -> KernelSpec {
+    KernelSpec {
+        name: "embed",
+        source: SOURCE,
+        entry,
+        binds: BINDS,
+        constants: vec![],
+    }
+}
+
+/// `out[n] = [cos(t_n f), sin(t_n f)]` for t [N] f32 and out [N, 256].
+/// `dummy` is any read-only fp16 buffer (the entry point shares its layout with [`condition`]).
+pub fn timestep_freqs(gpu: &Gpu, t: &Tensor, dummy: &Tensor, out: &Tensor) -> Result<Dispatch> {
+    let n = t.numel();
+    if out.shape != [n, FREQ_DIM] || t.dtype != DType::F32 {
+        return Err(Error::Config(format!(
+            "timestep_freqs: t {:?} -> out {:?}",
+            t.shape, out.shape
+        )));
+    }
+    let params = EmbedParams {
+        n: n as u32,
+        dim: FREQ_DIM as u32,
+        rows: 0,
+        max_period: MAX_PERIOD,
+    };
+    let kern = gpu.kernel(&kernel_spec("timestep_freqs"))?;
+    let groups = [((n * FREQ_DIM / 4) as u32).div_ceil(64), 1, 1];
+    // The unused `temb` slot gets `t` again: read-only aliases are allowed, a read-write alias is not.
+    gpu.dispatch(
+        &kern,
+        "embed",
+        &params,
+        &[&t.buf, &dummy.buf, &t.buf, &out.buf],
+        groups,
+        0.0,
+    )
+}
+
+/// `out = silu(temb + table[labels])` for labels [N] u32, table [rows, D] fp16, temb and out [N, D] f32.
+pub fn condition(
+    gpu: &Gpu,
+    labels: &Tensor,
+    table: &Tensor,
+    temb: &Tensor,
+    out: &Tensor,
+) -> Result<Dispatch> {
+    let n = labels.numel();
+    let d = table.dim(-1);
+    if labels.dtype != DType::U32
+        || table.dtype != DType::F16
+        || temb.shape != [n, d]
+        || out.shape != [n, d]
+        || d % 4 != 0
+    {
+        return Err(Error::Config(format!(
+            "condition: labels {:?}, table {:?}, temb {:?}, out {:?}",
+            labels.shape, table.shape, temb.shape, out.shape
+        )));
+    }
+    let params = EmbedParams {
+        n: n as u32,
+        dim: d as u32,
+        rows: table.dim(0) as u32,
+        max_period: MAX_PERIOD,
+    };
+    let kern = gpu.kernel(&kernel_spec("condition"))?;
+    let groups = [((n * d / 4) as u32).div_ceil(64), 1, 1];
+    gpu.dispatch(
+        &kern,
+        "embed",
+        &params,
+        &[&labels.buf, &table.buf, &temb.buf, &out.buf],
+        groups,
+        0.0,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn params_match_the_wgsl_struct() {
+        assert_eq!(std::mem::size_of::<super::EmbedParams>(), 16);
+    }
+}

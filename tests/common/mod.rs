@@ -1,0 +1,72 @@
+//! Shared test helpers: one GPU per fp16 weight path, random data, comparisons that print their max difference.
+#![allow(dead_code)]
+
+use dit_wasm::gpu::{F16Mode, Gpu, GpuOptions};
+use dit_wasm::util::SplitMix64;
+
+/// The GPUs to run a parity test on: the packed-u32 weight path always, and the shader-f16 path where the adapter
+/// has it. With `DIT_REQUIRE_F16=1` (set by the test script for lavapipe, which has it) a missing f16 path fails.
+pub fn gpus() -> Vec<Gpu> {
+    let mut out = vec![pollster::block_on(Gpu::new(&GpuOptions {
+        f16: F16Mode::Packed,
+        ..Default::default()
+    }))
+    .expect(
+        "no GPU adapter: install mesa-vulkan-drivers (lavapipe) or run on a machine with a GPU",
+    )];
+    match pollster::block_on(Gpu::new(&GpuOptions {
+        f16: F16Mode::Native,
+        ..Default::default()
+    })) {
+        Ok(g) => out.push(g),
+        Err(e) => {
+            if std::env::var("DIT_REQUIRE_F16").as_deref() == Ok("1") {
+                panic!("DIT_REQUIRE_F16=1 but the shader-f16 path is unavailable: {e}");
+            }
+            eprintln!("note: shader-f16 path not tested on this adapter: {e}");
+        }
+    }
+    out
+}
+
+pub fn label(gpu: &Gpu) -> String {
+    format!("{} [{}]", gpu.report.name, gpu.report.f16_weights_path)
+}
+
+pub fn random(seed: u64, n: usize, scale: f32) -> Vec<f32> {
+    let mut r = SplitMix64(seed);
+    (0..n).map(|_| r.uniform() * scale).collect()
+}
+
+/// Rounds values to fp16 and back, as the GPU sees weights.
+pub fn to_f16(v: &[f32]) -> Vec<f32> {
+    v.iter().map(|&x| half::f16::from_f32(x).to_f32()).collect()
+}
+
+pub fn max_abs(v: &[f32]) -> f32 {
+    v.iter().fold(0f32, |m, x| m.max(x.abs()))
+}
+
+pub fn max_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len(), "length mismatch");
+    a.iter().zip(b).fold(0f32, |m, (x, y)| {
+        if x.is_nan() || y.is_nan() {
+            f32::INFINITY
+        } else {
+            m.max((x - y).abs())
+        }
+    })
+}
+
+/// Asserts `max |ours - reference| <= rel * max |reference|` and prints the figures either way.
+pub fn check(what: &str, ours: &[f32], reference: &[f32], rel: f32) {
+    let d = max_diff(ours, reference);
+    let m = max_abs(reference);
+    let ok = d <= rel * m;
+    println!(
+        "{} {what}: max|diff| = {d:.3e}, max|ref| = {m:.3e}, rel = {:.3e} (limit {rel:.0e})",
+        if ok { "OK    " } else { "NOT OK" },
+        d / m.max(1e-30)
+    );
+    assert!(ok, "{what}: max|diff| {d} > {rel} * {m}");
+}

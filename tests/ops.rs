@@ -1,0 +1,251 @@
+//! Kernel parity: every op against its CPU reference (`ops::cpu`), on both fp16 weight paths.
+
+mod common;
+
+use common::{check, gpus, label, random, to_f16};
+use dit_wasm::gpu::{Arena, DType, Gpu, Tensor};
+use dit_wasm::ops::{self, cpu, Epilogue, Linear, LinearKernel};
+
+fn run(gpu: &Gpu, d: &dit_wasm::gpu::Dispatch) {
+    gpu.run([d]);
+}
+
+fn read(gpu: &Gpu, t: &Tensor) -> Vec<f32> {
+    pollster::block_on(gpu.read_f32(t)).expect("readback")
+}
+
+fn layer(gpu: &Gpu, n: usize, k: usize, seed: u64) -> (Linear, Vec<f32>, Vec<f32>) {
+    let w = to_f16(&random(seed, n * k, 0.5));
+    let b = to_f16(&random(seed + 1, n, 0.5));
+    let l = Linear {
+        w: Tensor::from_f32_as_f16(gpu, "w", &[n, k], &w).unwrap(),
+        b: Tensor::from_f32_as_f16(gpu, "b", &[n], &b).unwrap(),
+    };
+    (l, w, b)
+}
+
+#[test]
+fn linear_all_epilogues_both_kernels() {
+    for gpu in gpus() {
+        for &(m, n, k) in &[(7usize, 12usize, 20usize), (64, 96, 128), (130, 36, 256)] {
+            let x = random(10, m * k, 1.0);
+            let (l, w, b) = layer(&gpu, n, k, 11);
+            let xt = Tensor::from_f32(&gpu, "x", &[m, k], &x).unwrap();
+            let base = cpu::linear(&x, &w, &b, m, n, k);
+            for kernel in [LinearKernel::Tiled, LinearKernel::Simple] {
+                let tag = format!("{} linear {m}x{k}->{n} {kernel:?}", label(&gpu));
+                let mut arena = Arena::new();
+                let y = arena.f32(&gpu, "y", &[m, n]).unwrap();
+
+                for (name, epi, f) in [
+                    ("bias", Epilogue::Bias, (|v| v) as fn(f32) -> f32),
+                    ("gelu", Epilogue::Gelu, cpu::gelu_tanh),
+                    ("silu", Epilogue::Silu, cpu::silu),
+                ] {
+                    run(&gpu, &ops::linear(&gpu, &xt, &l, &y, epi, kernel).unwrap());
+                    let want: Vec<f32> = base.iter().map(|&v| f(v)).collect();
+                    check(&format!("{tag} {name}"), &read(&gpu, &y), &want, 1e-5);
+                }
+
+                // Gated residual: y starts as a residual stream, gate rows are per sample of `tokens` rows.
+                let tokens = if m % 7 == 0 { 7 } else { m / 2 };
+                let batch = m / tokens;
+                let stride = 3 * n;
+                let gate = random(12, batch * stride, 1.0);
+                let resid = random(13, m * n, 1.0);
+                let gt = Tensor::from_f32(&gpu, "gate", &[batch, stride], &gate).unwrap();
+                gpu.write(&y.buf, 0, bytemuck::cast_slice(&resid));
+                let epi = Epilogue::GatedResidual {
+                    gate: &gt,
+                    tokens,
+                    offset: n,
+                };
+                run(&gpu, &ops::linear(&gpu, &xt, &l, &y, epi, kernel).unwrap());
+                let want: Vec<f32> = (0..m * n)
+                    .map(|i| resid[i] + gate[(i / n / tokens) * stride + n + i % n] * base[i])
+                    .collect();
+                check(
+                    &format!("{tag} gated-residual"),
+                    &read(&gpu, &y),
+                    &want,
+                    1e-5,
+                );
+
+                // Per-token table (position embedding).
+                let table = random(14, tokens * n, 1.0);
+                let tt = Tensor::from_f32(&gpu, "table", &[tokens, n], &table).unwrap();
+                run(
+                    &gpu,
+                    &ops::linear(
+                        &gpu,
+                        &xt,
+                        &l,
+                        &y,
+                        Epilogue::AddTable { table: &tt, tokens },
+                        kernel,
+                    )
+                    .unwrap(),
+                );
+                let want: Vec<f32> = (0..m * n)
+                    .map(|i| base[i] + table[((i / n) % tokens) * n + i % n])
+                    .collect();
+                check(&format!("{tag} add-table"), &read(&gpu, &y), &want, 1e-5);
+            }
+        }
+    }
+}
+
+#[test]
+fn linear_rejects_bad_shapes() {
+    let gpu = &gpus()[0];
+    let (l, _, _) = layer(gpu, 8, 12, 1);
+    let x = Tensor::from_f32(gpu, "x", &[3, 16], &random(1, 48, 1.0)).unwrap();
+    let y = Tensor::from_f32(gpu, "y", &[3, 8], &[0.0; 24]).unwrap();
+    assert!(ops::linear(gpu, &x, &l, &y, Epilogue::Bias, LinearKernel::Tiled).is_err());
+    let (l, _, _) = layer(gpu, 6, 16, 1);
+    assert!(ops::linear(gpu, &x, &l, &y, Epilogue::Bias, LinearKernel::Tiled).is_err());
+}
+
+#[test]
+fn layernorm_modulate_matches() {
+    for gpu in gpus() {
+        let (d, tokens, batch) = (144usize, 5usize, 3usize);
+        let rows = tokens * batch;
+        // An offset mean and a wide range, as in a residual stream.
+        let x: Vec<f32> = random(20, rows * d, 3.0).iter().map(|v| v + 5.0).collect();
+        let stride = 6 * d;
+        let modv = random(21, batch * stride, 1.0);
+        let xt = Tensor::from_f32(&gpu, "x", &[rows, d], &x).unwrap();
+        let mt = Tensor::from_f32(&gpu, "mod", &[batch, stride], &modv).unwrap();
+        let y = Arena::new().f32(&gpu, "y", &[rows, d]).unwrap();
+        for (shift_off, scale_off) in [(0, d), (3 * d, 4 * d)] {
+            run(
+                &gpu,
+                &ops::layernorm_modulate(&gpu, &xt, &mt, &y, tokens, shift_off, scale_off).unwrap(),
+            );
+            let pick = |off: usize| -> Vec<f32> {
+                (0..batch)
+                    .flat_map(|s| modv[s * stride + off..s * stride + off + d].to_vec())
+                    .collect()
+            };
+            let want =
+                cpu::layernorm_modulate(&x, &pick(shift_off), &pick(scale_off), d, tokens, 1e-6);
+            check(
+                &format!(
+                    "{} layernorm_modulate offsets {shift_off}/{scale_off}",
+                    label(&gpu)
+                ),
+                &read(&gpu, &y),
+                &want,
+                1e-5,
+            );
+        }
+    }
+}
+
+#[test]
+fn attention_matches_head_dims_64_and_72() {
+    // T = 1024 is DiT-XL/2 at 512 px; T = 100 exercises partial query and key tiles.
+    let gpu = &gpus()[0];
+    for &(batch, tokens, heads, hd) in &[
+        (2usize, 100usize, 3usize, 64usize),
+        (1, 1024, 2, 72),
+        (2, 256, 2, 64),
+    ] {
+        let d = heads * hd;
+        let qkv = random(30 + hd as u64, batch * tokens * 3 * d, 2.0);
+        let qt = Tensor::from_f32(gpu, "qkv", &[batch * tokens, 3 * d], &qkv).unwrap();
+        let out = Arena::new().f32(gpu, "out", &[batch * tokens, d]).unwrap();
+        run(gpu, &ops::attention(gpu, &qt, &out, tokens, heads).unwrap());
+        let want = cpu::attention(&qkv, batch, tokens, heads, d);
+        check(
+            &format!(
+                "{} attention N={batch} T={tokens} heads={heads} hd={hd}",
+                label(gpu)
+            ),
+            &read(gpu, &out),
+            &want,
+            1e-5,
+        );
+    }
+}
+
+#[test]
+fn timestep_features_cos_first() {
+    let gpu = &gpus()[0];
+    let t = [0.0f32, 1.0, 250.5, 500.0, 999.0];
+    let tt = Tensor::from_f32(gpu, "t", &[t.len()], &t).unwrap();
+    let dummy = Tensor::from_f32_as_f16(gpu, "dummy", &[4], &[0.0; 4]).unwrap();
+    let out = Arena::new()
+        .f32(gpu, "freqs", &[t.len(), ops::FREQ_DIM])
+        .unwrap();
+    run(gpu, &ops::timestep_freqs(gpu, &tt, &dummy, &out).unwrap());
+    let want = cpu::timestep_freqs(&t, ops::FREQ_DIM, ops::MAX_PERIOD as f64);
+    // t = 0 gives exactly [1, ..., 1, 0, ..., 0]: cos comes first.
+    let got = read(gpu, &out);
+    assert_eq!(&got[..2], &[1.0, 1.0]);
+    assert_eq!(got[ops::FREQ_DIM / 2], 0.0);
+    // Arguments reach 999 rad, where one f32 ulp of the argument is 6e-5.
+    check(
+        &format!("{} timestep features", label(gpu)),
+        &got,
+        &want,
+        2e-4,
+    );
+}
+
+#[test]
+fn condition_adds_label_row_including_null_class() {
+    for gpu in gpus() {
+        let (rows, d) = (1001usize, 8usize);
+        let table = to_f16(&random(40, rows * d, 1.0));
+        let labels = [0u32, 7, 1000];
+        let temb = random(41, labels.len() * d, 1.0);
+        let tab = Tensor::from_f32_as_f16(&gpu, "table", &[rows, d], &table).unwrap();
+        let lt = Tensor {
+            buf: gpu.upload("labels", bytemuck::cast_slice(&labels)).unwrap(),
+            shape: vec![3],
+            dtype: DType::U32,
+        };
+        let te = Tensor::from_f32(&gpu, "temb", &[3, d], &temb).unwrap();
+        let out = Arena::new().f32(&gpu, "c", &[3, d]).unwrap();
+        run(&gpu, &ops::condition(&gpu, &lt, &tab, &te, &out).unwrap());
+        let want: Vec<f32> = (0..3 * d)
+            .map(|i| cpu::silu(temb[i] + table[labels[i / d] as usize * d + i % d]))
+            .collect();
+        check(
+            &format!("{} condition", label(&gpu)),
+            &read(&gpu, &out),
+            &want,
+            1e-6,
+        );
+    }
+}
+
+#[test]
+fn patchify_and_unpatchify_match() {
+    let gpu = &gpus()[0];
+    for &(n, c, h, p) in &[(2usize, 4usize, 8usize, 2usize), (1, 8, 16, 4)] {
+        let x = random(50, n * c * h * h, 1.0);
+        let xt = Tensor::from_f32(gpu, "x", &[n, c, h, h], &x).unwrap();
+        let t = (h / p) * (h / p);
+        let mut arena = Arena::new();
+        let patches = arena.f32(gpu, "patches", &[n * t, c * p * p]).unwrap();
+        run(gpu, &ops::patchify(gpu, &xt, &patches, p).unwrap());
+        check(
+            &format!("patchify {n}x{c}x{h}x{h} p{p}"),
+            &read(gpu, &patches),
+            &cpu::patchify(&x, n, c, h, h, p),
+            0.0,
+        );
+        let img = arena.f32(gpu, "img", &[n, c, h, h]).unwrap();
+        run(gpu, &ops::unpatchify(gpu, &patches, &img, p).unwrap());
+        let pt = read(gpu, &patches);
+        check(
+            &format!("unpatchify {n}x{c}x{h}x{h} p{p}"),
+            &read(gpu, &img),
+            &cpu::unpatchify(&pt, n, c, h, h, p),
+            0.0,
+        );
+    }
+}
