@@ -3,8 +3,11 @@
 
 pub mod error;
 pub mod gpu;
+pub mod model;
 pub mod ops;
 pub mod util;
+pub mod weights;
 
 pub use error::{Error, Result};
 pub use gpu::{Gpu, GpuOptions};
+pub use model::{Dit, DitConfig, DitPlan, GpuWeights};

@@ -1,0 +1,217 @@
+//! Model configurations, with presets named as upstream names them (`DiT-XL/2`, ...).
+
+use crate::error::{Error, Result};
+use serde::{Deserialize, Serialize};
+
+/// Index of the null ("unconditional") class in the label table: the row after the last real class. ImageNet DiT
+/// checkpoints have 1000 classes, so the null class is 1000 (the release's `LabelEmbedder` with `use_cfg_embedding`).
+pub fn null_class(num_classes: usize) -> usize {
+    num_classes
+}
+
+/// The DiT architecture (the release's `DiT(...)` arguments). Stored as `config` in a model index.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DitConfig {
+    /// Number of DiT blocks.
+    pub depth: usize,
+    /// Token width D.
+    pub hidden_size: usize,
+    /// Attention heads; head dim = D / heads.
+    pub num_heads: usize,
+    /// Patch side p (2, 4 or 8 in the paper).
+    pub patch_size: usize,
+    /// Latent channels (4 for the SD VAE).
+    pub in_channels: usize,
+    /// Output channels = 2 * in_channels when the model also predicts the variance (learned range).
+    pub learn_sigma: bool,
+    /// Real classes; the label table has one more row, the null class.
+    pub num_classes: usize,
+    /// Latent side the model was trained at (32 for 256 px, 64 for 512 px); other sizes divisible by p also run.
+    pub input_size: usize,
+    /// MLP hidden width = mlp_ratio * D.
+    #[serde(default = "default_mlp_ratio")]
+    pub mlp_ratio: f64,
+}
+
+fn default_mlp_ratio() -> f64 {
+    4.0
+}
+
+/// (name, depth, width, heads) of the paper's model sizes.
+pub const DIT_SIZES: [(&str, usize, usize, usize); 4] = [
+    ("S", 12, 384, 6),
+    ("B", 12, 768, 12),
+    ("L", 24, 1024, 16),
+    ("XL", 28, 1152, 16),
+];
+
+impl DitConfig {
+    /// A paper preset: `name` is `S/2`, `DiT-XL/2`, ...; `resolution` is the image side in pixels (256 or 512).
+    pub fn preset(name: &str, resolution: usize) -> Result<DitConfig> {
+        let bad = || {
+            Error::input(format!(
+                "unknown preset `{name}`: use S, B, L or XL with patch 2, 4 or 8, e.g. XL/2"
+            ))
+        };
+        let short = name.trim_start_matches("DiT-");
+        let (size, patch) = short.split_once('/').ok_or_else(bad)?;
+        let patch: usize = patch.parse().map_err(|_| bad())?;
+        if ![2, 4, 8].contains(&patch) {
+            return Err(bad());
+        }
+        let &(_, depth, hidden_size, num_heads) =
+            DIT_SIZES.iter().find(|s| s.0 == size).ok_or_else(bad)?;
+        if resolution % 8 != 0 || (resolution / 8) % patch != 0 {
+            return Err(Error::input(format!(
+                "resolution {resolution} px does not give a latent divisible by patch {patch}"
+            )));
+        }
+        Ok(DitConfig {
+            depth,
+            hidden_size,
+            num_heads,
+            patch_size: patch,
+            in_channels: 4,
+            learn_sigma: true,
+            num_classes: 1000,
+            input_size: resolution / 8,
+            mlp_ratio: 4.0,
+        })
+    }
+
+    /// Heads of the paper preset with this depth and width, if there is one.
+    pub fn preset_heads(depth: usize, hidden_size: usize) -> Option<usize> {
+        DIT_SIZES
+            .iter()
+            .find(|s| s.1 == depth && s.2 == hidden_size)
+            .map(|s| s.3)
+    }
+
+    /// The preset's name (`DiT-XL/2`) when this config is one, whatever the resolution.
+    pub fn preset_name(&self) -> Option<String> {
+        let s = DIT_SIZES
+            .iter()
+            .find(|s| s.1 == self.depth && s.2 == self.hidden_size && s.3 == self.num_heads)?;
+        Some(format!("DiT-{}/{}", s.0, self.patch_size))
+    }
+
+    pub fn out_channels(&self) -> usize {
+        if self.learn_sigma {
+            2 * self.in_channels
+        } else {
+            self.in_channels
+        }
+    }
+
+    pub fn head_dim(&self) -> usize {
+        self.hidden_size / self.num_heads.max(1)
+    }
+
+    pub fn mlp_hidden(&self) -> usize {
+        (self.hidden_size as f64 * self.mlp_ratio) as usize
+    }
+
+    /// Tokens for a latent of side `latent`.
+    pub fn tokens(&self, latent: usize) -> usize {
+        (latent / self.patch_size).pow(2)
+    }
+
+    /// Multiply-accumulates of one forward of one sample at latent side `latent` (the paper's "Gflops" are these).
+    pub fn macs(&self, latent: usize) -> f64 {
+        let (d, t) = (self.hidden_size as f64, self.tokens(latent) as f64);
+        let pp = (self.patch_size * self.patch_size) as f64;
+        let f = self.mlp_hidden() as f64;
+        let block = t * (4.0 * d * d + 2.0 * d * f) + 2.0 * t * t * d + 6.0 * d * d;
+        let embed = t * d * pp * self.in_channels as f64 + 256.0 * d + d * d;
+        let last = 2.0 * d * d + t * d * pp * self.out_channels() as f64;
+        self.depth as f64 * block + embed + last
+    }
+
+    /// Parameters of the trained model (the fixed position embedding is not a parameter).
+    pub fn parameters(&self) -> usize {
+        let (d, f) = (self.hidden_size, self.mlp_hidden());
+        let pp = self.patch_size * self.patch_size;
+        let block =
+            (d * 6 * d + 6 * d) + (d * 3 * d + 3 * d) + (d * d + d) + (d * f + f) + (f * d + d);
+        let embed = (d * self.in_channels * pp + d)
+            + (256 * d + d)
+            + (d * d + d)
+            + (self.num_classes + 1) * d;
+        let last = (d * 2 * d + 2 * d) + (d * pp * self.out_channels() + pp * self.out_channels());
+        self.depth * block + embed + last
+    }
+
+    /// Checks the config is one the kernels run.
+    pub fn validate(&self) -> Result<()> {
+        let err = |m: String| Err(Error::Config(m));
+        if self.depth == 0
+            || self.hidden_size == 0
+            || self.num_heads == 0
+            || self.patch_size == 0
+            || self.in_channels == 0
+        {
+            return err(
+                "depth, hidden_size, num_heads, patch_size and in_channels must be positive".into(),
+            );
+        }
+        if self.hidden_size % self.num_heads != 0 {
+            return err(format!(
+                "hidden_size {} is not divisible by num_heads {}",
+                self.hidden_size, self.num_heads
+            ));
+        }
+        let hd = self.head_dim();
+        if hd % 4 != 0 || hd > crate::ops::MAX_HEAD_DIM {
+            return err(format!(
+                "head dim {hd} must be a multiple of 4 and at most {}",
+                crate::ops::MAX_HEAD_DIM
+            ));
+        }
+        if self.hidden_size % 4 != 0 || self.mlp_hidden() % 4 != 0 {
+            return err("hidden_size and the MLP width must be multiples of 4".into());
+        }
+        let pp = self.patch_size * self.patch_size;
+        if (self.in_channels * pp) % 4 != 0 || (self.out_channels() * pp) % 4 != 0 {
+            return err("in_channels * patch_size^2 must be a multiple of 4".into());
+        }
+        if self.input_size % self.patch_size != 0 {
+            return err(format!(
+                "input_size {} is not divisible by patch_size {}",
+                self.input_size, self.patch_size
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn presets_match_the_paper() {
+        // Parameter counts and GMACs from the paper (Table 4 / dit-spec.md).
+        let xl = DitConfig::preset("XL/2", 256).unwrap();
+        assert_eq!(xl.parameters(), 674_834_720 + 0); // trained parameters, pos_embed excluded
+        for (name, gmacs) in [
+            ("S/2", 6.06),
+            ("B/2", 23.01),
+            ("L/2", 80.70),
+            ("XL/2", 118.62),
+            ("XL/4", 29.04),
+            ("S/8", 0.36),
+        ] {
+            let c = DitConfig::preset(name, 256).unwrap();
+            let g = c.macs(c.input_size) / 1e9;
+            assert!(
+                (g - gmacs).abs() / gmacs < 0.01,
+                "{name}: {g} GMACs vs {gmacs}"
+            );
+        }
+        let xl512 = DitConfig::preset("DiT-XL/2", 512).unwrap();
+        assert!((xl512.macs(64) / 1e9 - 524.5).abs() < 5.0);
+        assert_eq!(xl512.preset_name().unwrap(), "DiT-XL/2");
+        assert!(DitConfig::preset("XXL/2", 256).is_err());
+        assert!(DitConfig::preset("XL/3", 256).is_err());
+    }
+}

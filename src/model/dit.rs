@@ -1,0 +1,437 @@
+//! DiT forward, as in the release's `models.py` (Peebles & Xie, "Scalable Diffusion Models with Transformers"):
+//! patch embed + fixed 2D sin-cos positions, timestep and label embedding, `depth` adaLN-Zero blocks, final layer.
+//!
+//! [`Dit::load`] takes the weights; [`Dit::plan`] allocates activations and builds every dispatch for one batch size
+//! and latent size; [`DitPlan`] then runs a forward as one command encoder with no readback until the output.
+
+use super::config::{null_class, DitConfig};
+use super::store::GpuWeights;
+use crate::error::{Error, Result};
+use crate::gpu::{Arena, DType, Dispatch, Gpu, Tensor};
+use crate::ops::{self, Epilogue, Linear, LinearKernel, FREQ_DIM};
+use crate::weights::writer::Planned;
+
+/// Column offsets of the six adaLN-Zero chunks in a block's modulation vector, in units of D (the release's
+/// `chunk(6)` order).
+const SHIFT_MSA: usize = 0;
+const SCALE_MSA: usize = 1;
+const GATE_MSA: usize = 2;
+const SHIFT_MLP: usize = 3;
+const SCALE_MLP: usize = 4;
+const GATE_MLP: usize = 5;
+
+/// Every tensor of a DiT model directory, with official names and shapes (the fixed `pos_embed` is not stored).
+pub fn dit_tensors(cfg: &DitConfig) -> Vec<Planned> {
+    let (d, f, c, p) = (
+        cfg.hidden_size,
+        cfg.mlp_hidden(),
+        cfg.in_channels,
+        cfg.patch_size,
+    );
+    let mut v = vec![];
+    let mut add = |name: String, shape: Vec<usize>| v.push(Planned { name, shape });
+    let mut linear = |name: &str, inp: usize, out: usize| {
+        add(format!("{name}.weight"), vec![out, inp]);
+        add(format!("{name}.bias"), vec![out]);
+    };
+    linear("t_embedder.mlp.0", FREQ_DIM, d);
+    linear("t_embedder.mlp.2", d, d);
+    for i in 0..cfg.depth {
+        linear(&format!("blocks.{i}.adaLN_modulation.1"), d, 6 * d);
+        linear(&format!("blocks.{i}.attn.qkv"), d, 3 * d);
+        linear(&format!("blocks.{i}.attn.proj"), d, d);
+        linear(&format!("blocks.{i}.mlp.fc1"), d, f);
+        linear(&format!("blocks.{i}.mlp.fc2"), f, d);
+    }
+    linear("final_layer.adaLN_modulation.1", d, 2 * d);
+    linear("final_layer.linear", d, p * p * cfg.out_channels());
+    v.push(Planned {
+        name: "x_embedder.proj.weight".into(),
+        shape: vec![d, c, p, p],
+    });
+    v.push(Planned {
+        name: "x_embedder.proj.bias".into(),
+        shape: vec![d],
+    });
+    v.push(Planned {
+        name: "y_embedder.embedding_table.weight".into(),
+        shape: vec![cfg.num_classes + 1, d],
+    });
+    v
+}
+
+/// The fixed 2D sin-cos position embedding [G*G, D], computed in f64 as the release does (numpy float64) and used as
+/// f32. Token (r, c) gets `[sin(c w), cos(c w), sin(r w), cos(r w)]`, w_k = 10000^(-k / (D/4)): column first.
+pub fn pos_embed_2d(d: usize, grid: usize) -> Vec<f32> {
+    let q = d / 4;
+    let mut out = Vec::with_capacity(grid * grid * d);
+    for r in 0..grid {
+        for c in 0..grid {
+            for pos in [c as f64, r as f64] {
+                let args: Vec<f64> = (0..q)
+                    .map(|k| pos * 10000f64.powf(-(k as f64) / q as f64))
+                    .collect();
+                out.extend(args.iter().map(|a| a.sin() as f32));
+                out.extend(args.iter().map(|a| a.cos() as f32));
+            }
+        }
+    }
+    out
+}
+
+struct Block {
+    ada: Linear,
+    qkv: Linear,
+    proj: Linear,
+    fc1: Linear,
+    fc2: Linear,
+}
+
+/// A loaded DiT.
+pub struct Dit {
+    pub cfg: DitConfig,
+    x_embed: Linear,
+    t_fc1: Linear,
+    t_fc2: Linear,
+    y_table: Tensor,
+    blocks: Vec<Block>,
+    final_ada: Linear,
+    final_linear: Linear,
+    kernel: LinearKernel,
+}
+
+impl Dit {
+    /// Takes the model's tensors from `w` (all of them: a leftover tensor is an error).
+    pub fn load(gpu: &Gpu, cfg: DitConfig, mut w: GpuWeights) -> Result<Dit> {
+        cfg.validate()?;
+        let (d, f, c, p) = (
+            cfg.hidden_size,
+            cfg.mlp_hidden(),
+            cfg.in_channels,
+            cfg.patch_size,
+        );
+        // The patch-embedding conv (kernel = stride = p) is a linear map on patches flattened in (c, ky, kx) order:
+        // the same bytes viewed as [D, C*p*p].
+        let mut xw = w.take("x_embedder.proj.weight", &[d, c, p, p])?;
+        xw.shape = vec![d, c * p * p];
+        let x_embed = Linear {
+            w: xw,
+            b: w.take("x_embedder.proj.bias", &[d])?,
+        };
+        let t_fc1 = w.linear("t_embedder.mlp.0", FREQ_DIM, d)?;
+        let t_fc2 = w.linear("t_embedder.mlp.2", d, d)?;
+        let y_table = w.take(
+            "y_embedder.embedding_table.weight",
+            &[cfg.num_classes + 1, d],
+        )?;
+        let blocks = (0..cfg.depth)
+            .map(|i| {
+                w.scoped(&format!("blocks.{i}"), |w| {
+                    Ok(Block {
+                        ada: w.linear("adaLN_modulation.1", d, 6 * d)?,
+                        qkv: w.linear("attn.qkv", d, 3 * d)?,
+                        proj: w.linear("attn.proj", d, d)?,
+                        fc1: w.linear("mlp.fc1", d, f)?,
+                        fc2: w.linear("mlp.fc2", f, d)?,
+                    })
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let final_ada = w.linear("final_layer.adaLN_modulation.1", d, 2 * d)?;
+        let final_linear = w.linear("final_layer.linear", d, p * p * cfg.out_channels())?;
+        w.finish()?;
+        gpu.check()?;
+        Ok(Dit {
+            cfg,
+            x_embed,
+            t_fc1,
+            t_fc2,
+            y_table,
+            blocks,
+            final_ada,
+            final_linear,
+            kernel: LinearKernel::Tiled,
+        })
+    }
+
+    /// Chooses the linear kernel for plans built after this call (the simple one is the benchmark baseline).
+    pub fn set_linear_kernel(&mut self, k: LinearKernel) {
+        self.kernel = k;
+    }
+
+    /// Allocates activations and records every dispatch of a forward for `batch` samples of side `latent`.
+    pub fn plan(&self, gpu: &Gpu, batch: usize, latent: usize) -> Result<DitPlan> {
+        let cfg = &self.cfg;
+        let (d, p) = (cfg.hidden_size, cfg.patch_size);
+        if batch == 0 || latent == 0 || latent % p != 0 {
+            return Err(Error::input(format!(
+                "latent side {latent} must be a positive multiple of the patch size {p}"
+            )));
+        }
+        let g = latent / p;
+        let t = g * g;
+        let m = batch * t;
+        let mut arena = Arena::new();
+        let mut a = |label: &str, shape: &[usize]| arena.f32(gpu, label, shape);
+        let acts = Acts {
+            x_in: a("x_in", &[batch, cfg.in_channels, latent, latent])?,
+            t_in: a("t_in", &[batch])?,
+            patches: a("patches", &[m, cfg.in_channels * p * p])?,
+            pos: Tensor::from_f32(gpu, "pos_embed", &[t, d], &pos_embed_2d(d, g))?,
+            freqs: a("t_freqs", &[batch, FREQ_DIM])?,
+            t_hidden: a("t_hidden", &[batch, d])?,
+            t_emb: a("t_emb", &[batch, d])?,
+            silu_c: a("silu_c", &[batch, d])?,
+            modv: a("mod", &[batch, 6 * d])?,
+            mod_final: a("mod_final", &[batch, 2 * d])?,
+            x: a("x", &[m, d])?,
+            h: a("h", &[m, d])?,
+            qkv: a("qkv", &[m, 3 * d])?,
+            attn: a("attn", &[m, d])?,
+            mlp: a("mlp", &[m, cfg.mlp_hidden()])?,
+            tok_out: a("tokens_out", &[m, p * p * cfg.out_channels()])?,
+            out: a("out", &[batch, cfg.out_channels(), latent, latent])?,
+            tokens: t,
+        };
+        let y_in = arena.alloc(gpu, "y_in", &[batch], DType::U32)?;
+        let mut plan = vec![];
+        self.embed(gpu, &acts, &y_in, &mut plan)?;
+        for b in &self.blocks {
+            self.block(gpu, b, &acts, &mut plan)?;
+        }
+        self.final_layer(gpu, &acts, &mut plan)?;
+        gpu.check()?;
+        Ok(DitPlan {
+            batch,
+            latent,
+            num_classes: cfg.num_classes,
+            activation_bytes: arena.bytes(),
+            x: acts.x_in,
+            t: acts.t_in,
+            y: y_in,
+            out: acts.out,
+            dispatches: plan,
+        })
+    }
+
+    /// x = PatchEmbed(x) + pos;  silu(c) with c = TimestepEmbedder(t) + LabelEmbedder(y).
+    fn embed(&self, gpu: &Gpu, a: &Acts, y: &Tensor, d: &mut Vec<Dispatch>) -> Result<()> {
+        let k = self.kernel;
+        d.push(ops::patchify(
+            gpu,
+            &a.x_in,
+            &a.patches,
+            self.cfg.patch_size,
+        )?);
+        d.push(ops::linear(
+            gpu,
+            &a.patches,
+            &self.x_embed,
+            &a.x,
+            Epilogue::AddTable {
+                table: &a.pos,
+                tokens: a.tokens,
+            },
+            k,
+        )?);
+        d.push(ops::timestep_freqs(gpu, &a.t_in, &self.y_table, &a.freqs)?);
+        d.push(ops::linear(
+            gpu,
+            &a.freqs,
+            &self.t_fc1,
+            &a.t_hidden,
+            Epilogue::Silu,
+            k,
+        )?);
+        d.push(ops::linear(
+            gpu,
+            &a.t_hidden,
+            &self.t_fc2,
+            &a.t_emb,
+            Epilogue::Bias,
+            k,
+        )?);
+        d.push(ops::condition(gpu, y, &self.y_table, &a.t_emb, &a.silu_c)?);
+        Ok(())
+    }
+
+    /// One adaLN-Zero block:
+    ///   x += gate_msa * Attn(modulate(LN(x), shift_msa, scale_msa))
+    ///   x += gate_mlp * MLP(modulate(LN(x), shift_mlp, scale_mlp))
+    fn block(&self, gpu: &Gpu, b: &Block, a: &Acts, d: &mut Vec<Dispatch>) -> Result<()> {
+        let (k, t, w) = (self.kernel, a.tokens, self.cfg.hidden_size);
+        let gate = |chunk: usize| Epilogue::GatedResidual {
+            gate: &a.modv,
+            tokens: t,
+            offset: chunk * w,
+        };
+        d.push(ops::linear(
+            gpu,
+            &a.silu_c,
+            &b.ada,
+            &a.modv,
+            Epilogue::Bias,
+            k,
+        )?); // (N, 6D)
+        d.push(ops::layernorm_modulate(
+            gpu,
+            &a.x,
+            &a.modv,
+            &a.h,
+            t,
+            SHIFT_MSA * w,
+            SCALE_MSA * w,
+        )?);
+        d.push(ops::linear(gpu, &a.h, &b.qkv, &a.qkv, Epilogue::Bias, k)?); // (N*T, 3D)
+        d.push(ops::attention(gpu, &a.qkv, &a.attn, t, self.cfg.num_heads)?); // (N*T, D)
+        d.push(ops::linear(gpu, &a.attn, &b.proj, &a.x, gate(GATE_MSA), k)?);
+        d.push(ops::layernorm_modulate(
+            gpu,
+            &a.x,
+            &a.modv,
+            &a.h,
+            t,
+            SHIFT_MLP * w,
+            SCALE_MLP * w,
+        )?);
+        d.push(ops::linear(gpu, &a.h, &b.fc1, &a.mlp, Epilogue::Gelu, k)?); // (N*T, 4D)
+        d.push(ops::linear(gpu, &a.mlp, &b.fc2, &a.x, gate(GATE_MLP), k)?);
+        Ok(())
+    }
+
+    /// out = unpatchify(Linear(modulate(LN(x), shift, scale))), (shift, scale) = Linear(silu(c)), shift first.
+    fn final_layer(&self, gpu: &Gpu, a: &Acts, d: &mut Vec<Dispatch>) -> Result<()> {
+        let (k, t, w) = (self.kernel, a.tokens, self.cfg.hidden_size);
+        d.push(ops::linear(
+            gpu,
+            &a.silu_c,
+            &self.final_ada,
+            &a.mod_final,
+            Epilogue::Bias,
+            k,
+        )?); // (N, 2D)
+        d.push(ops::layernorm_modulate(
+            gpu,
+            &a.x,
+            &a.mod_final,
+            &a.h,
+            t,
+            0,
+            w,
+        )?);
+        d.push(ops::linear(
+            gpu,
+            &a.h,
+            &self.final_linear,
+            &a.tok_out,
+            Epilogue::Bias,
+            k,
+        )?);
+        d.push(ops::unpatchify(
+            gpu,
+            &a.tok_out,
+            &a.out,
+            self.cfg.patch_size,
+        )?);
+        Ok(())
+    }
+}
+
+/// Activation buffers of one plan.
+struct Acts {
+    x_in: Tensor,
+    t_in: Tensor,
+    patches: Tensor,
+    pos: Tensor,
+    freqs: Tensor,
+    t_hidden: Tensor,
+    t_emb: Tensor,
+    silu_c: Tensor,
+    modv: Tensor,
+    mod_final: Tensor,
+    x: Tensor,
+    h: Tensor,
+    qkv: Tensor,
+    attn: Tensor,
+    mlp: Tensor,
+    tok_out: Tensor,
+    out: Tensor,
+    tokens: usize,
+}
+
+/// A DiT forward for a fixed batch and latent size: input and output buffers plus the recorded dispatches.
+pub struct DitPlan {
+    pub batch: usize,
+    pub latent: usize,
+    num_classes: usize,
+    /// Bytes of activation buffers this plan holds.
+    pub activation_bytes: u64,
+    /// Input latent [N, C, H, W] f32.
+    pub x: Tensor,
+    /// Timesteps [N] f32 (the original 0..999 timestep).
+    pub t: Tensor,
+    /// Class labels [N] u32 (num_classes = the null class).
+    pub y: Tensor,
+    /// Output [N, Cout, H, W] f32: channels 0..C are eps, C..2C the variance interpolation v.
+    pub out: Tensor,
+    dispatches: Vec<Dispatch>,
+}
+
+impl DitPlan {
+    /// The recorded dispatches, in order.
+    pub fn dispatches(&self) -> &[Dispatch] {
+        &self.dispatches
+    }
+
+    /// Checks and uploads inputs: x [N*C*H*W] finite, t in 0..=999, labels in 0..=num_classes.
+    pub fn set_inputs(&self, gpu: &Gpu, x: &[f32], t: &[f32], y: &[u32]) -> Result<()> {
+        let n = self.batch;
+        if x.len() != self.x.numel() {
+            return Err(Error::input(format!(
+                "x has {} values, expected {:?} = {}",
+                x.len(),
+                self.x.shape,
+                self.x.numel()
+            )));
+        }
+        if let Some(i) = x.iter().position(|v| !v.is_finite()) {
+            return Err(Error::input(format!(
+                "x[{i}] is {}: the latent must be finite",
+                x[i]
+            )));
+        }
+        if t.len() != n || y.len() != n {
+            return Err(Error::input(format!(
+                "need {n} timesteps and {n} labels, got {} and {}",
+                t.len(),
+                y.len()
+            )));
+        }
+        if let Some(v) = t.iter().find(|v| !(0.0..=999.0).contains(*v)) {
+            return Err(Error::input(format!("timestep {v} is outside 0..999")));
+        }
+        if let Some(v) = y.iter().find(|&&v| v as usize > self.num_classes) {
+            return Err(Error::input(format!(
+                "class label {v} is out of range: use 0..{} or {} for the null class",
+                self.num_classes - 1,
+                null_class(self.num_classes)
+            )));
+        }
+        gpu.write(&self.x.buf, 0, bytemuck::cast_slice(x));
+        gpu.write(&self.t.buf, 0, bytemuck::cast_slice(t));
+        gpu.write(&self.y.buf, 0, bytemuck::cast_slice(y));
+        Ok(())
+    }
+
+    /// Runs the forward on the current inputs (one command encoder).
+    pub fn run(&self, gpu: &Gpu) {
+        gpu.run(&self.dispatches);
+    }
+
+    /// Uploads inputs, runs, and reads back the output [N, Cout, H, W].
+    pub async fn forward(&self, gpu: &Gpu, x: &[f32], t: &[f32], y: &[u32]) -> Result<Vec<f32>> {
+        self.set_inputs(gpu, x, t, y)?;
+        self.run(gpu);
+        gpu.read_f32(&self.out).await
+    }
+}

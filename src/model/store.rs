@@ -1,0 +1,84 @@
+//! fp16 weights on the GPU, taken by name with shape checks.
+
+use crate::error::{Error, Result};
+use crate::gpu::{Gpu, Tensor};
+use crate::ops::Linear;
+use crate::weights::{self, ModelIndex, Source};
+use std::collections::BTreeMap;
+
+/// The tensors of a model directory, uploaded to the GPU; a model takes each one exactly once.
+pub struct GpuWeights {
+    map: BTreeMap<String, Tensor>,
+    prefix: String,
+}
+
+impl GpuWeights {
+    /// Verifies and uploads every tensor of a model, one shard in memory at a time.
+    pub async fn load<S: Source>(gpu: &Gpu, src: &S) -> Result<(ModelIndex, GpuWeights)> {
+        let index = weights::read_index(src).await?;
+        let mut map = BTreeMap::new();
+        weights::for_each_tensor(src, &index, |name, shape, bytes| {
+            map.insert(
+                name.to_string(),
+                Tensor::from_f16_bytes(gpu, name, shape, bytes)?,
+            );
+            Ok(())
+        })
+        .await?;
+        Ok((
+            index,
+            GpuWeights {
+                map,
+                prefix: String::new(),
+            },
+        ))
+    }
+
+    /// Takes tensor `name` (under the current prefix), checking its shape.
+    pub fn take(&mut self, name: &str, shape: &[usize]) -> Result<Tensor> {
+        let full = format!("{}{name}", self.prefix);
+        let t = self
+            .map
+            .remove(&full)
+            .ok_or_else(|| Error::MissingTensor(full.clone()))?;
+        if t.shape != shape {
+            return Err(Error::Shape {
+                name: full,
+                expected: shape.to_vec(),
+                found: t.shape,
+            });
+        }
+        Ok(t)
+    }
+
+    /// Takes `{name}.weight` [out, in] and `{name}.bias` [out].
+    pub fn linear(&mut self, name: &str, inp: usize, out: usize) -> Result<Linear> {
+        Ok(Linear {
+            w: self.take(&format!("{name}.weight"), &[out, inp])?,
+            b: self.take(&format!("{name}.bias"), &[out])?,
+        })
+    }
+
+    /// Runs `f` with `prefix.` prepended to every name (the prefix-builder habit: names mirror upstream).
+    pub fn scoped<T>(&mut self, prefix: &str, f: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
+        let scoped = format!("{}{prefix}.", self.prefix);
+        let saved = std::mem::replace(&mut self.prefix, scoped);
+        let r = f(self);
+        self.prefix = saved;
+        r
+    }
+
+    /// Fails if a tensor was left over: the weights are not the model they claim to be.
+    pub fn finish(self) -> Result<()> {
+        match self.map.keys().next() {
+            None => Ok(()),
+            Some(k) => Err(Error::Format {
+                file: "weights".into(),
+                msg: format!(
+                    "unexpected tensor `{k}` ({} left over) for this model config",
+                    self.map.len()
+                ),
+            }),
+        }
+    }
+}

@@ -1,0 +1,13 @@
+//! Model directories: sharded fp16 safetensors with an index (format in `index`), the converter that writes them
+//! from checkpoints, and the loader that reads them from any byte source.
+
+pub mod convert;
+pub mod index;
+pub mod input;
+pub mod load;
+pub mod writer;
+
+pub use index::{ModelIndex, ModelKind, INDEX_FILE};
+#[cfg(not(target_arch = "wasm32"))]
+pub use load::DirSource;
+pub use load::{for_each_tensor, read_index, verify_shard, MemorySource, Source};

@@ -1,0 +1,103 @@
+//! DiT forward parity against diffusers configured to the official semantics (fixtures from tools/make_fixtures.py):
+//! each fixture is converted by `convert`, loaded through the model-directory loader, and run on both fp16 paths.
+
+mod common;
+
+use common::{check, gpus, label};
+use dit_wasm::weights::convert::{convert, ConvertOptions};
+use dit_wasm::weights::{read_index, DirSource};
+use dit_wasm::{Dit, DitConfig, GpuWeights};
+use std::path::{Path, PathBuf};
+
+pub fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+fn io_tensor(st: &safetensors::SafeTensors<'_>, name: &str) -> Vec<f32> {
+    let v = st.tensor(name).unwrap();
+    match v.dtype() {
+        safetensors::Dtype::F32 => bytemuck::pod_collect_to_vec(v.data()),
+        safetensors::Dtype::I32 => bytemuck::pod_collect_to_vec::<u8, i32>(v.data())
+            .into_iter()
+            .map(|x| x as f32)
+            .collect(),
+        d => panic!("unexpected dtype {d:?}"),
+    }
+}
+
+fn parity(name: &str) {
+    let meta: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(fixture(&format!("dit_{name}.json"))).unwrap())
+            .unwrap();
+    let heads = meta["heads"].as_u64().unwrap() as usize;
+    let dir = tempfile::tempdir().unwrap();
+    let input_size = meta["input_size"].as_u64().unwrap() as usize;
+    let opts = ConvertOptions {
+        heads: Some(heads),
+        shard_mib: 1,
+        input_size: Some(input_size),
+    };
+    let index = convert(
+        &[fixture(&format!("dit_{name}.safetensors"))],
+        dir.path(),
+        &opts,
+    )
+    .expect("convert");
+    let cfg: DitConfig = serde_json::from_value(index.metadata.config.clone()).unwrap();
+    assert_eq!(cfg.num_heads, heads);
+    assert_eq!(cfg.input_size, input_size);
+    assert_eq!(cfg.learn_sigma, meta["learn_sigma"].as_bool().unwrap());
+
+    let io_bytes = std::fs::read(fixture(&format!("dit_{name}_io.safetensors"))).unwrap();
+    let io = safetensors::SafeTensors::deserialize(&io_bytes).unwrap();
+    let (x, t, y, want) = (
+        io_tensor(&io, "x"),
+        io_tensor(&io, "t"),
+        io_tensor(&io, "y"),
+        io_tensor(&io, "out"),
+    );
+    let labels: Vec<u32> = y.iter().map(|&v| v as u32).collect();
+    assert!(
+        labels.contains(&(cfg.num_classes as u32)),
+        "fixtures include the null class"
+    );
+    let batch = t.len();
+
+    for gpu in gpus() {
+        let src = DirSource(dir.path().to_path_buf());
+        let (index, weights) = pollster::block_on(GpuWeights::load(&gpu, &src)).expect("load");
+        let cfg: DitConfig = serde_json::from_value(index.metadata.config).unwrap();
+        let dit = Dit::load(&gpu, cfg.clone(), weights).expect("model");
+        let plan = dit.plan(&gpu, batch, cfg.input_size).expect("plan");
+        let out = pollster::block_on(plan.forward(&gpu, &x, &t, &labels)).expect("forward");
+        let what = format!(
+            "{} DiT {name} (D={}, heads={}, hd={}, p={}, T={}, N={batch}, t={t:?}, y={labels:?})",
+            label(&gpu),
+            cfg.hidden_size,
+            cfg.num_heads,
+            cfg.head_dim(),
+            cfg.patch_size,
+            cfg.tokens(cfg.input_size)
+        );
+        // The issue asks for 1e-2; these small configs reach ~2e-6, so a tighter bound catches subtler mistakes.
+        check(&what, &out, &want, 1e-3);
+    }
+    let _ = pollster::block_on(read_index(&DirSource(dir.path().to_path_buf()))).unwrap();
+}
+
+#[test]
+fn dit_p2_hd64_with_pos_embed_and_1000_classes() {
+    parity("p2_hd64");
+}
+
+#[test]
+fn dit_p4_hd72() {
+    parity("p4_hd72");
+}
+
+#[test]
+fn dit_p2_hd72_without_learned_sigma() {
+    parity("p2_hd72_nosigma");
+}
