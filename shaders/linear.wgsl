@@ -8,25 +8,7 @@
 // was slower on the CPU adapters, and these tiles stay in cache on GPUs.
 // `simple`: one row and 4 columns per thread, the reference kernel and the benchmark baseline.
 //
-// EPI (specialisation constant) picks the epilogue, fused so that no extra pass over y is needed:
-//   0: y = acc + b
-//   1: y = gelu_tanh(acc + b)                                        MLP fc1
-//   2: y = silu(acc + b)                                             timestep-embedder MLP
-//   3: y += aux[(m / tokens) * aux_stride + aux_off + n] * (acc + b)  gated residual of adaLN-Zero, in place
-//   4: y = acc + b + aux[(m % tokens) * N + n]                       add a per-token table (position embedding)
-
-struct Params {
-    m: u32,
-    n: u32,
-    k: u32,
-    tokens: u32,
-    aux_stride: u32,
-    aux_off: u32,
-    _pad0: u32,
-    _pad1: u32,
-}
-
-override EPI: u32 = 0u;
+// The epilogue (bias, GELU, SiLU, gated residual, position table) is in epilogue.wgsl.
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
@@ -34,36 +16,6 @@ override EPI: u32 = 0u;
 @group(0) @binding(3) var<storage, read> b: array<W4>;
 @group(0) @binding(4) var<storage, read> aux: array<vec4<f32>>;
 @group(0) @binding(5) var<storage, read_write> y: array<vec4<f32>>;
-
-const SQRT_2_OVER_PI: f32 = 0.7978845608028654;
-
-fn gelu_tanh(v: vec4<f32>) -> vec4<f32> {
-    // tanh saturates to +-1 in f32 beyond |z| = 9; clamping keeps exp-based tanh implementations finite.
-    let z = clamp(SQRT_2_OVER_PI * (v + 0.044715 * v * v * v), vec4<f32>(-10.0), vec4<f32>(10.0));
-    return 0.5 * v * (1.0 + tanh(z));
-}
-
-fn silu(v: vec4<f32>) -> vec4<f32> {
-    return v / (1.0 + exp(-v));
-}
-
-// Applies the epilogue to columns 4*col4..4*col4+3 of row m and stores them.
-fn finish(m: u32, col4: u32, v: vec4<f32>) {
-    let n4 = p.n / 4u;
-    let i = m * n4 + col4;
-    if (EPI == 1u) {
-        y[i] = gelu_tanh(v);
-    } else if (EPI == 2u) {
-        y[i] = silu(v);
-    } else if (EPI == 3u) {
-        let g = aux[((m / p.tokens) * p.aux_stride + p.aux_off) / 4u + col4];
-        y[i] = y[i] + g * v;
-    } else if (EPI == 4u) {
-        y[i] = v + aux[(m % p.tokens) * n4 + col4];
-    } else {
-        y[i] = v;
-    }
-}
 
 @compute @workgroup_size(8, 8)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {

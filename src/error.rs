@@ -17,12 +17,7 @@ pub enum Error {
     DeviceLost(String),
     /// A buffer the model needs is larger than the adapter allows.
     #[error("{what} needs {need} bytes in one binding, but this adapter allows {limit} ({limit_name}); use a smaller batch or resolution")]
-    Limit {
-        what: String,
-        need: u64,
-        limit: u64,
-        limit_name: &'static str,
-    },
+    Limit { what: String, need: u64, limit: u64, limit_name: &'static str },
     /// A file could not be read or written.
     #[error("{path}: {source}")]
     Io {
@@ -35,21 +30,13 @@ pub enum Error {
     Format { file: String, msg: String },
     /// A shard's bytes do not match the sha256 recorded in the index.
     #[error("{file}: sha256 mismatch (index says {expected}, file has {actual}); the file is corrupt or was changed, fetch or convert it again")]
-    Integrity {
-        file: String,
-        expected: String,
-        actual: String,
-    },
+    Integrity { file: String, expected: String, actual: String },
     /// A tensor the model needs is not in the weights.
     #[error("tensor `{0}` is missing from the weights; is this the right model directory?")]
     MissingTensor(String),
     /// A tensor has the wrong shape for the model's config.
     #[error("tensor `{name}`: expected shape {expected:?}, found {found:?}")]
-    Shape {
-        name: String,
-        expected: Vec<usize>,
-        found: Vec<usize>,
-    },
+    Shape { name: String, expected: Vec<usize>, found: Vec<usize> },
     /// A model config that the kernels cannot run.
     #[error("unsupported config: {0}")]
     Config(String),
@@ -62,21 +49,15 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
-    pub(crate) fn io(path: impl AsRef<std::path::Path>, source: std::io::Error) -> Self {
-        Error::Io {
-            path: path.as_ref().display().to_string(),
-            source,
-        }
+    pub fn io(path: impl AsRef<std::path::Path>, source: std::io::Error) -> Self {
+        Error::Io { path: path.as_ref().display().to_string(), source }
     }
 
-    pub(crate) fn format(file: impl Into<String>, msg: impl Into<String>) -> Self {
-        Error::Format {
-            file: file.into(),
-            msg: msg.into(),
-        }
+    pub fn format(file: impl Into<String>, msg: impl Into<String>) -> Self {
+        Error::Format { file: file.into(), msg: msg.into() }
     }
 
-    pub(crate) fn input(msg: impl Into<String>) -> Self {
+    pub fn input(msg: impl Into<String>) -> Self {
         Error::Input(msg.into())
     }
 }

@@ -1,9 +1,12 @@
 //! dit-wasm: DiT ("Scalable Diffusion Models with Transformers", Peebles & Xie) and the Stable Diffusion VAE decoder
 //! on WebGPU compute shaders, natively through wgpu and in the browser through wasm.
 
+pub mod bench;
 pub mod error;
 pub mod gpu;
 pub mod model;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod npy;
 pub mod ops;
 pub mod util;
 pub mod weights;

@@ -10,41 +10,28 @@ use dit_wasm::{Dit, DitConfig, GpuWeights};
 use std::path::{Path, PathBuf};
 
 pub fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
 }
 
 fn io_tensor(st: &safetensors::SafeTensors<'_>, name: &str) -> Vec<f32> {
     let v = st.tensor(name).unwrap();
     match v.dtype() {
         safetensors::Dtype::F32 => bytemuck::pod_collect_to_vec(v.data()),
-        safetensors::Dtype::I32 => bytemuck::pod_collect_to_vec::<u8, i32>(v.data())
-            .into_iter()
-            .map(|x| x as f32)
-            .collect(),
+        safetensors::Dtype::I32 => {
+            bytemuck::pod_collect_to_vec::<u8, i32>(v.data()).into_iter().map(|x| x as f32).collect()
+        }
         d => panic!("unexpected dtype {d:?}"),
     }
 }
 
 fn parity(name: &str) {
     let meta: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(fixture(&format!("dit_{name}.json"))).unwrap())
-            .unwrap();
+        serde_json::from_slice(&std::fs::read(fixture(&format!("dit_{name}.json"))).unwrap()).unwrap();
     let heads = meta["heads"].as_u64().unwrap() as usize;
     let dir = tempfile::tempdir().unwrap();
     let input_size = meta["input_size"].as_u64().unwrap() as usize;
-    let opts = ConvertOptions {
-        heads: Some(heads),
-        shard_mib: 1,
-        input_size: Some(input_size),
-    };
-    let index = convert(
-        &[fixture(&format!("dit_{name}.safetensors"))],
-        dir.path(),
-        &opts,
-    )
-    .expect("convert");
+    let opts = ConvertOptions { heads: Some(heads), shard_mib: 1, input_size: Some(input_size) };
+    let index = convert(&[fixture(&format!("dit_{name}.safetensors"))], dir.path(), &opts).expect("convert");
     let cfg: DitConfig = serde_json::from_value(index.metadata.config.clone()).unwrap();
     assert_eq!(cfg.num_heads, heads);
     assert_eq!(cfg.input_size, input_size);
@@ -52,17 +39,9 @@ fn parity(name: &str) {
 
     let io_bytes = std::fs::read(fixture(&format!("dit_{name}_io.safetensors"))).unwrap();
     let io = safetensors::SafeTensors::deserialize(&io_bytes).unwrap();
-    let (x, t, y, want) = (
-        io_tensor(&io, "x"),
-        io_tensor(&io, "t"),
-        io_tensor(&io, "y"),
-        io_tensor(&io, "out"),
-    );
+    let (x, t, y, want) = (io_tensor(&io, "x"), io_tensor(&io, "t"), io_tensor(&io, "y"), io_tensor(&io, "out"));
     let labels: Vec<u32> = y.iter().map(|&v| v as u32).collect();
-    assert!(
-        labels.contains(&(cfg.num_classes as u32)),
-        "fixtures include the null class"
-    );
+    assert!(labels.contains(&(cfg.num_classes as u32)), "fixtures include the null class");
     let batch = t.len();
 
     for gpu in gpus() {

@@ -1,1 +1,390 @@
-fn main() {}
+//! `dit`: the native command-line tool (convert checkpoints, inspect model directories, run forwards, benchmark).
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use dit_wasm::bench::{bench_dispatches, ForwardBench};
+use dit_wasm::gpu::{F16Mode, Gpu, GpuOptions, LinearPath};
+use dit_wasm::model::{dit_tensors, DitConfig};
+use dit_wasm::ops::LinearKernel;
+use dit_wasm::weights::convert::{convert, ConvertOptions};
+use dit_wasm::weights::{self, DirSource, ModelKind};
+use dit_wasm::{npy, Dit, Error, GpuWeights, Result};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "dit", version, about = "DiT (Peebles & Xie) on WebGPU compute shaders")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Show the GPU adapter this machine gives: name, backend, features, limits.
+    Gpu(GpuArgs),
+    /// Show a model directory: kind, config, parameters, bytes; verifies every shard's sha256.
+    Info {
+        /// Model directory (holds model.safetensors.index.json).
+        dir: PathBuf,
+    },
+    /// Convert a checkpoint into a model directory of fp16 shards.
+    Convert {
+        /// Checkpoint file: a .safetensors with the release's DiT key names.
+        #[arg(required = true)]
+        inputs: Vec<PathBuf>,
+        /// Output directory.
+        #[arg(long)]
+        out: PathBuf,
+        /// Shard size in MiB.
+        #[arg(long, default_value_t = 32)]
+        shard_mib: u64,
+        /// Attention heads, when depth and width are not a paper preset.
+        #[arg(long)]
+        heads: Option<usize>,
+        /// Latent side the model runs at by default, when the checkpoint has no pos_embed (default 32 = 256 px).
+        #[arg(long)]
+        input_size: Option<usize>,
+    },
+    /// Run one DiT forward: x [N,C,H,W], t [N], y [N] -> out [N,Cout,H,W] (all .npy).
+    Forward {
+        #[arg(long)]
+        model: PathBuf,
+        #[arg(long)]
+        x: PathBuf,
+        #[arg(long)]
+        t: PathBuf,
+        #[arg(long)]
+        y: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+        #[command(flatten)]
+        gpu: GpuArgs,
+    },
+    /// Benchmark a DiT forward; prints a table, or one JSON object with --json.
+    Bench(BenchArgs),
+}
+
+#[derive(Args, Clone)]
+struct GpuArgs {
+    /// How fp16 weights are read: shader-f16 when offered (auto), always packed u32, or require shader-f16.
+    #[arg(long, value_enum, default_value_t = F16Arg::Auto)]
+    f16: F16Arg,
+    /// Where linear layers read weights and inputs: textures on CPU adapters (auto), storage buffers, or textures.
+    #[arg(long, value_enum, default_value_t = LinearArg::Auto)]
+    linear: LinearArg,
+}
+
+#[derive(ValueEnum, Clone, Copy, PartialEq, Eq)]
+enum LinearArg {
+    Auto,
+    Buffers,
+    Textures,
+}
+
+#[derive(ValueEnum, Clone, Copy, PartialEq, Eq)]
+enum F16Arg {
+    Auto,
+    Packed,
+    Native,
+}
+
+#[derive(Args)]
+struct BenchArgs {
+    /// Model directory to benchmark.
+    #[arg(long, conflicts_with = "preset")]
+    model: Option<PathBuf>,
+    /// Paper preset (S/2, B/4, XL/2, ...), used with --random-weights.
+    #[arg(long, requires = "random_weights")]
+    preset: Option<String>,
+    /// Fill the preset with random weights instead of loading a directory.
+    #[arg(long)]
+    random_weights: bool,
+    /// Image resolution in pixels (latent = res / 8); default: the model's own.
+    #[arg(long)]
+    res: Option<usize>,
+    /// Batch size of the forward (2 = one guided sample).
+    #[arg(long, default_value_t = 2)]
+    batch: usize,
+    /// Timed runs; the median is reported.
+    #[arg(long, default_value_t = 5)]
+    repeat: usize,
+    #[arg(long, default_value_t = 1)]
+    warmup: usize,
+    /// Skip the baseline run with the simple linear kernel.
+    #[arg(long)]
+    no_baseline: bool,
+    /// Print one JSON object.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    gpu: GpuArgs,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match pollster::block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn open_gpu(a: &GpuArgs) -> Result<Gpu> {
+    let f16 = match a.f16 {
+        F16Arg::Auto => F16Mode::Auto,
+        F16Arg::Packed => F16Mode::Packed,
+        F16Arg::Native => F16Mode::Native,
+    };
+    let linear_path = match a.linear {
+        LinearArg::Auto => LinearPath::Auto,
+        LinearArg::Buffers => LinearPath::Buffers,
+        LinearArg::Textures => LinearPath::Textures,
+    };
+    Gpu::new(&GpuOptions { f16, linear_path, ..Default::default() }).await
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    match cli.cmd {
+        Cmd::Gpu(a) => {
+            let gpu = open_gpu(&a).await?;
+            println!("{}", serde_json::to_string_pretty(&gpu.report).expect("report serializes"));
+            Ok(())
+        }
+        Cmd::Info { dir } => info(&dir).await,
+        Cmd::Convert { inputs, out, shard_mib, heads, input_size } => {
+            let t0 = std::time::Instant::now();
+            let idx = convert(&inputs, &out, &ConvertOptions { shard_mib, heads, input_size })?;
+            println!(
+                "wrote {} ({} tensors, {} shards, {:.1} MB) in {:.1} s",
+                out.display(),
+                idx.weight_map.len(),
+                idx.metadata.shards.len(),
+                idx.download_size() as f64 / 1e6,
+                t0.elapsed().as_secs_f64()
+            );
+            Ok(())
+        }
+        Cmd::Forward { model, x, t, y, out, gpu } => forward(&model, &x, &t, &y, &out, &gpu).await,
+        Cmd::Bench(b) => bench(b).await,
+    }
+}
+
+async fn info(dir: &Path) -> Result<()> {
+    let src = DirSource(dir.to_path_buf());
+    let index = weights::read_index(&src).await?;
+    let mut tensors = 0usize;
+    let mut params = 0usize;
+    weights::for_each_tensor(&src, &index, |_, shape, _| {
+        tensors += 1;
+        params += shape.iter().product::<usize>();
+        Ok(())
+    })
+    .await?;
+    let m = &index.metadata;
+    println!("kind:        {:?}", m.kind);
+    if let Some(p) = m.extra.get("preset") {
+        println!("preset:      {}", p.as_str().unwrap_or_default());
+    }
+    println!("config:      {}", m.config);
+    println!("tensors:     {tensors}");
+    println!("parameters:  {params}");
+    println!("bytes:       {} ({:.1} MB fp16) in {} shards", m.total_size, m.total_size as f64 / 1e6, m.shards.len());
+    println!("shards:      all {} verified (sha256, size, tensors)", m.shards.len());
+    if m.kind == ModelKind::Dit {
+        let cfg = dit_config(&index)?;
+        println!("GMACs/image: {:.2} at {} px", cfg.macs(cfg.input_size) / 1e9, cfg.input_size * 8);
+    }
+    Ok(())
+}
+
+fn dit_config(index: &weights::ModelIndex) -> Result<DitConfig> {
+    if index.metadata.kind != ModelKind::Dit {
+        return Err(Error::input(format!("this directory holds a {:?} model, not a DiT", index.metadata.kind)));
+    }
+    let cfg: DitConfig = serde_json::from_value(index.metadata.config.clone())
+        .map_err(|e| Error::format(weights::INDEX_FILE, format!("bad DiT config ({e})")))?;
+    cfg.validate()?;
+    Ok(cfg)
+}
+
+async fn load_dit(gpu: &Gpu, dir: &Path) -> Result<Dit> {
+    let src = DirSource(dir.to_path_buf());
+    let (index, w) = GpuWeights::load(gpu, &src).await?;
+    Dit::load(gpu, dit_config(&index)?, w)
+}
+
+async fn forward(model: &Path, x: &Path, t: &Path, y: &Path, out: &Path, g: &GpuArgs) -> Result<()> {
+    let xa = npy::read_f32(x)?;
+    let ta = npy::read_f32(t)?;
+    let ya = npy::read_int(y)?;
+    let &[n, c, h, w] = xa.shape.as_slice() else {
+        return Err(Error::input(format!("{}: x must be [N, C, H, W], got shape {:?}", x.display(), xa.shape)));
+    };
+    if h != w {
+        return Err(Error::input(format!("{}: latent must be square, got {h}x{w}", x.display())));
+    }
+    for (path, shape, what) in [(t, &ta.shape, "timesteps"), (y, &ya.shape, "labels")] {
+        if shape.as_slice() != [n] {
+            return Err(Error::input(format!(
+                "{}: {what} must have shape [{n}] to match x, got {shape:?}",
+                path.display()
+            )));
+        }
+    }
+    let labels: Vec<u32> = ya
+        .data
+        .iter()
+        .map(|&v| u32::try_from(v).map_err(|_| Error::input(format!("{}: class label {v} is negative", y.display()))))
+        .collect::<Result<_>>()?;
+    let gpu = open_gpu(g).await?;
+    let dit = load_dit(&gpu, model).await?;
+    if c != dit.cfg.in_channels {
+        return Err(Error::input(format!(
+            "{}: x has {c} channels, the model takes {}",
+            x.display(),
+            dit.cfg.in_channels
+        )));
+    }
+    if h % dit.cfg.patch_size != 0 {
+        return Err(Error::input(format!(
+            "{}: latent side {h} is not a multiple of the patch size {}",
+            x.display(),
+            dit.cfg.patch_size
+        )));
+    }
+    let plan = dit.plan(&gpu, n, h)?;
+    let y_out = plan.forward(&gpu, &xa.data, &ta.data, &labels).await?;
+    npy::write_f32(out, &plan.out.shape, &y_out)?;
+    eprintln!("wrote {} {:?}", out.display(), plan.out.shape);
+    Ok(())
+}
+
+/// Loads the benchmarked model: a directory, or a preset with random weights (seed 0, so every load is the same).
+async fn bench_model(gpu: &Gpu, b: &BenchArgs) -> Result<(Dit, String, u64)> {
+    match (&b.model, &b.preset, b.random_weights) {
+        (Some(dir), None, false) => {
+            let (index, w) = GpuWeights::load(gpu, &DirSource(dir.clone())).await?;
+            let bytes = w.bytes();
+            Ok((Dit::load(gpu, dit_config(&index)?, w)?, dir.display().to_string(), bytes))
+        }
+        (None, Some(preset), true) => {
+            let cfg = DitConfig::preset(preset, b.res.unwrap_or(256))?;
+            let w = GpuWeights::random(gpu, &dit_tensors(&cfg), 0)?;
+            let bytes = w.bytes();
+            let name = cfg.preset_name().unwrap_or_else(|| preset.clone());
+            Ok((Dit::load(gpu, cfg, w)?, name, bytes))
+        }
+        _ => Err(Error::input("give --model DIR, or --preset NAME --random-weights")),
+    }
+}
+
+/// Runs one benchmark of a model's forward; returns the timings, whether the output was finite, and activation bytes.
+async fn bench_forward(gpu: &Gpu, dit: &Dit, b: &BenchArgs, latent: usize) -> Result<(ForwardBench, bool, u64)> {
+    let plan = dit.plan(gpu, b.batch, latent)?;
+    let x: Vec<f32> = (0..plan.x.numel()).map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0).collect();
+    let t: Vec<f32> = (0..b.batch).map(|i| (i * 997 % 1000) as f32).collect();
+    let nc = dit.cfg.num_classes;
+    let y: Vec<u32> = (0..b.batch).map(|i| if i % 2 == 1 { nc as u32 } else { (i * 37 % nc) as u32 }).collect();
+    plan.set_inputs(gpu, &x, &t, &y)?;
+    let res = bench_dispatches(gpu, plan.dispatches(), b.warmup, b.repeat).await?;
+    let out = gpu.read_f32(&plan.out).await?;
+    Ok((res, out.iter().all(|v| v.is_finite()), plan.activation_bytes))
+}
+
+async fn bench(b: BenchArgs) -> Result<()> {
+    if b.batch == 0 {
+        return Err(Error::input("--batch must be at least 1"));
+    }
+    let gpu = open_gpu(&b.gpu).await?;
+    let (dit, name, weight_bytes) = bench_model(&gpu, &b).await?;
+    let latent = b.res.map_or(dit.cfg.input_size, |r| r / 8);
+    let (main, finite, activation_bytes) = bench_forward(&gpu, &dit, &b, latent).await?;
+    // The baseline: the same model with weights in storage buffers and the simple linear kernel, same run.
+    let baseline = if b.no_baseline {
+        None
+    } else {
+        let base_args = GpuArgs { linear: LinearArg::Buffers, ..b.gpu.clone() };
+        let base_gpu = open_gpu(&base_args).await?;
+        let (mut base_dit, _, _) = bench_model(&base_gpu, &b).await?;
+        base_dit.set_linear_kernel(LinearKernel::Simple);
+        Some(bench_forward(&base_gpu, &base_dit, &b, latent).await?.0)
+    };
+    let report = serde_json::json!({
+        "model": name,
+        "resolution": latent * 8,
+        "latent": latent,
+        "batch": b.batch,
+        "adapter": main.adapter,
+        "linear_path": if gpu.report.texture_linears { "textures" } else { "buffers" },
+        "ms_per_forward": main.ms_per_forward,
+        "gflops_per_s": main.gflops_per_s,
+        "gflop_per_forward": main.gflop_per_forward,
+        "paper_gmacs_per_image": dit.cfg.macs(latent) / 1e9,
+        "dispatches_per_forward": main.dispatches_per_forward,
+        "weight_bytes": weight_bytes,
+        "activation_bytes": activation_bytes,
+        "output_finite": finite,
+        "timer": main.timer,
+        "ops": main.ops,
+        "ms_runs": main.ms_runs,
+        "baseline": baseline.as_ref().map(|bb| baseline_json(&main, bb)),
+    });
+    if b.json {
+        println!("{report}");
+    } else {
+        print_table(&report, &main, baseline.as_ref());
+    }
+    if !finite {
+        return Err(Error::Gpu("the forward produced NaN or infinity".into()));
+    }
+    Ok(())
+}
+
+fn baseline_json(main: &ForwardBench, base: &ForwardBench) -> serde_json::Value {
+    let lin = |b: &ForwardBench| b.ops.get("linear").map_or(0.0, |o| o.gflops_per_s);
+    serde_json::json!({
+        "linear_kernel": "simple (storage buffers, 1x4 outputs per thread)",
+        "ms_per_forward": base.ms_per_forward,
+        "linear_gflops_per_s": lin(base),
+        "forward_speedup": base.ms_per_forward / main.ms_per_forward,
+        "linear_speedup": if lin(base) > 0.0 { lin(main) / lin(base) } else { 0.0 },
+    })
+}
+
+fn print_table(r: &serde_json::Value, main: &ForwardBench, base: Option<&ForwardBench>) {
+    println!(
+        "{} at {} px, batch {} on {} ({}, linear layers on {}, fp16 {})",
+        r["model"].as_str().unwrap_or_default(),
+        r["resolution"],
+        r["batch"],
+        main.adapter.name,
+        main.adapter.backend,
+        r["linear_path"].as_str().unwrap_or_default(),
+        main.adapter.f16_weights_path
+    );
+    println!(
+        "forward: {:.1} ms (median of {}), {:.2} GFLOP/s, {} dispatches, weights {:.1} MB, activations {:.1} MB",
+        main.ms_per_forward,
+        main.ms_runs.len(),
+        main.gflops_per_s,
+        main.dispatches_per_forward,
+        r["weight_bytes"].as_f64().unwrap_or(0.0) / 1e6,
+        r["activation_bytes"].as_f64().unwrap_or(0.0) / 1e6
+    );
+    println!("{:<12} {:>10} {:>10} {:>10} {:>12}   ({})", "op", "dispatches", "ms", "GFLOP", "GFLOP/s", main.timer);
+    for (op, t) in &main.ops {
+        println!("{op:<12} {:>10} {:>10.2} {:>10.3} {:>12.2}", t.dispatches, t.ms, t.gflop, t.gflops_per_s);
+    }
+    if let Some(b) = base {
+        let v = baseline_json(main, b);
+        println!(
+            "baseline (simple buffer linear kernel, same run): {:.1} ms per forward, linear {:.2} GFLOP/s -> {:.2}x faster (linear {:.2}x)",
+            b.ms_per_forward,
+            v["linear_gflops_per_s"].as_f64().unwrap_or(0.0),
+            v["forward_speedup"].as_f64().unwrap_or(0.0),
+            v["linear_speedup"].as_f64().unwrap_or(0.0)
+        );
+    }
+}

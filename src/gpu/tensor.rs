@@ -40,31 +40,18 @@ impl Tensor {
 
     /// Size of dimension `i`; negative indices count from the end.
     pub fn dim(&self, i: isize) -> usize {
-        let i = if i < 0 {
-            self.shape.len() as isize + i
-        } else {
-            i
-        };
+        let i = if i < 0 { self.shape.len() as isize + i } else { i };
         self.shape[i as usize]
     }
 
     /// An fp16 tensor from raw little-endian half bytes.
     pub fn from_f16_bytes(gpu: &Gpu, label: &str, shape: &[usize], bytes: &[u8]) -> Result<Tensor> {
         debug_assert_eq!(bytes.len(), shape.iter().product::<usize>() * 2);
-        Ok(Tensor {
-            buf: gpu.upload(label, bytes)?,
-            shape: shape.to_vec(),
-            dtype: DType::F16,
-        })
+        Ok(Tensor { buf: gpu.upload(label, bytes)?, shape: shape.to_vec(), dtype: DType::F16 })
     }
 
     /// An fp16 tensor from f32 values (rounded to nearest half).
-    pub fn from_f32_as_f16(
-        gpu: &Gpu,
-        label: &str,
-        shape: &[usize],
-        data: &[f32],
-    ) -> Result<Tensor> {
+    pub fn from_f32_as_f16(gpu: &Gpu, label: &str, shape: &[usize], data: &[f32]) -> Result<Tensor> {
         let h: Vec<half::f16> = data.iter().map(|&v| half::f16::from_f32(v)).collect();
         Self::from_f16_bytes(gpu, label, shape, bytemuck::cast_slice(&h))
     }
@@ -72,11 +59,7 @@ impl Tensor {
     /// An f32 tensor from values.
     pub fn from_f32(gpu: &Gpu, label: &str, shape: &[usize], data: &[f32]) -> Result<Tensor> {
         debug_assert_eq!(data.len(), shape.iter().product::<usize>());
-        Ok(Tensor {
-            buf: gpu.upload(label, bytemuck::cast_slice(data))?,
-            shape: shape.to_vec(),
-            dtype: DType::F32,
-        })
+        Ok(Tensor { buf: gpu.upload(label, bytemuck::cast_slice(data))?, shape: shape.to_vec(), dtype: DType::F32 })
     }
 }
 
@@ -99,22 +82,12 @@ impl Arena {
     }
 
     /// A zero-filled tensor of any element type.
-    pub fn alloc(
-        &mut self,
-        gpu: &Gpu,
-        label: &str,
-        shape: &[usize],
-        dtype: DType,
-    ) -> Result<Tensor> {
+    pub fn alloc(&mut self, gpu: &Gpu, label: &str, shape: &[usize], dtype: DType) -> Result<Tensor> {
         let bytes = (shape.iter().product::<usize>() * dtype.size()) as u64;
         let buf = gpu.storage(label, bytes)?;
         self.bytes += buf.size();
         self.count += 1;
-        Ok(Tensor {
-            buf,
-            shape: shape.to_vec(),
-            dtype,
-        })
+        Ok(Tensor { buf, shape: shape.to_vec(), dtype })
     }
 
     /// Bytes allocated so far.

@@ -38,29 +38,21 @@ fn default_mlp_ratio() -> f64 {
 }
 
 /// (name, depth, width, heads) of the paper's model sizes.
-pub const DIT_SIZES: [(&str, usize, usize, usize); 4] = [
-    ("S", 12, 384, 6),
-    ("B", 12, 768, 12),
-    ("L", 24, 1024, 16),
-    ("XL", 28, 1152, 16),
-];
+pub const DIT_SIZES: [(&str, usize, usize, usize); 4] =
+    [("S", 12, 384, 6), ("B", 12, 768, 12), ("L", 24, 1024, 16), ("XL", 28, 1152, 16)];
 
 impl DitConfig {
     /// A paper preset: `name` is `S/2`, `DiT-XL/2`, ...; `resolution` is the image side in pixels (256 or 512).
     pub fn preset(name: &str, resolution: usize) -> Result<DitConfig> {
-        let bad = || {
-            Error::input(format!(
-                "unknown preset `{name}`: use S, B, L or XL with patch 2, 4 or 8, e.g. XL/2"
-            ))
-        };
+        let bad =
+            || Error::input(format!("unknown preset `{name}`: use S, B, L or XL with patch 2, 4 or 8, e.g. XL/2"));
         let short = name.trim_start_matches("DiT-");
         let (size, patch) = short.split_once('/').ok_or_else(bad)?;
         let patch: usize = patch.parse().map_err(|_| bad())?;
         if ![2, 4, 8].contains(&patch) {
             return Err(bad());
         }
-        let &(_, depth, hidden_size, num_heads) =
-            DIT_SIZES.iter().find(|s| s.0 == size).ok_or_else(bad)?;
+        let &(_, depth, hidden_size, num_heads) = DIT_SIZES.iter().find(|s| s.0 == size).ok_or_else(bad)?;
         if resolution % 8 != 0 || (resolution / 8) % patch != 0 {
             return Err(Error::input(format!(
                 "resolution {resolution} px does not give a latent divisible by patch {patch}"
@@ -81,17 +73,12 @@ impl DitConfig {
 
     /// Heads of the paper preset with this depth and width, if there is one.
     pub fn preset_heads(depth: usize, hidden_size: usize) -> Option<usize> {
-        DIT_SIZES
-            .iter()
-            .find(|s| s.1 == depth && s.2 == hidden_size)
-            .map(|s| s.3)
+        DIT_SIZES.iter().find(|s| s.1 == depth && s.2 == hidden_size).map(|s| s.3)
     }
 
     /// The preset's name (`DiT-XL/2`) when this config is one, whatever the resolution.
     pub fn preset_name(&self) -> Option<String> {
-        let s = DIT_SIZES
-            .iter()
-            .find(|s| s.1 == self.depth && s.2 == self.hidden_size && s.3 == self.num_heads)?;
+        let s = DIT_SIZES.iter().find(|s| s.1 == self.depth && s.2 == self.hidden_size && s.3 == self.num_heads)?;
         Some(format!("DiT-{}/{}", s.0, self.patch_size))
     }
 
@@ -131,12 +118,8 @@ impl DitConfig {
     pub fn parameters(&self) -> usize {
         let (d, f) = (self.hidden_size, self.mlp_hidden());
         let pp = self.patch_size * self.patch_size;
-        let block =
-            (d * 6 * d + 6 * d) + (d * 3 * d + 3 * d) + (d * d + d) + (d * f + f) + (f * d + d);
-        let embed = (d * self.in_channels * pp + d)
-            + (256 * d + d)
-            + (d * d + d)
-            + (self.num_classes + 1) * d;
+        let block = (d * 6 * d + 6 * d) + (d * 3 * d + 3 * d) + (d * d + d) + (d * f + f) + (f * d + d);
+        let embed = (d * self.in_channels * pp + d) + (256 * d + d) + (d * d + d) + (self.num_classes + 1) * d;
         let last = (d * 2 * d + 2 * d) + (d * pp * self.out_channels() + pp * self.out_channels());
         self.depth * block + embed + last
     }
@@ -150,22 +133,14 @@ impl DitConfig {
             || self.patch_size == 0
             || self.in_channels == 0
         {
-            return err(
-                "depth, hidden_size, num_heads, patch_size and in_channels must be positive".into(),
-            );
+            return err("depth, hidden_size, num_heads, patch_size and in_channels must be positive".into());
         }
         if self.hidden_size % self.num_heads != 0 {
-            return err(format!(
-                "hidden_size {} is not divisible by num_heads {}",
-                self.hidden_size, self.num_heads
-            ));
+            return err(format!("hidden_size {} is not divisible by num_heads {}", self.hidden_size, self.num_heads));
         }
         let hd = self.head_dim();
         if hd % 4 != 0 || hd > crate::ops::MAX_HEAD_DIM {
-            return err(format!(
-                "head dim {hd} must be a multiple of 4 and at most {}",
-                crate::ops::MAX_HEAD_DIM
-            ));
+            return err(format!("head dim {hd} must be a multiple of 4 and at most {}", crate::ops::MAX_HEAD_DIM));
         }
         if self.hidden_size % 4 != 0 || self.mlp_hidden() % 4 != 0 {
             return err("hidden_size and the MLP width must be multiples of 4".into());
@@ -175,10 +150,7 @@ impl DitConfig {
             return err("in_channels * patch_size^2 must be a multiple of 4".into());
         }
         if self.input_size % self.patch_size != 0 {
-            return err(format!(
-                "input_size {} is not divisible by patch_size {}",
-                self.input_size, self.patch_size
-            ));
+            return err(format!("input_size {} is not divisible by patch_size {}", self.input_size, self.patch_size));
         }
         Ok(())
     }
@@ -193,20 +165,12 @@ mod tests {
         // Parameter counts and GMACs from the paper (Table 4 / dit-spec.md).
         let xl = DitConfig::preset("XL/2", 256).unwrap();
         assert_eq!(xl.parameters(), 674_834_720 + 0); // trained parameters, pos_embed excluded
-        for (name, gmacs) in [
-            ("S/2", 6.06),
-            ("B/2", 23.01),
-            ("L/2", 80.70),
-            ("XL/2", 118.62),
-            ("XL/4", 29.04),
-            ("S/8", 0.36),
-        ] {
+        for (name, gmacs) in
+            [("S/2", 6.06), ("B/2", 23.01), ("L/2", 80.70), ("XL/2", 118.62), ("XL/4", 29.04), ("S/8", 0.36)]
+        {
             let c = DitConfig::preset(name, 256).unwrap();
             let g = c.macs(c.input_size) / 1e9;
-            assert!(
-                (g - gmacs).abs() / gmacs < 0.01,
-                "{name}: {g} GMACs vs {gmacs}"
-            );
+            assert!((g - gmacs).abs() / gmacs < 0.01, "{name}: {g} GMACs vs {gmacs}");
         }
         let xl512 = DitConfig::preset("DiT-XL/2", 512).unwrap();
         assert!((xl512.macs(64) / 1e9 - 524.5).abs() < 5.0);

@@ -22,12 +22,7 @@ const GATE_MLP: usize = 5;
 
 /// Every tensor of a DiT model directory, with official names and shapes (the fixed `pos_embed` is not stored).
 pub fn dit_tensors(cfg: &DitConfig) -> Vec<Planned> {
-    let (d, f, c, p) = (
-        cfg.hidden_size,
-        cfg.mlp_hidden(),
-        cfg.in_channels,
-        cfg.patch_size,
-    );
+    let (d, f, c, p) = (cfg.hidden_size, cfg.mlp_hidden(), cfg.in_channels, cfg.patch_size);
     let mut v = vec![];
     let mut add = |name: String, shape: Vec<usize>| v.push(Planned { name, shape });
     let mut linear = |name: &str, inp: usize, out: usize| {
@@ -45,18 +40,9 @@ pub fn dit_tensors(cfg: &DitConfig) -> Vec<Planned> {
     }
     linear("final_layer.adaLN_modulation.1", d, 2 * d);
     linear("final_layer.linear", d, p * p * cfg.out_channels());
-    v.push(Planned {
-        name: "x_embedder.proj.weight".into(),
-        shape: vec![d, c, p, p],
-    });
-    v.push(Planned {
-        name: "x_embedder.proj.bias".into(),
-        shape: vec![d],
-    });
-    v.push(Planned {
-        name: "y_embedder.embedding_table.weight".into(),
-        shape: vec![cfg.num_classes + 1, d],
-    });
+    v.push(Planned { name: "x_embedder.proj.weight".into(), shape: vec![d, c, p, p] });
+    v.push(Planned { name: "x_embedder.proj.bias".into(), shape: vec![d] });
+    v.push(Planned { name: "y_embedder.embedding_table.weight".into(), shape: vec![cfg.num_classes + 1, d] });
     v
 }
 
@@ -68,9 +54,7 @@ pub fn pos_embed_2d(d: usize, grid: usize) -> Vec<f32> {
     for r in 0..grid {
         for c in 0..grid {
             for pos in [c as f64, r as f64] {
-                let args: Vec<f64> = (0..q)
-                    .map(|k| pos * 10000f64.powf(-(k as f64) / q as f64))
-                    .collect();
+                let args: Vec<f64> = (0..q).map(|k| pos * 10000f64.powf(-(k as f64) / q as f64)).collect();
                 out.extend(args.iter().map(|a| a.sin() as f32));
                 out.extend(args.iter().map(|a| a.cos() as f32));
             }
@@ -104,54 +88,35 @@ impl Dit {
     /// Takes the model's tensors from `w` (all of them: a leftover tensor is an error).
     pub fn load(gpu: &Gpu, cfg: DitConfig, mut w: GpuWeights) -> Result<Dit> {
         cfg.validate()?;
-        let (d, f, c, p) = (
-            cfg.hidden_size,
-            cfg.mlp_hidden(),
-            cfg.in_channels,
-            cfg.patch_size,
-        );
+        let (d, f, c, p) = (cfg.hidden_size, cfg.mlp_hidden(), cfg.in_channels, cfg.patch_size);
         // The patch-embedding conv (kernel = stride = p) is a linear map on patches flattened in (c, ky, kx) order:
         // the same bytes viewed as [D, C*p*p].
         let mut xw = w.take("x_embedder.proj.weight", &[d, c, p, p])?;
         xw.shape = vec![d, c * p * p];
-        let x_embed = Linear {
-            w: xw,
-            b: w.take("x_embedder.proj.bias", &[d])?,
-        };
-        let t_fc1 = w.linear("t_embedder.mlp.0", FREQ_DIM, d)?;
-        let t_fc2 = w.linear("t_embedder.mlp.2", d, d)?;
-        let y_table = w.take(
-            "y_embedder.embedding_table.weight",
-            &[cfg.num_classes + 1, d],
-        )?;
+        let x_embed = Linear::new(xw, w.take("x_embedder.proj.bias", &[d])?)?.for_device(gpu)?;
+        // Every linear layer goes to the layout this device reads best (storage buffer or texture).
+        let lin = |w: &mut GpuWeights, name: &str, inp: usize, out: usize| w.linear(name, inp, out)?.for_device(gpu);
+        let t_fc1 = lin(&mut w, "t_embedder.mlp.0", FREQ_DIM, d)?;
+        let t_fc2 = lin(&mut w, "t_embedder.mlp.2", d, d)?;
+        let y_table = w.take("y_embedder.embedding_table.weight", &[cfg.num_classes + 1, d])?;
         let blocks = (0..cfg.depth)
             .map(|i| {
                 w.scoped(&format!("blocks.{i}"), |w| {
                     Ok(Block {
-                        ada: w.linear("adaLN_modulation.1", d, 6 * d)?,
-                        qkv: w.linear("attn.qkv", d, 3 * d)?,
-                        proj: w.linear("attn.proj", d, d)?,
-                        fc1: w.linear("mlp.fc1", d, f)?,
-                        fc2: w.linear("mlp.fc2", f, d)?,
+                        ada: lin(w, "adaLN_modulation.1", d, 6 * d)?,
+                        qkv: lin(w, "attn.qkv", d, 3 * d)?,
+                        proj: lin(w, "attn.proj", d, d)?,
+                        fc1: lin(w, "mlp.fc1", d, f)?,
+                        fc2: lin(w, "mlp.fc2", f, d)?,
                     })
                 })
             })
             .collect::<Result<Vec<_>>>()?;
-        let final_ada = w.linear("final_layer.adaLN_modulation.1", d, 2 * d)?;
-        let final_linear = w.linear("final_layer.linear", d, p * p * cfg.out_channels())?;
+        let final_ada = lin(&mut w, "final_layer.adaLN_modulation.1", d, 2 * d)?;
+        let final_linear = lin(&mut w, "final_layer.linear", d, p * p * cfg.out_channels())?;
         w.finish()?;
         gpu.check()?;
-        Ok(Dit {
-            cfg,
-            x_embed,
-            t_fc1,
-            t_fc2,
-            y_table,
-            blocks,
-            final_ada,
-            final_linear,
-            kernel: LinearKernel::Tiled,
-        })
+        Ok(Dit { cfg, x_embed, t_fc1, t_fc2, y_table, blocks, final_ada, final_linear, kernel: LinearKernel::Tiled })
     }
 
     /// Chooses the linear kernel for plans built after this call (the simple one is the benchmark baseline).
@@ -217,40 +182,18 @@ impl Dit {
     /// x = PatchEmbed(x) + pos;  silu(c) with c = TimestepEmbedder(t) + LabelEmbedder(y).
     fn embed(&self, gpu: &Gpu, a: &Acts, y: &Tensor, d: &mut Vec<Dispatch>) -> Result<()> {
         let k = self.kernel;
-        d.push(ops::patchify(
-            gpu,
-            &a.x_in,
-            &a.patches,
-            self.cfg.patch_size,
-        )?);
-        d.push(ops::linear(
+        d.push(ops::patchify(gpu, &a.x_in, &a.patches, self.cfg.patch_size)?);
+        d.extend(ops::linear(
             gpu,
             &a.patches,
             &self.x_embed,
             &a.x,
-            Epilogue::AddTable {
-                table: &a.pos,
-                tokens: a.tokens,
-            },
+            Epilogue::AddTable { table: &a.pos, tokens: a.tokens },
             k,
         )?);
         d.push(ops::timestep_freqs(gpu, &a.t_in, &self.y_table, &a.freqs)?);
-        d.push(ops::linear(
-            gpu,
-            &a.freqs,
-            &self.t_fc1,
-            &a.t_hidden,
-            Epilogue::Silu,
-            k,
-        )?);
-        d.push(ops::linear(
-            gpu,
-            &a.t_hidden,
-            &self.t_fc2,
-            &a.t_emb,
-            Epilogue::Bias,
-            k,
-        )?);
+        d.extend(ops::linear(gpu, &a.freqs, &self.t_fc1, &a.t_hidden, Epilogue::Silu, k)?);
+        d.extend(ops::linear(gpu, &a.t_hidden, &self.t_fc2, &a.t_emb, Epilogue::Bias, k)?);
         d.push(ops::condition(gpu, y, &self.y_table, &a.t_emb, &a.silu_c)?);
         Ok(())
     }
@@ -260,79 +203,25 @@ impl Dit {
     ///   x += gate_mlp * MLP(modulate(LN(x), shift_mlp, scale_mlp))
     fn block(&self, gpu: &Gpu, b: &Block, a: &Acts, d: &mut Vec<Dispatch>) -> Result<()> {
         let (k, t, w) = (self.kernel, a.tokens, self.cfg.hidden_size);
-        let gate = |chunk: usize| Epilogue::GatedResidual {
-            gate: &a.modv,
-            tokens: t,
-            offset: chunk * w,
-        };
-        d.push(ops::linear(
-            gpu,
-            &a.silu_c,
-            &b.ada,
-            &a.modv,
-            Epilogue::Bias,
-            k,
-        )?); // (N, 6D)
-        d.push(ops::layernorm_modulate(
-            gpu,
-            &a.x,
-            &a.modv,
-            &a.h,
-            t,
-            SHIFT_MSA * w,
-            SCALE_MSA * w,
-        )?);
-        d.push(ops::linear(gpu, &a.h, &b.qkv, &a.qkv, Epilogue::Bias, k)?); // (N*T, 3D)
+        let gate = |chunk: usize| Epilogue::GatedResidual { gate: &a.modv, tokens: t, offset: chunk * w };
+        d.extend(ops::linear(gpu, &a.silu_c, &b.ada, &a.modv, Epilogue::Bias, k)?); // (N, 6D)
+        d.push(ops::layernorm_modulate(gpu, &a.x, &a.modv, &a.h, t, SHIFT_MSA * w, SCALE_MSA * w)?);
+        d.extend(ops::linear(gpu, &a.h, &b.qkv, &a.qkv, Epilogue::Bias, k)?); // (N*T, 3D)
         d.push(ops::attention(gpu, &a.qkv, &a.attn, t, self.cfg.num_heads)?); // (N*T, D)
-        d.push(ops::linear(gpu, &a.attn, &b.proj, &a.x, gate(GATE_MSA), k)?);
-        d.push(ops::layernorm_modulate(
-            gpu,
-            &a.x,
-            &a.modv,
-            &a.h,
-            t,
-            SHIFT_MLP * w,
-            SCALE_MLP * w,
-        )?);
-        d.push(ops::linear(gpu, &a.h, &b.fc1, &a.mlp, Epilogue::Gelu, k)?); // (N*T, 4D)
-        d.push(ops::linear(gpu, &a.mlp, &b.fc2, &a.x, gate(GATE_MLP), k)?);
+        d.extend(ops::linear(gpu, &a.attn, &b.proj, &a.x, gate(GATE_MSA), k)?);
+        d.push(ops::layernorm_modulate(gpu, &a.x, &a.modv, &a.h, t, SHIFT_MLP * w, SCALE_MLP * w)?);
+        d.extend(ops::linear(gpu, &a.h, &b.fc1, &a.mlp, Epilogue::Gelu, k)?); // (N*T, 4D)
+        d.extend(ops::linear(gpu, &a.mlp, &b.fc2, &a.x, gate(GATE_MLP), k)?);
         Ok(())
     }
 
     /// out = unpatchify(Linear(modulate(LN(x), shift, scale))), (shift, scale) = Linear(silu(c)), shift first.
     fn final_layer(&self, gpu: &Gpu, a: &Acts, d: &mut Vec<Dispatch>) -> Result<()> {
         let (k, t, w) = (self.kernel, a.tokens, self.cfg.hidden_size);
-        d.push(ops::linear(
-            gpu,
-            &a.silu_c,
-            &self.final_ada,
-            &a.mod_final,
-            Epilogue::Bias,
-            k,
-        )?); // (N, 2D)
-        d.push(ops::layernorm_modulate(
-            gpu,
-            &a.x,
-            &a.mod_final,
-            &a.h,
-            t,
-            0,
-            w,
-        )?);
-        d.push(ops::linear(
-            gpu,
-            &a.h,
-            &self.final_linear,
-            &a.tok_out,
-            Epilogue::Bias,
-            k,
-        )?);
-        d.push(ops::unpatchify(
-            gpu,
-            &a.tok_out,
-            &a.out,
-            self.cfg.patch_size,
-        )?);
+        d.extend(ops::linear(gpu, &a.silu_c, &self.final_ada, &a.mod_final, Epilogue::Bias, k)?); // (N, 2D)
+        d.push(ops::layernorm_modulate(gpu, &a.x, &a.mod_final, &a.h, t, 0, w)?);
+        d.extend(ops::linear(gpu, &a.h, &self.final_linear, &a.tok_out, Epilogue::Bias, k)?);
+        d.push(ops::unpatchify(gpu, &a.tok_out, &a.out, self.cfg.patch_size)?);
         Ok(())
     }
 }
@@ -395,17 +284,10 @@ impl DitPlan {
             )));
         }
         if let Some(i) = x.iter().position(|v| !v.is_finite()) {
-            return Err(Error::input(format!(
-                "x[{i}] is {}: the latent must be finite",
-                x[i]
-            )));
+            return Err(Error::input(format!("x[{i}] is {}: the latent must be finite", x[i])));
         }
         if t.len() != n || y.len() != n {
-            return Err(Error::input(format!(
-                "need {n} timesteps and {n} labels, got {} and {}",
-                t.len(),
-                y.len()
-            )));
+            return Err(Error::input(format!("need {n} timesteps and {n} labels, got {} and {}", t.len(), y.len())));
         }
         if let Some(v) = t.iter().find(|v| !(0.0..=999.0).contains(*v)) {
             return Err(Error::input(format!("timestep {v} is outside 0..999")));

@@ -3,6 +3,8 @@
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, Tensor};
 use crate::ops::Linear;
+use crate::util::SplitMix64;
+use crate::weights::writer::Planned;
 use crate::weights::{self, ModelIndex, Source};
 use std::collections::BTreeMap;
 
@@ -18,45 +20,46 @@ impl GpuWeights {
         let index = weights::read_index(src).await?;
         let mut map = BTreeMap::new();
         weights::for_each_tensor(src, &index, |name, shape, bytes| {
-            map.insert(
-                name.to_string(),
-                Tensor::from_f16_bytes(gpu, name, shape, bytes)?,
-            );
+            map.insert(name.to_string(), Tensor::from_f16_bytes(gpu, name, shape, bytes)?);
             Ok(())
         })
         .await?;
-        Ok((
-            index,
-            GpuWeights {
-                map,
-                prefix: String::new(),
-            },
-        ))
+        Ok((index, GpuWeights { map, prefix: String::new() }))
+    }
+
+    /// Random fp16 weights for every planned tensor (benchmarks and full-size smoke tests): uniform with the scale of
+    /// PyTorch's default init, 1/sqrt(fan_in), and unit scale for embedding tables.
+    pub fn random(gpu: &Gpu, tensors: &[Planned], seed: u64) -> Result<GpuWeights> {
+        let mut rng = SplitMix64(seed);
+        let mut map = BTreeMap::new();
+        for p in tensors {
+            let fan_in: usize = if p.shape.len() > 1 { p.shape[1..].iter().product() } else { p.shape[0] };
+            let scale = if p.name.contains("embedding_table") { 1.0 } else { 1.0 / (fan_in as f32).sqrt() };
+            let data: Vec<half::f16> =
+                (0..p.shape.iter().product::<usize>()).map(|_| half::f16::from_f32(rng.uniform() * scale)).collect();
+            map.insert(p.name.clone(), Tensor::from_f16_bytes(gpu, &p.name, &p.shape, bytemuck::cast_slice(&data))?);
+        }
+        Ok(GpuWeights { map, prefix: String::new() })
+    }
+
+    /// Bytes of all weights held.
+    pub fn bytes(&self) -> u64 {
+        self.map.values().map(Tensor::bytes).sum()
     }
 
     /// Takes tensor `name` (under the current prefix), checking its shape.
     pub fn take(&mut self, name: &str, shape: &[usize]) -> Result<Tensor> {
         let full = format!("{}{name}", self.prefix);
-        let t = self
-            .map
-            .remove(&full)
-            .ok_or_else(|| Error::MissingTensor(full.clone()))?;
+        let t = self.map.remove(&full).ok_or_else(|| Error::MissingTensor(full.clone()))?;
         if t.shape != shape {
-            return Err(Error::Shape {
-                name: full,
-                expected: shape.to_vec(),
-                found: t.shape,
-            });
+            return Err(Error::Shape { name: full, expected: shape.to_vec(), found: t.shape });
         }
         Ok(t)
     }
 
     /// Takes `{name}.weight` [out, in] and `{name}.bias` [out].
     pub fn linear(&mut self, name: &str, inp: usize, out: usize) -> Result<Linear> {
-        Ok(Linear {
-            w: self.take(&format!("{name}.weight"), &[out, inp])?,
-            b: self.take(&format!("{name}.bias"), &[out])?,
-        })
+        Linear::new(self.take(&format!("{name}.weight"), &[out, inp])?, self.take(&format!("{name}.bias"), &[out])?)
     }
 
     /// Runs `f` with `prefix.` prepended to every name (the prefix-builder habit: names mirror upstream).
@@ -74,10 +77,7 @@ impl GpuWeights {
             None => Ok(()),
             Some(k) => Err(Error::Format {
                 file: "weights".into(),
-                msg: format!(
-                    "unexpected tensor `{k}` ({} left over) for this model config",
-                    self.map.len()
-                ),
+                msg: format!("unexpected tensor `{k}` ({} left over) for this model config", self.map.len()),
             }),
         }
     }

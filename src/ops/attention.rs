@@ -1,9 +1,10 @@
 //! Multi-head self-attention with an online softmax (`shaders/attention.wgsl`).
 
 use crate::error::{Error, Result};
-use crate::gpu::{Bind, DType, Dispatch, Gpu, KernelSpec, Tensor};
+use crate::gpu::{Bind, DType, Dispatch, Gpu, KernelSpec, Res, Stage, Tensor};
 
 const SOURCE: &str = include_str!("../../shaders/attention.wgsl");
+const SOURCE_TEX: &str = include_str!("../../shaders/attention_tex.wgsl");
 
 /// Largest head dim the kernel's register arrays hold (`4 * MAX_HD4` in the shader).
 pub const MAX_HEAD_DIM: usize = 128;
@@ -22,13 +23,7 @@ pub struct AttentionParams {
 }
 
 /// `out = MHA(qkv)` for qkv [batch * tokens, 3D] laid out (3, heads, head_dim) and out [batch * tokens, D].
-pub fn attention(
-    gpu: &Gpu,
-    qkv: &Tensor,
-    out: &Tensor,
-    tokens: usize,
-    heads: usize,
-) -> Result<Dispatch> {
+pub fn attention(gpu: &Gpu, qkv: &Tensor, out: &Tensor, tokens: usize, heads: usize) -> Result<Dispatch> {
     let d = out.dim(-1);
     let rows = out.numel() / d;
     let hd = d / heads.max(1);
@@ -44,29 +39,42 @@ pub fn attention(
         )));
     }
     let batch = rows / tokens;
-    let params = AttentionParams {
-        tokens: tokens as u32,
-        heads: heads as u32,
-        d: d as u32,
-        scale: 1.0 / (hd as f32).sqrt(),
-    };
+    let params =
+        AttentionParams { tokens: tokens as u32, heads: heads as u32, d: d as u32, scale: 1.0 / (hd as f32).sqrt() };
+    let groups = [(tokens as u32).div_ceil(BQ), heads as u32, batch as u32];
+    let flops = 4.0 * (batch * heads * tokens * tokens * hd) as f64;
+    // The texture variant stages qkv into an rgba32float texture: rows of 3D values must be whole multiples of the
+    // 256-byte copy row alignment and fit the texture size limit.
+    let max_tex = gpu.report.max_texture_dimension_2d as usize;
+    if gpu.report.texture_linears && (3 * d * 4) % 256 == 0 && 3 * d / 4 <= max_tex && rows <= max_tex {
+        let kern = gpu.kernel(&KernelSpec {
+            name: "attention_tex",
+            source: &[SOURCE_TEX],
+            entry: "main",
+            binds: &[Bind::Texture, Bind::ReadWrite],
+            constants: vec![("HD", hd as f64)],
+        })?;
+        let staging = gpu.staging_texture(3 * d as u32 / 4, rows as u32);
+        let view = staging.create_view(&Default::default());
+        let mut disp =
+            gpu.dispatch(&kern, "attention", &params, &[Res::Tex(&view), Res::Buf(&out.buf)], groups, flops)?;
+        disp.stage = Some(Stage {
+            src: qkv.buf.clone(),
+            src_offset: 0,
+            width: 3 * d as u32 / 4,
+            rows: rows as u32,
+            dst: staging,
+        });
+        return Ok(disp);
+    }
     let kern = gpu.kernel(&KernelSpec {
         name: "attention",
-        source: SOURCE,
+        source: &[SOURCE],
         entry: "main",
         binds: &[Bind::Read, Bind::ReadWrite],
         constants: vec![("HD", hd as f64)],
     })?;
-    let groups = [(tokens as u32).div_ceil(BQ), heads as u32, batch as u32];
-    let flops = 4.0 * (batch * heads * tokens * tokens * hd) as f64;
-    gpu.dispatch(
-        &kern,
-        "attention",
-        &params,
-        &[&qkv.buf, &out.buf],
-        groups,
-        flops,
-    )
+    gpu.dispatch(&kern, "attention", &params, &[Res::Buf(&qkv.buf), Res::Buf(&out.buf)], groups, flops)
 }
 
 #[cfg(test)]

@@ -4,8 +4,7 @@
 /// tanh-approximated GELU: `0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))`.
 pub fn gelu_tanh(x: f32) -> f32 {
     let x = x as f64;
-    (0.5 * x * (1.0 + ((2.0 / std::f64::consts::PI).sqrt() * (x + 0.044715 * x * x * x)).tanh()))
-        as f32
+    (0.5 * x * (1.0 + ((2.0 / std::f64::consts::PI).sqrt() * (x + 0.044715 * x * x * x)).tanh())) as f32
 }
 
 pub fn silu(x: f32) -> f32 {
@@ -30,14 +29,7 @@ pub fn linear(x: &[f32], w: &[f32], b: &[f32], m: usize, n: usize, k: usize) -> 
 
 /// LayerNorm without affine (biased variance) then `* (1 + scale[s]) + shift[s]`, s = row / tokens;
 /// shift/scale are [batch, d].
-pub fn layernorm_modulate(
-    x: &[f32],
-    shift: &[f32],
-    scale: &[f32],
-    d: usize,
-    tokens: usize,
-    eps: f64,
-) -> Vec<f32> {
+pub fn layernorm_modulate(x: &[f32], shift: &[f32], scale: &[f32], d: usize, tokens: usize, eps: f64) -> Vec<f32> {
     let mut y = vec![0f32; x.len()];
     for (r, row) in x.chunks(d).enumerate() {
         let s = r / tokens;
@@ -57,25 +49,19 @@ pub fn attention(qkv: &[f32], batch: usize, tokens: usize, heads: usize, d: usiz
     let hd = d / heads;
     let scale = 1.0 / (hd as f64).sqrt();
     let mut out = vec![0f32; batch * tokens * d];
-    let at = |b: usize, t: usize, s: usize, h: usize, j: usize| {
-        qkv[(b * tokens + t) * 3 * d + s * d + h * hd + j] as f64
-    };
+    let at =
+        |b: usize, t: usize, s: usize, h: usize, j: usize| qkv[(b * tokens + t) * 3 * d + s * d + h * hd + j] as f64;
     let mut scores = vec![0f64; tokens];
     for b in 0..batch {
         for h in 0..heads {
             for t in 0..tokens {
                 for (s, sc) in scores.iter_mut().enumerate() {
-                    *sc = (0..hd)
-                        .map(|j| at(b, t, 0, h, j) * at(b, s, 1, h, j))
-                        .sum::<f64>()
-                        * scale;
+                    *sc = (0..hd).map(|j| at(b, t, 0, h, j) * at(b, s, 1, h, j)).sum::<f64>() * scale;
                 }
                 let mx = scores.iter().cloned().fold(f64::MIN, f64::max);
                 let z: f64 = scores.iter().map(|s| (s - mx).exp()).sum();
                 for j in 0..hd {
-                    let v: f64 = (0..tokens)
-                        .map(|s| (scores[s] - mx).exp() * at(b, s, 2, h, j))
-                        .sum();
+                    let v: f64 = (0..tokens).map(|s| (scores[s] - mx).exp() * at(b, s, 2, h, j)).sum();
                     out[(b * tokens + t) * d + h * hd + j] = (v / z) as f32;
                 }
             }

@@ -1,7 +1,7 @@
 //! Timestep features and the class-conditioning vector (`shaders/embed.wgsl`).
 
 use crate::error::{Error, Result};
-use crate::gpu::{Bind, DType, Dispatch, Gpu, KernelSpec, Tensor};
+use crate::gpu::{Bind, DType, Dispatch, Gpu, KernelSpec, Res, Tensor};
 
 const SOURCE: &str = include_str!("../../shaders/embed.wgsl");
 
@@ -23,13 +23,7 @@ pub struct EmbedParams {
 const BINDS: &[Bind] = &[Bind::Read, Bind::Read, Bind::Read, Bind::ReadWrite];
 
 fn kernel_spec(entry: &'static str) -> KernelSpec {
-    KernelSpec {
-        name: "embed",
-        source: SOURCE,
-        entry,
-        binds: BINDS,
-        constants: vec![],
-    }
+    KernelSpec { name: "embed", source: &[SOURCE], entry, binds: BINDS, constants: vec![] }
 }
 
 /// `out[n] = [cos(t_n f), sin(t_n f)]` for t [N] f32 and out [N, 256].
@@ -37,17 +31,9 @@ fn kernel_spec(entry: &'static str) -> KernelSpec {
 pub fn timestep_freqs(gpu: &Gpu, t: &Tensor, dummy: &Tensor, out: &Tensor) -> Result<Dispatch> {
     let n = t.numel();
     if out.shape != [n, FREQ_DIM] || t.dtype != DType::F32 {
-        return Err(Error::Config(format!(
-            "timestep_freqs: t {:?} -> out {:?}",
-            t.shape, out.shape
-        )));
+        return Err(Error::Config(format!("timestep_freqs: t {:?} -> out {:?}", t.shape, out.shape)));
     }
-    let params = EmbedParams {
-        n: n as u32,
-        dim: FREQ_DIM as u32,
-        rows: 0,
-        max_period: MAX_PERIOD,
-    };
+    let params = EmbedParams { n: n as u32, dim: FREQ_DIM as u32, rows: 0, max_period: MAX_PERIOD };
     let kern = gpu.kernel(&kernel_spec("timestep_freqs"))?;
     let groups = [((n * FREQ_DIM / 4) as u32).div_ceil(64), 1, 1];
     // The unused `temb` slot gets `t` again: read-only aliases are allowed, a read-write alias is not.
@@ -55,20 +41,14 @@ pub fn timestep_freqs(gpu: &Gpu, t: &Tensor, dummy: &Tensor, out: &Tensor) -> Re
         &kern,
         "embed",
         &params,
-        &[&t.buf, &dummy.buf, &t.buf, &out.buf],
+        &[Res::Buf(&t.buf), Res::Buf(&dummy.buf), Res::Buf(&t.buf), Res::Buf(&out.buf)],
         groups,
         0.0,
     )
 }
 
 /// `out = silu(temb + table[labels])` for labels [N] u32, table [rows, D] fp16, temb and out [N, D] f32.
-pub fn condition(
-    gpu: &Gpu,
-    labels: &Tensor,
-    table: &Tensor,
-    temb: &Tensor,
-    out: &Tensor,
-) -> Result<Dispatch> {
+pub fn condition(gpu: &Gpu, labels: &Tensor, table: &Tensor, temb: &Tensor, out: &Tensor) -> Result<Dispatch> {
     let n = labels.numel();
     let d = table.dim(-1);
     if labels.dtype != DType::U32
@@ -82,19 +62,14 @@ pub fn condition(
             labels.shape, table.shape, temb.shape, out.shape
         )));
     }
-    let params = EmbedParams {
-        n: n as u32,
-        dim: d as u32,
-        rows: table.dim(0) as u32,
-        max_period: MAX_PERIOD,
-    };
+    let params = EmbedParams { n: n as u32, dim: d as u32, rows: table.dim(0) as u32, max_period: MAX_PERIOD };
     let kern = gpu.kernel(&kernel_spec("condition"))?;
     let groups = [((n * d / 4) as u32).div_ceil(64), 1, 1];
     gpu.dispatch(
         &kern,
         "embed",
         &params,
-        &[&labels.buf, &table.buf, &temb.buf, &out.buf],
+        &[Res::Buf(&labels.buf), Res::Buf(&table.buf), Res::Buf(&temb.buf), Res::Buf(&out.buf)],
         groups,
         0.0,
     )

@@ -1,9 +1,15 @@
 //! Linear layers on fp16 weights with fused epilogues (`shaders/linear.wgsl`).
 
 use crate::error::{Error, Result};
-use crate::gpu::{grid, Bind, DType, Dispatch, Gpu, KernelSpec, Tensor};
+use crate::gpu::{grid, Bind, DType, Dispatch, Gpu, KernelSpec, Res, Stage, Tensor};
 
+const EPILOGUE: &str = include_str!("../../shaders/epilogue.wgsl");
 const SOURCE: &str = include_str!("../../shaders/linear.wgsl");
+const SOURCE_TEX: &str = include_str!("../../shaders/linear_tex.wgsl");
+
+/// Rows x columns one workgroup of the texture kernel covers (64 invocations x 8 rows, 32 columns).
+const TEX_ROWS: u32 = 512;
+const TEX_COLS: u32 = 32;
 
 /// Uniform parameters of `linear.wgsl` (mirrors its `Params`).
 #[repr(C)]
@@ -15,22 +21,99 @@ pub struct LinearParams {
     pub tokens: u32,
     pub aux_stride: u32,
     pub aux_off: u32,
-    pub _pad: [u32; 2],
+    pub row0: u32,
+    pub _pad: u32,
 }
 
-/// A linear layer's weights: `w` [out, in] and `b` [out], both fp16, as `nn.Linear` stores them.
+/// Where a linear layer's fp16 weight [out, in] lives.
+#[derive(Clone, Debug)]
+pub enum Weight {
+    /// A storage buffer, read through the `W4` prelude (packed u32 or shader-f16).
+    Buffer(Tensor),
+    /// An `rgba16float` texture of `in / 4` x `out` texels (the same values, read with `textureLoad`).
+    Texture(wgpu::Texture, wgpu::TextureView),
+}
+
+/// A linear layer: weight [out, in] and bias [out], fp16, as `nn.Linear` stores them.
 #[derive(Clone, Debug)]
 pub struct Linear {
-    pub w: Tensor,
+    pub weight: Weight,
     pub b: Tensor,
+    n: usize,
+    k: usize,
 }
 
 impl Linear {
-    pub fn out_features(&self) -> usize {
-        self.w.shape[0]
+    /// A layer from fp16 buffers `w` [out, in] and `b` [out].
+    pub fn new(w: Tensor, b: Tensor) -> Result<Linear> {
+        let [n, k] = w.shape[..] else {
+            return Err(Error::Config(format!("linear weight has shape {:?}, expected [out, in]", w.shape)));
+        };
+        if w.dtype != DType::F16 || b.dtype != DType::F16 || b.shape != [n] {
+            return Err(Error::Config(format!("linear {k}->{n}: weights must be fp16 [out, in] with bias [out]")));
+        }
+        Ok(Linear { weight: Weight::Buffer(w), b, n, k })
     }
+
+    pub fn out_features(&self) -> usize {
+        self.n
+    }
+
     pub fn in_features(&self) -> usize {
-        self.w.shape[1]
+        self.k
+    }
+
+    /// Whether a layer of this shape can use the texture path on this device: rows of x (4K bytes) and of w
+    /// (2K bytes) must be whole multiples of the 256-byte copy row alignment, and both fit the texture size limit.
+    pub fn texture_fits(gpu: &Gpu, n: usize, k: usize) -> bool {
+        let max = gpu.report.max_texture_dimension_2d as usize;
+        k % 128 == 0 && k / 4 <= max && n <= max
+    }
+
+    /// Moves the weight into the layout this device's linear kernels read best (see `gpu::LinearPath`).
+    pub fn for_device(self, gpu: &Gpu) -> Result<Linear> {
+        match self.weight {
+            Weight::Buffer(ref w) if gpu.report.texture_linears && Self::texture_fits(gpu, self.n, self.k) => {
+                let size = wgpu::Extent3d { width: self.k as u32 / 4, height: self.n as u32, depth_or_array_layers: 1 };
+                let tex = gpu.device.create_texture(&wgpu::TextureDescriptor {
+                    label: Some("linear weight"),
+                    size,
+                    mip_level_count: 1,
+                    sample_count: 1,
+                    dimension: wgpu::TextureDimension::D2,
+                    format: wgpu::TextureFormat::Rgba16Float,
+                    usage: wgpu::TextureUsages::TEXTURE_BINDING | wgpu::TextureUsages::COPY_DST,
+                    view_formats: &[],
+                });
+                let mut enc = gpu.device.create_command_encoder(&Default::default());
+                enc.copy_buffer_to_texture(
+                    wgpu::TexelCopyBufferInfo {
+                        buffer: &w.buf,
+                        layout: wgpu::TexelCopyBufferLayout {
+                            offset: 0,
+                            bytes_per_row: Some(self.k as u32 * 2),
+                            rows_per_image: Some(self.n as u32),
+                        },
+                    },
+                    wgpu::TexelCopyTextureInfo {
+                        texture: &tex,
+                        mip_level: 0,
+                        origin: wgpu::Origin3d::ZERO,
+                        aspect: wgpu::TextureAspect::All,
+                    },
+                    size,
+                );
+                gpu.queue.submit([enc.finish()]);
+                let view = tex.create_view(&Default::default());
+                Ok(Linear { weight: Weight::Texture(tex, view), ..self })
+            }
+            _ => Ok(self),
+        }
+    }
+
+    /// Bytes of GPU memory the weight and bias take.
+    pub fn bytes(&self) -> u64 {
+        (self.n * self.k * 2 + self.n * 2) as u64
     }
 }
 
@@ -45,11 +128,7 @@ pub enum Epilogue<'a> {
     Silu,
     /// y += gate[m / tokens, offset..offset+N] * (x W^T + b): adaLN-Zero's gated residual, in place on y.
     /// `gate` is [batch, stride] f32.
-    GatedResidual {
-        gate: &'a Tensor,
-        tokens: usize,
-        offset: usize,
-    },
+    GatedResidual { gate: &'a Tensor, tokens: usize, offset: usize },
     /// y = x W^T + b + table[m % tokens]: `table` is [tokens, N] f32 (the position embedding).
     AddTable { table: &'a Tensor, tokens: usize },
 }
@@ -66,17 +145,19 @@ impl Epilogue<'_> {
     }
 }
 
-/// Which kernel computes the product.
+/// Which kernel computes the product of a layer whose weight is in a buffer (a texture weight always uses the
+/// texture kernel).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum LinearKernel {
-    /// 4x4 outputs per thread, vec4 loads: the production kernel.
+    /// 4x4 outputs per thread, vec4 loads: the production buffer kernel.
     #[default]
     Tiled,
     /// 1x4 outputs per thread: the reference and benchmark baseline.
     Simple,
 }
 
-/// `y = epilogue(x W^T + b)` for x [M, K] (any leading dims), W [N, K], y [M, N].
+/// `y = epilogue(x W^T + b)` for x [M, K] (any leading dims), W [N, K], y [M, N]. One dispatch, or, for a texture
+/// weight, one per chunk of rows, each staging its rows of x into a texture first.
 pub fn linear(
     gpu: &Gpu,
     x: &Tensor,
@@ -84,7 +165,7 @@ pub fn linear(
     y: &Tensor,
     epi: Epilogue<'_>,
     kernel: LinearKernel,
-) -> Result<Dispatch> {
+) -> Result<Vec<Dispatch>> {
     let (n, k) = (layer.out_features(), layer.in_features());
     let m = x.numel() / k.max(1);
     let shape_err = |what: &str| Error::Config(format!("linear {k}->{n}: {what}"));
@@ -92,31 +173,15 @@ pub fn linear(
         return Err(shape_err(&format!("input has shape {:?}", x.shape)));
     }
     if y.numel() != m * n || y.dtype != DType::F32 {
-        return Err(shape_err(&format!(
-            "output has shape {:?}, expected [{m}, {n}]",
-            y.shape
-        )));
-    }
-    if layer.w.dtype != DType::F16 || layer.b.shape != [n] {
-        return Err(shape_err("weights must be fp16 [out, in] with bias [out]"));
+        return Err(shape_err(&format!("output has shape {:?}, expected [{m}, {n}]", y.shape)));
     }
     if k % 4 != 0 || n % 4 != 0 {
         return Err(shape_err("in and out features must be multiples of 4"));
     }
-    let mut params = LinearParams {
-        m: m as u32,
-        n: n as u32,
-        k: k as u32,
-        tokens: 1,
-        ..Default::default()
-    };
+    let mut params = LinearParams { m: m as u32, n: n as u32, k: k as u32, tokens: 1, ..Default::default() };
     // Unused aux bindings get the (read-only) bias buffer: a binding must hold something.
     let aux = match epi {
-        Epilogue::GatedResidual {
-            gate,
-            tokens,
-            offset,
-        } => {
+        Epilogue::GatedResidual { gate, tokens, offset } => {
             let stride = gate.dim(-1);
             if tokens == 0
                 || m % tokens != 0
@@ -137,49 +202,61 @@ pub fn linear(
         }
         Epilogue::AddTable { table, tokens } => {
             if tokens == 0 || table.numel() != tokens * n {
-                return Err(shape_err(&format!(
-                    "table {:?} is not [{tokens}, {n}]",
-                    table.shape
-                )));
+                return Err(shape_err(&format!("table {:?} is not [{tokens}, {n}]", table.shape)));
             }
             params.tokens = tokens as u32;
             &table.buf
         }
         _ => &layer.b.buf,
     };
-    let (entry, groups) = match kernel {
-        LinearKernel::Tiled => (
-            "main",
-            [
-                (n as u32 / 4).div_ceil(8),
-                (m as u32).div_ceil(4).div_ceil(8),
-                1,
-            ],
-        ),
-        LinearKernel::Simple => ("simple", grid((m as u32 * n as u32 / 4).div_ceil(64))),
-    };
-    let spec = KernelSpec {
-        name: "linear",
-        source: SOURCE,
-        entry,
-        binds: &[
-            Bind::Read,
-            Bind::Read,
-            Bind::Read,
-            Bind::Read,
-            Bind::ReadWrite,
-        ],
-        constants: vec![("EPI", epi.code())],
-    };
-    let kern = gpu.kernel(&spec)?;
-    gpu.dispatch(
-        &kern,
-        "linear",
-        &params,
-        &[&x.buf, &layer.w.buf, &layer.b.buf, aux, &y.buf],
-        groups,
-        2.0 * (m * n * k) as f64,
-    )
+    let flops = |rows: usize| 2.0 * (rows * n * k) as f64;
+    match &layer.weight {
+        Weight::Buffer(w) => {
+            let (entry, groups) = match kernel {
+                LinearKernel::Tiled => ("main", [(n as u32 / 4).div_ceil(8), (m as u32).div_ceil(4).div_ceil(8), 1]),
+                LinearKernel::Simple => ("simple", grid((m as u32 * n as u32 / 4).div_ceil(64))),
+            };
+            let kern = gpu.kernel(&KernelSpec {
+                name: "linear",
+                source: &[EPILOGUE, SOURCE],
+                entry,
+                binds: &[Bind::Read, Bind::Read, Bind::Read, Bind::Read, Bind::ReadWrite],
+                constants: vec![("EPI", epi.code())],
+            })?;
+            let res = [Res::Buf(&x.buf), Res::Buf(&w.buf), Res::Buf(&layer.b.buf), Res::Buf(aux), Res::Buf(&y.buf)];
+            Ok(vec![gpu.dispatch(&kern, "linear", &params, &res, groups, flops(m))?])
+        }
+        Weight::Texture(_, view) => {
+            let kern = gpu.kernel(&KernelSpec {
+                name: "linear_tex",
+                source: &[EPILOGUE, SOURCE_TEX],
+                entry: "main",
+                binds: &[Bind::Texture, Bind::Texture, Bind::Read, Bind::Read, Bind::ReadWrite],
+                constants: vec![("EPI", epi.code())],
+            })?;
+            let chunk = m.min(gpu.report.max_texture_dimension_2d as usize);
+            let staging = gpu.staging_texture(k as u32 / 4, chunk as u32);
+            let staging_view = staging.create_view(&Default::default());
+            let mut out = vec![];
+            for row0 in (0..m).step_by(chunk) {
+                let rows = chunk.min(m - row0);
+                let p = LinearParams { m: rows as u32, row0: row0 as u32, ..params };
+                let res =
+                    [Res::Tex(&staging_view), Res::Tex(view), Res::Buf(&layer.b.buf), Res::Buf(aux), Res::Buf(&y.buf)];
+                let groups = [(n as u32).div_ceil(TEX_COLS), (rows as u32).div_ceil(TEX_ROWS), 1];
+                let mut d = gpu.dispatch(&kern, "linear", &p, &res, groups, flops(rows))?;
+                d.stage = Some(Stage {
+                    src: x.buf.clone(),
+                    src_offset: (row0 * k * 4) as u64,
+                    width: k as u32 / 4,
+                    rows: rows as u32,
+                    dst: staging.clone(),
+                });
+                out.push(d);
+            }
+            Ok(out)
+        }
+    }
 }
 
 #[cfg(test)]

@@ -10,6 +10,6 @@ mod patch;
 
 pub use attention::{attention, AttentionParams, MAX_HEAD_DIM};
 pub use embed::{condition, timestep_freqs, EmbedParams, FREQ_DIM, MAX_PERIOD};
-pub use linear::{linear, Epilogue, Linear, LinearKernel, LinearParams};
+pub use linear::{linear, Epilogue, Linear, LinearKernel, LinearParams, Weight};
 pub use norm::{layernorm_modulate, NormParams, LN_EPS};
 pub use patch::{patchify, unpatchify, PatchParams};

@@ -1,7 +1,7 @@
 //! LayerNorm without affine fused with adaLN modulate (`shaders/layernorm.wgsl`).
 
 use crate::error::{Error, Result};
-use crate::gpu::{grid, Bind, DType, Dispatch, Gpu, KernelSpec, Tensor};
+use crate::gpu::{grid, Bind, DType, Dispatch, Gpu, KernelSpec, Res, Tensor};
 
 const SOURCE: &str = include_str!("../../shaders/layernorm.wgsl");
 
@@ -70,7 +70,7 @@ pub fn layernorm_modulate(
     };
     let kern = gpu.kernel(&KernelSpec {
         name: "layernorm",
-        source: SOURCE,
+        source: &[SOURCE],
         entry: "main",
         binds: &[Bind::Read, Bind::Read, Bind::ReadWrite],
         constants: vec![],
@@ -79,7 +79,7 @@ pub fn layernorm_modulate(
         &kern,
         "layernorm",
         &params,
-        &[&x.buf, &modv.buf, &y.buf],
+        &[Res::Buf(&x.buf), Res::Buf(&modv.buf), Res::Buf(&y.buf)],
         grid(rows as u32),
         8.0 * (rows * d) as f64,
     )

@@ -1,7 +1,7 @@
 //! Patchify / unpatchify reshapes around DiT's patch embedding and final layer (`shaders/patch.wgsl`).
 
 use crate::error::{Error, Result};
-use crate::gpu::{grid, Bind, Dispatch, Gpu, KernelSpec, Tensor};
+use crate::gpu::{grid, Bind, Dispatch, Gpu, KernelSpec, Res, Tensor};
 
 const SOURCE: &str = include_str!("../../shaders/patch.wgsl");
 
@@ -17,41 +17,17 @@ pub struct PatchParams {
     pub _pad: [u32; 3],
 }
 
-fn build(
-    gpu: &Gpu,
-    entry: &'static str,
-    image: &[usize],
-    p: usize,
-    src: &Tensor,
-    dst: &Tensor,
-) -> Result<Dispatch> {
+fn build(gpu: &Gpu, entry: &'static str, image: &[usize], p: usize, src: &Tensor, dst: &Tensor) -> Result<Dispatch> {
     let &[n, c, h, w] = image else {
-        return Err(Error::Config(format!(
-            "{entry}: image shape {image:?} is not [N, C, H, W]"
-        )));
+        return Err(Error::Config(format!("{entry}: image shape {image:?} is not [N, C, H, W]")));
     };
-    if p == 0
-        || h % p != 0
-        || w % p != 0
-        || src.numel() != n * c * h * w
-        || dst.numel() != src.numel()
-    {
-        return Err(Error::Config(format!(
-            "{entry}: {:?} -> {:?} with patch {p}",
-            src.shape, dst.shape
-        )));
+    if p == 0 || h % p != 0 || w % p != 0 || src.numel() != n * c * h * w || dst.numel() != src.numel() {
+        return Err(Error::Config(format!("{entry}: {:?} -> {:?} with patch {p}", src.shape, dst.shape)));
     }
-    let params = PatchParams {
-        n: n as u32,
-        c: c as u32,
-        h: h as u32,
-        w: w as u32,
-        p: p as u32,
-        _pad: [0; 3],
-    };
+    let params = PatchParams { n: n as u32, c: c as u32, h: h as u32, w: w as u32, p: p as u32, _pad: [0; 3] };
     let kern = gpu.kernel(&KernelSpec {
         name: "patch",
-        source: SOURCE,
+        source: &[SOURCE],
         entry,
         binds: &[Bind::Read, Bind::ReadWrite],
         constants: vec![],
@@ -60,7 +36,7 @@ fn build(
         &kern,
         "patch",
         &params,
-        &[&src.buf, &dst.buf],
+        &[Res::Buf(&src.buf), Res::Buf(&dst.buf)],
         grid(((n * c * h * w) as u32).div_ceil(64)),
         0.0,
     )

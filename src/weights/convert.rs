@@ -23,11 +23,7 @@ pub struct ConvertOptions {
 
 impl Default for ConvertOptions {
     fn default() -> Self {
-        ConvertOptions {
-            shard_mib: DEFAULT_SHARD_MIB,
-            heads: None,
-            input_size: None,
-        }
+        ConvertOptions { shard_mib: DEFAULT_SHARD_MIB, heads: None, input_size: None }
     }
 }
 
@@ -70,17 +66,10 @@ pub fn open_checkpoint(path: &Path) -> Result<Box<dyn Checkpoint>> {
 /// Converts checkpoint files into a model directory at `out`.
 pub fn convert(inputs: &[PathBuf], out: &Path, opts: &ConvertOptions) -> Result<ModelIndex> {
     let [input] = inputs else {
-        return Err(Error::input(format!(
-            "convert takes one checkpoint file, got {}",
-            inputs.len()
-        )));
+        return Err(Error::input(format!("convert takes one checkpoint file, got {}", inputs.len())));
     };
     let mut ck = open_checkpoint(input)?;
-    if ck
-        .tensors()
-        .iter()
-        .any(|t| t.name == "x_embedder.proj.weight")
-    {
+    if ck.tensors().iter().any(|t| t.name == "x_embedder.proj.weight") {
         convert_dit(ck.as_mut(), out, opts)
     } else {
         Err(Error::format(
@@ -91,10 +80,7 @@ pub fn convert(inputs: &[PathBuf], out: &Path, opts: &ConvertOptions) -> Result<
 }
 
 fn shape_of<'a>(by_name: &HashMap<&str, &'a SrcTensor>, name: &str) -> Result<&'a [usize]> {
-    by_name
-        .get(name)
-        .map(|t| t.shape.as_slice())
-        .ok_or_else(|| Error::MissingTensor(name.into()))
+    by_name.get(name).map(|t| t.shape.as_slice()).ok_or_else(|| Error::MissingTensor(name.into()))
 }
 
 /// Reads the DiT config off the tensor shapes of a checkpoint with the release's names.
@@ -109,14 +95,7 @@ pub fn infer_dit_config(tensors: &[SrcTensor], opts: &ConvertOptions) -> Result<
     }
     let depth = tensors
         .iter()
-        .filter_map(|t| {
-            t.name
-                .strip_prefix("blocks.")?
-                .split('.')
-                .next()?
-                .parse::<usize>()
-                .ok()
-        })
+        .filter_map(|t| t.name.strip_prefix("blocks.")?.split('.').next()?.parse::<usize>().ok())
         .max()
         .map_or(0, |m| m + 1);
     let &[final_rows, _] = shape_of(&by_name, "final_layer.linear.weight")? else {
@@ -126,11 +105,7 @@ pub fn infer_dit_config(tensors: &[SrcTensor], opts: &ConvertOptions) -> Result<
     let learn_sigma = match cout {
         x if x == 2 * c => true,
         x if x == c => false,
-        _ => {
-            return Err(bad(format!(
-                "final layer gives {cout} channels for {c} input channels"
-            )))
-        }
+        _ => return Err(bad(format!("final layer gives {cout} channels for {c} input channels"))),
     };
     let &[rows, _] = shape_of(&by_name, "y_embedder.embedding_table.weight")? else {
         return Err(bad("y_embedder.embedding_table.weight is not 2-D".into()));
@@ -141,9 +116,11 @@ pub fn infer_dit_config(tensors: &[SrcTensor], opts: &ConvertOptions) -> Result<
     let num_heads = match (opts.heads, DitConfig::preset_heads(depth, d)) {
         (Some(h), _) => h,
         (None, Some(h)) => h,
-        (None, None) => return Err(Error::input(format!(
-            "depth {depth} and width {d} are not a DiT preset: pass --heads N (head dim = {d} / N)"
-        ))),
+        (None, None) => {
+            return Err(Error::input(format!(
+                "depth {depth} and width {d} are not a DiT preset: pass --heads N (head dim = {d} / N)"
+            )))
+        }
     };
     let from_pos = by_name.get("pos_embed").and_then(|t| {
         let g = (t.shape.get(1).copied().unwrap_or(0) as f64).sqrt() as usize;
@@ -170,15 +147,9 @@ fn convert_dit(ck: &mut dyn Checkpoint, out: &Path, opts: &ConvertOptions) -> Re
     let planned = dit_tensors(&cfg);
     let by_name: HashMap<&str, &SrcTensor> = tensors.iter().map(|t| (t.name.as_str(), t)).collect();
     for p in &planned {
-        let t = by_name
-            .get(p.name.as_str())
-            .ok_or_else(|| Error::MissingTensor(p.name.clone()))?;
+        let t = by_name.get(p.name.as_str()).ok_or_else(|| Error::MissingTensor(p.name.clone()))?;
         if t.shape != p.shape {
-            return Err(Error::Shape {
-                name: p.name.clone(),
-                expected: p.shape.clone(),
-                found: t.shape.clone(),
-            });
+            return Err(Error::Shape { name: p.name.clone(), expected: p.shape.clone(), found: t.shape.clone() });
         }
     }
     let known: std::collections::HashSet<&str> = planned.iter().map(|p| p.name.as_str()).collect();
@@ -188,10 +159,7 @@ fn convert_dit(ck: &mut dyn Checkpoint, out: &Path, opts: &ConvertOptions) -> Re
         } else if !known.contains(t.name.as_str()) {
             return Err(Error::format(
                 ck.describe(),
-                format!(
-                    "unexpected tensor `{}` for {} blocks of width {}",
-                    t.name, cfg.depth, cfg.hidden_size
-                ),
+                format!("unexpected tensor `{}` for {} blocks of width {}", t.name, cfg.depth, cfg.hidden_size),
             ));
         }
     }
@@ -200,18 +168,10 @@ fn convert_dit(ck: &mut dyn Checkpoint, out: &Path, opts: &ConvertOptions) -> Re
         extra.insert("preset".to_string(), serde_json::Value::from(name));
     }
     let config = serde_json::to_value(&cfg).expect("config serializes");
-    write_model(
-        out,
-        ModelKind::Dit,
-        config,
-        extra,
-        &planned,
-        opts.shard_mib,
-        |p| {
-            let t = by_name[p.name.as_str()];
-            to_f16(&p.name, &ck.read_f32(t)?)
-        },
-    )
+    write_model(out, ModelKind::Dit, config, extra, &planned, opts.shard_mib, |p| {
+        let t = by_name[p.name.as_str()];
+        to_f16(&p.name, &ck.read_f32(t)?)
+    })
 }
 
 /// The release stores the fixed position embedding; it must be the 2D sin-cos one that the model computes.
@@ -226,10 +186,7 @@ fn check_pos_embed(ck: &mut dyn Checkpoint, t: &SrcTensor, cfg: &DitConfig) -> R
     }
     let stored = ck.read_f32(t)?;
     let ours = pos_embed_2d(cfg.hidden_size, g);
-    let diff = stored
-        .iter()
-        .zip(&ours)
-        .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+    let diff = stored.iter().zip(&ours).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
     // |values| <= 1: allow the rounding of the stored dtype.
     let tol = match t.dtype {
         SrcDType::F16 => 1e-3,

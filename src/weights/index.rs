@@ -63,8 +63,7 @@ impl ModelIndex {
                 "metadata.format is {format:?}, not \"{FORMAT}\"; convert the checkpoint with `dit convert` first"
             )));
         }
-        let idx: ModelIndex =
-            serde_json::from_value(value).map_err(|e| bad(format!("unexpected layout ({e})")))?;
+        let idx: ModelIndex = serde_json::from_value(value).map_err(|e| bad(format!("unexpected layout ({e})")))?;
         if idx.metadata.format_version != FORMAT_VERSION {
             return Err(bad(format!(
                 "format version {} is not supported (this build reads version {FORMAT_VERSION})",
@@ -73,20 +72,13 @@ impl ModelIndex {
         }
         for (tensor, shard) in &idx.weight_map {
             if !idx.metadata.shards.contains_key(shard) {
-                return Err(bad(format!(
-                    "tensor `{tensor}` is mapped to `{shard}`, which is not in metadata.shards"
-                )));
+                return Err(bad(format!("tensor `{tensor}` is mapped to `{shard}`, which is not in metadata.shards")));
             }
         }
         for shard in idx.metadata.shards.keys() {
-            if shard.contains('/')
-                || shard.contains('\\')
-                || shard.starts_with('.')
-                || !shard.ends_with(".safetensors")
+            if shard.contains('/') || shard.contains('\\') || shard.starts_with('.') || !shard.ends_with(".safetensors")
             {
-                return Err(bad(format!(
-                    "shard name `{shard}` must be a plain `*.safetensors` file name"
-                )));
+                return Err(bad(format!("shard name `{shard}` must be a plain `*.safetensors` file name")));
             }
         }
         Ok(idx)

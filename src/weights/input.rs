@@ -48,22 +48,12 @@ impl SrcTensor {
 pub fn decode_f32(name: &str, dtype: SrcDType, raw: &[u8]) -> Vec<f32> {
     let _ = name;
     match dtype {
-        SrcDType::F16 => raw
-            .chunks_exact(2)
-            .map(|c| f16::from_le_bytes([c[0], c[1]]).to_f32())
-            .collect(),
-        SrcDType::BF16 => raw
-            .chunks_exact(2)
-            .map(|c| bf16::from_le_bytes([c[0], c[1]]).to_f32())
-            .collect(),
-        SrcDType::F32 => raw
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect(),
-        SrcDType::F64 => raw
-            .chunks_exact(8)
-            .map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes")) as f32)
-            .collect(),
+        SrcDType::F16 => raw.chunks_exact(2).map(|c| f16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
+        SrcDType::BF16 => raw.chunks_exact(2).map(|c| bf16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
+        SrcDType::F32 => raw.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
+        SrcDType::F64 => {
+            raw.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes")) as f32).collect()
+        }
     }
 }
 
@@ -97,12 +87,8 @@ impl SafetensorsFile {
         let mut file = File::open(path).map_err(|e| Error::io(path, e))?;
         let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
         let mut n = [0u8; 8];
-        file.read_exact(&mut n).map_err(|_| {
-            Error::format(
-                &name,
-                "not a safetensors file (shorter than its 8-byte header length)",
-            )
-        })?;
+        file.read_exact(&mut n)
+            .map_err(|_| Error::format(&name, "not a safetensors file (shorter than its 8-byte header length)"))?;
         let n = u64::from_le_bytes(n);
         if n > MAX_HEADER || n + 8 > len {
             return Err(Error::format(
@@ -111,8 +97,7 @@ impl SafetensorsFile {
             ));
         }
         let mut header = vec![0u8; n as usize];
-        file.read_exact(&mut header)
-            .map_err(|e| Error::io(path, e))?;
+        file.read_exact(&mut header).map_err(|e| Error::io(path, e))?;
         let tensors = parse_header(&name, &header, len - 8 - n)?
             .into_iter()
             .map(|mut t| {
@@ -120,11 +105,7 @@ impl SafetensorsFile {
                 t
             })
             .collect();
-        Ok(SafetensorsFile {
-            path: path.to_path_buf(),
-            file,
-            tensors,
-        })
+        Ok(SafetensorsFile { path: path.to_path_buf(), file, tensors })
     }
 
     /// Reads one tensor as f32 values.
@@ -142,23 +123,22 @@ impl SafetensorsFile {
 /// shapes against byte ranges, and that every range lies inside `data_len`.
 pub fn parse_header(file: &str, header: &[u8], data_len: u64) -> Result<Vec<SrcTensor>> {
     let bad = |m: String| Error::format(file, m);
-    let meta: safetensors::tensor::Metadata = serde_json::from_slice(header)
-        .map_err(|e| bad(format!("malformed safetensors header ({e})")))?;
+    let meta: safetensors::tensor::Metadata =
+        serde_json::from_slice(header).map_err(|e| bad(format!("malformed safetensors header ({e})")))?;
     let mut out = vec![];
     for name in meta.offset_keys() {
-        let info = meta
-            .info(&name)
-            .ok_or_else(|| bad(format!("tensor `{name}` vanished from the header")))?;
-        let dtype =
-            match info.dtype {
-                safetensors::Dtype::F16 => SrcDType::F16,
-                safetensors::Dtype::BF16 => SrcDType::BF16,
-                safetensors::Dtype::F32 => SrcDType::F32,
-                safetensors::Dtype::F64 => SrcDType::F64,
-                other => return Err(bad(format!(
+        let info = meta.info(&name).ok_or_else(|| bad(format!("tensor `{name}` vanished from the header")))?;
+        let dtype = match info.dtype {
+            safetensors::Dtype::F16 => SrcDType::F16,
+            safetensors::Dtype::BF16 => SrcDType::BF16,
+            safetensors::Dtype::F32 => SrcDType::F32,
+            safetensors::Dtype::F64 => SrcDType::F64,
+            other => {
+                return Err(bad(format!(
                     "tensor `{name}` has dtype {other:?}; only F16, BF16, F32 and F64 are weights"
-                ))),
-            };
+                )))
+            }
+        };
         let (start, end) = info.data_offsets;
         let numel = info.shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
         let expected = numel.and_then(|n| n.checked_mul(dtype.size()));
@@ -168,12 +148,7 @@ pub fn parse_header(file: &str, header: &[u8], data_len: u64) -> Result<Vec<SrcT
                 info.shape
             )));
         }
-        out.push(SrcTensor {
-            name,
-            shape: info.shape.clone(),
-            dtype,
-            offset: start as u64,
-        });
+        out.push(SrcTensor { name, shape: info.shape.clone(), dtype, offset: start as u64 });
     }
     Ok(out)
 }

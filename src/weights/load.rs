@@ -30,9 +30,7 @@ impl Source for DirSource {
             if e.kind() == std::io::ErrorKind::NotFound && file == INDEX_FILE {
                 Error::format(
                     self.describe(),
-                    format!(
-                        "no {INDEX_FILE} here; is this a model directory written by `dit convert`?"
-                    ),
+                    format!("no {INDEX_FILE} here; is this a model directory written by `dit convert`?"),
                 )
             } else {
                 Error::io(&path, e)
@@ -49,10 +47,7 @@ impl Source for MemorySource {
         "memory".into()
     }
     async fn read(&self, file: &str) -> Result<Vec<u8>> {
-        self.0
-            .get(file)
-            .cloned()
-            .ok_or_else(|| Error::format(file, "not among the in-memory model files"))
+        self.0.get(file).cloned().ok_or_else(|| Error::format(file, "not among the in-memory model files"))
     }
 }
 
@@ -63,28 +58,16 @@ pub async fn read_index<S: Source>(src: &S) -> Result<ModelIndex> {
 
 /// Checks a shard's size and sha256 against the index.
 pub fn verify_shard(index: &ModelIndex, shard: &str, bytes: &[u8]) -> Result<()> {
-    let info = index
-        .metadata
-        .shards
-        .get(shard)
-        .ok_or_else(|| Error::format(shard, "not listed in the index"))?;
+    let info = index.metadata.shards.get(shard).ok_or_else(|| Error::format(shard, "not listed in the index"))?;
     if bytes.len() as u64 != info.size {
         return Err(Error::format(
             shard,
-            format!(
-                "has {} bytes, the index says {}; the file is truncated or was changed",
-                bytes.len(),
-                info.size
-            ),
+            format!("has {} bytes, the index says {}; the file is truncated or was changed", bytes.len(), info.size),
         ));
     }
     let actual = hex::encode(Sha256::digest(bytes));
     if !actual.eq_ignore_ascii_case(&info.sha256) {
-        return Err(Error::Integrity {
-            file: shard.into(),
-            expected: info.sha256.clone(),
-            actual,
-        });
+        return Err(Error::Integrity { file: shard.into(), expected: info.sha256.clone(), actual });
     }
     Ok(())
 }
@@ -103,18 +86,12 @@ pub async fn for_each_tensor<S: Source>(
             .map_err(|e| Error::format(shard, format!("not a valid safetensors file ({e})")))?;
         for (name, view) in st.iter() {
             if index.weight_map.get(name).map(String::as_str) != Some(shard.as_str()) {
-                return Err(Error::format(
-                    shard,
-                    format!("holds tensor `{name}`, which the index does not map to it"),
-                ));
+                return Err(Error::format(shard, format!("holds tensor `{name}`, which the index does not map to it")));
             }
             if view.dtype() != safetensors::Dtype::F16 {
                 return Err(Error::format(
                     shard,
-                    format!(
-                        "tensor `{name}` is {:?}; model directories hold F16",
-                        view.dtype()
-                    ),
+                    format!("tensor `{name}` is {:?}; model directories hold F16", view.dtype()),
                 ));
             }
             on_tensor(name, view.shape(), view.data())?;

@@ -1,9 +1,7 @@
 //! Writes a model directory: fp16 tensors packed into safetensors shards of a bounded size, then the index.
 //! Tensors are fetched one shard at a time, so converting needs memory for one shard, not the model.
 
-use super::index::{
-    IndexMetadata, ModelIndex, ModelKind, ShardInfo, FORMAT, FORMAT_VERSION, INDEX_FILE,
-};
+use super::index::{IndexMetadata, ModelIndex, ModelKind, ShardInfo, FORMAT, FORMAT_VERSION, INDEX_FILE};
 use crate::error::{Error, Result};
 use half::f16;
 use sha2::{Digest, Sha256};
@@ -137,13 +135,7 @@ pub fn write_model(
         drop(data);
         let sha = hex::encode(Sha256::digest(&bytes));
         write_atomic(&dir.join(&name), &bytes)?;
-        shards.insert(
-            name,
-            ShardInfo {
-                size: bytes.len() as u64,
-                sha256: sha,
-            },
-        );
+        shards.insert(name, ShardInfo { size: bytes.len() as u64, sha256: sha });
     }
     let index = ModelIndex {
         metadata: IndexMetadata {
@@ -173,41 +165,18 @@ mod tests {
 
     #[test]
     fn natural_order_puts_block_10_after_block_2() {
-        let mut v = vec![
-            "blocks.10.a",
-            "blocks.2.a",
-            "blocks.1.b",
-            "final",
-            "blocks.1.a",
-        ];
+        let mut v = vec!["blocks.10.a", "blocks.2.a", "blocks.1.b", "final", "blocks.1.a"];
         v.sort_by(|a, b| natural_cmp(a, b));
-        assert_eq!(
-            v,
-            [
-                "blocks.1.a",
-                "blocks.1.b",
-                "blocks.2.a",
-                "blocks.10.a",
-                "final"
-            ]
-        );
+        assert_eq!(v, ["blocks.1.a", "blocks.1.b", "blocks.2.a", "blocks.10.a", "final"]);
     }
 
     #[test]
     fn shards_respect_the_size_bound() {
-        let t: Vec<Planned> = (0..10)
-            .map(|i| Planned {
-                name: format!("t{i}"),
-                shape: vec![100, 10],
-            })
-            .collect();
+        let t: Vec<Planned> = (0..10).map(|i| Planned { name: format!("t{i}"), shape: vec![100, 10] }).collect();
         let plan = plan_shards(&t, 4000); // 2000 bytes each: two per shard
         assert_eq!(plan.len(), 5);
         assert!(plan.iter().all(|s| s.len() == 2));
-        let big = vec![Planned {
-            name: "big".into(),
-            shape: vec![10000],
-        }];
+        let big = vec![Planned { name: "big".into(), shape: vec![10000] }];
         assert_eq!(plan_shards(&big, 4000).len(), 1);
     }
 }

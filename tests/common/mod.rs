@@ -1,23 +1,18 @@
 //! Shared test helpers: one GPU per fp16 weight path, random data, comparisons that print their max difference.
 #![allow(dead_code)]
 
-use dit_wasm::gpu::{F16Mode, Gpu, GpuOptions};
+use dit_wasm::gpu::{F16Mode, Gpu, GpuOptions, LinearPath};
 use dit_wasm::util::SplitMix64;
 
-/// The GPUs to run a parity test on: the packed-u32 weight path always, and the shader-f16 path where the adapter
-/// has it. With `DIT_REQUIRE_F16=1` (set by the test script for lavapipe, which has it) a missing f16 path fails.
+/// The device configurations to run a parity test on: weights in storage buffers read as packed u32, the same with
+/// shader-f16 where the adapter has it, and linear layers through textures. With `DIT_REQUIRE_F16=1` (set by the
+/// test script for lavapipe, which has shader-f16) a missing f16 path fails.
 pub fn gpus() -> Vec<Gpu> {
-    let mut out = vec![pollster::block_on(Gpu::new(&GpuOptions {
-        f16: F16Mode::Packed,
-        ..Default::default()
-    }))
-    .expect(
-        "no GPU adapter: install mesa-vulkan-drivers (lavapipe) or run on a machine with a GPU",
-    )];
-    match pollster::block_on(Gpu::new(&GpuOptions {
-        f16: F16Mode::Native,
-        ..Default::default()
-    })) {
+    let open = |f16, linear_path| pollster::block_on(Gpu::new(&GpuOptions { f16, linear_path, ..Default::default() }));
+    let mut out = vec![open(F16Mode::Packed, LinearPath::Buffers)
+        .expect("no GPU adapter: install mesa-vulkan-drivers (lavapipe) or run on a machine with a GPU")];
+    out.push(open(F16Mode::Packed, LinearPath::Textures).expect("texture path"));
+    match open(F16Mode::Native, LinearPath::Buffers) {
         Ok(g) => out.push(g),
         Err(e) => {
             if std::env::var("DIT_REQUIRE_F16").as_deref() == Ok("1") {
@@ -30,7 +25,8 @@ pub fn gpus() -> Vec<Gpu> {
 }
 
 pub fn label(gpu: &Gpu) -> String {
-    format!("{} [{}]", gpu.report.name, gpu.report.f16_weights_path)
+    let path = if gpu.report.texture_linears { "textures" } else { gpu.report.f16_weights_path };
+    format!("{} [{path}]", gpu.report.name)
 }
 
 pub fn random(seed: u64, n: usize, scale: f32) -> Vec<f32> {
@@ -49,13 +45,7 @@ pub fn max_abs(v: &[f32]) -> f32 {
 
 pub fn max_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len(), "length mismatch");
-    a.iter().zip(b).fold(0f32, |m, (x, y)| {
-        if x.is_nan() || y.is_nan() {
-            f32::INFINITY
-        } else {
-            m.max((x - y).abs())
-        }
-    })
+    a.iter().zip(b).fold(0f32, |m, (x, y)| if x.is_nan() || y.is_nan() { f32::INFINITY } else { m.max((x - y).abs()) })
 }
 
 /// Asserts `max |ours - reference| <= rel * max |reference|` and prints the figures either way.
