@@ -1,0 +1,197 @@
+//! The `dit` binary end to end: convert -> info -> forward against the reference, bench JSON, and every kind of bad
+//! input ending in a one-line error and a non-zero exit (never a panic).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+}
+
+struct Out {
+    ok: bool,
+    stdout: String,
+    stderr: String,
+}
+
+fn dit(args: &[&str]) -> Out {
+    let o = Command::new(env!("CARGO_BIN_EXE_dit")).args(args).output().expect("run dit");
+    Out {
+        ok: o.status.success(),
+        stdout: String::from_utf8_lossy(&o.stdout).into(),
+        stderr: String::from_utf8_lossy(&o.stderr).into(),
+    }
+}
+
+/// Asserts a clean failure: non-zero exit, one `error:` line naming `what`, no panic.
+fn fails_with(args: &[&str], what: &str) {
+    let o = dit(args);
+    println!("dit {}\n  -> {}", args.join(" "), o.stderr.trim());
+    assert!(!o.ok, "expected failure for {args:?}");
+    assert!(!o.stderr.contains("panicked"), "panic for {args:?}: {}", o.stderr);
+    let lines: Vec<&str> = o.stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "expected one line, got {:?}", lines);
+    assert!(lines[0].starts_with("error: ") && lines[0].contains(what), "{:?} lacks {what:?}", lines[0]);
+}
+
+fn write_int_npy(path: &Path, data: &[i64]) {
+    use npyz::WriterBuilder;
+    let f = std::fs::File::create(path).unwrap();
+    let mut w = npyz::WriteOptions::new().default_dtype().shape(&[data.len() as u64]).writer(f).begin_nd().unwrap();
+    w.extend(data.iter().copied()).unwrap();
+    w.finish().unwrap();
+}
+
+fn io_tensor(st: &safetensors::SafeTensors<'_>, name: &str) -> (Vec<usize>, Vec<f32>) {
+    let v = st.tensor(name).unwrap();
+    let data = match v.dtype() {
+        safetensors::Dtype::F32 => bytemuck::pod_collect_to_vec(v.data()),
+        safetensors::Dtype::I32 => {
+            bytemuck::pod_collect_to_vec::<u8, i32>(v.data()).into_iter().map(|x| x as f32).collect()
+        }
+        d => panic!("unexpected dtype {d:?}"),
+    };
+    (v.shape().to_vec(), data)
+}
+
+/// Converts the p2_hd64 fixture and writes its inputs as .npy; returns (tempdir, model dir).
+fn prepared() -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tmp.path().join("model");
+    let o = dit(&[
+        "convert",
+        fixture("dit_p2_hd64.safetensors").to_str().unwrap(),
+        "--out",
+        model.to_str().unwrap(),
+        "--heads",
+        "2",
+        "--shard-mib",
+        "1",
+    ]);
+    assert!(o.ok, "convert failed: {}", o.stderr);
+    let io_bytes = std::fs::read(fixture("dit_p2_hd64_io.safetensors")).unwrap();
+    let io = safetensors::SafeTensors::deserialize(&io_bytes).unwrap();
+    let (xs, x) = io_tensor(&io, "x");
+    let (_, t) = io_tensor(&io, "t");
+    let (_, y) = io_tensor(&io, "y");
+    dit_wasm::npy::write_f32(&tmp.path().join("x.npy"), &xs, &x).unwrap();
+    dit_wasm::npy::write_f32(&tmp.path().join("t.npy"), &[t.len()], &t).unwrap();
+    write_int_npy(&tmp.path().join("y.npy"), &y.iter().map(|&v| v as i64).collect::<Vec<_>>());
+    (tmp, model)
+}
+
+#[test]
+fn convert_info_forward_matches_reference() {
+    let (tmp, model) = prepared();
+    let p = |n: &str| tmp.path().join(n).to_str().unwrap().to_string();
+    let info = dit(&["info", model.to_str().unwrap()]);
+    assert!(info.ok, "{}", info.stderr);
+    println!("{}", info.stdout);
+    assert!(info.stdout.contains("tensors:") && info.stdout.contains("verified"));
+
+    let o = dit(&[
+        "forward",
+        "--model",
+        model.to_str().unwrap(),
+        "--x",
+        &p("x.npy"),
+        "--t",
+        &p("t.npy"),
+        "--y",
+        &p("y.npy"),
+        "--out",
+        &p("out.npy"),
+    ]);
+    assert!(o.ok, "forward failed: {}", o.stderr);
+    let got = dit_wasm::npy::read_f32(&tmp.path().join("out.npy")).unwrap();
+    let io_bytes = std::fs::read(fixture("dit_p2_hd64_io.safetensors")).unwrap();
+    let io = safetensors::SafeTensors::deserialize(&io_bytes).unwrap();
+    let (shape, want) = io_tensor(&io, "out");
+    assert_eq!(got.shape, shape);
+    common::check("dit forward (CLI) vs diffusers", &got.data, &want, 1e-3);
+}
+
+#[test]
+fn bench_json_has_the_documented_fields() {
+    let o = dit(&[
+        "bench",
+        "--preset",
+        "S/2",
+        "--res",
+        "64",
+        "--batch",
+        "2",
+        "--random-weights",
+        "--json",
+        "--repeat",
+        "2",
+        "--warmup",
+        "0",
+    ]);
+    assert!(o.ok, "{}", o.stderr);
+    let v: serde_json::Value = serde_json::from_str(o.stdout.trim()).expect("one JSON object");
+    println!("{v:#}");
+    for key in ["adapter", "ms_per_forward", "gflops_per_s", "ops", "dispatches_per_forward", "baseline"] {
+        assert!(!v[key].is_null(), "missing {key}");
+    }
+    assert!(v["ms_per_forward"].as_f64().unwrap() > 0.0);
+    assert!(v["ops"]["linear"]["gflops_per_s"].as_f64().unwrap() > 0.0);
+    assert!(v["ops"]["attention"]["dispatches"].as_u64().unwrap() == 12);
+    assert_eq!(v["output_finite"], true);
+}
+
+#[test]
+fn bad_input_gives_one_line_errors() {
+    let (tmp, model) = prepared();
+    let m = model.to_str().unwrap().to_string();
+    let p = |n: &str| tmp.path().join(n).to_str().unwrap().to_string();
+    let fwd = |x: &str, t: &str, y: &str| -> Vec<String> {
+        ["forward", "--model", &m, "--x", x, "--t", t, "--y", y, "--out", &p("o.npy")]
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
+    };
+    let run = |args: Vec<String>, what: &str| fails_with(&args.iter().map(String::as_str).collect::<Vec<_>>(), what);
+
+    // Missing files and directories.
+    run(fwd(&p("nope.npy"), &p("t.npy"), &p("y.npy")), "nope.npy");
+    fails_with(&["info", tmp.path().join("no-model").to_str().unwrap()], "model.safetensors.index.json");
+
+    // Wrong shapes.
+    dit_wasm::npy::write_f32(&tmp.path().join("x2d.npy"), &[3, 256], &vec![0.0; 768]).unwrap();
+    run(fwd(&p("x2d.npy"), &p("t.npy"), &p("y.npy")), "[N, C, H, W]");
+    dit_wasm::npy::write_f32(&tmp.path().join("t2.npy"), &[2], &[0.0, 1.0]).unwrap();
+    run(fwd(&p("x.npy"), &p("t2.npy"), &p("y.npy")), "timesteps must have shape [3]");
+    dit_wasm::npy::write_f32(&tmp.path().join("x3c.npy"), &[3, 3, 8, 8], &vec![0.0; 576]).unwrap();
+    run(fwd(&p("x3c.npy"), &p("t.npy"), &p("y.npy")), "3 channels");
+
+    // Values out of range.
+    write_int_npy(&tmp.path().join("y_big.npy"), &[1, 2, 1001]);
+    run(fwd(&p("x.npy"), &p("t.npy"), &p("y_big.npy")), "class label 1001");
+    write_int_npy(&tmp.path().join("y_neg.npy"), &[1, -2, 3]);
+    run(fwd(&p("x.npy"), &p("t.npy"), &p("y_neg.npy")), "negative");
+    dit_wasm::npy::write_f32(&tmp.path().join("t_big.npy"), &[3], &[0.0, 1000.0, 5.0]).unwrap();
+    run(fwd(&p("x.npy"), &p("t_big.npy"), &p("y.npy")), "outside 0..999");
+    let mut x = dit_wasm::npy::read_f32(&tmp.path().join("x.npy")).unwrap();
+    x.data[5] = f32::NAN;
+    dit_wasm::npy::write_f32(&tmp.path().join("x_nan.npy"), &x.shape, &x.data).unwrap();
+    run(fwd(&p("x_nan.npy"), &p("t.npy"), &p("y.npy")), "NaN");
+
+    // Not a model, not a checkpoint, corrupt shard.
+    std::fs::write(tmp.path().join("junk.safetensors"), b"this is not a safetensors file at all").unwrap();
+    fails_with(&["convert", &p("junk.safetensors"), "--out", &p("junk_out")], "not a safetensors file");
+    fails_with(&["convert", fixture("dit_p4_hd72.safetensors").to_str().unwrap(), "--out", &p("o2")], "--heads");
+    let shard = std::fs::read_dir(&model)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "safetensors"))
+        .unwrap();
+    let mut bytes = std::fs::read(&shard).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x40;
+    std::fs::write(&shard, bytes).unwrap();
+    fails_with(&["info", &m], "sha256 mismatch");
+    run(fwd(&p("x.npy"), &p("t.npy"), &p("y.npy")), "sha256 mismatch");
+}
