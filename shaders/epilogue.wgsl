@@ -7,6 +7,7 @@
 //   2: y = silu(v)                                                timestep-embedder MLP
 //   3: y += aux[(m / tokens) * aux_stride + aux_off + n] * v      gated residual of adaLN-Zero, in place
 //   4: y = v + aux[(m % tokens) * N + n]                          add a per-token table (position embedding)
+//   5: y += v                                                     residual add, in place (VAE attention output)
 
 struct Params {
     m: u32,
@@ -47,6 +48,8 @@ fn finish(m: u32, col4: u32, v: vec4<f32>) {
         y[i] = y[i] + g * v;
     } else if (EPI == 4u) {
         y[i] = v + aux[(m % p.tokens) * n4 + col4];
+    } else if (EPI == 5u) {
+        y[i] = y[i] + v;
     } else {
         y[i] = v;
     }

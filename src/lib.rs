@@ -2,6 +2,7 @@
 //! on WebGPU compute shaders, natively through wgpu and in the browser through wasm.
 
 pub mod bench;
+pub mod diffusion;
 pub mod error;
 pub mod gpu;
 pub mod model;

@@ -142,7 +142,7 @@ fn attention_matches_head_dims_64_and_72() {
             let qt = Tensor::from_f32(&gpu, "qkv", &[batch * tokens, 3 * d], &qkv).unwrap();
             let out = Arena::new().f32(&gpu, "out", &[batch * tokens, d]).unwrap();
             let disp = ops::attention(&gpu, &qt, &out, tokens, heads).unwrap();
-            let kind = if disp.stage.is_some() { "texture" } else { "buffer" };
+            let kind = if disp.stage.is_empty() { "buffer" } else { "texture" };
             run(&gpu, &one(disp));
             let want = cpu::attention(&qkv, batch, tokens, heads, d);
             let what = format!("{} attention ({kind}) N={batch} T={tokens} heads={heads} hd={hd}", label(&gpu));

@@ -15,6 +15,18 @@ use std::sync::{Arc, Mutex};
 const PRELUDE_PACKED: &str = include_str!("../../shaders/prelude_packed.wgsl");
 /// The same interface where the adapter has `shader-f16`: the buffer is read as `vec4<f16>` directly.
 const PRELUDE_F16: &str = include_str!("../../shaders/prelude_f16.wgsl");
+/// The same interface over f32 operands.
+const PRELUDE_F32: &str = include_str!("../../shaders/prelude_f32.wgsl");
+
+/// Which `W4` prelude a kernel is compiled with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Prelude {
+    /// fp16 weights: packed u32 or shader-f16, as the device reads them.
+    #[default]
+    Fp16,
+    /// f32 operands.
+    F32,
+}
 
 /// How to choose the fp16 weight-reading path.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -78,6 +90,8 @@ pub enum Bind {
     ReadWrite,
     /// 2D float texture read with `textureLoad` (unfilterable).
     Texture,
+    /// Write-only `rgba16float` storage texture.
+    StorageTextureF16,
 }
 
 /// A resource bound to a kernel binding.
@@ -107,6 +121,7 @@ pub struct KernelSpec {
     pub entry: &'static str,
     pub binds: &'static [Bind],
     pub constants: Vec<(&'static str, f64)>,
+    pub prelude: Prelude,
 }
 
 /// A compiled pipeline and its bind group layout.
@@ -124,8 +139,8 @@ pub struct Dispatch {
     kernel: Rc<Kernel>,
     bind_group: wgpu::BindGroup,
     groups: [u32; 3],
-    /// A copy to record before this dispatch (outside any compute pass).
-    pub stage: Option<Stage>,
+    /// Copies to record before this dispatch (outside any compute pass).
+    pub stage: Vec<Stage>,
 }
 
 impl Dispatch {
@@ -136,9 +151,9 @@ impl Dispatch {
         pass.dispatch_workgroups(self.groups[0], self.groups[1], self.groups[2]);
     }
 
-    /// Records this dispatch's staging copy, if it has one.
+    /// Records this dispatch's staging copies.
     pub fn record_stage(&self, enc: &mut wgpu::CommandEncoder) {
-        if let Some(s) = &self.stage {
+        for s in &self.stage {
             enc.copy_buffer_to_texture(
                 wgpu::TexelCopyBufferInfo {
                     buffer: &s.src,
@@ -168,7 +183,7 @@ pub struct Gpu {
     f16: bool,
     timestamps: bool,
     kernels: RefCell<HashMap<String, Rc<Kernel>>>,
-    staging: RefCell<HashMap<(u32, u32), wgpu::Texture>>,
+    staging: RefCell<HashMap<(u32, u32, u32), wgpu::Texture>>,
     errors: Arc<Mutex<Vec<String>>>,
     lost: Arc<Mutex<Option<String>>>,
 }
@@ -310,14 +325,22 @@ impl Gpu {
 
     /// Compiles (once) and returns a kernel. Sources that read fp16 weights get the prelude for this adapter.
     pub fn kernel(&self, spec: &KernelSpec) -> Result<Rc<Kernel>> {
-        let mut key = format!("{}:{}:{}", spec.name, spec.entry, self.f16);
+        let mut key = format!("{}:{}:{}:{:?}", spec.name, spec.entry, self.f16, spec.prelude);
+        // Sources are static strings: their addresses identify them (variants share a name and entry point).
+        for src in spec.source {
+            key.push_str(&format!(":{:p}", src.as_ptr()));
+        }
         for (k, v) in &spec.constants {
             key.push_str(&format!(":{k}={v}"));
         }
         if let Some(k) = self.kernels.borrow().get(&key) {
             return Ok(k.clone());
         }
-        let prelude = if self.f16 { PRELUDE_F16 } else { PRELUDE_PACKED };
+        let prelude = match spec.prelude {
+            Prelude::F32 => PRELUDE_F32,
+            Prelude::Fp16 if self.f16 => PRELUDE_F16,
+            Prelude::Fp16 => PRELUDE_PACKED,
+        };
         let source = std::iter::once(prelude).chain(spec.source.iter().copied()).collect::<Vec<_>>().join("\n");
         let module = self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
             label: Some(spec.name),
@@ -344,6 +367,11 @@ impl Gpu {
                     sample_type: wgpu::TextureSampleType::Float { filterable: false },
                     view_dimension: wgpu::TextureViewDimension::D2,
                     multisampled: false,
+                },
+                Bind::StorageTextureF16 => wgpu::BindingType::StorageTexture {
+                    access: wgpu::StorageTextureAccess::WriteOnly,
+                    format: wgpu::TextureFormat::Rgba16Float,
+                    view_dimension: wgpu::TextureViewDimension::D2,
                 },
             };
             entries.push(wgpu::BindGroupLayoutEntry {
@@ -415,15 +443,16 @@ impl Gpu {
             layout: &kernel.layout,
             entries: &entries,
         });
-        Ok(Dispatch { op, flops, kernel: kernel.clone(), bind_group, groups, stage: None })
+        Ok(Dispatch { op, flops, kernel: kernel.clone(), bind_group, groups, stage: vec![] })
     }
 
-    /// An `rgba32float` texture of `width` x `height` texels for staging linear inputs, shared by every dispatch
-    /// that stages that shape (they run one after another on one queue).
-    pub fn staging_texture(&self, width: u32, height: u32) -> wgpu::Texture {
+    /// An `rgba32float` texture of `width` x `height` texels for staging kernel inputs, shared by every dispatch
+    /// that stages that shape into that slot (they run one after another on one queue). A dispatch that stages two
+    /// operands uses slots 0 and 1.
+    pub fn staging_texture(&self, width: u32, height: u32, slot: u32) -> wgpu::Texture {
         self.staging
             .borrow_mut()
-            .entry((width, height))
+            .entry((width, height, slot))
             .or_insert_with(|| {
                 self.device.create_texture(&wgpu::TextureDescriptor {
                     label: Some("staging"),
@@ -509,7 +538,7 @@ impl Gpu {
         let mut enc = new_encoder();
         let mut it = dispatches.into_iter().enumerate().peekable();
         while let Some((i, first)) = it.next() {
-            if first.stage.is_some() {
+            if !first.stage.is_empty() {
                 done.push(std::mem::replace(&mut enc, new_encoder()).finish());
                 first.record_stage(&mut enc);
             }
@@ -522,7 +551,7 @@ impl Gpu {
                 enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some(first.op), timestamp_writes });
             first.record(&mut pass);
             if timestamps.is_none() {
-                while let Some((_, d)) = it.next_if(|(_, d)| d.stage.is_none()) {
+                while let Some((_, d)) = it.next_if(|(_, d)| d.stage.is_empty()) {
                     d.record(&mut pass);
                 }
             }

@@ -1,7 +1,7 @@
 //! Multi-head self-attention with an online softmax (`shaders/attention.wgsl`).
 
 use crate::error::{Error, Result};
-use crate::gpu::{Bind, DType, Dispatch, Gpu, KernelSpec, Res, Stage, Tensor};
+use crate::gpu::{Bind, DType, Dispatch, Gpu, KernelSpec, Prelude, Res, Stage, Tensor};
 
 const SOURCE: &str = include_str!("../../shaders/attention.wgsl");
 const SOURCE_TEX: &str = include_str!("../../shaders/attention_tex.wgsl");
@@ -53,12 +53,13 @@ pub fn attention(gpu: &Gpu, qkv: &Tensor, out: &Tensor, tokens: usize, heads: us
             entry: "main",
             binds: &[Bind::Texture, Bind::ReadWrite],
             constants: vec![("HD", hd as f64)],
+            prelude: Prelude::default(),
         })?;
-        let staging = gpu.staging_texture(3 * d as u32 / 4, rows as u32);
+        let staging = gpu.staging_texture(3 * d as u32 / 4, rows as u32, 0);
         let view = staging.create_view(&Default::default());
         let mut disp =
             gpu.dispatch(&kern, "attention", &params, &[Res::Tex(&view), Res::Buf(&out.buf)], groups, flops)?;
-        disp.stage = Some(Stage {
+        disp.stage.push(Stage {
             src: qkv.buf.clone(),
             src_offset: 0,
             width: 3 * d as u32 / 4,
@@ -73,6 +74,7 @@ pub fn attention(gpu: &Gpu, qkv: &Tensor, out: &Tensor, tokens: usize, heads: us
         entry: "main",
         binds: &[Bind::Read, Bind::ReadWrite],
         constants: vec![("HD", hd as f64)],
+        prelude: Prelude::default(),
     })?;
     gpu.dispatch(&kern, "attention", &params, &[Res::Buf(&qkv.buf), Res::Buf(&out.buf)], groups, flops)
 }

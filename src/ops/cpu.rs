@@ -123,3 +123,94 @@ pub fn unpatchify(y: &[f32], n: usize, c: usize, h: usize, w: usize, p: usize) -
     }
     out
 }
+
+/// Convolution over NHWC x [n, ih, iw, cin] with PyTorch weights w [cout, cin, k, k], stride 1, zero padding k/2;
+/// with `upsample` the input is first upsampled x2 (nearest). Returns [n, oh, ow, cout].
+#[allow(clippy::too_many_arguments)]
+pub fn conv2d_nhwc(
+    x: &[f32],
+    w: &[f32],
+    b: &[f32],
+    n: usize,
+    ih: usize,
+    iw: usize,
+    cin: usize,
+    cout: usize,
+    k: usize,
+    upsample: bool,
+) -> Vec<f32> {
+    let (oh, ow) = if upsample { (2 * ih, 2 * iw) } else { (ih, iw) };
+    let pad = (k / 2) as isize;
+    let mut y = vec![0f32; n * oh * ow * cout];
+    for b_ in 0..n {
+        for oy in 0..oh {
+            for ox in 0..ow {
+                for co in 0..cout {
+                    let mut acc = b[co] as f64;
+                    for ky in 0..k {
+                        for kx in 0..k {
+                            let (iy, ix) = (oy as isize + ky as isize - pad, ox as isize + kx as isize - pad);
+                            if iy < 0 || ix < 0 || iy >= oh as isize || ix >= ow as isize {
+                                continue;
+                            }
+                            let (sy, sx) =
+                                if upsample { (iy as usize / 2, ix as usize / 2) } else { (iy as usize, ix as usize) };
+                            for ci in 0..cin {
+                                acc += w[((co * cin + ci) * k + ky) * k + kx] as f64
+                                    * x[((b_ * ih + sy) * iw + sx) * cin + ci] as f64;
+                            }
+                        }
+                    }
+                    y[((b_ * oh + oy) * ow + ox) * cout + co] = acc as f32;
+                }
+            }
+        }
+    }
+    y
+}
+
+/// GroupNorm over NHWC x [n, hw, c] with affine, then SiLU if `silu`.
+pub fn group_norm_nhwc(
+    x: &[f32],
+    gamma: &[f32],
+    beta: &[f32],
+    n: usize,
+    c: usize,
+    groups: usize,
+    eps: f64,
+    silu: bool,
+) -> Vec<f32> {
+    let hw = x.len() / (n * c);
+    let cpg = c / groups;
+    let mut y = vec![0f32; x.len()];
+    for b in 0..n {
+        for g in 0..groups {
+            let vals: Vec<f64> = (0..hw)
+                .flat_map(|p| (0..cpg).map(move |j| (p, g * cpg + j)))
+                .map(|(p, ch)| x[(b * hw + p) * c + ch] as f64)
+                .collect();
+            let mean = vals.iter().sum::<f64>() / vals.len() as f64;
+            let var = vals.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / vals.len() as f64;
+            let rstd = 1.0 / (var + eps).sqrt();
+            for p in 0..hw {
+                for ch in g * cpg..(g + 1) * cpg {
+                    let i = (b * hw + p) * c + ch;
+                    let v = ((x[i] as f64 - mean) * rstd * gamma[ch] as f64 + beta[ch] as f64) as f32;
+                    y[i] = if silu { self::silu(v) } else { v };
+                }
+            }
+        }
+    }
+    y
+}
+
+/// Row softmax of `scale * s`, s [rows, cols].
+pub fn softmax_rows(s: &[f32], cols: usize, scale: f64) -> Vec<f32> {
+    s.chunks(cols)
+        .flat_map(|row| {
+            let m = row.iter().map(|&v| v as f64 * scale).fold(f64::MIN, f64::max);
+            let z: f64 = row.iter().map(|&v| (v as f64 * scale - m).exp()).sum();
+            row.iter().map(move |&v| ((v as f64 * scale - m).exp() / z) as f32).collect::<Vec<_>>()
+        })
+        .collect()
+}

@@ -1,7 +1,7 @@
 //! Timestep features and the class-conditioning vector (`shaders/embed.wgsl`).
 
 use crate::error::{Error, Result};
-use crate::gpu::{Bind, DType, Dispatch, Gpu, KernelSpec, Res, Tensor};
+use crate::gpu::{Bind, DType, Dispatch, Gpu, KernelSpec, Prelude, Res, Tensor};
 
 const SOURCE: &str = include_str!("../../shaders/embed.wgsl");
 
@@ -23,7 +23,7 @@ pub struct EmbedParams {
 const BINDS: &[Bind] = &[Bind::Read, Bind::Read, Bind::Read, Bind::ReadWrite];
 
 fn kernel_spec(entry: &'static str) -> KernelSpec {
-    KernelSpec { name: "embed", source: &[SOURCE], entry, binds: BINDS, constants: vec![] }
+    KernelSpec { name: "embed", source: &[SOURCE], entry, binds: BINDS, constants: vec![], prelude: Prelude::Fp16 }
 }
 
 /// `out[n] = [cos(t_n f), sin(t_n f)]` for t [N] f32 and out [N, 256].

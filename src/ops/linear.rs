@@ -1,7 +1,7 @@
 //! Linear layers on fp16 weights with fused epilogues (`shaders/linear.wgsl`).
 
 use crate::error::{Error, Result};
-use crate::gpu::{grid, Bind, DType, Dispatch, Gpu, KernelSpec, Res, Stage, Tensor};
+use crate::gpu::{grid, Bind, DType, Dispatch, Gpu, KernelSpec, Prelude, Res, Stage, Tensor};
 
 const EPILOGUE: &str = include_str!("../../shaders/epilogue.wgsl");
 const SOURCE: &str = include_str!("../../shaders/linear.wgsl");
@@ -131,6 +131,8 @@ pub enum Epilogue<'a> {
     GatedResidual { gate: &'a Tensor, tokens: usize, offset: usize },
     /// y = x W^T + b + table[m % tokens]: `table` is [tokens, N] f32 (the position embedding).
     AddTable { table: &'a Tensor, tokens: usize },
+    /// y += x W^T + b: a residual add, in place on y.
+    Residual,
 }
 
 impl Epilogue<'_> {
@@ -141,6 +143,7 @@ impl Epilogue<'_> {
             Epilogue::Silu => 2.0,
             Epilogue::GatedResidual { .. } => 3.0,
             Epilogue::AddTable { .. } => 4.0,
+            Epilogue::Residual => 5.0,
         }
     }
 }
@@ -209,54 +212,118 @@ pub fn linear(
         }
         _ => &layer.b.buf,
     };
-    let flops = |rows: usize| 2.0 * (rows * n * k) as f64;
     match &layer.weight {
-        Weight::Buffer(w) => {
-            let (entry, groups) = match kernel {
-                LinearKernel::Tiled => ("main", [(n as u32 / 4).div_ceil(8), (m as u32).div_ceil(4).div_ceil(8), 1]),
-                LinearKernel::Simple => ("simple", grid((m as u32 * n as u32 / 4).div_ceil(64))),
-            };
-            let kern = gpu.kernel(&KernelSpec {
-                name: "linear",
-                source: &[EPILOGUE, SOURCE],
-                entry,
-                binds: &[Bind::Read, Bind::Read, Bind::Read, Bind::Read, Bind::ReadWrite],
-                constants: vec![("EPI", epi.code())],
-            })?;
-            let res = [Res::Buf(&x.buf), Res::Buf(&w.buf), Res::Buf(&layer.b.buf), Res::Buf(aux), Res::Buf(&y.buf)];
-            Ok(vec![gpu.dispatch(&kern, "linear", &params, &res, groups, flops(m))?])
-        }
-        Weight::Texture(_, view) => {
-            let kern = gpu.kernel(&KernelSpec {
-                name: "linear_tex",
-                source: &[EPILOGUE, SOURCE_TEX],
-                entry: "main",
-                binds: &[Bind::Texture, Bind::Texture, Bind::Read, Bind::Read, Bind::ReadWrite],
-                constants: vec![("EPI", epi.code())],
-            })?;
-            let chunk = m.min(gpu.report.max_texture_dimension_2d as usize);
-            let staging = gpu.staging_texture(k as u32 / 4, chunk as u32);
-            let staging_view = staging.create_view(&Default::default());
-            let mut out = vec![];
-            for row0 in (0..m).step_by(chunk) {
-                let rows = chunk.min(m - row0);
-                let p = LinearParams { m: rows as u32, row0: row0 as u32, ..params };
-                let res =
-                    [Res::Tex(&staging_view), Res::Tex(view), Res::Buf(&layer.b.buf), Res::Buf(aux), Res::Buf(&y.buf)];
-                let groups = [(n as u32).div_ceil(TEX_COLS), (rows as u32).div_ceil(TEX_ROWS), 1];
-                let mut d = gpu.dispatch(&kern, "linear", &p, &res, groups, flops(rows))?;
-                d.stage = Some(Stage {
-                    src: x.buf.clone(),
-                    src_offset: (row0 * k * 4) as u64,
-                    width: k as u32 / 4,
-                    rows: rows as u32,
-                    dst: staging.clone(),
-                });
-                out.push(d);
-            }
-            Ok(out)
-        }
+        Weight::Buffer(w) => buffer_product(gpu, x, &w.buf, Prelude::Fp16, &layer.b, aux, y, params, epi, kernel),
+        Weight::Texture(_, view) => texture_product(gpu, x, view, vec![], &layer.b, aux, y, params, epi),
     }
+}
+
+/// `y = epilogue(a b^T)` for two f32 activations a [M, K] and b [N, K] (the VAE attention's products). On the
+/// texture path both operands are staged into textures; otherwise the buffer kernel reads b as f32.
+pub fn matmul(gpu: &Gpu, a: &Tensor, b: &Tensor, y: &Tensor, epi: Epilogue<'_>) -> Result<Vec<Dispatch>> {
+    let (n, k) = (b.dim(0), b.dim(-1));
+    let m = a.numel() / k.max(1);
+    let err = |what: String| Error::Config(format!("matmul [{m}, {k}] x [{n}, {k}]^T: {what}"));
+    if a.dim(-1) != k || a.dtype != DType::F32 || b.dtype != DType::F32 || b.numel() != n * k {
+        return Err(err(format!("operands {:?} and {:?}", a.shape, b.shape)));
+    }
+    if y.numel() != m * n || k % 4 != 0 || n % 4 != 0 {
+        return Err(err(format!("output {:?}; K and N must be multiples of 4", y.shape)));
+    }
+    if !matches!(epi, Epilogue::Bias | Epilogue::Residual) {
+        return Err(err("only the plain and residual epilogues are supported".into()));
+    }
+    // A zero bias: the kernels always add one.
+    let zero_bias = Tensor { buf: gpu.storage("zero bias", (n * 2) as u64)?, shape: vec![n], dtype: DType::F16 };
+    let params = LinearParams { m: m as u32, n: n as u32, k: k as u32, tokens: 1, ..Default::default() };
+    let max = gpu.report.max_texture_dimension_2d as usize;
+    if gpu.report.texture_linears && k % 64 == 0 && k / 4 <= max && n <= max {
+        let tex = gpu.staging_texture(k as u32 / 4, n as u32, 1);
+        let view = tex.create_view(&Default::default());
+        let stage_b = Stage { src: b.buf.clone(), src_offset: 0, width: k as u32 / 4, rows: n as u32, dst: tex };
+        texture_product(gpu, a, &view, vec![stage_b], &zero_bias, &zero_bias.buf, y, params, epi)
+    } else {
+        buffer_product(gpu, a, &b.buf, Prelude::F32, &zero_bias, &zero_bias.buf, y, params, epi, LinearKernel::Tiled)
+    }
+}
+
+/// The storage-buffer kernels: one dispatch.
+#[allow(clippy::too_many_arguments)]
+fn buffer_product(
+    gpu: &Gpu,
+    x: &Tensor,
+    w: &wgpu::Buffer,
+    prelude: Prelude,
+    bias: &Tensor,
+    aux: &wgpu::Buffer,
+    y: &Tensor,
+    params: LinearParams,
+    epi: Epilogue<'_>,
+    kernel: LinearKernel,
+) -> Result<Vec<Dispatch>> {
+    let (m, n) = (params.m, params.n);
+    let (entry, groups) = match kernel {
+        LinearKernel::Tiled => ("main", [(n / 4).div_ceil(8), m.div_ceil(4).div_ceil(8), 1]),
+        LinearKernel::Simple => ("simple", grid((m * n / 4).div_ceil(64))),
+    };
+    let kern = gpu.kernel(&KernelSpec {
+        name: "linear",
+        source: &[EPILOGUE, SOURCE],
+        entry,
+        binds: &[Bind::Read, Bind::Read, Bind::Read, Bind::Read, Bind::ReadWrite],
+        constants: vec![("EPI", epi.code())],
+        prelude,
+    })?;
+    let res = [Res::Buf(&x.buf), Res::Buf(w), Res::Buf(&bias.buf), Res::Buf(aux), Res::Buf(&y.buf)];
+    let flops = 2.0 * m as f64 * n as f64 * params.k as f64;
+    Ok(vec![gpu.dispatch(&kern, "linear", &params, &res, groups, flops)?])
+}
+
+/// The texture kernel: one dispatch per chunk of rows that fits the texture height, each staging its rows of x
+/// (the first chunk also records `extra` stages, e.g. the second operand of a matmul).
+#[allow(clippy::too_many_arguments)]
+fn texture_product(
+    gpu: &Gpu,
+    x: &Tensor,
+    w: &wgpu::TextureView,
+    mut extra: Vec<Stage>,
+    bias: &Tensor,
+    aux: &wgpu::Buffer,
+    y: &Tensor,
+    params: LinearParams,
+    epi: Epilogue<'_>,
+) -> Result<Vec<Dispatch>> {
+    let (m, n, k) = (params.m as usize, params.n, params.k);
+    let kern = gpu.kernel(&KernelSpec {
+        name: "linear_tex",
+        source: &[EPILOGUE, SOURCE_TEX],
+        entry: "main",
+        binds: &[Bind::Texture, Bind::Texture, Bind::Read, Bind::Read, Bind::ReadWrite],
+        constants: vec![("EPI", epi.code())],
+        prelude: Prelude::Fp16,
+    })?;
+    let chunk = m.min(gpu.report.max_texture_dimension_2d as usize);
+    let staging = gpu.staging_texture(k / 4, chunk as u32, 0);
+    let staging_view = staging.create_view(&Default::default());
+    let mut out = vec![];
+    for row0 in (0..m).step_by(chunk) {
+        let rows = chunk.min(m - row0);
+        let p = LinearParams { m: rows as u32, row0: row0 as u32, ..params };
+        let res = [Res::Tex(&staging_view), Res::Tex(w), Res::Buf(&bias.buf), Res::Buf(aux), Res::Buf(&y.buf)];
+        let groups = [n.div_ceil(TEX_COLS), (rows as u32).div_ceil(TEX_ROWS), 1];
+        let flops = 2.0 * rows as f64 * n as f64 * k as f64;
+        let mut d = gpu.dispatch(&kern, "linear", &p, &res, groups, flops)?;
+        d.stage = std::mem::take(&mut extra);
+        d.stage.push(Stage {
+            src: x.buf.clone(),
+            src_offset: (row0 * k as usize * 4) as u64,
+            width: k / 4,
+            rows: rows as u32,
+            dst: staging.clone(),
+        });
+        out.push(d);
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

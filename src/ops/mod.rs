@@ -2,14 +2,18 @@
 //! [`Dispatch`](crate::gpu::Dispatch) to record; [`cpu`] holds a plain reference for every kernel.
 
 mod attention;
+mod conv;
 pub mod cpu;
 mod embed;
+mod layout;
 mod linear;
 mod norm;
 mod patch;
 
 pub use attention::{attention, AttentionParams, MAX_HEAD_DIM};
+pub use conv::{conv2d, Conv2d, ConvParams, PermuteParams};
 pub use embed::{condition, timestep_freqs, EmbedParams, FREQ_DIM, MAX_PERIOD};
-pub use linear::{linear, Epilogue, Linear, LinearKernel, LinearParams, Weight};
-pub use norm::{layernorm_modulate, NormParams, LN_EPS};
+pub use layout::{nchw_to_nhwc, softmax_rows, transpose, LayoutParams, SoftmaxParams};
+pub use linear::{linear, matmul, Epilogue, Linear, LinearKernel, LinearParams, Weight};
+pub use norm::{group_norm, layernorm_modulate, GroupNormParams, NormParams, GN_EPS, LN_EPS};
 pub use patch::{patchify, unpatchify, PatchParams};

@@ -1,9 +1,68 @@
 //! LayerNorm without affine fused with adaLN modulate (`shaders/layernorm.wgsl`).
 
 use crate::error::{Error, Result};
-use crate::gpu::{grid, Bind, DType, Dispatch, Gpu, KernelSpec, Res, Tensor};
+use crate::gpu::{grid, Bind, DType, Dispatch, Gpu, KernelSpec, Prelude, Res, Tensor};
 
 const SOURCE: &str = include_str!("../../shaders/layernorm.wgsl");
+const GROUPNORM: &str = include_str!("../../shaders/groupnorm.wgsl");
+
+/// GroupNorm epsilon of the SD-VAE (diffusers `AutoencoderKL`, `norm_eps` 1e-6).
+pub const GN_EPS: f32 = 1e-6;
+
+/// Uniform parameters of `groupnorm.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct GroupNormParams {
+    pub n: u32,
+    pub hw: u32,
+    pub c: u32,
+    pub groups: u32,
+    pub eps: f32,
+    pub _pad: [u32; 3],
+}
+
+/// `y = GroupNorm(x) * gamma + beta`, then SiLU if `silu`, over NHWC x and y [N, H, W, C] (or [N, HW, C]); `stats`
+/// is scratch of at least N * groups * 2 floats. Two dispatches: statistics, then apply.
+#[allow(clippy::too_many_arguments)]
+pub fn group_norm(
+    gpu: &Gpu,
+    x: &Tensor,
+    gamma: &Tensor,
+    beta: &Tensor,
+    stats: &Tensor,
+    y: &Tensor,
+    groups: usize,
+    silu: bool,
+) -> Result<Vec<Dispatch>> {
+    let c = x.dim(-1);
+    let n = x.dim(0);
+    let hw = x.numel() / (n * c).max(1);
+    if y.shape != x.shape || gamma.shape != [c] || beta.shape != [c] || stats.numel() < n * groups * 2 {
+        return Err(Error::Config(format!("group_norm: x {:?}, y {:?}, affine [{c}]", x.shape, y.shape)));
+    }
+    if groups == 0 || c % groups != 0 || (c / groups) % 4 != 0 {
+        return Err(Error::Config(format!(
+            "group_norm: {c} channels in {groups} groups must give a multiple of 4 per group"
+        )));
+    }
+    let params =
+        GroupNormParams { n: n as u32, hw: hw as u32, c: c as u32, groups: groups as u32, eps: GN_EPS, _pad: [0; 3] };
+    let spec = |entry| KernelSpec {
+        name: "groupnorm",
+        source: &[GROUPNORM],
+        entry,
+        binds: &[Bind::Read, Bind::Read, Bind::Read, Bind::ReadWrite, Bind::ReadWrite],
+        constants: vec![("SILU", silu as u32 as f64)],
+        prelude: Prelude::Fp16,
+    };
+    let res = [Res::Buf(&x.buf), Res::Buf(&gamma.buf), Res::Buf(&beta.buf), Res::Buf(&stats.buf), Res::Buf(&y.buf)];
+    let stats_d =
+        gpu.dispatch(&gpu.kernel(&spec("stats_main"))?, "groupnorm", &params, &res, [groups as u32, n as u32, 1], 0.0)?;
+    let apply_groups = grid(((n * hw * c / 4) as u32).div_ceil(64));
+    let flops = 6.0 * x.numel() as f64;
+    let apply_d = gpu.dispatch(&gpu.kernel(&spec("apply_main"))?, "groupnorm", &params, &res, apply_groups, flops)?;
+    Ok(vec![stats_d, apply_d])
+}
 
 /// LayerNorm epsilon of DiT's norms (`nn.LayerNorm(..., elementwise_affine=False, eps=1e-6)` in the release's models.py).
 pub const LN_EPS: f32 = 1e-6;
@@ -74,6 +133,7 @@ pub fn layernorm_modulate(
         entry: "main",
         binds: &[Bind::Read, Bind::Read, Bind::ReadWrite],
         constants: vec![],
+        prelude: Prelude::default(),
     })?;
     gpu.dispatch(
         &kern,
@@ -90,5 +150,6 @@ mod tests {
     #[test]
     fn params_match_the_wgsl_struct() {
         assert_eq!(std::mem::size_of::<super::NormParams>(), 32);
+        assert_eq!(std::mem::size_of::<super::GroupNormParams>(), 32);
     }
 }

@@ -1,7 +1,7 @@
 //! Patchify / unpatchify reshapes around DiT's patch embedding and final layer (`shaders/patch.wgsl`).
 
 use crate::error::{Error, Result};
-use crate::gpu::{grid, Bind, Dispatch, Gpu, KernelSpec, Res, Tensor};
+use crate::gpu::{grid, Bind, Dispatch, Gpu, KernelSpec, Prelude, Res, Tensor};
 
 const SOURCE: &str = include_str!("../../shaders/patch.wgsl");
 
@@ -31,6 +31,7 @@ fn build(gpu: &Gpu, entry: &'static str, image: &[usize], p: usize, src: &Tensor
         entry,
         binds: &[Bind::Read, Bind::ReadWrite],
         constants: vec![],
+        prelude: Prelude::default(),
     })?;
     gpu.dispatch(
         &kern,

@@ -1,0 +1,132 @@
+// 2D convolution (3x3, stride 1, zero padding 1, or 1x1) as an implicit GEMM over NHWC activations:
+//   y[n, oy, ox, co] = b[co] + sum_{ky, kx, ci} w[co, ky, kx, ci] * x[n, iy, ix, ci]  (+ res[n, oy, ox, co])
+// with iy = oy + ky - pad, ix = ox + kx - pad, or, when UPSAMPLE = 1, on the nearest-x2 upsampled input:
+// iy = (oy + ky - pad) / 2 over an input of half the size (the decoder's Upsample2D folded into its conv).
+//   x: [N, IH, IW, Cin] f32; w: fp16 [Cout, KH*KW*Cin] in (ky, kx, ci) order, read through `w_row4` (weights.wgsl
+//   variant: storage buffer or texture); b: [Cout] fp16; res, y: [N, OH, OW, Cout] f32.
+//
+// Each invocation computes 8 consecutive output pixels x 32 output channels as 2 x 8 mat4x4 accumulators; the 64
+// invocations of a workgroup cover 512 pixels and share one 32-channel block, so their weight fetches coincide.
+// Per step of 4 input channels at one tap: 8 activation loads, 32 weight fetches, 1024 multiply-adds.
+// Needs Cin % 4 == 0 and Cout % 4 == 0 (the host pads conv_out's 3 channels to 4).
+
+struct Params {
+    n: u32,
+    oh: u32,
+    ow: u32,
+    cin: u32,
+    cout: u32,
+    ksize: u32,
+    pad: u32,
+    has_res: u32,
+}
+
+override UPSAMPLE: u32 = 0u;
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
+// binding 2: the weights, declared by the weights.wgsl variant together with `w_row4`.
+@group(0) @binding(3) var<storage, read> b: array<W4>;
+@group(0) @binding(4) var<storage, read> res: array<vec4<f32>>;
+@group(0) @binding(5) var<storage, read_write> y: array<vec4<f32>>;
+
+// Input activations of output pixel q (flat over N*OH*OW) at tap (ky, kx), channels 4*c4..4*c4+3; 0 outside.
+fn x_at(q: u32, ky: u32, kx: u32, c4: u32) -> vec4<f32> {
+    let total = p.n * p.oh * p.ow;
+    let qq = min(q, total - 1u);
+    let ox = qq % p.ow;
+    let oy = (qq / p.ow) % p.oh;
+    let n = qq / (p.ow * p.oh);
+    let iy = i32(oy + ky) - i32(p.pad);
+    let ix = i32(ox + kx) - i32(p.pad);
+    if (iy < 0 || ix < 0 || iy >= i32(p.oh) || ix >= i32(p.ow)) {
+        return vec4<f32>(0.0);
+    }
+    var ih = p.oh;
+    var iw = p.ow;
+    var sy = u32(iy);
+    var sx = u32(ix);
+    if (UPSAMPLE == 1u) {
+        ih = p.oh / 2u;
+        iw = p.ow / 2u;
+        sy = sy / 2u;
+        sx = sx / 2u;
+    }
+    return x[((n * ih + sy) * iw + sx) * (p.cin / 4u) + c4];
+}
+
+// Pixels q..q+3 at (ky, kx, c4) as the rows of the result: [col j][row i] = x of pixel q + i, channel 4 c4 + j.
+fn x_rows(q: u32, ky: u32, kx: u32, c4: u32) -> mat4x4<f32> {
+    return transpose(mat4x4<f32>(x_at(q, ky, kx, c4), x_at(q + 1u, ky, kx, c4), x_at(q + 2u, ky, kx, c4), x_at(q + 3u, ky, kx, c4)));
+}
+
+// Output channels c..c+3 at weight column group k4 as columns: [col j][row t] = w[c + j, 4 k4 + t].
+fn w_cols(k4: u32, c: u32) -> mat4x4<f32> {
+    let last = p.cout - 1u;
+    return mat4x4<f32>(w_row4(min(c, last), k4), w_row4(min(c + 1u, last), k4), w_row4(min(c + 2u, last), k4), w_row4(min(c + 3u, last), k4));
+}
+
+fn store_block(q: u32, c: u32, a: mat4x4<f32>) {
+    if (c >= p.cout) {
+        return;
+    }
+    let total = p.n * p.oh * p.ow;
+    let rows = transpose(a);
+    let bias = w4(b[c / 4u]);
+    let c4n = p.cout / 4u;
+    for (var i = 0u; i < 4u; i++) {
+        if (q + i < total) {
+            let idx = (q + i) * c4n + c / 4u;
+            var v = rows[i] + bias;
+            if (p.has_res == 1u) {
+                v += res[idx];
+            }
+            y[idx] = v;
+        }
+    }
+}
+
+@compute @workgroup_size(64)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let c = wg.x * 32u;
+    let q = ((wg.z * nwg.y + wg.y) * 64u + lid) * 8u;
+    if (q >= p.n * p.oh * p.ow) {
+        return;
+    }
+    let cin4 = p.cin / 4u;
+    var a00 = mat4x4<f32>(); var a01 = mat4x4<f32>(); var a02 = mat4x4<f32>(); var a03 = mat4x4<f32>();
+    var a04 = mat4x4<f32>(); var a05 = mat4x4<f32>(); var a06 = mat4x4<f32>(); var a07 = mat4x4<f32>();
+    var a10 = mat4x4<f32>(); var a11 = mat4x4<f32>(); var a12 = mat4x4<f32>(); var a13 = mat4x4<f32>();
+    var a14 = mat4x4<f32>(); var a15 = mat4x4<f32>(); var a16 = mat4x4<f32>(); var a17 = mat4x4<f32>();
+    for (var ky = 0u; ky < p.ksize; ky++) {
+        for (var kx = 0u; kx < p.ksize; kx++) {
+            let tap4 = (ky * p.ksize + kx) * cin4;
+            for (var c4 = 0u; c4 < cin4; c4++) {
+                let x0 = x_rows(q, ky, kx, c4);
+                let x1 = x_rows(q + 4u, ky, kx, c4);
+                let k4 = tap4 + c4;
+                let w0 = w_cols(k4, c);
+                a00 += x0 * w0; a10 += x1 * w0;
+                let w1 = w_cols(k4, c + 4u);
+                a01 += x0 * w1; a11 += x1 * w1;
+                let w2 = w_cols(k4, c + 8u);
+                a02 += x0 * w2; a12 += x1 * w2;
+                let w3 = w_cols(k4, c + 12u);
+                a03 += x0 * w3; a13 += x1 * w3;
+                let w4_ = w_cols(k4, c + 16u);
+                a04 += x0 * w4_; a14 += x1 * w4_;
+                let w5 = w_cols(k4, c + 20u);
+                a05 += x0 * w5; a15 += x1 * w5;
+                let w6 = w_cols(k4, c + 24u);
+                a06 += x0 * w6; a16 += x1 * w6;
+                let w7 = w_cols(k4, c + 28u);
+                a07 += x0 * w7; a17 += x1 * w7;
+            }
+        }
+    }
+    store_block(q, c, a00); store_block(q, c + 4u, a01); store_block(q, c + 8u, a02); store_block(q, c + 12u, a03);
+    store_block(q, c + 16u, a04); store_block(q, c + 20u, a05); store_block(q, c + 24u, a06); store_block(q, c + 28u, a07);
+    store_block(q + 4u, c, a10); store_block(q + 4u, c + 4u, a11); store_block(q + 4u, c + 8u, a12);
+    store_block(q + 4u, c + 12u, a13); store_block(q + 4u, c + 16u, a14); store_block(q + 4u, c + 20u, a15);
+    store_block(q + 4u, c + 24u, a16); store_block(q + 4u, c + 28u, a17);
+}

@@ -1,0 +1,192 @@
+//! 2D convolution as an implicit GEMM over NHWC activations (`shaders/conv.wgsl`), with the decoder's nearest x2
+//! upsample and the ResNet residual fused in, and the one-time weight reordering (`shaders/permute*.wgsl`).
+
+use super::linear::Weight;
+use crate::error::{Error, Result};
+use crate::gpu::{grid, Bind, DType, Dispatch, Gpu, KernelSpec, Prelude, Res, Tensor};
+
+const CONV: &str = include_str!("../../shaders/conv.wgsl");
+const WEIGHTS_BUF: &str = include_str!("../../shaders/weights_buf.wgsl");
+const WEIGHTS_TEX: &str = include_str!("../../shaders/weights_tex.wgsl");
+const PERMUTE: &str = include_str!("../../shaders/permute.wgsl");
+const PERMUTE_BUF: &str = include_str!("../../shaders/permute_buf.wgsl");
+const PERMUTE_TEX: &str = include_str!("../../shaders/permute_tex.wgsl");
+
+/// Uniform parameters of `conv.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct ConvParams {
+    pub n: u32,
+    pub oh: u32,
+    pub ow: u32,
+    pub cin: u32,
+    pub cout: u32,
+    pub ksize: u32,
+    pub pad: u32,
+    pub has_res: u32,
+}
+
+/// Uniform parameters of `permute.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct PermuteParams {
+    pub cout: u32,
+    pub cout_pad: u32,
+    pub cin: u32,
+    pub taps: u32,
+}
+
+/// A square convolution with stride 1 and "same" zero padding, weights reordered to [Cout_pad, KH, KW, Cin] fp16
+/// (in a buffer, or in a texture on the texture path) and the bias padded to Cout_pad = Cout rounded up to 4.
+pub struct Conv2d {
+    weight: Weight,
+    bias: Tensor,
+    pub cin: usize,
+    pub cout: usize,
+    pub cout_pad: usize,
+    pub ksize: usize,
+}
+
+/// Reorders `src` ([rows, cin, taps] fp16) into [rows_pad, taps * cin], as a buffer or a texture.
+fn permute(
+    gpu: &Gpu,
+    src: &Tensor,
+    rows: usize,
+    rows_pad: usize,
+    cin: usize,
+    taps: usize,
+    texture: bool,
+) -> Result<Weight> {
+    let params = PermuteParams { cout: rows as u32, cout_pad: rows_pad as u32, cin: cin as u32, taps: taps as u32 };
+    let total = rows_pad * taps * cin;
+    let invocations = if texture { total / 4 } else { total / 2 };
+    let binds: &'static [Bind] =
+        if texture { &[Bind::Read, Bind::StorageTextureF16] } else { &[Bind::Read, Bind::ReadWrite] };
+    let kern = gpu.kernel(&KernelSpec {
+        name: "permute",
+        source: if texture { &[PERMUTE, PERMUTE_TEX] } else { &[PERMUTE, PERMUTE_BUF] },
+        entry: "main",
+        binds,
+        constants: vec![],
+        prelude: Prelude::Fp16,
+    })?;
+    let groups = grid((invocations as u32).div_ceil(64));
+    let weight = if texture {
+        let tex = gpu.device.create_texture(&wgpu::TextureDescriptor {
+            label: Some("conv weight"),
+            size: wgpu::Extent3d { width: (taps * cin / 4) as u32, height: rows_pad as u32, depth_or_array_layers: 1 },
+            mip_level_count: 1,
+            sample_count: 1,
+            dimension: wgpu::TextureDimension::D2,
+            format: wgpu::TextureFormat::Rgba16Float,
+            usage: wgpu::TextureUsages::TEXTURE_BINDING | wgpu::TextureUsages::STORAGE_BINDING,
+            view_formats: &[],
+        });
+        let view = tex.create_view(&Default::default());
+        gpu.run([&gpu.dispatch(&kern, "permute", &params, &[Res::Buf(&src.buf), Res::Tex(&view)], groups, 0.0)?]);
+        Weight::Texture(tex, view)
+    } else {
+        let dst = Tensor {
+            buf: gpu.storage("conv weight", (total * 2) as u64)?,
+            shape: vec![rows_pad, taps * cin],
+            dtype: DType::F16,
+        };
+        gpu.run([&gpu.dispatch(&kern, "permute", &params, &[Res::Buf(&src.buf), Res::Buf(&dst.buf)], groups, 0.0)?]);
+        Weight::Buffer(dst)
+    };
+    Ok(weight)
+}
+
+impl Conv2d {
+    /// From PyTorch-layout fp16 weights `w` [Cout, Cin, K, K] and bias [Cout].
+    pub fn new(gpu: &Gpu, w: &Tensor, b: &Tensor) -> Result<Conv2d> {
+        let &[cout, cin, k, k2] = w.shape.as_slice() else {
+            return Err(Error::Config(format!("conv weight has shape {:?}, expected [Cout, Cin, K, K]", w.shape)));
+        };
+        if k != k2 || k % 2 == 0 || cin % 4 != 0 || b.shape != [cout] || w.dtype != DType::F16 {
+            return Err(Error::Config(format!(
+                "conv {cin}->{cout} {k}x{k2}: needs odd square kernels, Cin % 4 == 0, fp16"
+            )));
+        }
+        let cout_pad = cout.div_ceil(4) * 4;
+        let max = gpu.report.max_texture_dimension_2d as usize;
+        let texture = gpu.report.texture_linears && k * k * cin / 4 <= max && cout_pad <= max;
+        let weight = permute(gpu, w, cout, cout_pad, cin, k * k, texture)?;
+        // The bias is a [Cout, 1] "weight" padded the same way (copies cannot move 2-byte rows).
+        let Weight::Buffer(bias) = permute(gpu, b, cout, cout_pad, 1, 1, false)? else { unreachable!() };
+        gpu.check()?;
+        Ok(Conv2d { weight, bias: Tensor { shape: vec![cout_pad], ..bias }, cin, cout, cout_pad, ksize: k })
+    }
+}
+
+/// `y = conv(x) + bias (+ res)` over NHWC: x [N, IH, IW, Cin], y and res [N, OH, OW, Cout_pad]; with `upsample`,
+/// the input is first upsampled x2 (nearest), so OH = 2 IH.
+pub fn conv2d(
+    gpu: &Gpu,
+    x: &Tensor,
+    conv: &Conv2d,
+    y: &Tensor,
+    upsample: bool,
+    res: Option<&Tensor>,
+) -> Result<Dispatch> {
+    let &[n, ih, iw, cin] = x.shape.as_slice() else {
+        return Err(Error::Config(format!("conv input {:?} is not [N, H, W, C]", x.shape)));
+    };
+    let (oh, ow) = if upsample { (2 * ih, 2 * iw) } else { (ih, iw) };
+    if cin != conv.cin || y.shape != [n, oh, ow, conv.cout_pad] || res.is_some_and(|r| r.shape != y.shape) {
+        return Err(Error::Config(format!(
+            "conv {}->{}: input {:?}, output {:?}, expected [{n}, {oh}, {ow}, {}]",
+            conv.cin, conv.cout, x.shape, y.shape, conv.cout_pad
+        )));
+    }
+    let params = ConvParams {
+        n: n as u32,
+        oh: oh as u32,
+        ow: ow as u32,
+        cin: cin as u32,
+        cout: conv.cout_pad as u32,
+        ksize: conv.ksize as u32,
+        pad: (conv.ksize / 2) as u32,
+        has_res: res.is_some() as u32,
+    };
+    // The weight binding and its fetch function come from weights_buf.wgsl or weights_tex.wgsl.
+    let (source, binds, w_res): (&'static [&'static str], &'static [Bind], Res<'_>) = match &conv.weight {
+        Weight::Buffer(t) => {
+            (&[WEIGHTS_BUF, CONV], &[Bind::Read, Bind::Read, Bind::Read, Bind::Read, Bind::ReadWrite], Res::Buf(&t.buf))
+        }
+        Weight::Texture(_, v) => {
+            (&[WEIGHTS_TEX, CONV], &[Bind::Read, Bind::Texture, Bind::Read, Bind::Read, Bind::ReadWrite], Res::Tex(v))
+        }
+    };
+    let kern = gpu.kernel(&KernelSpec {
+        name: "conv",
+        source,
+        entry: "main",
+        binds,
+        constants: vec![("UPSAMPLE", upsample as u32 as f64)],
+        prelude: Prelude::Fp16,
+    })?;
+    // Unused residual binding: any read-only buffer that is not y.
+    let res_buf = res.map_or(&conv.bias.buf, |r| &r.buf);
+    let pixel_groups = ((n * oh * ow) as u32).div_ceil(512);
+    let [gy, gz, _] = grid(pixel_groups);
+    let groups = [(conv.cout_pad as u32).div_ceil(32), gy, gz];
+    let flops = 2.0 * (n * oh * ow * conv.cout * conv.ksize * conv.ksize * cin) as f64;
+    gpu.dispatch(
+        &kern,
+        "conv",
+        &params,
+        &[Res::Buf(&x.buf), w_res, Res::Buf(&conv.bias.buf), Res::Buf(res_buf), Res::Buf(&y.buf)],
+        groups,
+        flops,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn params_match_the_wgsl_structs() {
+        assert_eq!(std::mem::size_of::<super::ConvParams>(), 32);
+        assert_eq!(std::mem::size_of::<super::PermuteParams>(), 16);
+    }
+}
