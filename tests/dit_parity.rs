@@ -30,7 +30,7 @@ fn parity(name: &str) {
     let heads = meta["heads"].as_u64().unwrap() as usize;
     let dir = tempfile::tempdir().unwrap();
     let input_size = meta["input_size"].as_u64().unwrap() as usize;
-    let opts = ConvertOptions { heads: Some(heads), shard_mib: 1, input_size: Some(input_size) };
+    let opts = ConvertOptions { heads: Some(heads), shard_mib: 1, input_size: Some(input_size), ..Default::default() };
     let index = convert(&[fixture(&format!("dit_{name}.safetensors"))], dir.path(), &opts).expect("convert");
     let cfg: DitConfig = serde_json::from_value(index.metadata.config.clone()).unwrap();
     assert_eq!(cfg.num_heads, heads);

@@ -29,7 +29,7 @@ enum Cmd {
     },
     /// Convert a checkpoint into a model directory of fp16 shards.
     Convert {
-        /// Checkpoint file: a .safetensors with the release's DiT key names.
+        /// Checkpoint file: a .safetensors with the release's DiT key names, or an SD-VAE (diffusers or ldm layout).
         #[arg(required = true)]
         inputs: Vec<PathBuf>,
         /// Output directory.
@@ -44,6 +44,9 @@ enum Cmd {
         /// Latent side the model runs at by default, when the checkpoint has no pos_embed (default 32 = 256 px).
         #[arg(long)]
         input_size: Option<usize>,
+        /// VAE GroupNorm groups, when there is no config.json beside the checkpoint (default 32).
+        #[arg(long)]
+        norm_groups: Option<usize>,
     },
     /// Run one DiT forward: x [N,C,H,W], t [N], y [N] -> out [N,Cout,H,W] (all .npy).
     Forward {
@@ -153,9 +156,9 @@ async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Cmd::Info { dir } => info(&dir).await,
-        Cmd::Convert { inputs, out, shard_mib, heads, input_size } => {
+        Cmd::Convert { inputs, out, shard_mib, heads, input_size, norm_groups } => {
             let t0 = std::time::Instant::now();
-            let idx = convert(&inputs, &out, &ConvertOptions { shard_mib, heads, input_size })?;
+            let idx = convert(&inputs, &out, &ConvertOptions { shard_mib, heads, input_size, norm_groups })?;
             println!(
                 "wrote {} ({} tensors, {} shards, {:.1} MB) in {:.1} s",
                 out.display(),

@@ -27,19 +27,29 @@ impl GpuWeights {
         Ok((index, GpuWeights { map, prefix: String::new() }))
     }
 
+    /// Weights made by `values(tensor)` (f32 values, rounded to fp16) for every planned tensor.
+    pub fn from_values(
+        gpu: &Gpu,
+        tensors: &[Planned],
+        mut values: impl FnMut(&Planned) -> Vec<f32>,
+    ) -> Result<GpuWeights> {
+        let mut map = BTreeMap::new();
+        for p in tensors {
+            let v = values(p);
+            map.insert(p.name.clone(), Tensor::from_f32_as_f16(gpu, &p.name, &p.shape, &v)?);
+        }
+        Ok(GpuWeights { map, prefix: String::new() })
+    }
+
     /// Random fp16 weights for every planned tensor (benchmarks and full-size smoke tests): uniform with the scale of
     /// PyTorch's default init, 1/sqrt(fan_in), and unit scale for embedding tables.
     pub fn random(gpu: &Gpu, tensors: &[Planned], seed: u64) -> Result<GpuWeights> {
         let mut rng = SplitMix64(seed);
-        let mut map = BTreeMap::new();
-        for p in tensors {
+        Self::from_values(gpu, tensors, |p| {
             let fan_in: usize = if p.shape.len() > 1 { p.shape[1..].iter().product() } else { p.shape[0] };
             let scale = if p.name.contains("embedding_table") { 1.0 } else { 1.0 / (fan_in as f32).sqrt() };
-            let data: Vec<half::f16> =
-                (0..p.shape.iter().product::<usize>()).map(|_| half::f16::from_f32(rng.uniform() * scale)).collect();
-            map.insert(p.name.clone(), Tensor::from_f16_bytes(gpu, &p.name, &p.shape, bytemuck::cast_slice(&data))?);
-        }
-        Ok(GpuWeights { map, prefix: String::new() })
+            (0..p.shape.iter().product::<usize>()).map(|_| rng.uniform() * scale).collect()
+        })
     }
 
     /// Bytes of all weights held.

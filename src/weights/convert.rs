@@ -7,7 +7,7 @@ use super::index::{ModelIndex, ModelKind};
 use super::input::{to_f16, SafetensorsFile, SrcDType, SrcTensor};
 use super::writer::{write_model, DEFAULT_SHARD_MIB};
 use crate::error::{Error, Result};
-use crate::model::{dit_tensors, pos_embed_2d, DitConfig};
+use crate::model::{dit_tensors, pos_embed_2d, vae_tensors, DitConfig, VaeConfig};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
@@ -19,11 +19,13 @@ pub struct ConvertOptions {
     pub heads: Option<usize>,
     /// Latent side, when the checkpoint has no `pos_embed` to read it from (default 32, i.e. 256 px).
     pub input_size: Option<usize>,
+    /// VAE GroupNorm groups, when no config.json says (default 32).
+    pub norm_groups: Option<usize>,
 }
 
 impl Default for ConvertOptions {
     fn default() -> Self {
-        ConvertOptions { shard_mib: DEFAULT_SHARD_MIB, heads: None, input_size: None }
+        ConvertOptions { shard_mib: DEFAULT_SHARD_MIB, heads: None, input_size: None, norm_groups: None }
     }
 }
 
@@ -71,12 +73,147 @@ pub fn convert(inputs: &[PathBuf], out: &Path, opts: &ConvertOptions) -> Result<
     let mut ck = open_checkpoint(input)?;
     if ck.tensors().iter().any(|t| t.name == "x_embedder.proj.weight") {
         convert_dit(ck.as_mut(), out, opts)
+    } else if ck.tensors().iter().any(|t| t.name.ends_with("decoder.conv_in.weight")) {
+        let config_json = input.parent().map(|d| d.join("config.json")).filter(|p| p.is_file());
+        convert_vae(ck.as_mut(), config_json.as_deref(), out, opts)
     } else {
         Err(Error::format(
             ck.describe(),
-            "not a recognised checkpoint: expected DiT tensors with the release's names (x_embedder.proj.weight, blocks.0.attn.qkv.weight, ...)",
+            "not a recognised checkpoint: expected DiT tensors with the release's names (x_embedder.proj.weight, ...) \
+             or a VAE decoder (decoder.conv_in.weight, ...)",
         ))
     }
+}
+
+/// The diffusers name of a VAE tensor from any of the layouts users have: diffusers (current `to_q` and legacy
+/// `query` attention names) and the original ldm checkpoint (optionally under `first_stage_model.`, as in a full SD
+/// checkpoint). `None` for tensors the decoder does not use (encoder, quant_conv, loss, EMA, the rest of SD).
+/// `levels` is the number of decoder levels (ldm numbers them bottom-up, diffusers top-down).
+pub fn vae_canonical_name(name: &str, full_sd: bool, levels: usize) -> Option<String> {
+    let name = if full_sd { name.strip_prefix("first_stage_model.")? } else { name };
+    if !(name.starts_with("decoder.") || name.starts_with("post_quant_conv.")) {
+        return None;
+    }
+    let mut n = name.to_string();
+    // Legacy diffusers attention names.
+    for (old, new) in [(".query.", ".to_q."), (".key.", ".to_k."), (".value.", ".to_v."), (".proj_attn.", ".to_out.0.")]
+    {
+        if n.contains(".attentions.0") {
+            n = n.replace(old, new);
+        }
+    }
+    // Original ldm names.
+    if let Some(rest) = n.strip_prefix("decoder.mid.") {
+        let rest = rest
+            .replacen("block_1.", "resnets.0.", 1)
+            .replacen("block_2.", "resnets.1.", 1)
+            .replacen("attn_1.norm.", "attentions.0.group_norm.", 1)
+            .replacen("attn_1.q.", "attentions.0.to_q.", 1)
+            .replacen("attn_1.k.", "attentions.0.to_k.", 1)
+            .replacen("attn_1.v.", "attentions.0.to_v.", 1)
+            .replacen("attn_1.proj_out.", "attentions.0.to_out.0.", 1);
+        n = format!("decoder.mid_block.{rest}");
+    } else if let Some(rest) = n.strip_prefix("decoder.up.") {
+        let (level, rest) = rest.split_once('.')?;
+        let i = levels.checked_sub(1 + level.parse::<usize>().ok()?)?;
+        let rest = if let Some(r) = rest.strip_prefix("block.") {
+            format!("resnets.{r}")
+        } else {
+            rest.replacen("upsample.conv.", "upsamplers.0.conv.", 1)
+        };
+        n = format!("decoder.up_blocks.{i}.{rest}");
+    } else if let Some(rest) = n.strip_prefix("decoder.norm_out.") {
+        n = format!("decoder.conv_norm_out.{rest}");
+    }
+    Some(n.replace(".nin_shortcut.", ".conv_shortcut."))
+}
+
+/// Reads the decoder config off the shapes (and an optional diffusers config.json).
+pub fn infer_vae_config(
+    by_name: &HashMap<String, &SrcTensor>,
+    config_json: Option<&Path>,
+    opts: &ConvertOptions,
+) -> Result<VaeConfig> {
+    let shape = |n: &str| by_name.get(n).map(|t| t.shape.clone()).ok_or_else(|| Error::MissingTensor(n.into()));
+    let conv_in = shape("decoder.conv_in.weight")?;
+    let conv_out = shape("decoder.conv_out.weight")?;
+    let mut rev = vec![];
+    while let Ok(s) = shape(&format!("decoder.up_blocks.{}.resnets.0.conv2.weight", rev.len())) {
+        rev.push(s[0]);
+    }
+    let mut resnets = 0;
+    while by_name.contains_key(&format!("decoder.up_blocks.0.resnets.{resnets}.conv1.weight")) {
+        resnets += 1;
+    }
+    if rev.is_empty() || resnets == 0 || conv_in.len() != 4 || conv_out.len() != 4 {
+        return Err(Error::Config("VAE decoder: cannot find its up blocks (decoder.up_blocks.0.resnets.0...)".into()));
+    }
+    let json: Option<serde_json::Value> = match config_json {
+        Some(p) => Some(
+            serde_json::from_slice(&std::fs::read(p).map_err(|e| Error::io(p, e))?)
+                .map_err(|e| Error::format(p.display().to_string(), format!("not valid JSON ({e})")))?,
+        ),
+        None => None,
+    };
+    let from_json = |k: &str| json.as_ref().and_then(|j| j.get(k)).and_then(|v| v.as_f64());
+    let cfg = VaeConfig {
+        latent_channels: conv_in[1],
+        out_channels: conv_out[0],
+        block_out_channels: rev.iter().rev().copied().collect(),
+        layers_per_block: resnets - 1,
+        norm_num_groups: opts.norm_groups.or(from_json("norm_num_groups").map(|v| v as usize)).unwrap_or(32),
+        scaling_factor: from_json("scaling_factor").unwrap_or(crate::model::vae::SD_SCALING_FACTOR),
+        mid_block_add_attention: by_name.contains_key("decoder.mid_block.attentions.0.to_q.weight"),
+    };
+    cfg.validate()?;
+    Ok(cfg)
+}
+
+fn convert_vae(
+    ck: &mut dyn Checkpoint,
+    config_json: Option<&Path>,
+    out: &Path,
+    opts: &ConvertOptions,
+) -> Result<ModelIndex> {
+    let tensors = ck.tensors().to_vec();
+    let full_sd = tensors.iter().any(|t| t.name.starts_with("first_stage_model."));
+    // ldm numbers up levels bottom-up; count them to map to diffusers' top-down order.
+    let prefix = if full_sd { "first_stage_model.decoder.up." } else { "decoder.up." };
+    let levels = tensors
+        .iter()
+        .filter_map(|t| t.name.strip_prefix(prefix)?.split('.').next()?.parse::<usize>().ok())
+        .max()
+        .map_or(0, |m| m + 1);
+    let mut by_name: HashMap<String, &SrcTensor> = HashMap::new();
+    for t in &tensors {
+        if let Some(n) = vae_canonical_name(&t.name, full_sd, levels) {
+            if by_name.insert(n.clone(), t).is_some() {
+                return Err(Error::format(ck.describe(), format!("two tensors map to `{n}`")));
+            }
+        }
+    }
+    let cfg = infer_vae_config(&by_name, config_json, opts)?;
+    let planned = vae_tensors(&cfg);
+    for p in &planned {
+        let t = by_name.get(&p.name).ok_or_else(|| Error::MissingTensor(p.name.clone()))?;
+        // ldm stores the attention projections as 1x1 convs: the same values as the [C, C] linear.
+        let same = t.shape == p.shape || (t.shape.len() == 4 && t.shape[2..] == [1, 1] && t.shape[..2] == p.shape[..]);
+        if !same {
+            return Err(Error::Shape { name: p.name.clone(), expected: p.shape.clone(), found: t.shape.clone() });
+        }
+    }
+    let known: std::collections::HashSet<&str> = planned.iter().map(|p| p.name.as_str()).collect();
+    if let Some(extra) = by_name.keys().find(|k| !known.contains(k.as_str())) {
+        return Err(Error::format(
+            ck.describe(),
+            format!("unexpected decoder tensor `{extra}` for the inferred config"),
+        ));
+    }
+    let config = serde_json::to_value(&cfg).expect("config serializes");
+    write_model(out, ModelKind::VaeDecoder, config, BTreeMap::new(), &planned, opts.shard_mib, |p| {
+        let t = by_name[&p.name];
+        to_f16(&p.name, &ck.read_f32(t)?)
+    })
 }
 
 fn shape_of<'a>(by_name: &HashMap<&str, &'a SrcTensor>, name: &str) -> Result<&'a [usize]> {

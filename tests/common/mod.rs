@@ -60,3 +60,34 @@ pub fn check(what: &str, ours: &[f32], reference: &[f32], rel: f32) {
     );
     assert!(ok, "{what}: max|diff| {d} > {rel} * {m}");
 }
+
+/// FNV-1a 64 of a string (seeds the deterministic weights shared with tools/make_vae_fixtures.py).
+pub fn fnv1a64(s: &str) -> u64 {
+    s.bytes().fold(0xCBF2_9CE4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01B3))
+}
+
+/// `n` values of the deterministic stream of tools/make_vae_fixtures.py: SplitMix64 from FNV-1a(name), mapped to
+/// [-1, 1) in f32, times `scale`.
+pub fn det_values(name: &str, n: usize, scale: f32) -> Vec<f32> {
+    let mut r = SplitMix64(fnv1a64(name));
+    (0..n).map(|_| r.uniform() * scale).collect()
+}
+
+/// The deterministic value of a weight tensor, as tools/make_vae_fixtures.py's `det_tensor` (before fp16 rounding).
+pub fn det_tensor(name: &str, shape: &[usize]) -> Vec<f32> {
+    let n: usize = shape.iter().product();
+    let is_norm_weight = name.contains("norm") && name.ends_with(".weight");
+    let scale = if shape.len() >= 2 {
+        (1.0 / (shape[1..].iter().product::<usize>() as f64).sqrt()) as f32
+    } else if is_norm_weight {
+        0.1
+    } else {
+        0.05
+    };
+    let v = det_values(name, n, scale);
+    if shape.len() == 1 && is_norm_weight {
+        v.into_iter().map(|x| 1.0 + x).collect()
+    } else {
+        v
+    }
+}

@@ -1,0 +1,481 @@
+//! The Stable Diffusion VAE decoder (diffusers `AutoencoderKL.decode`: `post_quant_conv`, then `Decoder`), on NHWC
+//! activations. Names and shapes are diffusers'. [`Vae::plan`] builds every dispatch of one decode for a latent size;
+//! activations live in a few buffers sized for the largest level and viewed with each level's shape.
+
+use super::store::GpuWeights;
+use crate::error::{Error, Result};
+use crate::gpu::{Arena, Dispatch, Gpu, Tensor};
+use crate::ops::{self, Conv2d, Epilogue, Linear, LinearKernel};
+use crate::weights::writer::Planned;
+use serde::{Deserialize, Serialize};
+
+/// The latent scale of SD's VAE (`scaling_factor` 0.18215): the sampler's latent is `z * 0.18215`.
+pub const SD_SCALING_FACTOR: f64 = 0.18215;
+
+/// The decoder's architecture (the `AutoencoderKL` config fields it depends on). Stored as `config` in the index.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct VaeConfig {
+    pub latent_channels: usize,
+    pub out_channels: usize,
+    /// Encoder order, as diffusers writes it: the decoder walks it reversed ([128, 256, 512, 512] for SD).
+    pub block_out_channels: Vec<usize>,
+    /// The decoder's up blocks have `layers_per_block + 1` ResNets.
+    pub layers_per_block: usize,
+    pub norm_num_groups: usize,
+    pub scaling_factor: f64,
+    #[serde(default = "yes")]
+    pub mid_block_add_attention: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl VaeConfig {
+    /// sd-vae-ft-mse / sd-vae-ft-ema (and the VAE of SD 1.x).
+    pub fn sd() -> VaeConfig {
+        VaeConfig {
+            latent_channels: 4,
+            out_channels: 3,
+            block_out_channels: vec![128, 256, 512, 512],
+            layers_per_block: 2,
+            norm_num_groups: 32,
+            scaling_factor: SD_SCALING_FACTOR,
+            mid_block_add_attention: true,
+        }
+    }
+
+    /// Output pixels per latent pixel along each side.
+    pub fn upscale(&self) -> usize {
+        1 << (self.block_out_channels.len() - 1)
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        let g = self.norm_num_groups;
+        if self.block_out_channels.is_empty() || g == 0 {
+            return Err(Error::Config("VAE needs at least one block and one norm group".into()));
+        }
+        for &c in &self.block_out_channels {
+            if c % g != 0 || (c / g) % 4 != 0 {
+                return Err(Error::Config(format!(
+                    "VAE channels {c} in {g} groups: each group must hold a multiple of 4"
+                )));
+            }
+        }
+        if self.latent_channels % 4 != 0 {
+            return Err(Error::Config(format!("VAE latent channels {} must be a multiple of 4", self.latent_channels)));
+        }
+        Ok(())
+    }
+
+    /// Decoder parameters (post_quant_conv included).
+    pub fn parameters(&self) -> usize {
+        vae_tensors(self).iter().map(|p| p.shape.iter().product::<usize>()).sum()
+    }
+}
+
+/// Every tensor of a `vae-decoder` directory with diffusers names and shapes.
+pub fn vae_tensors(cfg: &VaeConfig) -> Vec<Planned> {
+    let mut v = vec![];
+    let mut add = |name: String, shape: Vec<usize>| v.push(Planned { name, shape });
+    let conv = |add: &mut dyn FnMut(String, Vec<usize>), name: &str, cin: usize, cout: usize, k: usize| {
+        add(format!("{name}.weight"), vec![cout, cin, k, k]);
+        add(format!("{name}.bias"), vec![cout]);
+    };
+    let norm = |add: &mut dyn FnMut(String, Vec<usize>), name: &str, c: usize| {
+        add(format!("{name}.weight"), vec![c]);
+        add(format!("{name}.bias"), vec![c]);
+    };
+    let resnet = |add: &mut dyn FnMut(String, Vec<usize>), name: &str, cin: usize, cout: usize| {
+        norm(add, &format!("{name}.norm1"), cin);
+        conv(add, &format!("{name}.conv1"), cin, cout, 3);
+        norm(add, &format!("{name}.norm2"), cout);
+        conv(add, &format!("{name}.conv2"), cout, cout, 3);
+        if cin != cout {
+            conv(add, &format!("{name}.conv_shortcut"), cin, cout, 1);
+        }
+    };
+    let lat = cfg.latent_channels;
+    let top = *cfg.block_out_channels.last().expect("validated");
+    conv(&mut add, "post_quant_conv", lat, lat, 1);
+    conv(&mut add, "decoder.conv_in", lat, top, 3);
+    resnet(&mut add, "decoder.mid_block.resnets.0", top, top);
+    if cfg.mid_block_add_attention {
+        let a = "decoder.mid_block.attentions.0";
+        norm(&mut add, &format!("{a}.group_norm"), top);
+        for p in ["to_q", "to_k", "to_v", "to_out.0"] {
+            add(format!("{a}.{p}.weight"), vec![top, top]);
+            add(format!("{a}.{p}.bias"), vec![top]);
+        }
+    }
+    resnet(&mut add, "decoder.mid_block.resnets.1", top, top);
+    let rev: Vec<usize> = cfg.block_out_channels.iter().rev().copied().collect();
+    let mut prev = rev[0];
+    for (i, &out) in rev.iter().enumerate() {
+        for j in 0..=cfg.layers_per_block {
+            resnet(&mut add, &format!("decoder.up_blocks.{i}.resnets.{j}"), if j == 0 { prev } else { out }, out);
+        }
+        if i + 1 < rev.len() {
+            conv(&mut add, &format!("decoder.up_blocks.{i}.upsamplers.0.conv"), out, out, 3);
+        }
+        prev = out;
+    }
+    norm(&mut add, "decoder.conv_norm_out", cfg.block_out_channels[0]);
+    conv(&mut add, "decoder.conv_out", cfg.block_out_channels[0], cfg.out_channels, 3);
+    v
+}
+
+struct Norm {
+    gamma: Tensor,
+    beta: Tensor,
+}
+
+struct ResBlock {
+    norm1: Norm,
+    conv1: Conv2d,
+    norm2: Norm,
+    conv2: Conv2d,
+    shortcut: Option<Linear>,
+    cin: usize,
+    cout: usize,
+}
+
+struct AttnBlock {
+    norm: Norm,
+    q: Linear,
+    k: Linear,
+    v: Linear,
+    out: Linear,
+}
+
+struct UpBlock {
+    resnets: Vec<ResBlock>,
+    upsample: Option<Conv2d>,
+}
+
+/// A loaded VAE decoder.
+pub struct Vae {
+    pub cfg: VaeConfig,
+    post_quant: Linear,
+    conv_in: Conv2d,
+    mid: [ResBlock; 2],
+    attn: Option<AttnBlock>,
+    up: Vec<UpBlock>,
+    norm_out: Norm,
+    conv_out: Conv2d,
+}
+
+fn take_conv(gpu: &Gpu, w: &mut GpuWeights, name: &str, cin: usize, cout: usize) -> Result<Conv2d> {
+    let wt = w.take(&format!("{name}.weight"), &[cout, cin, 3, 3])?;
+    let b = w.take(&format!("{name}.bias"), &[cout])?;
+    Conv2d::new(gpu, &wt, &b)
+}
+
+/// A 1x1 conv or a linear layer [out, in(, 1, 1)] as a [`Linear`] over NHWC rows.
+fn take_linear(gpu: &Gpu, w: &mut GpuWeights, name: &str, cin: usize, cout: usize, conv: bool) -> Result<Linear> {
+    let shape: &[usize] = if conv { &[cout, cin, 1, 1] } else { &[cout, cin] };
+    let mut wt = w.take(&format!("{name}.weight"), shape)?;
+    wt.shape = vec![cout, cin];
+    Linear::new(wt, w.take(&format!("{name}.bias"), &[cout])?)?.for_device(gpu)
+}
+
+fn take_norm(w: &mut GpuWeights, name: &str, c: usize) -> Result<Norm> {
+    Ok(Norm { gamma: w.take(&format!("{name}.weight"), &[c])?, beta: w.take(&format!("{name}.bias"), &[c])? })
+}
+
+fn take_resnet(gpu: &Gpu, w: &mut GpuWeights, name: &str, cin: usize, cout: usize) -> Result<ResBlock> {
+    Ok(ResBlock {
+        norm1: take_norm(w, &format!("{name}.norm1"), cin)?,
+        conv1: take_conv(gpu, w, &format!("{name}.conv1"), cin, cout)?,
+        norm2: take_norm(w, &format!("{name}.norm2"), cout)?,
+        conv2: take_conv(gpu, w, &format!("{name}.conv2"), cout, cout)?,
+        shortcut: if cin != cout {
+            Some(take_linear(gpu, w, &format!("{name}.conv_shortcut"), cin, cout, true)?)
+        } else {
+            None
+        },
+        cin,
+        cout,
+    })
+}
+
+impl Vae {
+    pub fn load(gpu: &Gpu, cfg: VaeConfig, mut w: GpuWeights) -> Result<Vae> {
+        cfg.validate()?;
+        let lat = cfg.latent_channels;
+        let top = *cfg.block_out_channels.last().expect("validated");
+        let post_quant = take_linear(gpu, &mut w, "post_quant_conv", lat, lat, true)?;
+        let conv_in = take_conv(gpu, &mut w, "decoder.conv_in", lat, top)?;
+        let mid0 = take_resnet(gpu, &mut w, "decoder.mid_block.resnets.0", top, top)?;
+        let attn = if cfg.mid_block_add_attention {
+            let a = "decoder.mid_block.attentions.0";
+            Some(AttnBlock {
+                norm: take_norm(&mut w, &format!("{a}.group_norm"), top)?,
+                q: take_linear(gpu, &mut w, &format!("{a}.to_q"), top, top, false)?,
+                k: take_linear(gpu, &mut w, &format!("{a}.to_k"), top, top, false)?,
+                v: take_linear(gpu, &mut w, &format!("{a}.to_v"), top, top, false)?,
+                out: take_linear(gpu, &mut w, &format!("{a}.to_out.0"), top, top, false)?,
+            })
+        } else {
+            None
+        };
+        let mid1 = take_resnet(gpu, &mut w, "decoder.mid_block.resnets.1", top, top)?;
+        let rev: Vec<usize> = cfg.block_out_channels.iter().rev().copied().collect();
+        let mut up = vec![];
+        let mut prev = rev[0];
+        for (i, &out) in rev.iter().enumerate() {
+            let resnets = (0..=cfg.layers_per_block)
+                .map(|j| {
+                    take_resnet(
+                        gpu,
+                        &mut w,
+                        &format!("decoder.up_blocks.{i}.resnets.{j}"),
+                        if j == 0 { prev } else { out },
+                        out,
+                    )
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let upsample = if i + 1 < rev.len() {
+                Some(take_conv(gpu, &mut w, &format!("decoder.up_blocks.{i}.upsamplers.0.conv"), out, out)?)
+            } else {
+                None
+            };
+            up.push(UpBlock { resnets, upsample });
+            prev = out;
+        }
+        let c0 = cfg.block_out_channels[0];
+        let norm_out = take_norm(&mut w, "decoder.conv_norm_out", c0)?;
+        let conv_out = take_conv(gpu, &mut w, "decoder.conv_out", c0, cfg.out_channels)?;
+        w.finish()?;
+        gpu.check()?;
+        Ok(Vae { cfg, post_quant, conv_in, mid: [mid0, mid1], attn, up, norm_out, conv_out })
+    }
+
+    /// Builds one decode of a latent [1, C, h, w] (as the sampler returns it) into an image [1, H, W, 4] NHWC
+    /// (channels 0..3 RGB in about [-1, 1]).
+    pub fn plan(&self, gpu: &Gpu, h: usize, w: usize) -> Result<VaePlan> {
+        let cfg = &self.cfg;
+        let s = cfg.upscale();
+        let (oh, ow) = (h * s, w * s);
+        // The largest activation: the widest channel count at each resolution, conv_out's padded 4 included.
+        let mut largest = 0usize;
+        let rev: Vec<usize> = cfg.block_out_channels.iter().rev().copied().collect();
+        for (i, &c) in rev.iter().enumerate() {
+            let prev = if i == 0 { c } else { rev[i - 1] };
+            let (hh, ww) = (h << i, w << i);
+            largest = largest.max(hh * ww * c.max(prev));
+        }
+        largest = largest.max(oh * ow * 4);
+        let mut arena = Arena::new();
+        let mut pool = |label: &str| arena.f32(gpu, label, &[largest]);
+        let bufs = Bufs { x: pool("vae x")?, y: pool("vae y")?, t1: pool("vae t1")?, t2: pool("vae t2")? };
+        let stats = arena.f32(gpu, "gn stats", &[cfg.norm_num_groups * 2])?;
+        let latent = arena.f32(gpu, "latent", &[1, cfg.latent_channels, h, w])?;
+        let top = *cfg.block_out_channels.last().expect("validated");
+        let hw = h * w;
+        let attn_bufs = match &self.attn {
+            Some(_) => Some(AttnBufs {
+                q: arena.f32(gpu, "attn q", &[hw, top])?,
+                k: arena.f32(gpu, "attn k", &[hw, top])?,
+                v: arena.f32(gpu, "attn v", &[hw, top])?,
+                vt: arena.f32(gpu, "attn vt", &[top, hw])?,
+                scores: arena.f32(gpu, "attn scores", &[hw, hw])?,
+            }),
+            None => None,
+        };
+        let mut b = Builder { gpu, d: vec![], stats, groups: cfg.norm_num_groups };
+        let lat = cfg.latent_channels;
+
+        // z / scaling_factor, NCHW -> NHWC, then post_quant_conv (1x1) and conv_in.
+        let z = bufs.t1.view(&[1, h, w, lat]);
+        b.d.push(ops::nchw_to_nhwc(gpu, &latent, &z, (1.0 / cfg.scaling_factor) as f32)?);
+        let zq = bufs.t2.view(&[h * w, lat]);
+        b.d.extend(ops::linear(
+            gpu,
+            &z.view(&[h * w, lat]),
+            &self.post_quant,
+            &zq,
+            Epilogue::Bias,
+            LinearKernel::Tiled,
+        )?);
+        // `cur` holds the current activation, `spare` receives the next one; they swap after every step.
+        let (mut cur, mut spare) = (bufs.x.clone(), bufs.y.clone());
+        let mut x = cur.view(&[1, h, w, top]);
+        b.d.push(ops::conv2d(gpu, &zq.view(&[1, h, w, lat]), &self.conv_in, &x, false, None)?);
+
+        // Mid block: ResNet, attention (in place), ResNet.
+        x = b.resnet(&self.mid[0], &x, &spare, &bufs)?;
+        std::mem::swap(&mut cur, &mut spare);
+        if let (Some(a), Some(ab)) = (&self.attn, &attn_bufs) {
+            b.attention(a, &x, &bufs, ab, top)?;
+        }
+        x = b.resnet(&self.mid[1], &x, &spare, &bufs)?;
+        std::mem::swap(&mut cur, &mut spare);
+
+        // Up blocks, each but the last ending with nearest x2 upsample + conv (fused).
+        let (mut hh, mut ww) = (h, w);
+        for blk in &self.up {
+            for r in &blk.resnets {
+                x = b.resnet(r, &x, &spare, &bufs)?;
+                std::mem::swap(&mut cur, &mut spare);
+            }
+            if let Some(conv) = &blk.upsample {
+                let out = spare.view(&[1, 2 * hh, 2 * ww, conv.cout]);
+                b.d.push(ops::conv2d(gpu, &x, conv, &out, true, None)?);
+                x = out;
+                std::mem::swap(&mut cur, &mut spare);
+                hh *= 2;
+                ww *= 2;
+            }
+        }
+
+        // GroupNorm + SiLU, conv_out (3 channels padded to 4).
+        let c0 = cfg.block_out_channels[0];
+        let a = bufs.t1.view(&[1, hh, ww, c0]);
+        b.norm(&self.norm_out, &x, &a, true)?;
+        let image = spare.view(&[1, oh, ow, self.conv_out.cout_pad]);
+        b.d.push(ops::conv2d(gpu, &a, &self.conv_out, &image, false, None)?);
+        gpu.check()?;
+        Ok(VaePlan {
+            latent,
+            image,
+            out_channels: cfg.out_channels,
+            activation_bytes: arena.bytes(),
+            dispatches: b.d,
+            _keep: bufs,
+            _attn: attn_bufs,
+        })
+    }
+}
+
+/// The reusable activation buffers of a decode.
+struct Bufs {
+    x: Tensor,
+    y: Tensor,
+    t1: Tensor,
+    t2: Tensor,
+}
+
+struct AttnBufs {
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    vt: Tensor,
+    scores: Tensor,
+}
+
+trait View {
+    fn view(&self, shape: &[usize]) -> Tensor;
+}
+
+impl View for Tensor {
+    /// The same buffer seen with another shape (no larger than the buffer).
+    fn view(&self, shape: &[usize]) -> Tensor {
+        debug_assert!(shape.iter().product::<usize>() * 4 <= self.buf.size() as usize);
+        Tensor { buf: self.buf.clone(), shape: shape.to_vec(), dtype: self.dtype }
+    }
+}
+
+struct Builder<'a> {
+    gpu: &'a Gpu,
+    d: Vec<Dispatch>,
+    stats: Tensor,
+    groups: usize,
+}
+
+impl Builder<'_> {
+    fn norm(&mut self, n: &Norm, x: &Tensor, y: &Tensor, silu: bool) -> Result<()> {
+        self.d.extend(ops::group_norm(self.gpu, x, &n.gamma, &n.beta, &self.stats, y, self.groups, silu)?);
+        Ok(())
+    }
+
+    /// out = shortcut(x) + conv2(silu(norm2(conv1(silu(norm1(x)))))), written into `out_buf`; returns out.
+    fn resnet(&mut self, r: &ResBlock, x: &Tensor, out_buf: &Tensor, bufs: &Bufs) -> Result<Tensor> {
+        let (h, w) = (x.dim(1), x.dim(2));
+        let a = bufs.t1.view(&[1, h, w, r.cin]);
+        self.norm(&r.norm1, x, &a, true)?;
+        let bt = bufs.t2.view(&[1, h, w, r.cout]);
+        self.d.push(ops::conv2d(self.gpu, &a, &r.conv1, &bt, false, None)?);
+        let a2 = bufs.t1.view(&[1, h, w, r.cout]);
+        self.norm(&r.norm2, &bt, &a2, true)?;
+        // The 1x1 shortcut reuses t2 (conv1's output is consumed by norm2 above).
+        let res = match &r.shortcut {
+            Some(sc) => {
+                let s = bufs.t2.view(&[h * w, r.cout]);
+                self.d.extend(ops::linear(
+                    self.gpu,
+                    &x.view(&[h * w, r.cin]),
+                    sc,
+                    &s,
+                    Epilogue::Bias,
+                    LinearKernel::Tiled,
+                )?);
+                s.view(&[1, h, w, r.cout])
+            }
+            None => x.clone(),
+        };
+        let out = out_buf.view(&[1, h, w, r.cout]);
+        self.d.push(ops::conv2d(self.gpu, &a2, &r.conv2, &out, false, Some(&res))?);
+        Ok(out)
+    }
+
+    /// x += to_out(softmax(q k^T / sqrt(C)) v), q/k/v = to_q/k/v(GroupNorm(x)): one head over all pixels, in place.
+    fn attention(&mut self, a: &AttnBlock, x: &Tensor, bufs: &Bufs, ab: &AttnBufs, c: usize) -> Result<()> {
+        let hw = x.dim(1) * x.dim(2);
+        let rows = x.view(&[hw, c]);
+        let normed = bufs.t1.view(&[hw, c]);
+        self.norm(&a.norm, &x.view(&[1, hw, c]), &normed.view(&[1, hw, c]), false)?;
+        for (l, t) in [(&a.q, &ab.q), (&a.k, &ab.k), (&a.v, &ab.v)] {
+            self.d.extend(ops::linear(self.gpu, &normed, l, t, Epilogue::Bias, LinearKernel::Tiled)?);
+        }
+        self.d.push(ops::transpose(self.gpu, &ab.v, &ab.vt)?);
+        self.d.extend(ops::matmul(self.gpu, &ab.q, &ab.k, &ab.scores, Epilogue::Bias)?);
+        self.d.push(ops::softmax_rows(self.gpu, &ab.scores, 1.0 / (c as f32).sqrt())?);
+        let o = bufs.t2.view(&[hw, c]);
+        self.d.extend(ops::matmul(self.gpu, &ab.scores, &ab.vt, &o, Epilogue::Bias)?);
+        self.d.extend(ops::linear(self.gpu, &o, &a.out, &rows, Epilogue::Residual, LinearKernel::Tiled)?);
+        Ok(())
+    }
+}
+
+/// One decode for a fixed latent size.
+pub struct VaePlan {
+    /// Input latent [1, C, h, w] (NCHW, as sampled; divided by the scaling factor inside).
+    pub latent: Tensor,
+    /// Output [1, H, W, 4] NHWC, channels 0..3 RGB (channel 3 is padding).
+    pub image: Tensor,
+    out_channels: usize,
+    pub activation_bytes: u64,
+    dispatches: Vec<Dispatch>,
+    _keep: Bufs,
+    _attn: Option<AttnBufs>,
+}
+
+impl VaePlan {
+    pub fn dispatches(&self) -> &[Dispatch] {
+        &self.dispatches
+    }
+
+    /// Decodes one latent [C*h*w] (NCHW) into an image [3, H, W] f32, roughly in [-1, 1] (not clamped).
+    pub async fn decode(&self, gpu: &Gpu, latent: &[f32]) -> Result<Vec<f32>> {
+        if latent.len() != self.latent.numel() {
+            return Err(Error::input(format!(
+                "latent has {} values, the VAE plan takes {:?}",
+                latent.len(),
+                self.latent.shape
+            )));
+        }
+        gpu.write(&self.latent.buf, 0, bytemuck::cast_slice(latent));
+        gpu.run(&self.dispatches);
+        let nhwc = gpu.read_f32(&self.image).await?;
+        let (h, w, cp) = (self.image.dim(1), self.image.dim(2), self.image.dim(3));
+        let c = self.out_channels;
+        let mut chw = vec![0f32; c * h * w];
+        for p in 0..h * w {
+            for ch in 0..c {
+                chw[ch * h * w + p] = nhwc[p * cp + ch];
+            }
+        }
+        Ok(chw)
+    }
+}
