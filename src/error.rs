@@ -43,6 +43,9 @@ pub enum Error {
     /// A bad value from the user (shape, range, NaN, unknown name).
     #[error("{0}")]
     Input(String),
+    /// The caller cancelled the run.
+    #[error("generation was cancelled")]
+    Cancelled,
 }
 
 /// The crate's result type.

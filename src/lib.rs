@@ -9,6 +9,7 @@ pub mod model;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod npy;
 pub mod ops;
+pub mod pipeline;
 pub mod util;
 pub mod weights;
 

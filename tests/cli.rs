@@ -195,3 +195,91 @@ fn bad_input_gives_one_line_errors() {
     fails_with(&["info", &m], "sha256 mismatch");
     run(fwd(&p("x.npy"), &p("t.npy"), &p("y.npy")), "sha256 mismatch");
 }
+
+#[test]
+fn sample_is_deterministic_and_rejects_bad_values() {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = |n: &str| tmp.path().join(n).to_str().unwrap().to_string();
+    assert!(
+        dit(&["convert", fixture("dit_p2_hd64.safetensors").to_str().unwrap(), "--out", &p("dit"), "--heads", "2"]).ok
+    );
+    assert!(
+        dit(&[
+            "convert",
+            fixture("vae_small/diffusion_pytorch_model.safetensors").to_str().unwrap(),
+            "--out",
+            &p("vae")
+        ])
+        .ok
+    );
+    let run = |seed: &str, out: &str, sampler: &str| {
+        let o = dit(&[
+            "sample",
+            "--model",
+            &p("dit"),
+            "--vae",
+            &p("vae"),
+            "--class",
+            "3",
+            "--class",
+            "7",
+            "--steps",
+            "8",
+            "--sampler",
+            sampler,
+            "--seed",
+            seed,
+            "--quiet",
+            "--out",
+            &p(out),
+        ]);
+        assert!(o.ok, "{}", o.stderr);
+        std::fs::read(p(out)).unwrap()
+    };
+    for sampler in ["ddpm", "ddim", "dpmpp2m"] {
+        let a = run("11", "a.png", sampler);
+        let b = run("11", "b.png", sampler);
+        let c = run("12", "c.png", sampler);
+        assert_eq!(a, b, "{sampler}: same seed, same image");
+        assert_ne!(a, c, "{sampler}: another seed, another image");
+        assert_eq!(&a[..8], b"\x89PNG\r\n\x1a\n");
+    }
+    // .npy output: [N, 3, H, W] f32.
+    let o = dit(&[
+        "sample",
+        "--model",
+        &p("dit"),
+        "--vae",
+        &p("vae"),
+        "--class",
+        "3",
+        "--steps",
+        "4",
+        "--quiet",
+        "--out",
+        &p("img.npy"),
+    ]);
+    assert!(o.ok, "{}", o.stderr);
+    assert_eq!(dit_wasm::npy::read_f32(&tmp.path().join("img.npy")).unwrap().shape, [1, 3, 16, 16]);
+
+    let base = ["sample", "--model", &p("dit"), "--vae", &p("vae"), "--class", "3", "--quiet", "--out", &p("x.png")];
+    let bad = |extra: &[&str], what: &str| {
+        let mut args: Vec<&str> = base.to_vec();
+        args.extend_from_slice(extra);
+        fails_with(&args, what);
+    };
+    bad(&["--cfg", "nan"], "not a finite number");
+    bad(&["--cfg", "inf"], "not a finite number");
+    bad(&["--steps", "0"], "between 1 and 1000");
+    bad(&["--steps", "1001"], "between 1 and 1000");
+    bad(&["--sampler", "euler"], "unknown sampler");
+    bad(&["--cfg-channels", "three"], "unknown guidance rule");
+    bad(&["--class", "1001"], "class 1001 is out of range");
+    bad(&["--class", "-1"], "negative");
+    dit_wasm::npy::write_f32(&tmp.path().join("noise.npy"), &[2, 1, 4, 8, 8], &vec![0.5; 512]).unwrap();
+    bad(&["--steps", "8", "--noise", &p("noise.npy")], "noise has 512 values");
+    fails_with(
+        &["sample", "--model", &p("dit"), "--vae", &p("vae"), "--class", "3", "--out", &p("x.jpg")],
+        ".png or .npy",
+    );
+}

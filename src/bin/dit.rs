@@ -2,9 +2,11 @@
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use dit_wasm::bench::{bench_dispatches, ForwardBench};
+use dit_wasm::diffusion::{CfgChannels, SamplerKind, Spacing};
 use dit_wasm::gpu::{F16Mode, Gpu, GpuOptions, LinearPath};
-use dit_wasm::model::{dit_tensors, DitConfig};
+use dit_wasm::model::{dit_tensors, DitConfig, Vae, VaeConfig};
 use dit_wasm::ops::LinearKernel;
+use dit_wasm::pipeline::{self, SampleRequest};
 use dit_wasm::weights::convert::{convert, ConvertOptions};
 use dit_wasm::weights::{self, DirSource, ModelKind};
 use dit_wasm::{npy, Dit, Error, GpuWeights, Result};
@@ -65,6 +67,61 @@ enum Cmd {
     },
     /// Benchmark a DiT forward; prints a table, or one JSON object with --json.
     Bench(BenchArgs),
+    /// Generate images of ImageNet classes (or the model's classes): DiT sampling with guidance, then the VAE.
+    Sample(SampleArgs),
+    /// Decode latents [N, 4, h, w] (.npy, as `sample --latent-out` writes them) into images.
+    Decode {
+        #[arg(long)]
+        vae: PathBuf,
+        #[arg(long)]
+        latent: PathBuf,
+        /// `.png` (a grid, clamped to 8 bits) or `.npy` ([N, 3, H, W] f32, unclamped).
+        #[arg(long)]
+        out: PathBuf,
+        #[command(flatten)]
+        gpu: GpuArgs,
+    },
+}
+
+#[derive(Args)]
+struct SampleArgs {
+    /// DiT model directory.
+    #[arg(long)]
+    model: PathBuf,
+    /// VAE decoder directory (needed unless --out is a .npy of latents via --latent-out only).
+    #[arg(long)]
+    vae: Option<PathBuf>,
+    /// Class id, repeatable: one image each (the null class gives an unconditional sample).
+    #[arg(long = "class", required = true, allow_negative_numbers = true)]
+    classes: Vec<i64>,
+    /// Guidance scale (the release samples with 4.0; 1 turns guidance off).
+    #[arg(long, default_value_t = 4.0, allow_negative_numbers = true)]
+    cfg: f32,
+    /// Steps as the release writes them: `250` (evenly respaced) or `ddim50`.
+    #[arg(long, default_value = "250")]
+    steps: String,
+    /// ddpm (learned-variance DDPM, the paper's), ddim (eta 0) or dpmpp2m (DPM-Solver++(2M)).
+    #[arg(long, default_value = "ddpm")]
+    sampler: String,
+    /// Guidance on eps channels 0..2 as the release does (official) or on all four (all).
+    #[arg(long, default_value = "official")]
+    cfg_channels: String,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Noise from outside, [K+1, N, C, h, w] f32: index 0 the starting latent, index i+1 the noise of step i.
+    #[arg(long)]
+    noise: Option<PathBuf>,
+    /// Also write the final latents [N, C, h, w] here (.npy).
+    #[arg(long)]
+    latent_out: Option<PathBuf>,
+    /// `.png` (a grid of the images) or `.npy` ([N, 3, H, W] f32).
+    #[arg(long)]
+    out: PathBuf,
+    /// Hide the progress bar.
+    #[arg(long)]
+    quiet: bool,
+    #[command(flatten)]
+    gpu: GpuArgs,
 }
 
 #[derive(Args, Clone)]
@@ -171,7 +228,148 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Cmd::Forward { model, x, t, y, out, gpu } => forward(&model, &x, &t, &y, &out, &gpu).await,
         Cmd::Bench(b) => bench(b).await,
+        Cmd::Sample(a) => sample(a).await,
+        Cmd::Decode { vae, latent, out, gpu } => decode_cmd(&vae, &latent, &out, &gpu).await,
     }
+}
+
+async fn load_vae(gpu: &Gpu, dir: &Path) -> Result<Vae> {
+    let (index, w) = GpuWeights::load(gpu, &DirSource(dir.to_path_buf())).await?;
+    if index.metadata.kind != ModelKind::VaeDecoder {
+        return Err(Error::input(format!(
+            "{}: holds a {:?} model, not a VAE decoder",
+            dir.display(),
+            index.metadata.kind
+        )));
+    }
+    let cfg: VaeConfig = serde_json::from_value(index.metadata.config.clone())
+        .map_err(|e| Error::format(weights::INDEX_FILE, format!("bad VAE config ({e})")))?;
+    Vae::load(gpu, cfg, w)
+}
+
+/// Writes images [N, 3, H, W] as a .npy or as a PNG grid.
+fn write_images(out: &Path, images: &[f32], n: usize, h: usize, w: usize) -> Result<()> {
+    match out.extension().and_then(|e| e.to_str()) {
+        Some("npy") => npy::write_f32(out, &[n, 3, h, w], images),
+        Some("png") => {
+            let rgb = dit_wasm::pipeline::to_rgb8(images, n, h, w);
+            let cols = (n as f64).sqrt().ceil() as usize;
+            let rows = n.div_ceil(cols);
+            let pad = 2;
+            let (gw, gh) = (cols * w + (cols + 1) * pad, rows * h + (rows + 1) * pad);
+            let mut grid = vec![255u8; gw * gh * 3];
+            for (i, img) in rgb.iter().enumerate() {
+                let (ox, oy) = (pad + (i % cols) * (w + pad), pad + (i / cols) * (h + pad));
+                for y in 0..h {
+                    let dst = ((oy + y) * gw + ox) * 3;
+                    grid[dst..dst + w * 3].copy_from_slice(&img[y * w * 3..(y + 1) * w * 3]);
+                }
+            }
+            let f = std::fs::File::create(out).map_err(|e| Error::io(out, e))?;
+            let mut enc = png::Encoder::new(std::io::BufWriter::new(f), gw as u32, gh as u32);
+            enc.set_color(png::ColorType::Rgb);
+            enc.set_depth(png::BitDepth::Eight);
+            let io = |e: png::EncodingError| Error::format(out.display().to_string(), e.to_string());
+            enc.write_header().map_err(io)?.write_image_data(&grid).map_err(io)
+        }
+        _ => Err(Error::input(format!("{}: the output must end in .png or .npy", out.display()))),
+    }
+}
+
+fn check_output_path(out: &Path) -> Result<()> {
+    match out.extension().and_then(|e| e.to_str()) {
+        Some("png") | Some("npy") => Ok(()),
+        _ => Err(Error::input(format!("{}: the output must end in .png or .npy", out.display()))),
+    }
+}
+
+async fn sample(a: SampleArgs) -> Result<()> {
+    // Check every argument before the (slow) model load.
+    check_output_path(&a.out)?;
+    let sampler = SamplerKind::parse(&a.sampler)?;
+    let cfg_channels = CfgChannels::parse(&a.cfg_channels)?;
+    let steps = Spacing::parse(&a.steps)?;
+    steps.timesteps()?;
+    if !a.cfg.is_finite() {
+        return Err(Error::input(format!("--cfg {} is not a finite number", a.cfg)));
+    }
+    let classes: Vec<u32> = a
+        .classes
+        .iter()
+        .map(|&c| u32::try_from(c).map_err(|_| Error::input(format!("class {c} is negative"))))
+        .collect::<Result<_>>()?;
+    let noise = match &a.noise {
+        Some(p) => Some(npy::read_f32(p)?.data),
+        None => None,
+    };
+    let gpu = open_gpu(&a.gpu).await?;
+    let dit = load_dit(&gpu, &a.model).await?;
+    let vae = match &a.vae {
+        Some(d) => Some(load_vae(&gpu, d).await?),
+        None => None,
+    };
+    if vae.is_none() && a.out.extension().is_some_and(|e| e == "png") {
+        return Err(Error::input("a .png output needs --vae DIR"));
+    }
+    let req = SampleRequest {
+        classes,
+        cfg_scale: a.cfg,
+        steps,
+        sampler,
+        cfg_channels,
+        seed: a.seed,
+        noise,
+        latent_size: None,
+    };
+    let bar = if a.quiet { indicatif::ProgressBar::hidden() } else { indicatif::ProgressBar::new(0) };
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} steps  {msg}  ETA {eta}")
+            .expect("valid template"),
+    );
+    let latents = pipeline::sample(&gpu, &dit, &req, |s| {
+        bar.set_length(s.total as u64);
+        bar.set_position(s.step as u64);
+        bar.set_message(format!("{:.0} ms/step  t={}", 1e3 * s.elapsed / s.step as f64, s.timestep));
+        true
+    })
+    .await?;
+    bar.finish_and_clear();
+    let (n, c, h) = (req.classes.len(), dit.cfg.in_channels, dit.cfg.input_size);
+    if let Some(p) = &a.latent_out {
+        npy::write_f32(p, &[n, c, h, h], &latents)?;
+    }
+    match &vae {
+        Some(v) => {
+            let images = pipeline::decode(&gpu, v, &latents, n, h, h).await?;
+            let s = h * v.cfg.upscale();
+            write_images(&a.out, &images, n, s, s)?;
+        }
+        None => npy::write_f32(&a.out, &[n, c, h, h], &latents)?,
+    }
+    eprintln!("wrote {}", a.out.display());
+    Ok(())
+}
+
+async fn decode_cmd(vae_dir: &Path, latent: &Path, out: &Path, g: &GpuArgs) -> Result<()> {
+    check_output_path(out)?;
+    let z = npy::read_f32(latent)?;
+    let &[n, c, h, w] = z.shape.as_slice() else {
+        return Err(Error::input(format!("{}: latents must be [N, C, h, w], got {:?}", latent.display(), z.shape)));
+    };
+    let gpu = open_gpu(g).await?;
+    let vae = load_vae(&gpu, vae_dir).await?;
+    if c != vae.cfg.latent_channels {
+        return Err(Error::input(format!(
+            "{}: {c} channels, the VAE takes {}",
+            latent.display(),
+            vae.cfg.latent_channels
+        )));
+    }
+    let images = pipeline::decode(&gpu, &vae, &z.data, n, h, w).await?;
+    let s = vae.cfg.upscale();
+    write_images(out, &images, n, h * s, w * s)?;
+    eprintln!("wrote {}", out.display());
+    Ok(())
 }
 
 async fn info(dir: &Path) -> Result<()> {

@@ -2,7 +2,9 @@
 //! DPM-Solver++(2M)), classifier-free guidance, and the seeded noise stream.
 
 pub mod rng;
+pub mod sampler;
 pub mod schedule;
 
 pub use rng::NoiseRng;
+pub use sampler::{CfgChannels, SamplerKind};
 pub use schedule::{Schedule, Spacing};

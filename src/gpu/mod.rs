@@ -421,13 +421,27 @@ impl Gpu {
         groups: [u32; 3],
         flops: f64,
     ) -> Result<Dispatch> {
+        let uniform = self.uniform(op, bytemuck::bytes_of(params));
+        self.dispatch_with_uniform(kernel, op, &uniform, resources, groups, flops)
+    }
+
+    /// Like [`Gpu::dispatch`], with a caller-owned uniform buffer at binding 0 that the caller rewrites between runs
+    /// (the sampler's per-step scalars).
+    pub fn dispatch_with_uniform(
+        &self,
+        kernel: &Rc<Kernel>,
+        op: &'static str,
+        uniform: &wgpu::Buffer,
+        resources: &[Res<'_>],
+        groups: [u32; 3],
+        flops: f64,
+    ) -> Result<Dispatch> {
         let max = self.device.limits().max_compute_workgroups_per_dimension;
         if groups.iter().any(|&g| g > max) {
             return Err(Error::Config(format!(
                 "{op}: grid {groups:?} exceeds {max} workgroups per dimension; use a smaller batch"
             )));
         }
-        let uniform = self.uniform(op, bytemuck::bytes_of(params));
         let mut entries = vec![wgpu::BindGroupEntry { binding: 0, resource: uniform.as_entire_binding() }];
         for (i, r) in resources.iter().enumerate() {
             entries.push(wgpu::BindGroupEntry {

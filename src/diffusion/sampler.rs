@@ -1,0 +1,238 @@
+//! The samplers: per-step coefficients (f64, on the host) and the GPU step that applies guidance and the update
+//! (`shaders/sampler.wgsl`).
+
+use super::schedule::Schedule;
+use crate::error::{Error, Result};
+use crate::gpu::{grid, Bind, Dispatch, Gpu, KernelSpec, Prelude, Res, Tensor};
+
+const SOURCE: &str = include_str!("../../shaders/sampler.wgsl");
+
+/// Which sampler.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SamplerKind {
+    /// Ancestral DDPM with the learned-range variance (the paper's 250-step sampler).
+    Ddpm,
+    /// DDIM, eta = 0.
+    Ddim,
+    /// DPM-Solver++(2M): multistep, data prediction, first order on the first and last steps (diffusers'
+    /// `DPMSolverMultistepScheduler` with `lower_order_final` and `final_sigmas_type="zero"`).
+    DpmSolverPp2m,
+}
+
+impl SamplerKind {
+    pub fn parse(s: &str) -> Result<SamplerKind> {
+        match s {
+            "ddpm" => Ok(SamplerKind::Ddpm),
+            "ddim" => Ok(SamplerKind::Ddim),
+            "dpmpp2m" | "dpm++2m" | "dpm-solver++" => Ok(SamplerKind::DpmSolverPp2m),
+            _ => Err(Error::input(format!("unknown sampler `{s}`: use ddpm, ddim or dpmpp2m"))),
+        }
+    }
+
+    /// Whether each step draws Gaussian noise.
+    pub fn stochastic(self) -> bool {
+        self == SamplerKind::Ddpm
+    }
+
+    fn code(self) -> u32 {
+        match self {
+            SamplerKind::Ddpm => 0,
+            SamplerKind::Ddim => 1,
+            SamplerKind::DpmSolverPp2m => 2,
+        }
+    }
+}
+
+/// Which eps channels classifier-free guidance mixes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CfgChannels {
+    /// The release's rule: channels 0..2 only ("for exact reproducibility").
+    Official,
+    /// All latent channels (diffusers' DiT pipeline).
+    All,
+}
+
+impl CfgChannels {
+    pub fn parse(s: &str) -> Result<CfgChannels> {
+        match s {
+            "official" => Ok(CfgChannels::Official),
+            "all" => Ok(CfgChannels::All),
+            _ => Err(Error::input(format!("unknown guidance rule `{s}`: use official (channels 0..2) or all"))),
+        }
+    }
+
+    /// Number of guided channels for a model with `channels` latent channels.
+    pub fn count(self, channels: usize) -> usize {
+        match self {
+            CfgChannels::Official => 3.min(channels),
+            CfgChannels::All => channels,
+        }
+    }
+}
+
+/// Uniform parameters of `sampler.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct StepParams {
+    pub count: u32,
+    pub chw: u32,
+    pub hw: u32,
+    pub channels: u32,
+    pub out_channels: u32,
+    pub guided: u32,
+    pub guided_channels: u32,
+    pub kind: u32,
+    pub scale: f32,
+    pub c: [f32; 7],
+}
+
+/// The f64 coefficients c0..c6 of step `i` (the i-th step run, at schedule index k = K-1-i); see sampler.wgsl.
+pub fn coefficients(kind: SamplerKind, s: &Schedule, i: usize, learn_sigma: bool) -> [f64; 7] {
+    let k_count = s.len();
+    let k = k_count - 1 - i;
+    match kind {
+        SamplerKind::Ddpm => {
+            let c = s.ddpm(k);
+            // Without learned sigma the release uses the fixed "large" variance: beta_k (posterior variance at k = 0).
+            let (min_log, max_log) = if learn_sigma {
+                (c.min_log, c.max_log)
+            } else {
+                let fixed = if k == 0 { c.min_log } else { s.betas[k].ln() };
+                (fixed, fixed)
+            };
+            [
+                c.sqrt_recip_alphas_cumprod,
+                c.sqrt_recipm1_alphas_cumprod,
+                c.posterior_mean_coef1,
+                c.posterior_mean_coef2,
+                min_log,
+                max_log,
+                if c.add_noise { 1.0 } else { 0.0 },
+            ]
+        }
+        SamplerKind::Ddim => {
+            let c = s.ddim(k);
+            [
+                c.sqrt_recip_alphas_cumprod,
+                c.sqrt_recipm1_alphas_cumprod,
+                c.sqrt_alphas_cumprod_prev,
+                c.sqrt_one_minus_alphas_cumprod_prev,
+                0.0,
+                0.0,
+                0.0,
+            ]
+        }
+        SamplerKind::DpmSolverPp2m => {
+            let a = s.alphas_cumprod[k];
+            let (c0, c1) = ((1.0 / a).sqrt(), (1.0 / a - 1.0).sqrt());
+            let (_, sigma_s, lambda_s) = s.vp(k);
+            if k == 0 {
+                // Final step to sigma = 0: x' = x0 (first order, lower_order_final).
+                return [c0, c1, 0.0, 1.0, 0.0, 0.0, 0.0];
+            }
+            let (alpha_t, sigma_t, lambda_t) = s.vp(k - 1);
+            let h = lambda_t - lambda_s;
+            let a_coef = sigma_t / sigma_s;
+            let b_coef = -alpha_t * ((-h).exp() - 1.0);
+            // Second order (midpoint) once a previous x0 exists: D1 = (x0 - prev) / r0, r0 = h_prev / h.
+            let c_coef = if i == 0 {
+                0.0
+            } else {
+                let (_, _, lambda_prev) = s.vp(k + 1);
+                let r0 = (lambda_s - lambda_prev) / h;
+                0.5 * b_coef / r0
+            };
+            [c0, c1, a_coef, b_coef, c_coef, 0.0, 0.0]
+        }
+    }
+}
+
+/// The GPU step of one sampling run: kernel, bindings and its rewritable uniform.
+pub struct Step {
+    pub dispatch: Dispatch,
+    uniform: wgpu::Buffer,
+    base: StepParams,
+}
+
+impl Step {
+    /// For model input `x` [B, C, H, W] and output `out` [B, Cout, H, W] (B = 2N when `guided`), `noise` and `prev`
+    /// [N, C, H, W].
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        gpu: &Gpu,
+        kind: SamplerKind,
+        x: &Tensor,
+        out: &Tensor,
+        noise: &Tensor,
+        prev: &Tensor,
+        guided: bool,
+        guided_channels: usize,
+        scale: f32,
+    ) -> Result<Step> {
+        let (b, c, h, w) = (x.dim(0), x.dim(1), x.dim(2), x.dim(3));
+        let n = if guided { b / 2 } else { b };
+        if out.dim(0) != b || noise.numel() != n * c * h * w || prev.numel() != n * c * h * w {
+            return Err(Error::Config(format!(
+                "sampler: x {:?}, out {:?}, noise {:?}",
+                x.shape, out.shape, noise.shape
+            )));
+        }
+        let base = StepParams {
+            count: (n * c * h * w) as u32,
+            chw: (c * h * w) as u32,
+            hw: (h * w) as u32,
+            channels: c as u32,
+            out_channels: out.dim(1) as u32,
+            guided: guided as u32,
+            guided_channels: guided_channels as u32,
+            kind: kind.code(),
+            scale,
+            c: [0.0; 7],
+        };
+        let uniform = gpu.uniform("sampler step", bytemuck::bytes_of(&base));
+        let kern = gpu.kernel(&KernelSpec {
+            name: "sampler",
+            source: &[SOURCE],
+            entry: "main",
+            binds: &[Bind::Read, Bind::Read, Bind::ReadWrite, Bind::ReadWrite],
+            constants: vec![],
+            prelude: Prelude::Fp16,
+        })?;
+        let res = [Res::Buf(&out.buf), Res::Buf(&noise.buf), Res::Buf(&x.buf), Res::Buf(&prev.buf)];
+        let dispatch =
+            gpu.dispatch_with_uniform(&kern, "sampler", &uniform, &res, grid(base.count.div_ceil(64)), 0.0)?;
+        Ok(Step { dispatch, uniform, base })
+    }
+
+    /// Writes step i's coefficients (f64 -> f32) into the uniform.
+    pub fn set_coefficients(&self, gpu: &Gpu, c: [f64; 7]) {
+        let p = StepParams { c: c.map(|v| v as f32), ..self.base };
+        gpu.write(&self.uniform, 0, bytemuck::bytes_of(&p));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::diffusion::Spacing;
+
+    #[test]
+    fn params_match_the_wgsl_struct() {
+        assert_eq!(std::mem::size_of::<StepParams>(), 64);
+    }
+
+    #[test]
+    fn dpm_final_step_returns_x0_and_first_step_is_first_order() {
+        let s = Schedule::new(Spacing::Even(10)).unwrap();
+        let first = coefficients(SamplerKind::DpmSolverPp2m, &s, 0, true);
+        assert_eq!(first[4], 0.0);
+        let second = coefficients(SamplerKind::DpmSolverPp2m, &s, 1, true);
+        assert!(second[4] != 0.0);
+        let last = coefficients(SamplerKind::DpmSolverPp2m, &s, 9, true);
+        assert_eq!(&last[2..5], &[0.0, 1.0, 0.0]);
+        // DDPM's last step adds no noise; its min log variance is step 1's.
+        let d = coefficients(SamplerKind::Ddpm, &s, 9, true);
+        assert_eq!(d[6], 0.0);
+        assert_eq!(d[4], s.ddpm(1).min_log);
+    }
+}

@@ -1,0 +1,187 @@
+//! Class labels in, latents and images out: the sampling loop around the DiT forward and the GPU sampler step, then
+//! the VAE decode. The loop uploads only the step's timesteps, scalars and (DDPM) noise; it reads nothing back until
+//! the end.
+
+use crate::diffusion::sampler::{coefficients, Step};
+use crate::diffusion::{CfgChannels, NoiseRng, SamplerKind, Schedule, Spacing};
+use crate::error::{Error, Result};
+use crate::gpu::{Arena, Gpu};
+use crate::model::{null_class, Dit, Vae};
+use crate::util::now_seconds;
+
+/// What to generate.
+#[derive(Clone, Debug)]
+pub struct SampleRequest {
+    /// One image per entry. The null class (`num_classes`) gives unconditional samples.
+    pub classes: Vec<u32>,
+    /// Classifier-free guidance scale; 1 disables guidance (and halves the work).
+    pub cfg_scale: f32,
+    /// The release's timestep respacing: `250` (even) or `ddim50`.
+    pub steps: Spacing,
+    pub sampler: SamplerKind,
+    pub cfg_channels: CfgChannels,
+    /// Seed of the noise stream (`diffusion::rng`), used when `noise` is not given.
+    pub seed: u64,
+    /// Noise from outside: [K+1, N, C, h, w] (index 0 the starting latent, index i+1 the noise of the i-th step run)
+    /// or, for the deterministic samplers, [1, N, C, h, w].
+    pub noise: Option<Vec<f32>>,
+    /// Latent side; the model's own by default.
+    pub latent_size: Option<usize>,
+}
+
+impl SampleRequest {
+    /// The paper's defaults for a list of classes: 250 DDPM steps, guidance 4 on channels 0..2, seed 0.
+    pub fn new(classes: Vec<u32>) -> SampleRequest {
+        SampleRequest {
+            classes,
+            cfg_scale: 4.0,
+            steps: Spacing::Even(250),
+            sampler: SamplerKind::Ddpm,
+            cfg_channels: CfgChannels::Official,
+            seed: 0,
+            noise: None,
+            latent_size: None,
+        }
+    }
+}
+
+/// Progress of a run, passed to the step callback.
+#[derive(Clone, Debug)]
+pub struct StepInfo {
+    /// Steps done (1..=total).
+    pub step: usize,
+    pub total: usize,
+    /// The training timestep just evaluated.
+    pub timestep: usize,
+    /// Seconds since sampling started.
+    pub elapsed: f64,
+}
+
+/// Runs the sampler and returns the final latents [N, C, h, w] (as the release returns them: multiply by 1 /
+/// scaling_factor before decoding, which [`decode`] does). `on_step` runs after each step (the GPU has finished it);
+/// returning false cancels the run.
+pub async fn sample(
+    gpu: &Gpu,
+    dit: &Dit,
+    req: &SampleRequest,
+    mut on_step: impl FnMut(&StepInfo) -> bool,
+) -> Result<Vec<f32>> {
+    let cfg = &dit.cfg;
+    let n = req.classes.len();
+    if n == 0 {
+        return Err(Error::input("give at least one class"));
+    }
+    if let Some(&c) = req.classes.iter().find(|&&c| c as usize > cfg.num_classes) {
+        return Err(Error::input(format!(
+            "class {c} is out of range: this model has classes 0..{} ({} is the null class)",
+            cfg.num_classes - 1,
+            null_class(cfg.num_classes)
+        )));
+    }
+    if !req.cfg_scale.is_finite() {
+        return Err(Error::input(format!("guidance scale {} is not a finite number", req.cfg_scale)));
+    }
+    let schedule = Schedule::new(req.steps)?;
+    let k_steps = schedule.len();
+    let latent = req.latent_size.unwrap_or(cfg.input_size);
+    let (c, hw) = (cfg.in_channels, latent * latent);
+    let per_step = n * c * hw;
+    if let Some(noise) = &req.noise {
+        let ok = noise.len() == (k_steps + 1) * per_step || (!req.sampler.stochastic() && noise.len() == per_step);
+        if !ok {
+            return Err(Error::input(format!(
+                "noise has {} values; expected [{}, {n}, {c}, {latent}, {latent}] = {} (the starting latent, then one per step){}",
+                noise.len(),
+                k_steps + 1,
+                (k_steps + 1) * per_step,
+                if req.sampler.stochastic() { "" } else { ", or just the starting latent" }
+            )));
+        }
+    }
+    let guided = req.cfg_scale != 1.0;
+    let batch = if guided { 2 * n } else { n };
+    let plan = dit.plan(gpu, batch, latent)?;
+    let mut arena = Arena::new();
+    let noise_buf = arena.f32(gpu, "step noise", &[n, c, latent, latent])?;
+    let prev = arena.f32(gpu, "prev x0", &[n, c, latent, latent])?;
+    let step = Step::new(
+        gpu,
+        req.sampler,
+        &plan.x,
+        &plan.out,
+        &noise_buf,
+        &prev,
+        guided,
+        req.cfg_channels.count(c),
+        req.cfg_scale,
+    )?;
+
+    let mut rng = NoiseRng::new(req.seed);
+    let mut noise_at = |i: usize| -> Vec<f32> {
+        match &req.noise {
+            Some(v) => v[i * per_step..(i + 1) * per_step].to_vec(),
+            None => rng.normals(per_step),
+        }
+    };
+    // Inputs: the starting latent in both halves; labels [y; null].
+    let x0 = noise_at(0);
+    let mut x_init = x0.clone();
+    let mut labels: Vec<u32> = req.classes.clone();
+    if guided {
+        x_init.extend_from_slice(&x0);
+        labels.extend(std::iter::repeat_n(null_class(cfg.num_classes) as u32, n));
+    }
+    gpu.write(&plan.x.buf, 0, bytemuck::cast_slice(&x_init));
+    gpu.write(&plan.y.buf, 0, bytemuck::cast_slice(&labels));
+
+    let t0 = now_seconds();
+    for i in 0..k_steps {
+        let k = k_steps - 1 - i;
+        let t = schedule.timesteps[k];
+        gpu.write(&plan.t.buf, 0, bytemuck::cast_slice(&vec![t as f32; batch]));
+        step.set_coefficients(gpu, coefficients(req.sampler, &schedule, i, cfg.learn_sigma));
+        if req.sampler.stochastic() {
+            gpu.write(&noise_buf.buf, 0, bytemuck::cast_slice(&noise_at(i + 1)));
+        }
+        gpu.run(plan.dispatches().iter().chain([&step.dispatch]));
+        gpu.sync().await?;
+        let info = StepInfo { step: i + 1, total: k_steps, timestep: t, elapsed: now_seconds() - t0 };
+        if !on_step(&info) {
+            return Err(Error::Cancelled);
+        }
+    }
+    let mut out = gpu.read_f32(&plan.x).await?;
+    out.truncate(per_step);
+    Ok(out)
+}
+
+/// Decodes latents [N, C, h, w] (as [`sample`] returns them) into images [N, 3, H, W] f32 (about [-1, 1]).
+pub async fn decode(gpu: &Gpu, vae: &Vae, latents: &[f32], n: usize, h: usize, w: usize) -> Result<Vec<f32>> {
+    let c = vae.cfg.latent_channels;
+    if latents.len() != n * c * h * w {
+        return Err(Error::input(format!("latents have {} values, expected [{n}, {c}, {h}, {w}]", latents.len())));
+    }
+    let plan = vae.plan(gpu, h, w)?;
+    let mut images = vec![];
+    for i in 0..n {
+        let per = c * h * w;
+        images.extend(plan.decode(gpu, &latents[i * per..(i + 1) * per]).await?);
+    }
+    Ok(images)
+}
+
+/// Images [N, 3, H, W] in about [-1, 1] to 8-bit RGB, as the release saves them: clamp(127.5 x + 128, 0, 255).
+pub fn to_rgb8(images: &[f32], n: usize, h: usize, w: usize) -> Vec<Vec<u8>> {
+    (0..n)
+        .map(|i| {
+            let img = &images[i * 3 * h * w..(i + 1) * 3 * h * w];
+            let mut rgb = vec![0u8; h * w * 3];
+            for p in 0..h * w {
+                for ch in 0..3 {
+                    rgb[p * 3 + ch] = (127.5 * img[ch * h * w + p] + 128.0).clamp(0.0, 255.0) as u8;
+                }
+            }
+            rgb
+        })
+        .collect()
+}
