@@ -24,7 +24,23 @@ if [ ${#need[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 
-if [ "$want_browser" = 1 ] && ! rustup target list --installed 2>/dev/null | grep -q wasm32-unknown-unknown; then
-  echo "setup: adding the wasm32-unknown-unknown target"
-  rustup target add wasm32-unknown-unknown
+if [ "$want_browser" = 1 ]; then
+  if ! rustup target list --installed 2>/dev/null | grep -q wasm32-unknown-unknown; then
+    echo "setup: adding the wasm32-unknown-unknown target"
+    rustup target add wasm32-unknown-unknown
+  fi
+  # wasm-bindgen-cli must be exactly the version of the wasm-bindgen crate in Cargo.lock. It is installed into
+  # ~/.cargo/bin, where the next run (and CI's next run) finds it. No --locked: its lockfile pins a crate version
+  # the registry no longer has.
+  want=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/version = |"/, ""); print; exit }' Cargo.lock)
+  have=$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')
+  if [ "$have" != "$want" ]; then
+    echo "setup: installing wasm-bindgen-cli $want (about two minutes, once)"
+    cargo install wasm-bindgen-cli --version "$want" --quiet
+  fi
+  if [ ! -d www/lib/node_modules ] || [ ! -d node_modules ]; then
+    echo "setup: installing npm packages"
+    (cd www/lib && npm install --no-audit --no-fund --silent)
+    npm install --no-audit --no-fund --silent
+  fi
 fi

@@ -3,7 +3,7 @@
 //        sigma (eps channels 0..C, variance-interpolation channels C..2C), else C.
 //   x:   the model input [B, C, H, W]; its first N samples are the sampler state. The new state is written to both
 //        halves, so the next forward needs no copy.
-//   noise: [N, C, H, W] this step's Gaussian noise (DDPM); prev: [N, C, H, W] DPM-Solver's previous x0 prediction.
+//   noise: [N, C, H, W] this step's Gaussian noise (DDPM); prev: [N, C, H, W] the previous step's x0 prediction.
 //
 // Guidance (the release's forward_with_cfg): eps = uncond + scale * (cond - uncond) on channels < guided_channels
 // (3 in the release, C for the "all channels" rule); other channels and the variance channels stay conditional.
@@ -11,7 +11,8 @@
 //   kind 0, DDPM (learned range): x' = c2 x0 + c3 x + c6 exp(0.5 logvar) z,
 //          logvar = f c5 + (1 - f) c4 with f = (v + 1) / 2 (v from the model; without learned sigma logvar = c4)
 //   kind 1, DDIM (eta 0):         eps' = (c0 x - x0) / c1;  x' = c2 x0 + c3 eps'
-//   kind 2, DPM-Solver++(2M):     x' = c2 x + c3 x0 + c4 (x0 - prev);  prev = x0
+//   kind 2, DPM-Solver++(2M):     x' = c2 x + c3 x0 + c4 (x0 - prev)
+// Every kind then stores x0 in `prev` (DPM-Solver's history, and the preview of the current estimate).
 
 struct Params {
     count: u32,
@@ -69,8 +70,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
         xn = p.c2 * x0 + p.c3 * eps2;
     } else {
         xn = p.c2 * xt + p.c3 * x0 + p.c4 * (x0 - prev[i]);
-        prev[i] = x0;
     }
+    prev[i] = x0;
     x[i] = xn;
     if (p.guided == 1u) {
         x[p.count + i] = xn;

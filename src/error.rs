@@ -18,6 +18,9 @@ pub enum Error {
     /// A buffer the model needs is larger than the adapter allows.
     #[error("{what} needs {need} bytes in one binding, but this adapter allows {limit} ({limit_name}); use a smaller batch or resolution")]
     Limit { what: String, need: u64, limit: u64, limit_name: &'static str },
+    /// A download failed (HTTP status, network error, server misbehaving).
+    #[error("{url}: {msg}")]
+    Download { url: String, msg: String },
     /// A file could not be read or written.
     #[error("{path}: {source}")]
     Io {

@@ -11,6 +11,8 @@ pub mod npy;
 pub mod ops;
 pub mod pipeline;
 pub mod util;
+#[cfg(target_arch = "wasm32")]
+pub mod web;
 pub mod weights;
 
 pub use error::{Error, Result};

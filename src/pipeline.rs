@@ -5,8 +5,8 @@
 use crate::diffusion::sampler::{coefficients, Step};
 use crate::diffusion::{CfgChannels, NoiseRng, SamplerKind, Schedule, Spacing};
 use crate::error::{Error, Result};
-use crate::gpu::{Arena, Gpu};
-use crate::model::{null_class, Dit, Vae};
+use crate::gpu::{Arena, Gpu, Tensor};
+use crate::model::{null_class, Dit, DitPlan, Vae};
 use crate::util::now_seconds;
 
 /// What to generate.
@@ -57,102 +57,158 @@ pub struct StepInfo {
     pub elapsed: f64,
 }
 
-/// Runs the sampler and returns the final latents [N, C, h, w] (as the release returns them: multiply by 1 /
-/// scaling_factor before decoding, which [`decode`] does). `on_step` runs after each step (the GPU has finished it);
-/// returning false cancels the run.
+/// A sampling run in progress: [`Sampling::start`] checks the request and uploads the inputs, each
+/// [`Sampling::step`] runs one denoising step on the GPU, [`Sampling::finish`] reads the latents back. Callers can
+/// await between steps (progress, previews, cancellation).
+pub struct Sampling<'a> {
+    gpu: &'a Gpu,
+    req: SampleRequest,
+    schedule: Schedule,
+    plan: DitPlan,
+    step: Step,
+    noise_buf: Tensor,
+    prev: Tensor,
+    rng: NoiseRng,
+    learn_sigma: bool,
+    per_step: usize,
+    batch: usize,
+    done: usize,
+    t0: f64,
+    _arena: Arena,
+}
+
+impl<'a> Sampling<'a> {
+    pub async fn start(gpu: &'a Gpu, dit: &Dit, req: &SampleRequest) -> Result<Sampling<'a>> {
+        let cfg = &dit.cfg;
+        let n = req.classes.len();
+        if n == 0 {
+            return Err(Error::input("give at least one class"));
+        }
+        if let Some(&c) = req.classes.iter().find(|&&c| c as usize > cfg.num_classes) {
+            return Err(Error::input(format!(
+                "class {c} is out of range: this model has classes 0..{} ({} is the null class)",
+                cfg.num_classes - 1,
+                null_class(cfg.num_classes)
+            )));
+        }
+        if !req.cfg_scale.is_finite() {
+            return Err(Error::input(format!("guidance scale {} is not a finite number", req.cfg_scale)));
+        }
+        let schedule = Schedule::new(req.steps)?;
+        let k_steps = schedule.len();
+        let latent = req.latent_size.unwrap_or(cfg.input_size);
+        let (c, hw) = (cfg.in_channels, latent * latent);
+        let per_step = n * c * hw;
+        if let Some(noise) = &req.noise {
+            let ok = noise.len() == (k_steps + 1) * per_step || (!req.sampler.stochastic() && noise.len() == per_step);
+            if !ok {
+                return Err(Error::input(format!(
+                    "noise has {} values; expected [{}, {n}, {c}, {latent}, {latent}] = {} (the starting latent, then one per step){}",
+                    noise.len(),
+                    k_steps + 1,
+                    (k_steps + 1) * per_step,
+                    if req.sampler.stochastic() { "" } else { ", or just the starting latent" }
+                )));
+            }
+        }
+        let guided = req.cfg_scale != 1.0;
+        let batch = if guided { 2 * n } else { n };
+        let plan = dit.plan(gpu, batch, latent)?;
+        let mut arena = Arena::new();
+        let noise_buf = arena.f32(gpu, "step noise", &[n, c, latent, latent])?;
+        let prev = arena.f32(gpu, "x0 estimate", &[n, c, latent, latent])?;
+        let guided_channels = req.cfg_channels.count(c);
+        let step =
+            Step::new(gpu, req.sampler, &plan.x, &plan.out, &noise_buf, &prev, guided, guided_channels, req.cfg_scale)?;
+        let mut s = Sampling {
+            gpu,
+            req: req.clone(),
+            schedule,
+            plan,
+            step,
+            noise_buf,
+            prev,
+            rng: NoiseRng::new(req.seed),
+            learn_sigma: cfg.learn_sigma,
+            per_step,
+            batch,
+            done: 0,
+            t0: now_seconds(),
+            _arena: arena,
+        };
+        // Inputs: the starting latent in both halves; labels [y; null].
+        let x0 = s.noise_at(0);
+        let mut x_init = x0.clone();
+        let mut labels: Vec<u32> = req.classes.clone();
+        if guided {
+            x_init.extend_from_slice(&x0);
+            labels.extend(std::iter::repeat_n(null_class(cfg.num_classes) as u32, n));
+        }
+        gpu.write(&s.plan.x.buf, 0, bytemuck::cast_slice(&x_init));
+        gpu.write(&s.plan.y.buf, 0, bytemuck::cast_slice(&labels));
+        Ok(s)
+    }
+
+    fn noise_at(&mut self, i: usize) -> Vec<f32> {
+        match &self.req.noise {
+            Some(v) => v[i * self.per_step..(i + 1) * self.per_step].to_vec(),
+            None => self.rng.normals(self.per_step),
+        }
+    }
+
+    /// Total steps of the run.
+    pub fn total(&self) -> usize {
+        self.schedule.len()
+    }
+
+    /// Runs the next step and waits for the GPU; `None` once all steps are done.
+    pub async fn step(&mut self) -> Result<Option<StepInfo>> {
+        let k_steps = self.schedule.len();
+        let i = self.done;
+        if i == k_steps {
+            return Ok(None);
+        }
+        let t = self.schedule.timesteps[k_steps - 1 - i];
+        self.gpu.write(&self.plan.t.buf, 0, bytemuck::cast_slice(&vec![t as f32; self.batch]));
+        self.step.set_coefficients(self.gpu, coefficients(self.req.sampler, &self.schedule, i, self.learn_sigma));
+        if self.req.sampler.stochastic() {
+            let z = self.noise_at(i + 1);
+            self.gpu.write(&self.noise_buf.buf, 0, bytemuck::cast_slice(&z));
+        }
+        self.gpu.run(self.plan.dispatches().iter().chain([&self.step.dispatch]));
+        self.gpu.sync().await?;
+        self.done += 1;
+        Ok(Some(StepInfo { step: i + 1, total: k_steps, timestep: t, elapsed: now_seconds() - self.t0 }))
+    }
+
+    /// The current estimate of the clean latents [N, C, h, w] (the last step's x0 prediction), for previews.
+    pub async fn estimate(&self) -> Result<Vec<f32>> {
+        self.gpu.read_f32(&self.prev).await
+    }
+
+    /// Reads back the final latents [N, C, h, w].
+    pub async fn finish(self) -> Result<Vec<f32>> {
+        let mut out = self.gpu.read_f32(&self.plan.x).await?;
+        out.truncate(self.per_step);
+        Ok(out)
+    }
+}
+
+/// Runs the sampler and returns the final latents [N, C, h, w] (as the release returns them: [`decode`] divides
+/// by the scaling factor). `on_step` runs after each step (the GPU has finished it); returning false cancels.
 pub async fn sample(
     gpu: &Gpu,
     dit: &Dit,
     req: &SampleRequest,
     mut on_step: impl FnMut(&StepInfo) -> bool,
 ) -> Result<Vec<f32>> {
-    let cfg = &dit.cfg;
-    let n = req.classes.len();
-    if n == 0 {
-        return Err(Error::input("give at least one class"));
-    }
-    if let Some(&c) = req.classes.iter().find(|&&c| c as usize > cfg.num_classes) {
-        return Err(Error::input(format!(
-            "class {c} is out of range: this model has classes 0..{} ({} is the null class)",
-            cfg.num_classes - 1,
-            null_class(cfg.num_classes)
-        )));
-    }
-    if !req.cfg_scale.is_finite() {
-        return Err(Error::input(format!("guidance scale {} is not a finite number", req.cfg_scale)));
-    }
-    let schedule = Schedule::new(req.steps)?;
-    let k_steps = schedule.len();
-    let latent = req.latent_size.unwrap_or(cfg.input_size);
-    let (c, hw) = (cfg.in_channels, latent * latent);
-    let per_step = n * c * hw;
-    if let Some(noise) = &req.noise {
-        let ok = noise.len() == (k_steps + 1) * per_step || (!req.sampler.stochastic() && noise.len() == per_step);
-        if !ok {
-            return Err(Error::input(format!(
-                "noise has {} values; expected [{}, {n}, {c}, {latent}, {latent}] = {} (the starting latent, then one per step){}",
-                noise.len(),
-                k_steps + 1,
-                (k_steps + 1) * per_step,
-                if req.sampler.stochastic() { "" } else { ", or just the starting latent" }
-            )));
-        }
-    }
-    let guided = req.cfg_scale != 1.0;
-    let batch = if guided { 2 * n } else { n };
-    let plan = dit.plan(gpu, batch, latent)?;
-    let mut arena = Arena::new();
-    let noise_buf = arena.f32(gpu, "step noise", &[n, c, latent, latent])?;
-    let prev = arena.f32(gpu, "prev x0", &[n, c, latent, latent])?;
-    let step = Step::new(
-        gpu,
-        req.sampler,
-        &plan.x,
-        &plan.out,
-        &noise_buf,
-        &prev,
-        guided,
-        req.cfg_channels.count(c),
-        req.cfg_scale,
-    )?;
-
-    let mut rng = NoiseRng::new(req.seed);
-    let mut noise_at = |i: usize| -> Vec<f32> {
-        match &req.noise {
-            Some(v) => v[i * per_step..(i + 1) * per_step].to_vec(),
-            None => rng.normals(per_step),
-        }
-    };
-    // Inputs: the starting latent in both halves; labels [y; null].
-    let x0 = noise_at(0);
-    let mut x_init = x0.clone();
-    let mut labels: Vec<u32> = req.classes.clone();
-    if guided {
-        x_init.extend_from_slice(&x0);
-        labels.extend(std::iter::repeat_n(null_class(cfg.num_classes) as u32, n));
-    }
-    gpu.write(&plan.x.buf, 0, bytemuck::cast_slice(&x_init));
-    gpu.write(&plan.y.buf, 0, bytemuck::cast_slice(&labels));
-
-    let t0 = now_seconds();
-    for i in 0..k_steps {
-        let k = k_steps - 1 - i;
-        let t = schedule.timesteps[k];
-        gpu.write(&plan.t.buf, 0, bytemuck::cast_slice(&vec![t as f32; batch]));
-        step.set_coefficients(gpu, coefficients(req.sampler, &schedule, i, cfg.learn_sigma));
-        if req.sampler.stochastic() {
-            gpu.write(&noise_buf.buf, 0, bytemuck::cast_slice(&noise_at(i + 1)));
-        }
-        gpu.run(plan.dispatches().iter().chain([&step.dispatch]));
-        gpu.sync().await?;
-        let info = StepInfo { step: i + 1, total: k_steps, timestep: t, elapsed: now_seconds() - t0 };
+    let mut run = Sampling::start(gpu, dit, req).await?;
+    while let Some(info) = run.step().await? {
         if !on_step(&info) {
             return Err(Error::Cancelled);
         }
     }
-    let mut out = gpu.read_f32(&plan.x).await?;
-    out.truncate(per_step);
-    Ok(out)
+    run.finish().await
 }
 
 /// Decodes latents [N, C, h, w] (as [`sample`] returns them) into images [N, 3, H, W] f32 (about [-1, 1]).

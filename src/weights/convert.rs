@@ -21,11 +21,19 @@ pub struct ConvertOptions {
     pub input_size: Option<usize>,
     /// VAE GroupNorm groups, when no config.json says (default 32).
     pub norm_groups: Option<usize>,
+    /// Names of the classes (stored as `class_names` in the index metadata; the page shows them).
+    pub class_names: Option<Vec<String>>,
 }
 
 impl Default for ConvertOptions {
     fn default() -> Self {
-        ConvertOptions { shard_mib: DEFAULT_SHARD_MIB, heads: None, input_size: None, norm_groups: None }
+        ConvertOptions {
+            shard_mib: DEFAULT_SHARD_MIB,
+            heads: None,
+            input_size: None,
+            norm_groups: None,
+            class_names: None,
+        }
     }
 }
 
@@ -303,6 +311,16 @@ fn convert_dit(ck: &mut dyn Checkpoint, out: &Path, opts: &ConvertOptions) -> Re
     let mut extra = BTreeMap::new();
     if let Some(name) = cfg.preset_name() {
         extra.insert("preset".to_string(), serde_json::Value::from(name));
+    }
+    if let Some(names) = &opts.class_names {
+        if names.len() != cfg.num_classes {
+            return Err(Error::input(format!(
+                "{} class names for a model of {} classes",
+                names.len(),
+                cfg.num_classes
+            )));
+        }
+        extra.insert("class_names".to_string(), serde_json::Value::from(names.clone()));
     }
     let config = serde_json::to_value(&cfg).expect("config serializes");
     write_model(out, ModelKind::Dit, config, extra, &planned, opts.shard_mib, |p| {

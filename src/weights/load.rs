@@ -13,6 +13,14 @@ pub trait Source {
     fn describe(&self) -> String;
     /// The bytes of one file of the model (the index or a shard).
     async fn read(&self, file: &str) -> Result<Vec<u8>>;
+
+    /// The bytes of one shard, checked against its size and sha256 in the index before they are used. Sources with
+    /// a cache override this to replace a corrupt cached copy.
+    async fn read_shard(&self, index: &ModelIndex, shard: &str) -> Result<Vec<u8>> {
+        let bytes = self.read(shard).await?;
+        verify_shard(index, shard, &bytes)?;
+        Ok(bytes)
+    }
 }
 
 /// A model directory on disk.
@@ -80,8 +88,7 @@ pub async fn for_each_tensor<S: Source>(
 ) -> Result<()> {
     let mut seen = BTreeSet::new();
     for shard in index.metadata.shards.keys() {
-        let bytes = src.read(shard).await?;
-        verify_shard(index, shard, &bytes)?;
+        let bytes = src.read_shard(index, shard).await?;
         let st = safetensors::SafeTensors::deserialize(&bytes)
             .map_err(|e| Error::format(shard, format!("not a valid safetensors file ({e})")))?;
         for (name, view) in st.iter() {

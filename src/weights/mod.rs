@@ -5,6 +5,8 @@ pub mod convert;
 pub mod index;
 pub mod input;
 pub mod load;
+#[cfg(target_arch = "wasm32")]
+pub mod url;
 pub mod writer;
 
 pub use index::{ModelIndex, ModelKind, INDEX_FILE};

@@ -1,4 +1,5 @@
-//! `dit`: the native command-line tool (convert checkpoints, inspect model directories, run forwards, benchmark).
+//! `dit`: the native command-line tool (convert checkpoints, inspect model directories, run forwards, sample,
+//! benchmark).
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use dit_wasm::bench::{bench_dispatches, ForwardBench};
@@ -49,6 +50,9 @@ enum Cmd {
         /// VAE GroupNorm groups, when there is no config.json beside the checkpoint (default 32).
         #[arg(long)]
         norm_groups: Option<usize>,
+        /// A JSON list of class names to store with a DiT (the page and `dit info` show them).
+        #[arg(long)]
+        class_names: Option<PathBuf>,
     },
     /// Run one DiT forward: x [N,C,H,W], t [N], y [N] -> out [N,Cout,H,W] (all .npy).
     Forward {
@@ -180,7 +184,7 @@ struct BenchArgs {
     gpu: GpuArgs,
 }
 
-fn main() -> ExitCode {
+pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match pollster::block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
@@ -213,9 +217,18 @@ async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Cmd::Info { dir } => info(&dir).await,
-        Cmd::Convert { inputs, out, shard_mib, heads, input_size, norm_groups } => {
+        Cmd::Convert { inputs, out, shard_mib, heads, input_size, norm_groups, class_names } => {
             let t0 = std::time::Instant::now();
-            let idx = convert(&inputs, &out, &ConvertOptions { shard_mib, heads, input_size, norm_groups })?;
+            let class_names = match class_names {
+                Some(p) => Some(
+                    serde_json::from_slice::<Vec<String>>(&std::fs::read(&p).map_err(|e| Error::io(&p, e))?).map_err(
+                        |e| Error::format(p.display().to_string(), format!("not a JSON list of names ({e})")),
+                    )?,
+                ),
+                None => None,
+            };
+            let opts = ConvertOptions { shard_mib, heads, input_size, norm_groups, class_names };
+            let idx = convert(&inputs, &out, &opts)?;
             println!(
                 "wrote {} ({} tensors, {} shards, {:.1} MB) in {:.1} s",
                 out.display(),
@@ -387,6 +400,10 @@ async fn info(dir: &Path) -> Result<()> {
     println!("kind:        {:?}", m.kind);
     if let Some(p) = m.extra.get("preset") {
         println!("preset:      {}", p.as_str().unwrap_or_default());
+    }
+    if let Some(names) = m.extra.get("class_names").and_then(|v| v.as_array()) {
+        let names: Vec<&str> = names.iter().filter_map(|v| v.as_str()).collect();
+        println!("classes:     {}", names.join(", "));
     }
     println!("config:      {}", m.config);
     println!("tensors:     {tensors}");

@@ -1,0 +1,271 @@
+//! The wasm-bindgen API, a thin layer over the same pipeline as the CLI. The npm package `dit-wasm` (www/lib) runs it
+//! in a Worker and gives it types. Errors reach JS as `Error`s with a `kind`: `no-webgpu`, `adapter-limits`,
+//! `download`, `integrity`, `aborted`, `device-lost`, `invalid-input`, `gpu`.
+
+#![cfg(target_arch = "wasm32")]
+
+use crate::diffusion::{CfgChannels, SamplerKind, Spacing};
+use crate::error::Error;
+use crate::gpu::{F16Mode, Gpu, GpuOptions, LinearPath};
+use crate::model::{Dit, DitConfig, GpuWeights, Vae, VaeConfig, VaePlan};
+use crate::pipeline::{to_rgb8, SampleRequest, Sampling};
+use crate::weights::url::UrlSource;
+use crate::weights::{ModelIndex, ModelKind};
+use js_sys::{Array, Object, Reflect};
+use serde::Deserialize;
+use wasm_bindgen::prelude::*;
+
+#[wasm_bindgen(start)]
+fn start() {
+    console_error_panic_hook::set_once();
+}
+
+/// The `kind` a JS caller sees for an error.
+fn kind(e: &Error) -> &'static str {
+    match e {
+        Error::NoAdapter(_) => "no-webgpu",
+        Error::Limit { .. } => "adapter-limits",
+        Error::Download { .. } => "download",
+        Error::Integrity { .. } => "integrity",
+        Error::Format { .. } | Error::MissingTensor(_) | Error::Shape { .. } => "integrity",
+        Error::Cancelled => "aborted",
+        Error::DeviceLost(_) => "device-lost",
+        Error::Input(_) | Error::Config(_) => "invalid-input",
+        Error::Device(_) | Error::Gpu(_) | Error::Io { .. } => "gpu",
+    }
+}
+
+fn to_js(e: Error) -> JsValue {
+    let err = js_sys::Error::new(&e.to_string());
+    err.set_name("DitError");
+    let _ = Reflect::set(&err, &"kind".into(), &kind(&e).into());
+    err.into()
+}
+
+fn set(o: &Object, k: &str, v: impl Into<JsValue>) {
+    let _ = Reflect::set(o, &k.into(), &v.into());
+}
+
+fn progress(f: &Option<js_sys::Function>, phase: &str) {
+    if let Some(f) = f {
+        let ev = Object::new();
+        set(&ev, "phase", phase);
+        let _ = f.call1(&JsValue::NULL, &ev);
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CreateOptions {
+    model: String,
+    vae: String,
+    #[serde(default)]
+    cache: Option<String>,
+    #[serde(default)]
+    f16: Option<String>,
+    #[serde(default)]
+    linear: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Steps {
+    Count(u32),
+    Text(String),
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct GenerateOptions {
+    class_labels: Vec<u32>,
+    #[serde(default)]
+    cfg_scale: Option<f32>,
+    #[serde(default)]
+    steps: Option<Steps>,
+    #[serde(default)]
+    sampler: Option<String>,
+    #[serde(default)]
+    cfg_channels: Option<String>,
+    #[serde(default)]
+    seed: Option<f64>,
+    /// Decode the current estimate every N steps for a preview (0: never).
+    #[serde(default)]
+    preview_every: Option<usize>,
+}
+
+/// A loaded DiT + VAE on this page's GPU.
+#[wasm_bindgen]
+pub struct WasmSampler {
+    gpu: Gpu,
+    dit: Dit,
+    vae: Vae,
+    vae_plan: VaePlan,
+    dit_index: ModelIndex,
+}
+
+async fn load_model(
+    gpu: &Gpu,
+    base: &str,
+    cache: bool,
+    on_progress: &Option<js_sys::Function>,
+) -> Result<(ModelIndex, GpuWeights), Error> {
+    let src = UrlSource::new(base, cache, on_progress.clone());
+    GpuWeights::load(gpu, &src).await
+}
+
+fn images_js(images: &[f32], n: usize, h: usize, w: usize) -> Array {
+    let out = Array::new();
+    for rgb in to_rgb8(images, n, h, w) {
+        let mut rgba = vec![255u8; h * w * 4];
+        for p in 0..h * w {
+            rgba[p * 4..p * 4 + 3].copy_from_slice(&rgb[p * 3..p * 3 + 3]);
+        }
+        out.push(&js_sys::Uint8ClampedArray::from(rgba.as_slice()));
+    }
+    out
+}
+
+#[wasm_bindgen]
+impl WasmSampler {
+    /// Opens the GPU and loads both models. `options`: `{ model, vae, cache?: "cache-storage" | "none",
+    /// f16?: "auto" | "packed", linear?: "auto" | "buffers" | "textures" }`. `on_progress` receives
+    /// `{ phase: "adapter" | "download" | "compile" | "ready", file?, loaded?, total?, cached? }`.
+    pub async fn create(options: JsValue, on_progress: Option<js_sys::Function>) -> Result<WasmSampler, JsValue> {
+        let opts: CreateOptions =
+            serde_wasm_bindgen::from_value(options).map_err(|e| to_js(Error::input(format!("bad options: {e}"))))?;
+        let gpu_present = Reflect::get(&js_sys::global(), &"navigator".into())
+            .ok()
+            .and_then(|n| Reflect::get(&n, &"gpu".into()).ok())
+            .is_some_and(|g| !g.is_undefined() && !g.is_null());
+        if !gpu_present {
+            return Err(to_js(Error::NoAdapter(
+                "this browser has no WebGPU (navigator.gpu is missing): use a recent Chrome, Edge or Safari, or enable WebGPU, on an https or localhost page".into(),
+            )));
+        }
+        progress(&on_progress, "adapter");
+        let gpu_opts = GpuOptions {
+            f16: if opts.f16.as_deref() == Some("packed") { F16Mode::Packed } else { F16Mode::Auto },
+            linear_path: match opts.linear.as_deref() {
+                Some("buffers") => LinearPath::Buffers,
+                Some("textures") => LinearPath::Textures,
+                _ => LinearPath::Auto,
+            },
+            low_power: false,
+        };
+        let gpu = Gpu::new(&gpu_opts).await.map_err(to_js)?;
+        let cache = opts.cache.as_deref() != Some("none");
+        let (dit_index, dw) = load_model(&gpu, &opts.model, cache, &on_progress).await.map_err(to_js)?;
+        let (vae_index, vw) = load_model(&gpu, &opts.vae, cache, &on_progress).await.map_err(to_js)?;
+        if dit_index.metadata.kind != ModelKind::Dit || vae_index.metadata.kind != ModelKind::VaeDecoder {
+            return Err(to_js(Error::input("the `model` URL must hold a DiT and the `vae` URL a VAE decoder")));
+        }
+        progress(&on_progress, "compile");
+        let dcfg: DitConfig = serde_json::from_value(dit_index.metadata.config.clone())
+            .map_err(|e| to_js(Error::input(e.to_string())))?;
+        let vcfg: VaeConfig = serde_json::from_value(vae_index.metadata.config.clone())
+            .map_err(|e| to_js(Error::input(e.to_string())))?;
+        let latent = dcfg.input_size;
+        let dit = Dit::load(&gpu, dcfg, dw).map_err(to_js)?;
+        let vae = Vae::load(&gpu, vcfg, vw).map_err(to_js)?;
+        // One guided image must fit this adapter's limits; a plan checks every buffer.
+        dit.plan(&gpu, 2, latent).map_err(to_js)?;
+        let vae_plan = vae.plan(&gpu, latent, latent).map_err(to_js)?;
+        gpu.check().map_err(to_js)?;
+        progress(&on_progress, "ready");
+        Ok(WasmSampler { gpu, dit, vae, vae_plan, dit_index })
+    }
+
+    /// `{ adapter: {...}, model: { preset?, numClasses, classNames?, latentSize, imageSize, parameters, bytes } }`.
+    pub fn info(&self) -> JsValue {
+        let o = Object::new();
+        set(&o, "adapter", serde_wasm_bindgen::to_value(&self.gpu.report).unwrap_or(JsValue::NULL));
+        let m = Object::new();
+        let cfg = &self.dit.cfg;
+        if let Some(p) = cfg.preset_name() {
+            set(&m, "preset", p);
+        }
+        set(&m, "numClasses", cfg.num_classes as u32);
+        if let Some(names) = self.dit_index.metadata.extra.get("class_names") {
+            set(&m, "classNames", serde_wasm_bindgen::to_value(names).unwrap_or(JsValue::NULL));
+        }
+        set(&m, "latentSize", cfg.input_size as u32);
+        set(&m, "imageSize", (cfg.input_size * self.vae.cfg.upscale()) as u32);
+        set(&m, "parameters", cfg.parameters() as f64);
+        set(&m, "bytes", self.dit_index.metadata.total_size as f64);
+        set(&o, "model", m);
+        o.into()
+    }
+
+    /// Generates images. `options`: `{ classLabels, cfgScale?: 4, steps?: 250 | "ddim50", sampler?: "ddpm" |
+    /// "ddim" | "dpmpp2m", cfgChannels?: "official" | "all", seed?: 0, previewEvery?: 0 }`. `on_step` receives
+    /// `{ step, total, timestep, elapsed, preview? }` and returns false to cancel (the promise then rejects with kind
+    /// `aborted`). Resolves to `{ width, height, images: Uint8ClampedArray[] (RGBA), seed }`.
+    pub async fn generate(&self, options: JsValue, on_step: Option<js_sys::Function>) -> Result<JsValue, JsValue> {
+        let o: GenerateOptions =
+            serde_wasm_bindgen::from_value(options).map_err(|e| to_js(Error::input(format!("bad options: {e}"))))?;
+        let steps = match o.steps {
+            None => Spacing::Even(250),
+            Some(Steps::Count(k)) => Spacing::Even(k as usize),
+            Some(Steps::Text(s)) => Spacing::parse(&s).map_err(to_js)?,
+        };
+        let seed = o.seed.unwrap_or(0.0);
+        if !(seed.is_finite() && seed >= 0.0 && seed.fract() == 0.0 && seed <= 9007199254740991.0) {
+            return Err(to_js(Error::input(format!("seed {seed} must be a whole number from 0 to 2^53 - 1"))));
+        }
+        let req = SampleRequest {
+            classes: o.class_labels,
+            cfg_scale: o.cfg_scale.unwrap_or(4.0),
+            steps,
+            sampler: SamplerKind::parse(o.sampler.as_deref().unwrap_or("ddpm")).map_err(to_js)?,
+            cfg_channels: CfgChannels::parse(o.cfg_channels.as_deref().unwrap_or("official")).map_err(to_js)?,
+            seed: seed as u64,
+            noise: None,
+            latent_size: None,
+        };
+        let n = req.classes.len();
+        let lat = self.dit.cfg.input_size;
+        let size = lat * self.vae.cfg.upscale();
+        let every = o.preview_every.unwrap_or(0);
+        let mut run = Sampling::start(&self.gpu, &self.dit, &req).await.map_err(to_js)?;
+        while let Some(info) = run.step().await.map_err(to_js)? {
+            if let Some(f) = &on_step {
+                let ev = Object::new();
+                set(&ev, "step", info.step as u32);
+                set(&ev, "total", info.total as u32);
+                set(&ev, "timestep", info.timestep as u32);
+                set(&ev, "elapsed", info.elapsed);
+                if every > 0 && (info.step % every == 0 || info.step == info.total) {
+                    let est = run.estimate().await.map_err(to_js)?;
+                    let per = est.len() / n;
+                    let mut imgs = vec![];
+                    for i in 0..n {
+                        imgs.extend(
+                            self.vae_plan.decode(&self.gpu, &est[i * per..(i + 1) * per]).await.map_err(to_js)?,
+                        );
+                    }
+                    let p = Object::new();
+                    set(&p, "width", size as u32);
+                    set(&p, "height", size as u32);
+                    set(&p, "images", images_js(&imgs, n, size, size));
+                    set(&ev, "preview", p);
+                }
+                let keep_going = f.call1(&JsValue::NULL, &ev).map_err(|e| e)?;
+                if keep_going.is_falsy() && !keep_going.is_undefined() {
+                    return Err(to_js(Error::Cancelled));
+                }
+            }
+        }
+        let latents = run.finish().await.map_err(to_js)?;
+        let per = latents.len() / n;
+        let mut images = vec![];
+        for i in 0..n {
+            images.extend(self.vae_plan.decode(&self.gpu, &latents[i * per..(i + 1) * per]).await.map_err(to_js)?);
+        }
+        let out = Object::new();
+        set(&out, "width", size as u32);
+        set(&out, "height", size as u32);
+        set(&out, "images", images_js(&images, n, size, size));
+        set(&out, "seed", seed);
+        Ok(out.into())
+    }
+}

@@ -1,0 +1,238 @@
+//! Model files over HTTP in the browser (window or worker): byte-level progress, retries with backoff, the sha256 of
+//! every shard checked before use, and Cache Storage so that a second visit downloads no shard. A cached shard that
+//! fails its check is deleted and fetched again.
+
+#![cfg(target_arch = "wasm32")]
+
+use super::index::{ModelIndex, INDEX_FILE};
+use super::load::{verify_shard, Source};
+use crate::error::{Error, Result};
+use js_sys::{Object, Reflect, Uint8Array};
+use std::cell::Cell;
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_futures::JsFuture;
+
+/// Name of the Cache Storage bucket holding shards.
+pub const CACHE_NAME: &str = "dit-wasm-weights-v1";
+/// Attempts per file before giving up (server errors and network failures; a 4xx fails at once).
+const ATTEMPTS: u32 = 4;
+
+/// A base URL of a model directory.
+pub struct UrlSource {
+    base: String,
+    use_cache: bool,
+    progress: Option<js_sys::Function>,
+    /// Bytes of shards obtained so far and in all (for progress).
+    loaded: Cell<f64>,
+    total: Cell<f64>,
+}
+
+fn js_err(e: JsValue) -> String {
+    e.dyn_ref::<js_sys::Error>()
+        .map(|e| String::from(e.message()))
+        .or_else(|| e.as_string())
+        .unwrap_or_else(|| format!("{e:?}"))
+}
+
+async fn sleep_ms(ms: i32) {
+    let promise = js_sys::Promise::new(&mut |resolve, _| {
+        let global = js_sys::global();
+        if let Ok(f) = Reflect::get(&global, &"setTimeout".into()) {
+            if let Some(f) = f.dyn_ref::<js_sys::Function>() {
+                let _ = f.call2(&global, &resolve, &JsValue::from(ms));
+            }
+        }
+    });
+    let _ = JsFuture::from(promise).await;
+}
+
+fn global_fetch(url: &str) -> std::result::Result<js_sys::Promise, JsValue> {
+    let global = js_sys::global();
+    if let Some(w) = global.dyn_ref::<web_sys::WorkerGlobalScope>() {
+        Ok(w.fetch_with_str(url))
+    } else if let Some(w) = global.dyn_ref::<web_sys::Window>() {
+        Ok(w.fetch_with_str(url))
+    } else {
+        Err(JsValue::from_str("no fetch in this context"))
+    }
+}
+
+fn global_caches() -> Option<web_sys::CacheStorage> {
+    let global = js_sys::global();
+    if let Some(w) = global.dyn_ref::<web_sys::WorkerGlobalScope>() {
+        w.caches().ok()
+    } else if let Some(w) = global.dyn_ref::<web_sys::Window>() {
+        w.caches().ok()
+    } else {
+        None
+    }
+}
+
+impl UrlSource {
+    /// `base`: the URL of the directory holding `model.safetensors.index.json` and the shards.
+    pub fn new(base: &str, use_cache: bool, progress: Option<js_sys::Function>) -> UrlSource {
+        UrlSource {
+            base: base.trim_end_matches('/').to_string(),
+            use_cache,
+            progress,
+            loaded: Cell::new(0.0),
+            total: Cell::new(0.0),
+        }
+    }
+
+    fn url(&self, file: &str) -> String {
+        format!("{}/{file}", self.base)
+    }
+
+    fn report(&self, file: &str, cached: bool) {
+        if let Some(f) = &self.progress {
+            let ev = Object::new();
+            let _ = Reflect::set(&ev, &"phase".into(), &"download".into());
+            let _ = Reflect::set(&ev, &"file".into(), &file.into());
+            let _ = Reflect::set(&ev, &"loaded".into(), &self.loaded.get().into());
+            let _ = Reflect::set(&ev, &"total".into(), &self.total.get().into());
+            let _ = Reflect::set(&ev, &"cached".into(), &cached.into());
+            let _ = f.call1(&JsValue::NULL, &ev);
+        }
+    }
+
+    /// One GET with streamed progress; `Err((message, retry))`.
+    async fn fetch_once(
+        &self,
+        url: &str,
+        file: &str,
+        count_progress: bool,
+    ) -> std::result::Result<Vec<u8>, (String, bool)> {
+        let resp = JsFuture::from(global_fetch(url).map_err(|e| (js_err(e), false))?)
+            .await
+            .map_err(|e| (format!("network error: {}", js_err(e)), true))?;
+        let resp: web_sys::Response = resp.dyn_into().map_err(|_| ("not an HTTP response".to_string(), false))?;
+        if !resp.ok() {
+            let status = resp.status();
+            return Err((format!("HTTP {status} {}", resp.status_text()), status >= 500 || status == 429));
+        }
+        let Some(body) = resp.body() else {
+            let buf = JsFuture::from(resp.array_buffer().map_err(|e| (js_err(e), true))?)
+                .await
+                .map_err(|e| (js_err(e), true))?;
+            return Ok(Uint8Array::new(&buf).to_vec());
+        };
+        let reader: web_sys::ReadableStreamDefaultReader =
+            body.get_reader().dyn_into().map_err(|_| ("unreadable body".to_string(), false))?;
+        let mut out = Vec::new();
+        let start = self.loaded.get();
+        loop {
+            let chunk = JsFuture::from(reader.read())
+                .await
+                .map_err(|e| (format!("connection dropped: {}", js_err(e)), true))?;
+            if Reflect::get(&chunk, &"done".into()).map(|v| v.is_truthy()).unwrap_or(true) {
+                break;
+            }
+            let value = Reflect::get(&chunk, &"value".into()).map_err(|e| (js_err(e), true))?;
+            out.extend(Uint8Array::new(&value).to_vec());
+            if count_progress {
+                self.loaded.set(start + out.len() as f64);
+                self.report(file, false);
+            }
+        }
+        Ok(out)
+    }
+
+    /// GET with retries and exponential backoff.
+    async fn fetch(&self, file: &str, count_progress: bool) -> Result<Vec<u8>> {
+        let url = self.url(file);
+        let start = self.loaded.get();
+        let mut last = String::new();
+        for attempt in 0..ATTEMPTS {
+            if attempt > 0 {
+                sleep_ms(250 << attempt).await;
+                self.loaded.set(start);
+            }
+            match self.fetch_once(&url, file, count_progress).await {
+                Ok(b) => return Ok(b),
+                Err((msg, retry)) => {
+                    last = msg;
+                    if !retry {
+                        break;
+                    }
+                }
+            }
+        }
+        Err(Error::Download { url, msg: format!("{last} (after retries); check the model URL and your connection") })
+    }
+
+    async fn cache(&self) -> Option<web_sys::Cache> {
+        if !self.use_cache {
+            return None;
+        }
+        let caches = global_caches()?;
+        JsFuture::from(caches.open(CACHE_NAME)).await.ok()?.dyn_into().ok()
+    }
+
+    async fn cache_get(&self, cache: &web_sys::Cache, url: &str) -> Option<Vec<u8>> {
+        let hit = JsFuture::from(cache.match_with_str(url)).await.ok()?;
+        let resp: web_sys::Response = hit.dyn_into().ok()?;
+        let buf = JsFuture::from(resp.array_buffer().ok()?).await.ok()?;
+        Some(Uint8Array::new(&buf).to_vec())
+    }
+
+    async fn cache_put(&self, cache: &web_sys::Cache, url: &str, bytes: &[u8]) {
+        let arr = Uint8Array::from(bytes);
+        if let Ok(resp) = web_sys::Response::new_with_opt_buffer_source(Some(&arr)) {
+            let _ = JsFuture::from(cache.put_with_str(url, &resp)).await;
+        }
+    }
+}
+
+impl Source for UrlSource {
+    fn describe(&self) -> String {
+        self.base.clone()
+    }
+
+    async fn read(&self, file: &str) -> Result<Vec<u8>> {
+        if file == INDEX_FILE {
+            // The index is small: always asked for, so a changed model is noticed; the cached copy serves offline.
+            let url = self.url(file);
+            let cache = self.cache().await;
+            match self.fetch(file, false).await {
+                Ok(b) => {
+                    if let Ok(idx) = ModelIndex::parse(&b) {
+                        self.total.set(idx.download_size() as f64);
+                        if let Some(c) = &cache {
+                            self.cache_put(c, &url, &b).await;
+                        }
+                    }
+                    Ok(b)
+                }
+                Err(e) => match &cache {
+                    Some(c) => self.cache_get(c, &url).await.ok_or(e),
+                    None => Err(e),
+                },
+            }
+        } else {
+            self.fetch(file, true).await
+        }
+    }
+
+    async fn read_shard(&self, index: &ModelIndex, shard: &str) -> Result<Vec<u8>> {
+        let url = self.url(shard);
+        let cache = self.cache().await;
+        if let Some(c) = &cache {
+            if let Some(bytes) = self.cache_get(c, &url).await {
+                if verify_shard(index, shard, &bytes).is_ok() {
+                    self.loaded.set(self.loaded.get() + bytes.len() as f64);
+                    self.report(shard, true);
+                    return Ok(bytes);
+                }
+                // A corrupt or stale cached copy: drop it and fetch again.
+                let _ = JsFuture::from(c.delete_with_str(&url)).await;
+            }
+        }
+        let bytes = self.fetch(shard, true).await?;
+        verify_shard(index, shard, &bytes)?;
+        if let Some(c) = &cache {
+            self.cache_put(c, &url, &bytes).await;
+        }
+        Ok(bytes)
+    }
+}

@@ -1,0 +1,214 @@
+/**
+ * dit-wasm: class-conditional image generation with DiT (Peebles & Xie) and the SD-VAE decoder on WebGPU.
+ *
+ * ```ts
+ * import { createSampler } from "dit-wasm";
+ * const s = await createSampler({ model: "/models/demo/dit", vae: "/models/demo/vae", onProgress: console.log });
+ * const r = await s.generate({ classLabels: [207], cfgScale: 4, steps: 50, sampler: "ddim", seed: 42 });
+ * s.dispose();
+ * ```
+ * The model runs in a dedicated Worker; the page never blocks. Weights are fetched shard by shard, verified (sha256)
+ * and kept in Cache Storage for the next visit.
+ */
+import { AbortError, DitError, errorFromKind, NoWebGPUError } from "./errors.js";
+import type { FromWorker, ToWorker, WithoutId } from "./protocol.js";
+
+export * from "./errors.js";
+
+/** Loading progress: bytes while downloading, then the phases. */
+export interface LoadProgress {
+  phase: "adapter" | "download" | "compile" | "ready";
+  /** The file being downloaded. */
+  file?: string;
+  /** Bytes of weights obtained so far and in all (the current model). */
+  loaded?: number;
+  total?: number;
+  /** Whether the file came from Cache Storage. */
+  cached?: boolean;
+}
+
+export interface CreateSamplerOptions {
+  /** Base URL of a DiT model directory (as written by `dit convert`), absolute or relative to the page. */
+  model: string | URL;
+  /** Base URL of a VAE-decoder model directory. */
+  vae: string | URL;
+  onProgress?: (event: LoadProgress) => void;
+  /** Keep downloaded shards in Cache Storage (default) or not. */
+  cache?: "cache-storage" | "none";
+  /** Read fp16 weights with shader-f16 where offered (default) or always as packed u32. */
+  f16?: "auto" | "packed";
+  /** Where linear layers read their operands: decided per adapter (default), storage buffers, or textures. */
+  linear?: "auto" | "buffers" | "textures";
+  /** A worker running this package's worker script, for bundlers that need it created in the app. */
+  worker?: Worker;
+}
+
+export interface AdapterInfo {
+  name: string;
+  backend: string;
+  shader_f16: boolean;
+  f16_weights_path: string;
+  texture_linears: boolean;
+  max_storage_buffer_binding_size: number;
+  [key: string]: unknown;
+}
+
+export interface SamplerInfo {
+  adapter: AdapterInfo;
+  model: {
+    preset?: string;
+    numClasses: number;
+    classNames?: string[];
+    latentSize: number;
+    imageSize: number;
+    parameters: number;
+    bytes: number;
+  };
+}
+
+export interface Images {
+  width: number;
+  height: number;
+  /** One RGBA image per class label (width * height * 4 bytes). */
+  images: Uint8ClampedArray[];
+}
+
+export interface StepEvent {
+  step: number;
+  total: number;
+  /** The training timestep just evaluated (0..999). */
+  timestep: number;
+  /** Seconds since sampling started. */
+  elapsed: number;
+  /** The decoded current estimate, every `previewEvery` steps. */
+  preview?: Images;
+}
+
+export interface GenerateOptions {
+  /** One image per label (0..numClasses-1; numClasses is the null class, an unconditional sample). */
+  classLabels: number[];
+  /** Classifier-free guidance scale; the release samples with 4. 1 turns guidance off. */
+  cfgScale?: number;
+  /** Steps as the release writes them: 250 (evenly respaced) or "ddim50". Default 250. */
+  steps?: number | string;
+  /** "ddpm" (learned-variance DDPM, the paper's; default), "ddim" (eta 0) or "dpmpp2m" (DPM-Solver++(2M)). */
+  sampler?: "ddpm" | "ddim" | "dpmpp2m";
+  /** Guidance on eps channels 0..2 as the release does ("official", default) or on all of them. */
+  cfgChannels?: "official" | "all";
+  /** Noise seed (a whole number); the same seed gives the same image here and from the native `dit sample`. */
+  seed?: number;
+  signal?: AbortSignal;
+  onStep?: (event: StepEvent) => void;
+  /** Decode a preview every N steps (0: none). */
+  previewEvery?: number;
+}
+
+export interface GenerateResult extends Images {
+  seed: number;
+}
+
+export interface Sampler {
+  readonly info: SamplerInfo;
+  generate(options: GenerateOptions): Promise<GenerateResult>;
+  /** Ends the worker and frees the GPU memory. */
+  dispose(): void;
+}
+
+interface Pending {
+  resolve: (v: unknown) => void;
+  reject: (e: unknown) => void;
+  onEvent?: (type: "progress" | "step", event: unknown) => void;
+}
+
+class WorkerSampler implements Sampler {
+  info!: SamplerInfo;
+  private nextId = 1;
+  private pending = new Map<number, Pending>();
+  private disposed = false;
+
+  constructor(private worker: Worker) {
+    worker.onmessage = (ev: MessageEvent<FromWorker>) => this.onMessage(ev.data);
+    worker.onerror = (ev: ErrorEvent) => {
+      const err = new DitError("gpu", `the worker failed: ${ev.message}`);
+      for (const p of this.pending.values()) p.reject(err);
+      this.pending.clear();
+    };
+  }
+
+  private onMessage(msg: FromWorker) {
+    const p = this.pending.get(msg.id);
+    if (!p) return;
+    if (msg.type === "progress" || msg.type === "step") {
+      p.onEvent?.(msg.type, msg.event);
+    } else {
+      this.pending.delete(msg.id);
+      if (msg.type === "result") p.resolve(msg.value);
+      else p.reject(errorFromKind(msg.kind, msg.message));
+    }
+  }
+
+  call(msg: WithoutId<ToWorker>, onEvent?: Pending["onEvent"]): { id: number; done: Promise<unknown> } {
+    if (this.disposed) throw new DitError("invalid-input", "this sampler was disposed; create a new one");
+    const id = this.nextId++;
+    const done = new Promise((resolve, reject) => this.pending.set(id, { resolve, reject, onEvent }));
+    this.worker.postMessage({ ...msg, id } as ToWorker);
+    return { id, done };
+  }
+
+  async generate(options: GenerateOptions): Promise<GenerateResult> {
+    const { signal, onStep, ...rest } = options;
+    if (signal?.aborted) throw new AbortError();
+    const { id, done } = this.call({ type: "generate", options: rest as Record<string, unknown> }, (type, event) => {
+      if (type === "step") onStep?.(event as StepEvent);
+    });
+    const onAbort = () => this.worker.postMessage({ type: "abort", id } satisfies ToWorker);
+    signal?.addEventListener("abort", onAbort, { once: true });
+    try {
+      return (await done) as GenerateResult;
+    } finally {
+      signal?.removeEventListener("abort", onAbort);
+    }
+  }
+
+  dispose() {
+    if (this.disposed) return;
+    this.disposed = true;
+    this.worker.terminate();
+    const err = new DitError("invalid-input", "the sampler was disposed");
+    for (const p of this.pending.values()) p.reject(err);
+    this.pending.clear();
+  }
+}
+
+function absolute(u: string | URL): string {
+  const base = typeof document !== "undefined" ? document.baseURI : (globalThis as { location?: Location }).location?.href;
+  return new URL(u.toString(), base).href;
+}
+
+/** Starts a worker, opens the GPU and loads the model and the VAE (downloading what Cache Storage lacks). */
+export async function createSampler(options: CreateSamplerOptions): Promise<Sampler> {
+  if (typeof navigator === "undefined" || !("gpu" in navigator) || !(navigator as { gpu?: unknown }).gpu) {
+    throw new NoWebGPUError(
+      "this browser has no WebGPU: use a recent Chrome, Edge or Safari (or enable WebGPU) on an https or localhost page",
+    );
+  }
+  const worker = options.worker ?? new Worker(new URL("./worker.js", import.meta.url), { type: "module" });
+  const sampler = new WorkerSampler(worker);
+  const { onProgress, worker: _w, ...rest } = options;
+  const opts = { ...rest, model: absolute(options.model), vae: absolute(options.vae) };
+  try {
+    const { done } = sampler.call({ type: "create", options: opts }, (type, event) => {
+      if (type === "progress") onProgress?.(event as LoadProgress);
+    });
+    sampler.info = (await done) as SamplerInfo;
+    return sampler;
+  } catch (e) {
+    sampler.dispose();
+    throw e;
+  }
+}
+
+/** Removes every cached weight shard from Cache Storage. */
+export async function clearCache(): Promise<boolean> {
+  return caches.delete("dit-wasm-weights-v1");
+}
