@@ -167,10 +167,14 @@ impl WasmSampler {
         let latent = dcfg.input_size;
         let dit = Dit::load(&gpu, dcfg, dw).map_err(to_js)?;
         let vae = Vae::load(&gpu, vcfg, vw).map_err(to_js)?;
-        // One guided image must fit this adapter's limits; a plan checks every buffer.
-        dit.plan(&gpu, 2, latent).map_err(to_js)?;
+        // One guided image must fit this adapter's limits; a plan checks every buffer. Running it once also makes
+        // the browser compile every pipeline now (SwiftShader takes tens of seconds, and blocks the page's
+        // rendering meanwhile), so that "ready" means ready.
+        let warm = dit.plan(&gpu, 2, latent).map_err(to_js)?;
+        gpu.run(warm.dispatches());
         let vae_plan = vae.plan(&gpu, latent, latent).map_err(to_js)?;
-        gpu.check().map_err(to_js)?;
+        gpu.run(vae_plan.dispatches());
+        gpu.sync().await.map_err(to_js)?;
         progress(&on_progress, "ready");
         Ok(WasmSampler { gpu, dit, vae, vae_plan, dit_index })
     }

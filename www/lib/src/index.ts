@@ -129,7 +129,8 @@ class WorkerSampler implements Sampler {
   constructor(private worker: Worker) {
     worker.onmessage = (ev: MessageEvent<FromWorker>) => this.onMessage(ev.data);
     worker.onerror = (ev: ErrorEvent) => {
-      const err = new DitError("gpu", `the worker failed: ${ev.message}`);
+      const why = ev.message || "its script did not load; check that the server serves dit-wasm's dist/worker.js";
+      const err = new DitError("gpu", `the dit-wasm worker failed: ${why}`);
       for (const p of this.pending.values()) p.reject(err);
       this.pending.clear();
     };

@@ -1,0 +1,255 @@
+// The page: loads a model with the `dit-wasm` package (the embedded demo by default) and generates images.
+import { clearCache, createSampler, DitError, type Sampler, type LoadProgress, type GenerateResult } from "dit-wasm";
+import imagenetClasses from "./imagenet-classes.json";
+
+const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
+const el = {
+  adapter: $("adapter"),
+  modelChoice: $<HTMLSelectElement>("model-choice"),
+  urlFields: $("url-fields"),
+  modelUrl: $<HTMLInputElement>("model-url"),
+  vaeUrl: $<HTMLInputElement>("vae-url"),
+  load: $<HTMLButtonElement>("load"),
+  clearCache: $<HTMLButtonElement>("clear-cache"),
+  cacheState: $("cache-state"),
+  loadProgress: $<HTMLProgressElement>("load-progress"),
+  loadText: $("load-text"),
+  classSearch: $<HTMLInputElement>("class-search"),
+  classSelect: $<HTMLSelectElement>("class-select"),
+  cfg: $<HTMLInputElement>("cfg"),
+  steps: $<HTMLInputElement>("steps"),
+  sampler: $<HTMLSelectElement>("sampler"),
+  cfgChannels: $<HTMLSelectElement>("cfg-channels"),
+  seed: $<HTMLInputElement>("seed"),
+  dice: $<HTMLButtonElement>("dice"),
+  count: $<HTMLInputElement>("count"),
+  generate: $<HTMLButtonElement>("generate"),
+  cancel: $<HTMLButtonElement>("cancel"),
+  progress: $<HTMLProgressElement>("progress"),
+  progressText: $("progress-text"),
+  preview: $<HTMLCanvasElement>("preview"),
+  error: $("error"),
+  gallery: $("gallery"),
+};
+
+/** Counters for automation: how many weight files came from the network and from Cache Storage. */
+const stats = { downloaded: 0, cached: 0, generated: 0 };
+(window as unknown as { __ditStats: typeof stats }).__ditStats = stats;
+
+let sampler: Sampler | null = null;
+let classNames: string[] = [];
+let running: AbortController | null = null;
+
+const params = new URLSearchParams(location.search);
+
+function showError(e: unknown) {
+  const msg = e instanceof DitError ? `${e.name}: ${e.message}` : String((e as Error)?.message ?? e);
+  const hint =
+    e instanceof DitError && e.kind === "no-webgpu"
+      ? "\nWebGPU is needed: try a recent Chrome or Edge, or enable WebGPU in your browser's settings."
+      : e instanceof DitError && e.kind === "device-lost"
+        ? "\nThe GPU was reset: press “Load model” to start again."
+        : "";
+  el.error.textContent = msg + hint;
+  el.error.dataset.kind = e instanceof DitError ? e.kind : "unknown";
+  el.error.hidden = false;
+}
+
+function clearError() {
+  el.error.hidden = true;
+  el.error.textContent = "";
+}
+
+function fmtBytes(n: number) {
+  return n > 1e9 ? `${(n / 1e9).toFixed(2)} GB` : n > 1e6 ? `${(n / 1e6).toFixed(1)} MB` : `${(n / 1e3).toFixed(0)} kB`;
+}
+
+function modelUrls(): { model: string; vae: string } {
+  const choice = el.modelChoice.value;
+  if (choice === "demo") {
+    return { model: params.get("model") ?? "./demo/dit", vae: params.get("vae") ?? "./demo/vae" };
+  }
+  return { model: el.modelUrl.value.trim(), vae: el.vaeUrl.value.trim() };
+}
+
+function fillClasses(filter = "") {
+  const f = filter.toLowerCase();
+  const prev = el.classSelect.value;
+  el.classSelect.replaceChildren();
+  classNames.forEach((name, i) => {
+    if (f && !name.toLowerCase().includes(f) && String(i) !== f) return;
+    const o = document.createElement("option");
+    o.value = String(i);
+    o.textContent = `${i} · ${name}`;
+    el.classSelect.append(o);
+  });
+  if ([...el.classSelect.options].some((o) => o.value === prev)) el.classSelect.value = prev;
+  else if (el.classSelect.options.length) el.classSelect.selectedIndex = 0;
+}
+
+async function load() {
+  clearError();
+  sampler?.dispose();
+  sampler = null;
+  el.generate.disabled = true;
+  const { model, vae } = modelUrls();
+  if (!model || !vae) {
+    showError(new DitError("invalid-input", "Enter the URLs of a converted DiT and VAE (see the README: `dit convert`)."));
+    return;
+  }
+  localStorage.setItem("dit-wasm:urls", JSON.stringify({ choice: el.modelChoice.value, model: el.modelUrl.value, vae: el.vaeUrl.value }));
+  const t0 = performance.now();
+  let fromCache = 0;
+  let fetched = 0;
+  const seen = new Set<string>();
+  el.loadText.textContent = "Opening the GPU…";
+  try {
+    sampler = await createSampler({
+      model,
+      vae,
+      onProgress: (p: LoadProgress) => {
+        if (p.phase === "download") {
+          if (p.file && !seen.has(p.file) && p.loaded !== undefined && p.total !== undefined) {
+            if (p.cached) {
+              seen.add(p.file);
+              fromCache++;
+              stats.cached++;
+            } else if (p.loaded > 0) {
+              seen.add(p.file);
+              fetched++;
+              stats.downloaded++;
+            }
+          }
+          const loaded = p.loaded ?? 0;
+          const total = p.total ?? 0;
+          const secs = (performance.now() - t0) / 1000;
+          const rate = loaded / Math.max(secs, 1e-3);
+          const eta = rate > 0 && total > loaded ? `${Math.ceil((total - loaded) / rate)} s left` : "";
+          el.loadProgress.max = Math.max(total, 1);
+          el.loadProgress.value = loaded;
+          el.loadText.textContent = `${p.cached ? "From cache" : "Downloading"} ${p.file ?? ""}: ${fmtBytes(loaded)} of ${fmtBytes(total)}, ${fmtBytes(rate)}/s ${eta}`;
+        } else if (p.phase === "compile") {
+          el.loadText.textContent = "Uploading to the GPU and compiling shaders…";
+        }
+      },
+    });
+  } catch (e) {
+    el.loadText.textContent = "";
+    showError(e);
+    return;
+  }
+  const info = sampler.info;
+  const a = info.adapter;
+  el.adapter.textContent =
+    `GPU: ${a.name || "WebGPU adapter"} (${a.backend}); fp16 weights read ${a.shader_f16 ? "with shader-f16" : "as packed integers (no shader-f16 here: works, somewhat slower)"}.`;
+  classNames = info.model.classNames ?? (info.model.numClasses === 1000 ? imagenetClasses : [...Array(info.model.numClasses).keys()].map(String));
+  fillClasses(el.classSearch.value);
+  el.cacheState.textContent = fetched === 0 && fromCache > 0 ? "Weights came from the cache (nothing downloaded)." : `Downloaded ${fetched} file(s); kept for the next visit.`;
+  el.loadText.textContent = `Ready: ${info.model.preset ?? "model"} (${(info.model.parameters / 1e6).toFixed(1)}M parameters, ${fmtBytes(info.model.bytes)}), ${info.model.imageSize}×${info.model.imageSize} images, in ${((performance.now() - t0) / 1000).toFixed(1)} s.`;
+  el.loadProgress.value = el.loadProgress.max;
+  el.generate.disabled = false;
+}
+
+function drawRgba(canvas: HTMLCanvasElement, rgba: Uint8ClampedArray, w: number, h: number) {
+  canvas.width = w;
+  canvas.height = h;
+  canvas.getContext("2d")!.putImageData(new ImageData(new Uint8ClampedArray(rgba), w, h), 0, 0);
+}
+
+function addResults(r: GenerateResult, settings: Record<string, unknown>, labels: number[]) {
+  r.images.forEach((rgba, i) => {
+    const fig = document.createElement("figure");
+    const canvas = document.createElement("canvas");
+    canvas.dataset.testid = "result";
+    canvas.setAttribute("data-testid", "result");
+    drawRgba(canvas, rgba, r.width, r.height);
+    const s = { ...settings, class: labels[i], className: classNames[labels[i]], image: i };
+    canvas.setAttribute("aria-label", `Generated ${classNames[labels[i]] ?? labels[i]}`);
+    const cap = document.createElement("figcaption");
+    cap.textContent = JSON.stringify(s);
+    const a = document.createElement("a");
+    a.textContent = "Download PNG";
+    a.download = `dit-${labels[i]}-seed${settings.seed}-${i}.png`;
+    a.href = canvas.toDataURL("image/png");
+    fig.append(canvas, cap, a);
+    el.gallery.prepend(fig);
+  });
+}
+
+async function generate() {
+  if (!sampler) return;
+  clearError();
+  const label = Number(el.classSelect.value);
+  const count = Math.max(1, Math.min(16, Number(el.count.value) || 1));
+  const labels = Array(count).fill(label);
+  const steps = Number(el.steps.value);
+  const settings = {
+    cfgScale: Number(el.cfg.value),
+    steps,
+    sampler: el.sampler.value as "ddpm" | "ddim" | "dpmpp2m",
+    cfgChannels: el.cfgChannels.value as "official" | "all",
+    seed: Number(el.seed.value),
+  };
+  running = new AbortController();
+  el.generate.disabled = true;
+  el.cancel.disabled = false;
+  el.progress.value = 0;
+  el.progress.max = steps;
+  el.progressText.textContent = "Starting…";
+  try {
+    const r = await sampler.generate({
+      classLabels: labels,
+      ...settings,
+      signal: running.signal,
+      previewEvery: Math.max(1, Math.round(steps / 10)),
+      onStep: (s) => {
+        el.progress.max = s.total;
+        el.progress.value = s.step;
+        const ms = (s.elapsed * 1000) / s.step;
+        const eta = ((s.total - s.step) * ms) / 1000;
+        el.progressText.textContent = `step ${s.step}/${s.total} · ${ms.toFixed(0)} ms/step · ETA ${eta.toFixed(1)} s`;
+        if (s.preview) drawRgba(el.preview, s.preview.images[0], s.preview.width, s.preview.height);
+      },
+    });
+    stats.generated += r.images.length;
+    addResults(r, settings, labels);
+  } catch (e) {
+    if (e instanceof DitError && e.kind === "aborted") el.progressText.textContent = "Cancelled.";
+    else showError(e);
+    if (e instanceof DitError && e.kind === "device-lost") sampler = null;
+  } finally {
+    running = null;
+    el.generate.disabled = !sampler;
+    el.cancel.disabled = true;
+  }
+}
+
+// Wiring.
+el.modelChoice.addEventListener("change", () => {
+  el.urlFields.hidden = el.modelChoice.value === "demo";
+});
+el.load.addEventListener("click", load);
+el.clearCache.addEventListener("click", async () => {
+  const removed = await clearCache();
+  el.cacheState.textContent = removed ? "Cached weights removed." : "Nothing was cached.";
+});
+el.classSearch.addEventListener("input", () => fillClasses(el.classSearch.value));
+el.dice.addEventListener("click", () => {
+  el.seed.value = String(Math.floor(Math.random() * 2 ** 31));
+});
+el.generate.addEventListener("click", generate);
+el.cancel.addEventListener("click", () => running?.abort());
+
+const saved = JSON.parse(localStorage.getItem("dit-wasm:urls") ?? "null");
+if (saved && saved.choice !== "demo") {
+  el.modelChoice.value = saved.choice;
+  el.modelUrl.value = saved.model ?? "";
+  el.vaeUrl.value = saved.vae ?? "";
+  el.urlFields.hidden = false;
+}
+if (!("gpu" in navigator)) {
+  el.adapter.textContent = "This browser has no WebGPU.";
+  showError(new DitError("no-webgpu", "This browser has no WebGPU (navigator.gpu is missing)."));
+} else if (el.modelChoice.value === "demo") {
+  load();
+}

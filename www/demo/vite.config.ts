@@ -1,0 +1,14 @@
+import { defineConfig } from "vite";
+import { fileURLToPath } from "node:url";
+
+// The embedded models (repo/models) are served and copied as static files: /demo/dit, /demo/vae.
+export default defineConfig({
+  base: "./",
+  publicDir: fileURLToPath(new URL("../../models", import.meta.url)),
+  // The package starts its worker with `new URL("./worker.js", import.meta.url)`: keep it out of pre-bundling.
+  optimizeDeps: { exclude: ["dit-wasm"] },
+  // dit-wasm is linked from ../lib (file: dependency): let the dev server read it.
+  server: { port: Number(process.env.PORT ?? 5173), strictPort: true, fs: { allow: [fileURLToPath(new URL("../..", import.meta.url))] } },
+  preview: { port: Number(process.env.PORT ?? 5173), strictPort: true },
+  build: { target: "es2022" },
+});
