@@ -38,9 +38,10 @@ if [ "$want_browser" = 1 ]; then
     echo "setup: installing wasm-bindgen-cli $want (about two minutes, once)"
     cargo install wasm-bindgen-cli --version "$want" --quiet
   fi
-  if [ ! -d www/lib/node_modules ] || [ ! -d node_modules ]; then
+  if [ ! -d www/lib/node_modules ] || [ ! -d www/demo/node_modules ] || [ ! -d node_modules ]; then
     echo "setup: installing npm packages"
     (cd www/lib && npm install --no-audit --no-fund --silent)
+    (cd www/demo && npm install --no-audit --no-fund --silent)
     npm install --no-audit --no-fund --silent
   fi
 fi

@@ -1,12 +1,11 @@
 #!/usr/bin/env bash
-# Builds the `dit` command-line tool (release) and shows the GPU adapter it runs on.
-# The browser page is not built yet; this runs the native product.
+# The product: builds the wasm, the npm package and the page, then serves the page on http://127.0.0.1:5173
+# (PORT overrides) with the embedded demo model. Installs what it needs first (scripts/setup.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh
-. scripts/env.sh
-cargo build --release --locked --bin dit
-echo "== adapter"
-./target/release/dit gpu
-echo "== built ./target/release/dit; try:"
-echo "   ./target/release/dit bench --preset S/2 --res 256 --random-weights"
+scripts/build-site.sh
+port="${PORT:-5173}"
+echo
+echo "dit-wasm: open http://127.0.0.1:${port}/ in a browser with WebGPU (Ctrl-C stops the server)"
+cd www/demo
+exec npx vite preview --host 127.0.0.1 --port "$port" --strictPort

@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# Runs every test: native kernel, model and CLI tests on whatever Vulkan adapter exists (lavapipe without a GPU).
-# Installs what it needs first (scripts/setup.sh). Usage: npm test   (or scripts/test.sh)
+# Runs every test. Installs what it needs first (scripts/setup.sh: lavapipe, Chromium, the wasm target,
+# wasm-bindgen-cli, npm packages). Usage: npm test   (or scripts/test.sh)
+#   1. native: kernel, model, sampler, converter and CLI tests on the Vulkan adapter (lavapipe without a GPU)
+#   2. browser: the same kernels and models in headless Chromium's WebGPU (wasm-bindgen-test)
+#   3. end to end: the built page driven by Playwright (playwright-core + the system Chromium)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh
+scripts/setup.sh --browser
 . scripts/env.sh
 
 # lavapipe has shader-f16, so on it both fp16 weight paths must be tested.
@@ -11,5 +14,13 @@ if [ "${VK_ICD_FILENAMES:-}" = /usr/share/vulkan/icd.d/lvp_icd.x86_64.json ]; th
   export DIT_REQUIRE_F16=1
 fi
 
-echo "== native tests (cargo test)"
+echo "== 1/3 native tests (cargo test)"
 cargo test --locked
+
+echo "== 2/3 browser tests (wasm-bindgen-test in headless Chromium)"
+CHROMEDRIVER=/usr/bin/chromedriver WASM_BINDGEN_TEST_TIMEOUT=900 \
+  cargo test --locked --target wasm32-unknown-unknown --test web -- --nocapture
+
+echo "== 3/3 end-to-end tests (Playwright on the built page)"
+scripts/build-site.sh
+node --test --test-concurrency=1 tests/e2e/

@@ -65,6 +65,8 @@ struct CreateOptions {
     f16: Option<String>,
     #[serde(default)]
     linear: Option<String>,
+    #[serde(default)]
+    max_storage_buffer_binding_size: Option<f64>,
 }
 
 #[derive(Deserialize)]
@@ -151,8 +153,14 @@ impl WasmSampler {
                 _ => LinearPath::Auto,
             },
             low_power: false,
+            max_storage_binding: opts.max_storage_buffer_binding_size.map(|v| v as u64),
         };
-        let gpu = Gpu::new(&gpu_opts).await.map_err(to_js)?;
+        let gpu = Gpu::new(&gpu_opts).await.map_err(|e| match e {
+            Error::NoAdapter(_) => to_js(Error::NoAdapter(
+                "this browser has WebGPU but it offers no adapter (it may be disabled for this GPU or driver, or behind a flag such as chrome://flags/#enable-unsafe-webgpu on Linux)".into(),
+            )),
+            e => to_js(e),
+        })?;
         let cache = opts.cache.as_deref() != Some("none");
         let (dit_index, dw) = load_model(&gpu, &opts.model, cache, &on_progress).await.map_err(to_js)?;
         let (vae_index, vw) = load_model(&gpu, &opts.vae, cache, &on_progress).await.map_err(to_js)?;

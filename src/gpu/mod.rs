@@ -58,6 +58,8 @@ pub enum LinearPath {
 pub struct GpuOptions {
     pub f16: F16Mode,
     pub linear_path: LinearPath,
+    /// Ask for at most this `maxStorageBufferBindingSize` (tests, or leaving memory to other work).
+    pub max_storage_binding: Option<u64>,
     /// Prefer a low-power adapter (integrated GPU) over a discrete one.
     pub low_power: bool,
 }
@@ -235,6 +237,9 @@ impl Gpu {
         let mut limits = wgpu::Limits::default().or_worse_values_from(&offered);
         limits.max_buffer_size = offered.max_buffer_size;
         limits.max_storage_buffer_binding_size = offered.max_storage_buffer_binding_size;
+        if let Some(cap) = opts.max_storage_binding {
+            limits.max_storage_buffer_binding_size = limits.max_storage_buffer_binding_size.min(cap);
+        }
         limits.max_compute_workgroup_storage_size = offered.max_compute_workgroup_storage_size;
         limits.max_compute_invocations_per_workgroup = offered.max_compute_invocations_per_workgroup;
         limits.max_storage_buffers_per_shader_stage = offered.max_storage_buffers_per_shader_stage;

@@ -11,4 +11,6 @@ export default defineConfig({
   server: { port: Number(process.env.PORT ?? 5173), strictPort: true, fs: { allow: [fileURLToPath(new URL("../..", import.meta.url))] } },
   preview: { port: Number(process.env.PORT ?? 5173), strictPort: true },
   build: { target: "es2022" },
+  // The package's worker imports the wasm-bindgen module: bundle it as an ES module worker.
+  worker: { format: "es" },
 });

@@ -104,9 +104,11 @@ async function load() {
   const seen = new Set<string>();
   el.loadText.textContent = "Opening the GPU…";
   try {
+    const maxBinding = params.get("maxBinding");
     sampler = await createSampler({
       model,
       vae,
+      ...(maxBinding ? { maxStorageBufferBindingSize: Number(maxBinding) } : {}),
       onProgress: (p: LoadProgress) => {
         if (p.phase === "download") {
           if (p.file && !seen.has(p.file) && p.loaded !== undefined && p.total !== undefined) {

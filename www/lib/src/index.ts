@@ -39,6 +39,8 @@ export interface CreateSamplerOptions {
   f16?: "auto" | "packed";
   /** Where linear layers read their operands: decided per adapter (default), storage buffers, or textures. */
   linear?: "auto" | "buffers" | "textures";
+  /** Request at most this storage-binding size (bytes) from the adapter. */
+  maxStorageBufferBindingSize?: number;
   /** A worker running this package's worker script, for bundlers that need it created in the app. */
   worker?: Worker;
 }

@@ -1,0 +1,45 @@
+// A static file server for the end-to-end tests, with injected faults: a path /faulty/<mode>/<file> serves <file>
+// with a fault, where mode is
+//   flip     one byte of each .safetensors shard flipped (an integrity failure)
+//   404      not found
+//   500once  the first request of each file fails with 500, later ones succeed (a retry must recover)
+//   droponce the first request of each file is cut after half the body (a retry must recover)
+// Everything else is served as is. Requests are counted by path, for the tests to inspect.
+import http from "node:http";
+import fs from "node:fs";
+import path from "node:path";
+
+const TYPES = { ".html": "text/html", ".js": "text/javascript", ".mjs": "text/javascript", ".css": "text/css", ".wasm": "application/wasm", ".json": "application/json", ".png": "image/png" };
+
+export function serve(root, port = 0) {
+  const counts = new Map();
+  const seen = new Set();
+  const server = http.createServer((req, res) => {
+    let url = decodeURIComponent(new URL(req.url, "http://x").pathname);
+    counts.set(url, (counts.get(url) ?? 0) + 1);
+    let mode = null;
+    const m = url.match(/^\/faulty\/([a-z0-9]+)(\/.*)$/);
+    if (m) [, mode, url] = m;
+    let file = path.join(root, url);
+    if (!file.startsWith(root)) return res.writeHead(403).end();
+    if (fs.existsSync(file) && fs.statSync(file).isDirectory()) file = path.join(file, "index.html");
+    if (!fs.existsSync(file) || mode === "404") return res.writeHead(404).end("not found");
+    let body = fs.readFileSync(file);
+    const first = !seen.has(req.url);
+    seen.add(req.url);
+    if (mode === "500once" && first) return res.writeHead(500).end("server error");
+    if (mode === "flip" && file.endsWith(".safetensors")) {
+      body = Buffer.from(body);
+      body[body.length - 1] ^= 0x40;
+    }
+    res.writeHead(200, { "content-type": TYPES[path.extname(file)] ?? "application/octet-stream", "content-length": body.length });
+    if (mode === "droponce" && first) {
+      res.write(body.subarray(0, body.length >> 1));
+      return setTimeout(() => res.destroy(), 50);
+    }
+    res.end(body);
+  });
+  return new Promise((resolve) =>
+    server.listen(port, "127.0.0.1", () => resolve({ url: `http://127.0.0.1:${server.address().port}`, counts, close: () => server.close() })),
+  );
+}
