@@ -44,6 +44,18 @@ pub trait Checkpoint {
     fn read_f32(&mut self, t: &SrcTensor) -> Result<Vec<f32>>;
 }
 
+impl Checkpoint for super::pickle::PtFile {
+    fn describe(&self) -> String {
+        self.path.display().to_string()
+    }
+    fn tensors(&self) -> &[SrcTensor] {
+        &self.tensors
+    }
+    fn read_f32(&mut self, t: &SrcTensor) -> Result<Vec<f32>> {
+        super::pickle::PtFile::read_f32(self, t)
+    }
+}
+
 impl Checkpoint for SafetensorsFile {
     fn describe(&self) -> String {
         self.path.display().to_string()
@@ -65,10 +77,7 @@ pub fn open_checkpoint(path: &Path) -> Result<Box<dyn Checkpoint>> {
         let _ = f.read(&mut magic).map_err(|e| Error::io(path, e))?;
     }
     if &magic == b"PK\x03\x04" {
-        return Err(Error::format(
-            path.display().to_string(),
-            "is a PyTorch zip checkpoint; this build converts .safetensors files only",
-        ));
+        return Ok(Box::new(super::pickle::PtFile::open(path)?));
     }
     Ok(Box::new(SafetensorsFile::open(path)?))
 }
@@ -79,10 +88,22 @@ pub fn convert(inputs: &[PathBuf], out: &Path, opts: &ConvertOptions) -> Result<
         return Err(Error::input(format!("convert takes one checkpoint file, got {}", inputs.len())));
     };
     let mut ck = open_checkpoint(input)?;
+    let config_json = input.parent().map(|d| d.join("config.json")).filter(|p| p.is_file());
     if ck.tensors().iter().any(|t| t.name == "x_embedder.proj.weight") {
-        convert_dit(ck.as_mut(), out, opts)
+        let parts = ck.tensors().iter().map(|t| (t.name.clone(), vec![t.clone()])).collect();
+        convert_dit(ck.as_mut(), parts, out, opts)
+    } else if ck.tensors().iter().any(|t| t.name == "transformer_blocks.0.norm1.emb.timestep_embedder.linear_1.weight")
+    {
+        let parts = diffusers_dit_parts(ck.tensors())?;
+        let mut opts = opts.clone();
+        if let Some(p) = &config_json {
+            let j: serde_json::Value = serde_json::from_slice(&std::fs::read(p).map_err(|e| Error::io(p, e))?)
+                .map_err(|e| Error::format(p.display().to_string(), format!("not valid JSON ({e})")))?;
+            opts.heads = opts.heads.or(j["num_attention_heads"].as_u64().map(|v| v as usize));
+            opts.input_size = opts.input_size.or(j["sample_size"].as_u64().map(|v| v as usize));
+        }
+        convert_dit(ck.as_mut(), parts, out, &opts)
     } else if ck.tensors().iter().any(|t| t.name.ends_with("decoder.conv_in.weight")) {
-        let config_json = input.parent().map(|d| d.join("config.json")).filter(|p| p.is_file());
         convert_vae(ck.as_mut(), config_json.as_deref(), out, opts)
     } else {
         Err(Error::format(
@@ -286,11 +307,66 @@ pub fn infer_dit_config(tensors: &[SrcTensor], opts: &ConvertOptions) -> Result<
     Ok(cfg)
 }
 
-fn convert_dit(ck: &mut dyn Checkpoint, out: &Path, opts: &ConvertOptions) -> Result<ModelIndex> {
-    let tensors = ck.tensors().to_vec();
+/// The release's DiT names of a diffusers `DiTTransformer2DModel`: the per-block copies of the embedders are read from
+/// block 0, q/k/v are concatenated (in that order) into qkv.
+pub fn diffusers_dit_parts(src: &[SrcTensor]) -> Result<Vec<(String, Vec<SrcTensor>)>> {
+    let by: HashMap<&str, &SrcTensor> = src.iter().map(|t| (t.name.as_str(), t)).collect();
+    let get = |n: &str| by.get(n).map(|t| (*t).clone()).ok_or_else(|| Error::MissingTensor(n.to_string()));
+    let depth = src
+        .iter()
+        .filter_map(|t| t.name.strip_prefix("transformer_blocks.")?.split('.').next()?.parse::<usize>().ok())
+        .max()
+        .map_or(0, |m| m + 1);
+    let e = "transformer_blocks.0.norm1.emb.";
+    let mut out = vec![];
+    for part in ["weight", "bias"] {
+        out.push((format!("x_embedder.proj.{part}"), vec![get(&format!("pos_embed.proj.{part}"))?]));
+        out.push((format!("t_embedder.mlp.0.{part}"), vec![get(&format!("{e}timestep_embedder.linear_1.{part}"))?]));
+        out.push((format!("t_embedder.mlp.2.{part}"), vec![get(&format!("{e}timestep_embedder.linear_2.{part}"))?]));
+        out.push((format!("final_layer.adaLN_modulation.1.{part}"), vec![get(&format!("proj_out_1.{part}"))?]));
+        out.push((format!("final_layer.linear.{part}"), vec![get(&format!("proj_out_2.{part}"))?]));
+        for i in 0..depth {
+            let b = format!("transformer_blocks.{i}.");
+            let o = format!("blocks.{i}.");
+            out.push((format!("{o}adaLN_modulation.1.{part}"), vec![get(&format!("{b}norm1.linear.{part}"))?]));
+            let qkv = ["to_q", "to_k", "to_v"]
+                .iter()
+                .map(|s| get(&format!("{b}attn1.{s}.{part}")))
+                .collect::<Result<Vec<_>>>()?;
+            out.push((format!("{o}attn.qkv.{part}"), qkv));
+            out.push((format!("{o}attn.proj.{part}"), vec![get(&format!("{b}attn1.to_out.0.{part}"))?]));
+            out.push((format!("{o}mlp.fc1.{part}"), vec![get(&format!("{b}ff.net.0.proj.{part}"))?]));
+            out.push((format!("{o}mlp.fc2.{part}"), vec![get(&format!("{b}ff.net.2.{part}"))?]));
+        }
+    }
+    out.push((
+        "y_embedder.embedding_table.weight".into(),
+        vec![get(&format!("{e}class_embedder.embedding_table.weight"))?],
+    ));
+    Ok(out)
+}
+
+/// Converts a DiT given as release names -> source parts (concatenated along the first dimension).
+fn convert_dit(
+    ck: &mut dyn Checkpoint,
+    parts: Vec<(String, Vec<SrcTensor>)>,
+    out: &Path,
+    opts: &ConvertOptions,
+) -> Result<ModelIndex> {
+    // The tensors as the release names them: shapes of the concatenations.
+    let tensors: Vec<SrcTensor> = parts
+        .iter()
+        .map(|(name, p)| {
+            let mut t = p[0].clone();
+            t.name = name.clone();
+            t.shape[0] = p.iter().map(|x| x.shape[0]).sum();
+            t
+        })
+        .collect();
     let cfg = infer_dit_config(&tensors, opts)?;
     let planned = dit_tensors(&cfg);
     let by_name: HashMap<&str, &SrcTensor> = tensors.iter().map(|t| (t.name.as_str(), t)).collect();
+    let parts_of: HashMap<&str, &Vec<SrcTensor>> = parts.iter().map(|(n, p)| (n.as_str(), p)).collect();
     for p in &planned {
         let t = by_name.get(p.name.as_str()).ok_or_else(|| Error::MissingTensor(p.name.clone()))?;
         if t.shape != p.shape {
@@ -300,7 +376,7 @@ fn convert_dit(ck: &mut dyn Checkpoint, out: &Path, opts: &ConvertOptions) -> Re
     let known: std::collections::HashSet<&str> = planned.iter().map(|p| p.name.as_str()).collect();
     for t in &tensors {
         if t.name == "pos_embed" {
-            check_pos_embed(ck, t, &cfg)?;
+            check_pos_embed(ck, &parts_of["pos_embed"][0], &cfg)?;
         } else if !known.contains(t.name.as_str()) {
             return Err(Error::format(
                 ck.describe(),
@@ -324,8 +400,11 @@ fn convert_dit(ck: &mut dyn Checkpoint, out: &Path, opts: &ConvertOptions) -> Re
     }
     let config = serde_json::to_value(&cfg).expect("config serializes");
     write_model(out, ModelKind::Dit, config, extra, &planned, opts.shard_mib, |p| {
-        let t = by_name[p.name.as_str()];
-        to_f16(&p.name, &ck.read_f32(t)?)
+        let mut values = vec![];
+        for part in parts_of[p.name.as_str()] {
+            values.extend(ck.read_f32(part)?);
+        }
+        to_f16(&p.name, &values)
     })
 }
 

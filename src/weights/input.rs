@@ -34,8 +34,10 @@ pub struct SrcTensor {
     pub name: String,
     pub shape: Vec<usize>,
     pub dtype: SrcDType,
-    /// Absolute byte offset of the data in the file.
+    /// Absolute byte offset of the data in the file (safetensors), or element offset in the storage (`.pt`).
     pub offset: u64,
+    /// The zip entry holding the data (`.pt` checkpoints); empty for safetensors.
+    pub storage: String,
 }
 
 impl SrcTensor {
@@ -148,7 +150,7 @@ pub fn parse_header(file: &str, header: &[u8], data_len: u64) -> Result<Vec<SrcT
                 info.shape
             )));
         }
-        out.push(SrcTensor { name, shape: info.shape.clone(), dtype, offset: start as u64 });
+        out.push(SrcTensor { name, shape: info.shape.clone(), dtype, offset: start as u64, storage: String::new() });
     }
     Ok(out)
 }

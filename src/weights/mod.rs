@@ -5,6 +5,8 @@ pub mod convert;
 pub mod index;
 pub mod input;
 pub mod load;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod pickle;
 #[cfg(target_arch = "wasm32")]
 pub mod url;
 pub mod writer;
