@@ -177,6 +177,12 @@ struct BenchArgs {
     /// Skip the baseline run with the simple linear kernel.
     #[arg(long)]
     no_baseline: bool,
+    /// Also time generating one image: DDIM with this many steps, guidance 4, then the VAE (needs --model, --vae).
+    #[arg(long, default_value_t = 0)]
+    sample_steps: usize,
+    /// VAE decoder directory, for --sample-steps.
+    #[arg(long)]
+    vae: Option<PathBuf>,
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
@@ -529,8 +535,26 @@ async fn bench(b: BenchArgs) -> Result<()> {
         base_dit.set_linear_kernel(LinearKernel::Simple);
         Some(bench_forward(&base_gpu, &base_dit, &b, latent).await?.0)
     };
+    let generate = if b.sample_steps > 0 {
+        let vae_dir = b.vae.as_ref().ok_or_else(|| Error::input("--sample-steps needs --vae DIR"))?;
+        let vae = load_vae(&gpu, vae_dir).await?;
+        let mut req = SampleRequest::new(vec![0]);
+        req.steps = Spacing::Even(b.sample_steps);
+        req.sampler = SamplerKind::Ddim;
+        let mut times = vec![];
+        for _ in 0..2 {
+            let t0 = std::time::Instant::now();
+            let z = pipeline::sample(&gpu, &dit, &req, |_| true).await?;
+            pipeline::decode(&gpu, &vae, &z, 1, latent, latent).await?;
+            times.push(t0.elapsed().as_secs_f64());
+        }
+        Some(serde_json::json!({ "steps": b.sample_steps, "sampler": "ddim", "cfg": 4.0, "seconds_first": times[0], "seconds": times[1] }))
+    } else {
+        None
+    };
     let report = serde_json::json!({
         "model": name,
+        "generate_one_image": generate,
         "resolution": latent * 8,
         "latent": latent,
         "batch": b.batch,
@@ -594,6 +618,12 @@ fn print_table(r: &serde_json::Value, main: &ForwardBench, base: Option<&Forward
     println!("{:<12} {:>10} {:>10} {:>10} {:>12}   ({})", "op", "dispatches", "ms", "GFLOP", "GFLOP/s", main.timer);
     for (op, t) in &main.ops {
         println!("{op:<12} {:>10} {:>10.2} {:>10.3} {:>12.2}", t.dispatches, t.ms, t.gflop, t.gflops_per_s);
+    }
+    if let Some(g) = r["generate_one_image"].as_object() {
+        println!(
+            "one image, {} DDIM steps with guidance + VAE decode: {:.2} s (first run, with shader compile: {:.2} s)",
+            g["steps"], g["seconds"].as_f64().unwrap_or(0.0), g["seconds_first"].as_f64().unwrap_or(0.0)
+        );
     }
     if let Some(b) = base {
         let v = baseline_json(main, b);

@@ -1,0 +1,58 @@
+// Browser benchmark (npm run bench): the built page in headless Chromium (WebGPU on SwiftShader here). Prints the
+// time to first image cold (download + upload + compile) and warm (weights from Cache Storage), and one image with
+// 50 DDIM steps and guidance 4. Build first: scripts/build-site.sh. Usage: node tools/bench/browser.mjs [--json]
+import path from "node:path";
+import { chromium } from "playwright-core";
+import { serve } from "../../tests/e2e/server.mjs";
+
+const repo = path.resolve(import.meta.dirname, "../..");
+const server = await serve(path.join(repo, "www/demo/dist"));
+const browser = await chromium.launch({ executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
+  args: ["--enable-unsafe-webgpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--no-sandbox"] });
+const context = await browser.newContext();
+
+async function load() {
+  const page = await context.newPage();
+  const t0 = Date.now();
+  await page.goto(`${server.url}/`);
+  await page.waitForFunction(() => !document.querySelector("[data-testid=generate]").disabled, null, { timeout: 600_000 });
+  return { page, seconds: (Date.now() - t0) / 1000 };
+}
+
+async function generate(page, steps) {
+  await page.fill("[data-testid=steps]", String(steps));
+  await page.selectOption("[data-testid=sampler]", "ddim");
+  await page.fill("[data-testid=cfg]", "4");
+  const n = await page.locator("[data-testid=result]").count();
+  const t0 = Date.now();
+  await page.click("[data-testid=generate]");
+  await page.waitForFunction((k) => document.querySelectorAll("[data-testid=result]").length > k, n, { timeout: 600_000 });
+  const seconds = (Date.now() - t0) / 1000;
+  const text = await page.locator("[data-testid=progress-text]").textContent();
+  return { seconds, msPerStep: Number(text.match(/([\d.]+) ms\/step/)?.[1]) };
+}
+
+const cold = await load();
+const adapter = await cold.page.locator("#adapter").textContent();
+const first = await generate(cold.page, 50);
+const second = await generate(cold.page, 50);
+await cold.page.close();
+const warm = await load();
+await warm.page.close();
+const result = {
+  adapter,
+  load_cold_seconds: cold.seconds,
+  load_warm_seconds: warm.seconds,
+  one_image_50_ddim_steps_guided_seconds: second.seconds,
+  ms_per_step: second.msPerStep,
+  first_image_seconds: first.seconds,
+};
+if (process.argv.includes("--json")) console.log(JSON.stringify(result));
+else {
+  console.log(`browser bench on ${adapter}`);
+  console.log(`  load, cold (download + upload + compile): ${result.load_cold_seconds.toFixed(1)} s`);
+  console.log(`  load, warm (weights from Cache Storage):  ${result.load_warm_seconds.toFixed(1)} s`);
+  console.log(`  one 32x32 image, 50 DDIM steps, guidance 4: ${result.one_image_50_ddim_steps_guided_seconds.toFixed(2)} s (${result.ms_per_step} ms/step)`);
+}
+await browser.close();
+server.close();
