@@ -80,36 +80,41 @@ pub fn verify_shard(index: &ModelIndex, shard: &str, bytes: &[u8]) -> Result<()>
     Ok(())
 }
 
-/// Calls `on_tensor(name, shape, fp16 bytes)` for every tensor, shard by shard, after verifying each shard.
+/// Calls `on_tensor(name, shape, fp16 bytes)` for every tensor, after verifying each shard. Shards are fetched two at a
+/// time (downloads overlap) and handed over one at a time: at most two shards are in memory, never the model.
 pub async fn for_each_tensor<S: Source>(
     src: &S,
     index: &ModelIndex,
     mut on_tensor: impl FnMut(&str, &[usize], &[u8]) -> Result<()>,
 ) -> Result<()> {
     let mut seen = BTreeSet::new();
-    for shard in index.metadata.shards.keys() {
-        let bytes = src.read_shard(index, shard).await?;
-        let st = safetensors::SafeTensors::deserialize(&bytes)
-            .map_err(|e| Error::format(shard, format!("not a valid safetensors file ({e})")))?;
-        for (name, view) in st.iter() {
-            if index.weight_map.get(name).map(String::as_str) != Some(shard.as_str()) {
-                return Err(Error::format(shard, format!("holds tensor `{name}`, which the index does not map to it")));
+    let names: Vec<&String> = index.metadata.shards.keys().collect();
+    for pair in names.chunks(2) {
+        let fetched = match pair {
+            [a, b] => {
+                let (x, y) = futures_util::future::join(src.read_shard(index, a), src.read_shard(index, b)).await;
+                vec![(*a, x?), (*b, y?)]
             }
-            if view.dtype() != safetensors::Dtype::F16 {
-                return Err(Error::format(
-                    shard,
-                    format!("tensor `{name}` is {:?}; model directories hold F16", view.dtype()),
-                ));
+            [a] => vec![(*a, src.read_shard(index, a).await?)],
+            _ => unreachable!("chunks of two"),
+        };
+        for (shard, bytes) in fetched {
+            let st = safetensors::SafeTensors::deserialize(&bytes)
+                .map_err(|e| Error::format(shard, format!("not a valid safetensors file ({e})")))?;
+            for (name, view) in st.iter() {
+                if index.weight_map.get(name).map(String::as_str) != Some(shard.as_str()) {
+                    return Err(Error::format(shard, format!("holds tensor `{name}`, which the index does not map to it")));
+                }
+                if view.dtype() != safetensors::Dtype::F16 {
+                    return Err(Error::format(shard, format!("tensor `{name}` is {:?}; model directories hold F16", view.dtype())));
+                }
+                on_tensor(name, view.shape(), view.data())?;
+                seen.insert(name.to_string());
             }
-            on_tensor(name, view.shape(), view.data())?;
-            seen.insert(name.to_string());
         }
     }
     if let Some(missing) = index.weight_map.keys().find(|k| !seen.contains(*k)) {
-        return Err(Error::format(
-            &index.weight_map[missing],
-            format!("does not contain tensor `{missing}` listed in the index"),
-        ));
+        return Err(Error::format(&index.weight_map[missing], format!("does not contain tensor `{missing}` listed in the index")));
     }
     Ok(())
 }
