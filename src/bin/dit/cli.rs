@@ -121,6 +121,9 @@ struct SampleArgs {
     /// `.png` (a grid of the images) or `.npy` ([N, 3, H, W] f32).
     #[arg(long)]
     out: PathBuf,
+    /// Columns of the PNG grid (default: about the square root of the image count).
+    #[arg(long)]
+    cols: Option<usize>,
     /// Hide the progress bar.
     #[arg(long)]
     quiet: bool,
@@ -267,12 +270,12 @@ async fn load_vae(gpu: &Gpu, dir: &Path) -> Result<Vae> {
 }
 
 /// Writes images [N, 3, H, W] as a .npy or as a PNG grid.
-fn write_images(out: &Path, images: &[f32], n: usize, h: usize, w: usize) -> Result<()> {
+fn write_images(out: &Path, images: &[f32], n: usize, h: usize, w: usize, cols: Option<usize>) -> Result<()> {
     match out.extension().and_then(|e| e.to_str()) {
         Some("npy") => npy::write_f32(out, &[n, 3, h, w], images),
         Some("png") => {
             let rgb = dit_wasm::pipeline::to_rgb8(images, n, h, w);
-            let cols = (n as f64).sqrt().ceil() as usize;
+            let cols = cols.unwrap_or((n as f64).sqrt().ceil() as usize).clamp(1, n);
             let rows = n.div_ceil(cols);
             let pad = 2;
             let (gw, gh) = (cols * w + (cols + 1) * pad, rows * h + (rows + 1) * pad);
@@ -361,7 +364,7 @@ async fn sample(a: SampleArgs) -> Result<()> {
         Some(v) => {
             let images = pipeline::decode(&gpu, v, &latents, n, h, h).await?;
             let s = h * v.cfg.upscale();
-            write_images(&a.out, &images, n, s, s)?;
+            write_images(&a.out, &images, n, s, s, a.cols)?;
         }
         None => npy::write_f32(&a.out, &[n, c, h, h], &latents)?,
     }
@@ -386,7 +389,7 @@ async fn decode_cmd(vae_dir: &Path, latent: &Path, out: &Path, g: &GpuArgs) -> R
     }
     let images = pipeline::decode(&gpu, &vae, &z.data, n, h, w).await?;
     let s = vae.cfg.upscale();
-    write_images(out, &images, n, h * s, w * s)?;
+    write_images(out, &images, n, h * s, w * s, None)?;
     eprintln!("wrote {}", out.display());
     Ok(())
 }
