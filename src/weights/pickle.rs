@@ -161,6 +161,9 @@ pub fn unpickle(file: &str, data: &[u8]) -> Result<Value> {
                     while pos < data.len() && data[pos] != b'\n' {
                         pos += 1;
                     }
+                    if pos >= data.len() {
+                        return Err(bad("pickle GLOBAL line runs past the end of the data".into()));
+                    }
                     let s = String::from_utf8_lossy(&data[start..pos]).into_owned();
                     pos += 1;
                     Ok(s)
