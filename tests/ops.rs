@@ -34,9 +34,9 @@ fn layer(gpu: &Gpu, n: usize, k: usize, seed: u64) -> (Linear, Vec<f32>, Vec<f32
 #[test]
 fn linear_all_epilogues_both_kernels() {
     for gpu in gpus() {
-        // (7, 12, 20) stays in a buffer on the texture path (K is not a multiple of 128); (16500, 8, 128) passes the
-        // texture height limit, so the texture path splits it into chunks of rows.
-        for &(m, n, k) in &[(7usize, 12usize, 20usize), (64, 96, 128), (130, 36, 256), (16500, 8, 128)] {
+        // (7, 12, 20) stays in a buffer on the texture path (K is not a multiple of 64); (35, 20, 192) is the demo
+        // model's width; (16500, 8, 128) passes the texture height limit, so the texture path splits it into chunks.
+        for &(m, n, k) in &[(7usize, 12usize, 20usize), (64, 96, 128), (35, 20, 192), (130, 36, 256), (16500, 8, 128)] {
             let x = random(10, m * k, 1.0);
             let (l, w, b) = layer(&gpu, n, k, 11);
             let xt = Tensor::from_f32(&gpu, "x", &[m, k], &x).unwrap();

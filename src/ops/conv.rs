@@ -47,8 +47,9 @@ pub struct Conv2d {
     pub ksize: usize,
 }
 
-/// Reorders `src` ([rows, cin, taps] fp16) into [rows_pad, taps * cin], as a buffer or a texture.
-fn permute(
+/// Reorders `src` ([rows, cin, taps] fp16) into [rows_pad, taps * cin], as a buffer or a texture (with one tap this
+/// is a plain copy: how linear weights reach their texture).
+pub(crate) fn permute(
     gpu: &Gpu,
     src: &Tensor,
     rows: usize,

@@ -63,49 +63,20 @@ impl Linear {
         self.k
     }
 
-    /// Whether a layer of this shape can use the texture path on this device: rows of x (4K bytes) and of w
-    /// (2K bytes) must be whole multiples of the 256-byte copy row alignment, and both fit the texture size limit.
+    /// Whether a layer of this shape can use the texture path on this device: rows of the staged input (4K bytes)
+    /// must be whole multiples of the 256-byte copy row alignment, and both textures fit the size limit.
     pub fn texture_fits(gpu: &Gpu, n: usize, k: usize) -> bool {
         let max = gpu.report.max_texture_dimension_2d as usize;
-        k % 128 == 0 && k / 4 <= max && n <= max
+        k % 64 == 0 && n % 4 == 0 && k / 4 <= max && n <= max
     }
 
-    /// Moves the weight into the layout this device's linear kernels read best (see `gpu::LinearPath`).
+    /// Moves the weight into the layout this device's linear kernels read best (see `gpu::LinearPath`): on the texture
+    /// path a compute pass writes it into an `rgba16float` texture (no copy-alignment constraint on K).
     pub fn for_device(self, gpu: &Gpu) -> Result<Linear> {
         match self.weight {
             Weight::Buffer(ref w) if gpu.report.texture_linears && Self::texture_fits(gpu, self.n, self.k) => {
-                let size = wgpu::Extent3d { width: self.k as u32 / 4, height: self.n as u32, depth_or_array_layers: 1 };
-                let tex = gpu.device.create_texture(&wgpu::TextureDescriptor {
-                    label: Some("linear weight"),
-                    size,
-                    mip_level_count: 1,
-                    sample_count: 1,
-                    dimension: wgpu::TextureDimension::D2,
-                    format: wgpu::TextureFormat::Rgba16Float,
-                    usage: wgpu::TextureUsages::TEXTURE_BINDING | wgpu::TextureUsages::COPY_DST,
-                    view_formats: &[],
-                });
-                let mut enc = gpu.device.create_command_encoder(&Default::default());
-                enc.copy_buffer_to_texture(
-                    wgpu::TexelCopyBufferInfo {
-                        buffer: &w.buf,
-                        layout: wgpu::TexelCopyBufferLayout {
-                            offset: 0,
-                            bytes_per_row: Some(self.k as u32 * 2),
-                            rows_per_image: Some(self.n as u32),
-                        },
-                    },
-                    wgpu::TexelCopyTextureInfo {
-                        texture: &tex,
-                        mip_level: 0,
-                        origin: wgpu::Origin3d::ZERO,
-                        aspect: wgpu::TextureAspect::All,
-                    },
-                    size,
-                );
-                gpu.queue.submit([enc.finish()]);
-                let view = tex.create_view(&Default::default());
-                Ok(Linear { weight: Weight::Texture(tex, view), ..self })
+                let weight = super::conv::permute(gpu, w, self.n, self.n, self.k, 1, true)?;
+                Ok(Linear { weight, ..self })
             }
             _ => Ok(self),
         }
