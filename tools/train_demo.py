@@ -270,10 +270,12 @@ def train_vae(images, args, log):
     return vae, cfg, lat * scale, scale
 
 
-def train_dit(latents, labels, args, log):
+def train_dit(latents, labels, args, log, init=None):
     torch.manual_seed(args.seed + 1)
     dit = DiT(latent=8, p=2, cin=4, d=args.width, depth=args.depth, heads=args.width // 64, classes=10)
     ema = DiT(latent=8, p=2, cin=4, d=args.width, depth=args.depth, heads=args.width // 64, classes=10)
+    if init is not None:
+        dit.load_state_dict(init)
     ema.load_state_dict(dit.state_dict())
     for p in ema.parameters():
         p.requires_grad_(False)
@@ -287,6 +289,8 @@ def train_dit(latents, labels, args, log):
         x0, y = latents[idx], labels[idx].clone()
         y[torch.rand(args.dit_batch) < 0.1] = 10  # label dropout to the null class
         loss, mse, vb = diff.loss(dit, x0, y)
+        for grp in opt.param_groups:  # cosine from --dit-lr to --dit-lr-end over the run
+            grp["lr"] = args.dit_lr_end + 0.5 * (args.dit_lr - args.dit_lr_end) * (1 + math.cos(math.pi * (step - 1) / args.dit_steps))
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(dit.parameters(), 1.0)
@@ -316,11 +320,15 @@ def main():
     ap.add_argument("--dit-steps", type=int, default=4000)
     ap.add_argument("--dit-batch", type=int, default=128)
     ap.add_argument("--dit-lr", type=float, default=3e-4)
+    ap.add_argument("--dit-lr-end", type=float, default=None, help="cosine decay target (default: constant --dit-lr)")
     ap.add_argument("--width", type=int, default=192)
     ap.add_argument("--depth", type=int, default=6)
     ap.add_argument("--ema", type=float, default=0.9995)
     ap.add_argument("--limit", type=int, default=0, help="use only the first N training images (smoke runs)")
+    ap.add_argument("--resume", default=None, help="a previous --out: keep its VAE and latents, continue its DiT")
     args = ap.parse_args()
+    if args.dit_lr_end is None:
+        args.dit_lr_end = args.dit_lr
     torch.manual_seed(args.seed)
     np.random.seed(args.seed)
     os.makedirs(os.path.join(args.out, "vae"), exist_ok=True)
@@ -332,20 +340,33 @@ def main():
     if args.limit:
         images, labels = images[: args.limit], labels[: args.limit]
 
-    vae, cfg, latents, scale = train_vae(images, args, log)
-    sd = {k: v.half().contiguous() for k, v in vae.state_dict().items() if k.startswith("decoder.") or k.startswith("post_quant_conv.")}
-    save_file(sd, os.path.join(args.out, "vae", "diffusion_pytorch_model.safetensors"))
-    with open(os.path.join(args.out, "vae", "config.json"), "w") as f:
-        json.dump({"_class_name": "AutoencoderKL", **cfg, "scaling_factor": scale}, f, indent=2)
-    torch.save(latents, os.path.join(args.out, "latents.pt"))
+    init = None
+    if args.resume:
+        import shutil
+        from safetensors.torch import load_file
 
-    ema = train_dit(latents, labels, args, log)
+        prev = json.load(open(os.path.join(args.resume, "log.json")))
+        log["resumed_from"] = prev
+        if os.path.abspath(args.resume) != os.path.abspath(args.out):
+            shutil.copytree(os.path.join(args.resume, "vae"), os.path.join(args.out, "vae"), dirs_exist_ok=True)
+        latents = torch.load(os.path.join(args.resume, "latents.pt"))
+        torch.save(latents, os.path.join(args.out, "latents.pt"))
+        init = load_file(os.path.join(args.resume, "dit.safetensors"))
+    else:
+        vae, cfg, latents, scale = train_vae(images, args, log)
+        sd = {k: v.half().contiguous() for k, v in vae.state_dict().items() if k.startswith("decoder.") or k.startswith("post_quant_conv.")}
+        save_file(sd, os.path.join(args.out, "vae", "diffusion_pytorch_model.safetensors"))
+        with open(os.path.join(args.out, "vae", "config.json"), "w") as f:
+            json.dump({"_class_name": "AutoencoderKL", **cfg, "scaling_factor": scale}, f, indent=2)
+        torch.save(latents, os.path.join(args.out, "latents.pt"))
+
+    ema = train_dit(latents, labels, args, log, init)
     save_file({k: v.contiguous() for k, v in ema.official_state_dict().items()}, os.path.join(args.out, "dit.safetensors"))
     with open(os.path.join(args.out, "classes.json"), "w") as f:
         json.dump(CLASSES, f)
     with open(os.path.join(args.out, "log.json"), "w") as f:
         json.dump(log, f, indent=2)
-    print(f"done: VAE {log['vae_seconds']:.0f} s, DiT {log['dit_seconds']:.0f} s")
+    print(f"done: VAE {log.get('vae_seconds', 0):.0f} s, DiT {log['dit_seconds']:.0f} s")
 
 
 if __name__ == "__main__":
