@@ -32,7 +32,7 @@ pub enum Error {
     #[error("{file}: {msg}")]
     Format { file: String, msg: String },
     /// A shard's bytes do not match the sha256 recorded in the index.
-    #[error("{file}: sha256 mismatch (index says {expected}, file has {actual}); the file is corrupt or was changed, fetch or convert it again")]
+    #[error("{file}: sha256 mismatch (expected {expected}, the bytes have {actual}); the file is corrupt or was changed, fetch or convert it again")]
     Integrity { file: String, expected: String, actual: String },
     /// A tensor the model needs is not in the weights.
     #[error("tensor `{0}` is missing from the weights; is this the right model directory?")]

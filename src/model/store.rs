@@ -27,6 +27,28 @@ impl GpuWeights {
         Ok((index, GpuWeights { map, prefix: String::new() }))
     }
 
+    /// Loads the weights of one `.safetensors` checkpoint read by byte ranges (see `weights::single`), checking that
+    /// every tensor of the model is there with its shape.
+    pub async fn load_single<R: weights::single::RangeSource>(
+        gpu: &Gpu,
+        src: &R,
+        opts: &weights::single::SingleOptions,
+        on_progress: impl FnMut(u64, u64),
+    ) -> Result<(ModelIndex, GpuWeights)> {
+        let mut map = BTreeMap::new();
+        let index = weights::single::load_single(
+            src,
+            opts,
+            |name, shape, bytes| {
+                map.insert(name.to_string(), Tensor::from_f16_bytes(gpu, name, shape, bytes)?);
+                Ok(())
+            },
+            on_progress,
+        )
+        .await?;
+        Ok((index, GpuWeights { map, prefix: String::new() }))
+    }
+
     /// Weights made by `values(tensor)` (f32 values, rounded to fp16) for every planned tensor.
     pub fn from_values(
         gpu: &Gpu,

@@ -103,10 +103,16 @@ pub async fn for_each_tensor<S: Source>(
                 .map_err(|e| Error::format(shard, format!("not a valid safetensors file ({e})")))?;
             for (name, view) in st.iter() {
                 if index.weight_map.get(name).map(String::as_str) != Some(shard.as_str()) {
-                    return Err(Error::format(shard, format!("holds tensor `{name}`, which the index does not map to it")));
+                    return Err(Error::format(
+                        shard,
+                        format!("holds tensor `{name}`, which the index does not map to it"),
+                    ));
                 }
                 if view.dtype() != safetensors::Dtype::F16 {
-                    return Err(Error::format(shard, format!("tensor `{name}` is {:?}; model directories hold F16", view.dtype())));
+                    return Err(Error::format(
+                        shard,
+                        format!("tensor `{name}` is {:?}; model directories hold F16", view.dtype()),
+                    ));
                 }
                 on_tensor(name, view.shape(), view.data())?;
                 seen.insert(name.to_string());
@@ -114,7 +120,10 @@ pub async fn for_each_tensor<S: Source>(
         }
     }
     if let Some(missing) = index.weight_map.keys().find(|k| !seen.contains(*k)) {
-        return Err(Error::format(&index.weight_map[missing], format!("does not contain tensor `{missing}` listed in the index")));
+        return Err(Error::format(
+            &index.weight_map[missing],
+            format!("does not contain tensor `{missing}` listed in the index"),
+        ));
     }
     Ok(())
 }

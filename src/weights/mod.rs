@@ -7,6 +7,8 @@ pub mod input;
 pub mod load;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod pickle;
+pub mod plan;
+pub mod single;
 #[cfg(target_arch = "wasm32")]
 pub mod url;
 pub mod writer;

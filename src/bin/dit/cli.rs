@@ -89,10 +89,10 @@ enum Cmd {
 
 #[derive(Args)]
 struct SampleArgs {
-    /// DiT model directory.
+    /// DiT model directory, or one .safetensors checkpoint (`FILE.safetensors#heads=N` when not a paper preset).
     #[arg(long)]
     model: PathBuf,
-    /// VAE decoder directory (needed unless --out is a .npy of latents via --latent-out only).
+    /// VAE decoder directory or .safetensors file (needed unless --out is a .npy of latents via --latent-out only).
     #[arg(long)]
     vae: Option<PathBuf>,
     /// Class id, repeatable: one image each (the null class gives an unconditional sample).
@@ -255,8 +255,20 @@ async fn run(cli: Cli) -> Result<()> {
     }
 }
 
+/// Loads a model directory, or one `.safetensors` checkpoint used as it is (`FILE.safetensors#heads=N` for a DiT that is
+/// not a paper preset; `#sha256=HEX` checks the whole file).
+async fn load_weights(gpu: &Gpu, path: &Path) -> Result<(weights::ModelIndex, GpuWeights)> {
+    let s = path.to_string_lossy();
+    if weights::single::is_single_file(&s) {
+        let (file, opts) = weights::single::parse_location(&s)?;
+        GpuWeights::load_single(gpu, &weights::single::FileRange(file.into()), &opts, |_, _| {}).await
+    } else {
+        GpuWeights::load(gpu, &DirSource(path.to_path_buf())).await
+    }
+}
+
 async fn load_vae(gpu: &Gpu, dir: &Path) -> Result<Vae> {
-    let (index, w) = GpuWeights::load(gpu, &DirSource(dir.to_path_buf())).await?;
+    let (index, w) = load_weights(gpu, dir).await?;
     if index.metadata.kind != ModelKind::VaeDecoder {
         return Err(Error::input(format!(
             "{}: holds a {:?} model, not a VAE decoder",
@@ -437,8 +449,7 @@ fn dit_config(index: &weights::ModelIndex) -> Result<DitConfig> {
 }
 
 async fn load_dit(gpu: &Gpu, dir: &Path) -> Result<Dit> {
-    let src = DirSource(dir.to_path_buf());
-    let (index, w) = GpuWeights::load(gpu, &src).await?;
+    let (index, w) = load_weights(gpu, dir).await?;
     Dit::load(gpu, dit_config(&index)?, w)
 }
 
@@ -492,7 +503,7 @@ async fn forward(model: &Path, x: &Path, t: &Path, y: &Path, out: &Path, g: &Gpu
 async fn bench_model(gpu: &Gpu, b: &BenchArgs) -> Result<(Dit, String, u64)> {
     match (&b.model, &b.preset, b.random_weights) {
         (Some(dir), None, false) => {
-            let (index, w) = GpuWeights::load(gpu, &DirSource(dir.clone())).await?;
+            let (index, w) = load_weights(gpu, dir).await?;
             let bytes = w.bytes();
             Ok((Dit::load(gpu, dit_config(&index)?, w)?, dir.display().to_string(), bytes))
         }
@@ -551,7 +562,9 @@ async fn bench(b: BenchArgs) -> Result<()> {
             pipeline::decode(&gpu, &vae, &z, 1, latent, latent).await?;
             times.push(t0.elapsed().as_secs_f64());
         }
-        Some(serde_json::json!({ "steps": b.sample_steps, "sampler": "ddim", "cfg": 4.0, "seconds_first": times[0], "seconds": times[1] }))
+        Some(
+            serde_json::json!({ "steps": b.sample_steps, "sampler": "ddim", "cfg": 4.0, "seconds_first": times[0], "seconds": times[1] }),
+        )
     } else {
         None
     };
@@ -625,7 +638,9 @@ fn print_table(r: &serde_json::Value, main: &ForwardBench, base: Option<&Forward
     if let Some(g) = r["generate_one_image"].as_object() {
         println!(
             "one image, {} DDIM steps with guidance + VAE decode: {:.2} s (first run, with shader compile: {:.2} s)",
-            g["steps"], g["seconds"].as_f64().unwrap_or(0.0), g["seconds_first"].as_f64().unwrap_or(0.0)
+            g["steps"],
+            g["seconds"].as_f64().unwrap_or(0.0),
+            g["seconds_first"].as_f64().unwrap_or(0.0)
         );
     }
     if let Some(b) = base {

@@ -1,0 +1,340 @@
+//! One large `.safetensors` checkpoint used as it is, with no conversion step: its header is read first, the model is
+//! planned from the tensor list (the same plan as `dit convert`), and the data is read in byte ranges of a few MiB
+//! (HTTP Range requests in the browser, file reads natively), each tensor rounded from f32 / bf16 / f16 to fp16 on
+//! the fly. Only the tensors the model uses are read (an SD VAE's encoder is skipped), unless a sha256 of the whole
+//! file is given: then every byte is read, in order, and the digest is checked before the weights are handed back.
+//! Peak memory: one range plus the tensor being assembled.
+
+use super::index::{IndexMetadata, ModelIndex, FORMAT, FORMAT_VERSION};
+use super::input::{decode_f32, parse_header, to_f16, SrcTensor, MAX_HEADER};
+use super::plan::{check_pos_embed, plan, ConvertOptions};
+use crate::error::{Error, Result};
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, HashMap};
+
+/// Default bytes per range read.
+pub const DEFAULT_RANGE_BYTES: u64 = 8 << 20;
+/// Unused bytes between two needed tensors that are read anyway rather than starting a new range.
+const MAX_GAP: u64 = 1 << 20;
+
+/// A file read by byte ranges.
+#[allow(async_fn_in_trait)]
+pub trait RangeSource {
+    /// A short description for messages (a path or URL).
+    fn describe(&self) -> String;
+    /// Bytes `start..end` of the file: exactly `end - start` of them, or an error.
+    async fn read_range(&self, start: u64, end: u64) -> Result<Vec<u8>>;
+    /// The diffusers `config.json` beside the file, if there is one (it gives a VAE's GroupNorm groups and scaling
+    /// factor, a diffusers DiT's heads and sample size, as it does for `dit convert`).
+    async fn config_json(&self) -> Result<Option<Vec<u8>>> {
+        Ok(None)
+    }
+}
+
+/// How to read a single-file checkpoint.
+#[derive(Clone, Debug)]
+pub struct SingleOptions {
+    /// Config overrides, as for `dit convert` (`heads` for a DiT that is not a preset, ...).
+    pub convert: ConvertOptions,
+    /// The expected sha256 of the whole file (hex). When given, every byte is read and checked.
+    pub sha256: Option<String>,
+    /// Bytes per range read.
+    pub range_bytes: u64,
+}
+
+impl Default for SingleOptions {
+    fn default() -> Self {
+        SingleOptions { convert: ConvertOptions::default(), sha256: None, range_bytes: DEFAULT_RANGE_BYTES }
+    }
+}
+
+/// Splits `url#sha256=HEX&heads=N` into the URL and the options its fragment sets: the whole file's sha256, and the
+/// attention heads of a DiT that is not a paper preset.
+pub fn parse_location(location: &str) -> Result<(&str, SingleOptions)> {
+    let mut opts = SingleOptions::default();
+    let Some((url, fragment)) = location.split_once('#') else { return Ok((location, opts)) };
+    for kv in fragment.split('&').filter(|s| !s.is_empty()) {
+        match kv.split_once('=') {
+            Some(("sha256", h)) if h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()) => {
+                opts.sha256 = Some(h.to_ascii_lowercase())
+            }
+            Some(("heads", n)) if n.parse::<usize>().is_ok_and(|n| n > 0) => opts.convert.heads = n.parse().ok(),
+            _ => {
+                return Err(Error::input(format!(
+                "{location}: unknown fragment `{kv}`; a single-file model takes #sha256=<64 hex digits> and &heads=<N>"
+            )))
+            }
+        }
+    }
+    Ok((url, opts))
+}
+
+/// Whether a model location names one `.safetensors` file (rather than a model directory).
+pub fn is_single_file(location: &str) -> bool {
+    let u = location.split(['?', '#']).next().unwrap_or(location);
+    u.ends_with(".safetensors")
+}
+
+/// A contiguous byte range and the tensors whose data it holds.
+struct Range<'a> {
+    start: u64,
+    end: u64,
+    tensors: Vec<&'a SrcTensor>,
+}
+
+/// Groups tensors (sorted by offset) into ranges of about `max` bytes. With `contiguous`, the ranges also cover the
+/// bytes between tensors and up to `file_end`, so that together with the header they are the whole file.
+fn ranges<'a>(tensors: &[&'a SrcTensor], data_start: u64, file_end: u64, max: u64, contiguous: bool) -> Vec<Range<'a>> {
+    let mut out: Vec<Range> = vec![];
+    let mut cursor = data_start;
+    for &t in tensors {
+        let (s, e) = (t.offset, t.offset + (t.numel() * t.dtype.size()) as u64);
+        let start = if contiguous { cursor } else { s };
+        match out.last_mut() {
+            Some(r) if (contiguous || s.saturating_sub(r.end) <= MAX_GAP) && e - r.start <= max => {
+                r.end = r.end.max(e);
+                r.tensors.push(t);
+            }
+            _ => out.push(Range { start, end: e, tensors: vec![t] }),
+        }
+        cursor = cursor.max(e);
+    }
+    if contiguous {
+        match out.last_mut() {
+            Some(r) => r.end = r.end.max(file_end),
+            None if file_end > data_start => out.push(Range { start: data_start, end: file_end, tensors: vec![] }),
+            None => {}
+        }
+    }
+    out
+}
+
+/// One range, checked to be exactly the bytes asked for.
+async fn read_exact<R: RangeSource>(src: &R, start: u64, end: u64) -> Result<Vec<u8>> {
+    let bytes = src.read_range(start, end).await?;
+    if bytes.len() as u64 != end - start {
+        return Err(Error::format(
+            src.describe(),
+            format!(
+                "asked for bytes {start}..{end} and got {} bytes; the file is truncated or the server does not honour Range requests",
+                bytes.len()
+            ),
+        ));
+    }
+    Ok(bytes)
+}
+
+/// Reads the checkpoint, calling `on_tensor(name, shape, fp16 bytes)` for every tensor the model loads and
+/// `on_progress(bytes read, bytes to read)` after each range. Returns an index describing the model (kind, config;
+/// no shards).
+pub async fn load_single<R: RangeSource>(
+    src: &R,
+    opts: &SingleOptions,
+    mut on_tensor: impl FnMut(&str, &[usize], &[u8]) -> Result<()>,
+    mut on_progress: impl FnMut(u64, u64),
+) -> Result<ModelIndex> {
+    let file = src.describe();
+    let bad = |m: String| Error::format(&file, m);
+    let head = read_exact(src, 0, 8).await?;
+    let n = u64::from_le_bytes(head[..8].try_into().expect("8 bytes"));
+    if n > MAX_HEADER {
+        return Err(bad(format!("not a safetensors file (header length {n} is over {MAX_HEADER})")));
+    }
+    let header = read_exact(src, 8, 8 + n).await?;
+    let data_start = 8 + n;
+    // The data length is not known before reading it: a range past the end fails then.
+    let tensors: Vec<SrcTensor> = parse_header(&file, &header, u64::MAX - data_start)?
+        .into_iter()
+        .map(|mut t| {
+            t.offset += data_start;
+            t
+        })
+        .collect();
+    let config_json = match src.config_json().await? {
+        Some(b) => Some(
+            serde_json::from_slice::<serde_json::Value>(&b)
+                .map_err(|e| Error::format(format!("config.json beside {file}"), format!("not valid JSON ({e})")))?,
+        ),
+        None => None,
+    };
+    let plan = plan(&file, &tensors, config_json.as_ref(), &opts.convert)?;
+
+    let mut hasher = opts.sha256.as_ref().map(|_| {
+        let mut h = Sha256::new();
+        h.update(&head);
+        h.update(&header);
+        h
+    });
+    let needed: Vec<&SrcTensor> = if hasher.is_some() {
+        let mut all: Vec<&SrcTensor> = tensors.iter().collect();
+        all.sort_by_key(|t| t.offset);
+        all
+    } else {
+        plan.sources()
+    };
+    let file_end = tensors.iter().map(|t| t.offset + (t.numel() * t.dtype.size()) as u64).max().unwrap_or(data_start);
+    let ranges = ranges(&needed, data_start, file_end, opts.range_bytes.max(1), hasher.is_some());
+    let total: u64 = ranges.iter().map(|r| r.end - r.start).sum();
+
+    // Which item each source tensor feeds, and the parts gathered so far.
+    let mut feeds: HashMap<&str, usize> = HashMap::new();
+    for (i, item) in plan.items.iter().enumerate() {
+        for p in &item.parts {
+            feeds.insert(p.name.as_str(), i);
+        }
+    }
+    let mut gathered: HashMap<usize, BTreeMap<usize, Vec<f32>>> = HashMap::new();
+    let mut done = 0usize;
+    let mut read = 0u64;
+    for r in &ranges {
+        let bytes = read_exact(src, r.start, r.end).await?;
+        if let Some(h) = hasher.as_mut() {
+            h.update(&bytes);
+        }
+        for t in &r.tensors {
+            let len = t.numel() * t.dtype.size();
+            let at = t.offset.checked_sub(r.start).map(|a| a as usize).filter(|&a| a + len <= bytes.len());
+            let Some(at) = at else {
+                return Err(bad(format!("tensor `{}` overlaps another one; the header is corrupt", t.name)));
+            };
+            let raw = &bytes[at..at + len];
+            if let Some((pe, cfg)) = &plan.pos_embed {
+                if pe.name == t.name {
+                    check_pos_embed(&file, pe, &decode_f32(&t.name, t.dtype, raw), cfg)?;
+                    continue;
+                }
+            }
+            let Some(&i) = feeds.get(t.name.as_str()) else { continue };
+            let item = &plan.items[i];
+            let part = item.parts.iter().position(|p| p.name == t.name).expect("a part of its item");
+            let parts = gathered.entry(i).or_default();
+            parts.insert(part, decode_f32(&t.name, t.dtype, raw));
+            if parts.len() == item.parts.len() {
+                let values: Vec<f32> = gathered.remove(&i).expect("gathered").into_values().flatten().collect();
+                let h = to_f16(&item.planned.name, &values)?;
+                on_tensor(&item.planned.name, &item.planned.shape, bytemuck::cast_slice(&h))?;
+                done += 1;
+            }
+        }
+        read += r.end - r.start;
+        on_progress(read, total);
+    }
+    if let (Some(h), Some(expected)) = (hasher, &opts.sha256) {
+        let actual = hex::encode(h.finalize());
+        if !actual.eq_ignore_ascii_case(expected) {
+            return Err(Error::Integrity { file, expected: expected.clone(), actual });
+        }
+    }
+    if done != plan.items.len() {
+        return Err(bad(format!("only {done} of {} tensors were read", plan.items.len())));
+    }
+    let total_size = plan.items.iter().map(|i| i.planned.bytes()).sum();
+    let mut extra = plan.extra;
+    extra.insert("source".into(), serde_json::Value::from(file));
+    Ok(ModelIndex {
+        metadata: IndexMetadata {
+            format: FORMAT.into(),
+            format_version: FORMAT_VERSION,
+            kind: plan.kind,
+            config: plan.config,
+            total_size,
+            shards: BTreeMap::new(),
+            extra,
+        },
+        weight_map: BTreeMap::new(),
+    })
+}
+
+/// A file in memory (tests, or bytes the embedding page already holds), with an optional config.json.
+pub struct MemoryRange {
+    pub name: String,
+    pub bytes: Vec<u8>,
+    pub config_json: Option<Vec<u8>>,
+}
+
+impl RangeSource for MemoryRange {
+    fn describe(&self) -> String {
+        self.name.clone()
+    }
+    async fn config_json(&self) -> Result<Option<Vec<u8>>> {
+        Ok(self.config_json.clone())
+    }
+    async fn read_range(&self, start: u64, end: u64) -> Result<Vec<u8>> {
+        let len = self.bytes.len() as u64;
+        if start > end || end > len {
+            return Err(Error::format(
+                &self.name,
+                format!("bytes {start}..{end} are past its end ({len} bytes); the file is truncated"),
+            ));
+        }
+        Ok(self.bytes[start as usize..end as usize].to_vec())
+    }
+}
+
+/// A file on disk.
+#[cfg(not(target_arch = "wasm32"))]
+pub struct FileRange(pub std::path::PathBuf);
+
+#[cfg(not(target_arch = "wasm32"))]
+impl RangeSource for FileRange {
+    fn describe(&self) -> String {
+        self.0.display().to_string()
+    }
+    async fn config_json(&self) -> Result<Option<Vec<u8>>> {
+        match self.0.parent().map(|d| d.join("config.json")).filter(|p| p.is_file()) {
+            Some(p) => std::fs::read(&p).map(Some).map_err(|e| Error::io(&p, e)),
+            None => Ok(None),
+        }
+    }
+    async fn read_range(&self, start: u64, end: u64) -> Result<Vec<u8>> {
+        use std::io::{Read, Seek, SeekFrom};
+        let mut f = std::fs::File::open(&self.0).map_err(|e| Error::io(&self.0, e))?;
+        let len = f.metadata().map_err(|e| Error::io(&self.0, e))?.len();
+        if start > end || end > len {
+            return Err(Error::format(
+                self.describe(),
+                format!("bytes {start}..{end} are past its end ({len} bytes); the file is truncated"),
+            ));
+        }
+        let mut buf = vec![0u8; (end - start) as usize];
+        f.seek(SeekFrom::Start(start)).and_then(|_| f.read_exact(&mut buf)).map_err(|e| Error::io(&self.0, e))?;
+        Ok(buf)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::weights::input::SrcDType;
+
+    fn t(name: &str, offset: u64, n: usize) -> SrcTensor {
+        SrcTensor { name: name.into(), shape: vec![n], dtype: SrcDType::F32, offset, storage: String::new() }
+    }
+
+    #[test]
+    fn ranges_skip_unneeded_data_unless_hashing() {
+        let (a, b, c) = (t("a", 100, 10), t("b", 140, 10), t("c", 100 + (4 << 20), 10));
+        let v = [&a, &b, &c];
+        let r = ranges(&v, 100, 100 + (4 << 20) + 40, 1 << 20, false);
+        assert_eq!(
+            r.iter().map(|r| (r.start, r.end, r.tensors.len())).collect::<Vec<_>>(),
+            [(100, 180, 2), (c.offset, c.offset + 40, 1)]
+        );
+        let r = ranges(&v, 100, 100 + (4 << 20) + 50, 1 << 20, true);
+        assert_eq!(r.first().unwrap().start, 100);
+        assert!(r.windows(2).all(|w| w[0].end == w[1].start), "contiguous");
+        assert_eq!(r.last().unwrap().end, 100 + (4 << 20) + 50);
+    }
+
+    #[test]
+    fn urls() {
+        assert!(is_single_file("https://x/y/DiT-XL-2-256.safetensors"));
+        assert!(is_single_file("./a.safetensors?download=1#sha256=AB"));
+        assert!(!is_single_file("https://x/models/dit"));
+        let h = "AB".repeat(32);
+        let (u, o) = parse_location(&format!("a.safetensors#sha256={h}&heads=3")).unwrap();
+        assert_eq!((u, o.sha256, o.convert.heads), ("a.safetensors", Some(h.to_ascii_lowercase()), Some(3)));
+        assert!(parse_location("a.safetensors#sha256=12").is_err());
+        assert!(parse_location("a.safetensors#run=1").is_err());
+    }
+}

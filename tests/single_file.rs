@@ -1,0 +1,149 @@
+//! One `.safetensors` checkpoint used as it is, read by byte ranges: for every single-file layout (the release's DiT
+//! names, the diffusers DiT, the SD-VAE in diffusers, legacy diffusers and ldm names) the tensors handed to the GPU are
+//! byte for byte those `dit convert` writes; a whole-file sha256 is checked; truncated files, corrupt headers and
+//! sources that ignore the range asked for are errors, never panics.
+
+use dit_wasm::error::Error;
+use dit_wasm::weights::convert::{convert, ConvertOptions};
+use dit_wasm::weights::single::{load_single, FileRange, MemoryRange, RangeSource, SingleOptions};
+use dit_wasm::weights::{for_each_tensor, read_index, DirSource};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+}
+
+type Tensors = BTreeMap<String, (Vec<usize>, Vec<u8>)>;
+
+fn converted(input: &Path, opts: &ConvertOptions) -> Tensors {
+    let tmp = tempfile::tempdir().unwrap();
+    convert(&[input.to_path_buf()], tmp.path(), opts).unwrap();
+    let src = DirSource(tmp.path().to_path_buf());
+    let index = pollster::block_on(read_index(&src)).unwrap();
+    let mut out = Tensors::new();
+    pollster::block_on(for_each_tensor(&src, &index, |n, s, b| {
+        out.insert(n.to_string(), (s.to_vec(), b.to_vec()));
+        Ok(())
+    }))
+    .unwrap();
+    out
+}
+
+fn single<R: RangeSource>(src: &R, opts: &SingleOptions) -> Result<(Tensors, u64), Error> {
+    let mut out = Tensors::new();
+    let mut read = 0;
+    pollster::block_on(load_single(
+        src,
+        opts,
+        |n, s, b| {
+            assert!(out.insert(n.to_string(), (s.to_vec(), b.to_vec())).is_none(), "{n} twice");
+            Ok(())
+        },
+        |r, _| read = r,
+    ))?;
+    Ok((out, read))
+}
+
+fn memory(path: &Path) -> MemoryRange {
+    let config = path.parent().unwrap().join("config.json");
+    MemoryRange {
+        name: path.file_name().unwrap().to_string_lossy().into(),
+        bytes: std::fs::read(path).unwrap(),
+        config_json: config.is_file().then(|| std::fs::read(&config).unwrap()),
+    }
+}
+
+#[test]
+fn every_single_file_layout_gives_the_converted_tensors() {
+    let dit = ConvertOptions { heads: Some(1), input_size: Some(16), ..Default::default() };
+    let cases = [
+        ("dit_p2_hd72_nosigma.safetensors", dit.clone()),
+        ("dit_formats/diffusers/diffusion_pytorch_model.safetensors", ConvertOptions::default()),
+        ("vae_small/diffusion_pytorch_model.safetensors", ConvertOptions::default()),
+        ("vae_small_legacy.safetensors", ConvertOptions { norm_groups: Some(8), ..Default::default() }),
+        ("vae_small_ldm.safetensors", ConvertOptions { norm_groups: Some(8), ..Default::default() }),
+    ];
+    for (name, conv) in cases {
+        let path = fixture(name);
+        let want = converted(&path, &conv);
+        let file_len = std::fs::metadata(&path).unwrap().len();
+        // Small ranges: many reads, tensors split across none of them but q/k/v parts gathered across several.
+        for range_bytes in [4096, 1 << 20] {
+            let opts = SingleOptions { convert: conv.clone(), range_bytes, ..Default::default() };
+            let (got, read) = single(&memory(&path), &opts).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(got.keys().collect::<Vec<_>>(), want.keys().collect::<Vec<_>>(), "{name}: tensor names");
+            for (k, v) in &want {
+                assert!(got[k] == *v, "{name}: tensor {k} differs from the converted one");
+            }
+            println!("{name} (ranges of {range_bytes} B): {} tensors identical to `dit convert`, read {read} of {file_len} bytes", got.len());
+            let (file, _) = single(&FileRange(path.clone()), &opts).unwrap();
+            assert!(file == got, "{name}: file and memory sources agree");
+        }
+        // With the file's sha256 every byte is read and checked.
+        let sha = hex::encode(Sha256::digest(std::fs::read(&path).unwrap()));
+        let opts = SingleOptions { convert: conv.clone(), sha256: Some(sha.clone()), range_bytes: 4096 };
+        let (got, read) = single(&memory(&path), &opts).unwrap();
+        assert_eq!((got, read + 8 + header_len(&path)), (want, file_len), "{name}: hashed read covers the file");
+        let mut wrong = sha.into_bytes();
+        wrong[0] = if wrong[0] == b'0' { b'1' } else { b'0' };
+        let opts =
+            SingleOptions { convert: conv.clone(), sha256: Some(String::from_utf8(wrong).unwrap()), range_bytes: 4096 };
+        let Err(e) = single(&memory(&path), &opts) else { panic!("{name}: loaded with a wrong sha256") };
+        println!("  wrong sha256: {e}");
+        assert!(matches!(e, Error::Integrity { .. }), "{e}");
+    }
+}
+
+fn header_len(path: &Path) -> u64 {
+    let b = std::fs::read(path).unwrap();
+    u64::from_le_bytes(b[..8].try_into().unwrap())
+}
+
+/// A server that answers every range request with the whole file (HTTP 200 instead of 206).
+struct IgnoresRange(Vec<u8>);
+
+impl RangeSource for IgnoresRange {
+    fn describe(&self) -> String {
+        "ignores-range.safetensors".into()
+    }
+    async fn read_range(&self, _: u64, _: u64) -> dit_wasm::Result<Vec<u8>> {
+        Ok(self.0.clone())
+    }
+}
+
+#[test]
+fn bad_files_and_sources_are_errors() {
+    let path = fixture("vae_small/diffusion_pytorch_model.safetensors");
+    let bytes = std::fs::read(&path).unwrap();
+    let opts =
+        SingleOptions { convert: ConvertOptions { norm_groups: Some(8), ..Default::default() }, ..Default::default() };
+    let try_bytes =
+        |b: Vec<u8>| single(&MemoryRange { name: "m.safetensors".into(), bytes: b, config_json: None }, &opts);
+    let mut cases: Vec<(&str, Vec<u8>)> = vec![
+        ("truncated", bytes[..bytes.len() / 2].to_vec()),
+        ("empty", vec![]),
+        ("header only", bytes[..8 + header_len(&path) as usize].to_vec()),
+        ("huge header length", [u64::MAX.to_le_bytes().to_vec(), bytes[8..].to_vec()].concat()),
+        ("not json", [8u64.to_le_bytes().to_vec(), b"not json".to_vec()].concat()),
+        ("no known tensors", {
+            let h = br#"{"x":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}"#;
+            [(h.len() as u64).to_le_bytes().to_vec(), h.to_vec(), vec![0; 4]].concat()
+        }),
+    ];
+    let mut header_cut = bytes.clone();
+    header_cut.truncate(20);
+    cases.push(("cut in the header", header_cut));
+    for (what, b) in cases {
+        let Err(e) = try_bytes(b) else { panic!("{what}: loaded") };
+        println!("{what}: {e}");
+        if what == "truncated" || what == "empty" || what == "cut in the header" {
+            assert!(e.to_string().contains("truncated"), "{what}: {e}");
+        }
+    }
+    assert!(try_bytes(bytes.clone()).is_ok(), "the intact file loads with the same options");
+    let Err(e) = single(&IgnoresRange(bytes), &opts) else { panic!("a source that ignores ranges: loaded") };
+    println!("ignores Range: {e}");
+    assert!(e.to_string().contains("does not honour Range"), "{e}");
+}
