@@ -9,7 +9,7 @@ use crate::error::Error;
 use crate::gpu::{F16Mode, Gpu, GpuOptions, LinearPath};
 use crate::model::{Dit, DitConfig, GpuWeights, Vae, VaeConfig, VaePlan};
 use crate::pipeline::{to_rgb8, SampleRequest, Sampling};
-use crate::weights::url::UrlSource;
+use crate::weights::url::{RangeUrl, UrlSource};
 use crate::weights::{ModelIndex, ModelKind};
 use js_sys::{Array, Object, Reflect};
 use serde::Deserialize;
@@ -111,6 +111,11 @@ async fn load_model(
     cache: bool,
     on_progress: &Option<js_sys::Function>,
 ) -> Result<(ModelIndex, GpuWeights), Error> {
+    if crate::weights::single::is_single_file(base) {
+        let (url, opts) = crate::weights::single::parse_location(base)?;
+        let src = RangeUrl::new(url, on_progress.clone());
+        return GpuWeights::load_single(gpu, &src, &opts, |loaded, total| src.report(loaded, total)).await;
+    }
     let src = UrlSource::new(base, cache, on_progress.clone());
     GpuWeights::load(gpu, &src).await
 }

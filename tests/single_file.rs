@@ -101,6 +101,25 @@ fn header_len(path: &Path) -> u64 {
     u64::from_le_bytes(b[..8].try_into().unwrap())
 }
 
+#[test]
+fn a_corrupt_byte_is_an_integrity_error_when_the_digest_is_given() {
+    let path = fixture("dit_p2_hd72_nosigma.safetensors");
+    let good = std::fs::read(&path).unwrap();
+    let sha = hex::encode(Sha256::digest(&good));
+    let mut bad = good.clone();
+    *bad.last_mut().unwrap() ^= 0x40; // the exponent byte of the last f32: a value far beyond fp16
+    let conv = ConvertOptions { heads: Some(1), input_size: Some(16), ..Default::default() };
+    let src = MemoryRange { name: "flipped.safetensors".into(), bytes: bad, config_json: None };
+    let Err(e) = single(&src, &SingleOptions { convert: conv.clone(), ..Default::default() }) else { panic!("loaded") };
+    println!("no digest: {e}");
+    assert!(e.to_string().contains("fp16 range"), "{e}");
+    let Err(e) = single(&src, &SingleOptions { convert: conv, sha256: Some(sha), ..Default::default() }) else {
+        panic!("loaded")
+    };
+    println!("with the digest: {e}");
+    assert!(matches!(e, Error::Integrity { .. }), "{e}");
+}
+
 /// A server that answers every range request with the whole file (HTTP 200 instead of 206).
 struct IgnoresRange(Vec<u8>);
 

@@ -48,8 +48,9 @@ impl Default for SingleOptions {
     }
 }
 
-/// Splits `url#sha256=HEX&heads=N` into the URL and the options its fragment sets: the whole file's sha256, and the
-/// attention heads of a DiT that is not a paper preset.
+/// Splits `url#sha256=HEX&heads=N&input_size=S` into the URL and the options its fragment sets: the whole file's
+/// sha256, the attention heads of a DiT that is not a paper preset, the latent side of a DiT stored without its
+/// `pos_embed` (as `dit convert --heads / --input-size`).
 pub fn parse_location(location: &str) -> Result<(&str, SingleOptions)> {
     let mut opts = SingleOptions::default();
     let Some((url, fragment)) = location.split_once('#') else { return Ok((location, opts)) };
@@ -59,9 +60,12 @@ pub fn parse_location(location: &str) -> Result<(&str, SingleOptions)> {
                 opts.sha256 = Some(h.to_ascii_lowercase())
             }
             Some(("heads", n)) if n.parse::<usize>().is_ok_and(|n| n > 0) => opts.convert.heads = n.parse().ok(),
+            Some(("input_size", n)) if n.parse::<usize>().is_ok_and(|n| n > 0) => {
+                opts.convert.input_size = n.parse().ok()
+            }
             _ => {
                 return Err(Error::input(format!(
-                "{location}: unknown fragment `{kv}`; a single-file model takes #sha256=<64 hex digits> and &heads=<N>"
+                "{location}: unknown fragment `{kv}`; a single-file model takes #sha256=<64 hex digits>, &heads=<N> and &input_size=<latent side>"
             )))
             }
         }
@@ -107,6 +111,15 @@ fn ranges<'a>(tensors: &[&'a SrcTensor], data_start: u64, file_end: u64, max: u6
         }
     }
     out
+}
+
+/// Keeps the first value error until the digest is known (when there is one), else returns it.
+fn defer(e: Error, deferred: &mut Option<Error>, hashing: bool) -> Result<()> {
+    if !hashing {
+        return Err(e);
+    }
+    deferred.get_or_insert(e);
+    Ok(())
 }
 
 /// One range, checked to be exactly the bytes asked for.
@@ -186,12 +199,17 @@ pub async fn load_single<R: RangeSource>(
     let mut gathered: HashMap<usize, BTreeMap<usize, Vec<f32>>> = HashMap::new();
     let mut done = 0usize;
     let mut read = 0u64;
+    let hashing = hasher.is_some();
+    let mut deferred: Option<Error> = None;
     for r in &ranges {
         let bytes = read_exact(src, r.start, r.end).await?;
         if let Some(h) = hasher.as_mut() {
             h.update(&bytes);
         }
-        for t in &r.tensors {
+        // With a digest to check, a bad value is reported only if the digest matches (a corrupt file is an
+        // integrity error, whichever tensor the corruption hit).
+        let tensors: &[&SrcTensor] = if deferred.is_some() { &[] } else { &r.tensors };
+        for t in tensors {
             let len = t.numel() * t.dtype.size();
             let at = t.offset.checked_sub(r.start).map(|a| a as usize).filter(|&a| a + len <= bytes.len());
             let Some(at) = at else {
@@ -200,7 +218,10 @@ pub async fn load_single<R: RangeSource>(
             let raw = &bytes[at..at + len];
             if let Some((pe, cfg)) = &plan.pos_embed {
                 if pe.name == t.name {
-                    check_pos_embed(&file, pe, &decode_f32(&t.name, t.dtype, raw), cfg)?;
+                    if let Err(e) = check_pos_embed(&file, pe, &decode_f32(&t.name, t.dtype, raw), cfg) {
+                        defer(e, &mut deferred, hashing)?;
+                        break;
+                    }
                     continue;
                 }
             }
@@ -211,7 +232,13 @@ pub async fn load_single<R: RangeSource>(
             parts.insert(part, decode_f32(&t.name, t.dtype, raw));
             if parts.len() == item.parts.len() {
                 let values: Vec<f32> = gathered.remove(&i).expect("gathered").into_values().flatten().collect();
-                let h = to_f16(&item.planned.name, &values)?;
+                let h = match to_f16(&item.planned.name, &values) {
+                    Ok(h) => h,
+                    Err(e) => {
+                        defer(e, &mut deferred, hashing)?;
+                        break;
+                    }
+                };
                 on_tensor(&item.planned.name, &item.planned.shape, bytemuck::cast_slice(&h))?;
                 done += 1;
             }
@@ -224,6 +251,9 @@ pub async fn load_single<R: RangeSource>(
         if !actual.eq_ignore_ascii_case(expected) {
             return Err(Error::Integrity { file, expected: expected.clone(), actual });
         }
+    }
+    if let Some(e) = deferred {
+        return Err(e);
     }
     if done != plan.items.len() {
         return Err(bad(format!("only {done} of {} tensors were read", plan.items.len())));

@@ -236,3 +236,108 @@ impl Source for UrlSource {
         Ok(bytes)
     }
 }
+
+/// One `.safetensors` file on any server that honours HTTP Range requests, read in ranges (see `weights::single`).
+pub struct RangeUrl {
+    url: String,
+    progress: Option<js_sys::Function>,
+}
+
+impl RangeUrl {
+    pub fn new(url: &str, progress: Option<js_sys::Function>) -> RangeUrl {
+        RangeUrl { url: url.to_string(), progress }
+    }
+
+    /// Reports `{ phase: "download", file, loaded, total, cached: false }`.
+    pub fn report(&self, loaded: u64, total: u64) {
+        if let Some(f) = &self.progress {
+            let ev = Object::new();
+            let _ = Reflect::set(&ev, &"phase".into(), &"download".into());
+            let _ = Reflect::set(&ev, &"file".into(), &self.url.as_str().into());
+            let _ = Reflect::set(&ev, &"loaded".into(), &(loaded as f64).into());
+            let _ = Reflect::set(&ev, &"total".into(), &(total as f64).into());
+            let _ = Reflect::set(&ev, &"cached".into(), &false.into());
+            let _ = f.call1(&JsValue::NULL, &ev);
+        }
+    }
+
+    /// One GET of `range` (`bytes=a-b`, or none); `Err((message, retry))`.
+    async fn get_once(&self, url: &str, range: Option<(u64, u64)>) -> std::result::Result<Vec<u8>, (String, bool)> {
+        let init = web_sys::RequestInit::new();
+        init.set_method("GET");
+        if let Some((start, end)) = range {
+            let headers = web_sys::Headers::new().map_err(|e| (js_err(e), false))?;
+            headers.set("Range", &format!("bytes={start}-{}", end - 1)).map_err(|e| (js_err(e), false))?;
+            init.set_headers(&headers);
+        }
+        let req = web_sys::Request::new_with_str_and_init(url, &init).map_err(|e| (js_err(e), false))?;
+        let global = js_sys::global();
+        let promise = if let Some(w) = global.dyn_ref::<web_sys::WorkerGlobalScope>() {
+            w.fetch_with_request(&req)
+        } else if let Some(w) = global.dyn_ref::<web_sys::Window>() {
+            w.fetch_with_request(&req)
+        } else {
+            return Err(("no fetch in this context".into(), false));
+        };
+        let resp = JsFuture::from(promise).await.map_err(|e| (format!("network error: {}", js_err(e)), true))?;
+        let resp: web_sys::Response = resp.dyn_into().map_err(|_| ("not an HTTP response".to_string(), false))?;
+        let status = resp.status();
+        if range.is_some() && status == 200 {
+            if let Some(body) = resp.body() {
+                let _ = body.cancel();
+            }
+            return Err((
+                "the server ignored the Range request (it answered 200 with the whole file): host the file on a server \
+                 that supports HTTP Range requests, or convert it with `dit convert` and use the model directory"
+                    .into(),
+                false,
+            ));
+        }
+        if !resp.ok() {
+            return Err((format!("HTTP {status} {}", resp.status_text()), status >= 500 || status == 429));
+        }
+        let buf = JsFuture::from(resp.array_buffer().map_err(|e| (js_err(e), true))?)
+            .await
+            .map_err(|e| (format!("connection dropped: {}", js_err(e)), true))?;
+        Ok(Uint8Array::new(&buf).to_vec())
+    }
+
+    async fn get(&self, url: &str, range: Option<(u64, u64)>) -> Result<Vec<u8>> {
+        let mut last = String::new();
+        for attempt in 0..ATTEMPTS {
+            if attempt > 0 {
+                sleep_ms(250 << attempt).await;
+            }
+            match self.get_once(url, range).await {
+                Ok(b) => return Ok(b),
+                Err((msg, retry)) => {
+                    last = msg;
+                    if !retry {
+                        break;
+                    }
+                }
+            }
+        }
+        Err(Error::Download { url: url.to_string(), msg: last })
+    }
+}
+
+impl super::single::RangeSource for RangeUrl {
+    fn describe(&self) -> String {
+        self.url.clone()
+    }
+
+    async fn read_range(&self, start: u64, end: u64) -> Result<Vec<u8>> {
+        if start == end {
+            return Ok(vec![]);
+        }
+        self.get(&self.url, Some((start, end))).await
+    }
+
+    async fn config_json(&self) -> Result<Option<Vec<u8>>> {
+        let dir = self.url.split(['?', '#']).next().unwrap_or(&self.url);
+        let Some(slash) = dir.rfind('/') else { return Ok(None) };
+        // Absent (404) or unreachable: the defaults apply, as for `dit convert` without a config.json.
+        Ok(self.get_once(&format!("{}/config.json", &dir[..slash]), None).await.ok())
+    }
+}

@@ -4,6 +4,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
+import crypto from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -60,6 +61,46 @@ async function generate(page, { steps, sampler = "dpmpp2m", seed = 7, cfg = 4, c
     const c = document.querySelector("[data-testid=result]");
     return Array.from(c.getContext("2d").getImageData(0, 0, c.width, c.height).data);
   });
+}
+
+/** IEEE half -> number. */
+function halfToFloat(h) {
+  const sign = h & 0x8000 ? -1 : 1;
+  const e = (h >> 10) & 0x1f;
+  const f = h & 0x3ff;
+  if (e === 0) return sign * f * 2 ** -24;
+  if (e === 31) return f ? NaN : sign * Infinity;
+  return sign * (1 + f / 1024) * 2 ** (e - 15);
+}
+
+/** Writes the model directory `dir` as one f32 .safetensors file (as a user's checkpoint would be); returns its config. */
+function writeSingleFile(dir, out) {
+  const index = JSON.parse(fs.readFileSync(path.join(dir, "model.safetensors.index.json"), "utf8"));
+  const tensors = [];
+  for (const shard of Object.keys(index.metadata.shards)) {
+    const buf = fs.readFileSync(path.join(dir, shard));
+    const n = Number(buf.readBigUInt64LE(0));
+    for (const [name, info] of Object.entries(JSON.parse(buf.subarray(8, 8 + n).toString()))) {
+      if (name === "__metadata__") continue;
+      const src = buf.subarray(8 + n + info.data_offsets[0], 8 + n + info.data_offsets[1]);
+      const f32 = new Float32Array(src.length / 2);
+      for (let i = 0; i < f32.length; i++) f32[i] = halfToFloat(src.readUInt16LE(2 * i));
+      tensors.push([name, info.shape, Buffer.from(f32.buffer)]);
+    }
+  }
+  tensors.sort(([a], [b]) => (a < b ? -1 : 1));
+  const header = {};
+  let off = 0;
+  for (const [name, shape, data] of tensors) {
+    header[name] = { dtype: "F32", shape, data_offsets: [off, off + data.length] };
+    off += data.length;
+  }
+  const h = Buffer.from(JSON.stringify(header));
+  const len = Buffer.alloc(8);
+  len.writeBigUInt64LE(BigInt(h.length));
+  fs.mkdirSync(path.dirname(out), { recursive: true });
+  fs.writeFileSync(out, Buffer.concat([len, h, ...tensors.map((t) => t[2])]));
+  return index.metadata.config;
 }
 
 let page;
@@ -123,6 +164,40 @@ test("a second page load fetches no weight shards", async () => {
   assert.ok(stats.cached > 0);
   assert.equal(shardRequests(), before, "no shard was requested");
   await second.close();
+});
+
+test("one f32 .safetensors file per model, read by HTTP Range requests, gives the same image; Range faults are typed errors", async () => {
+  const dir = path.join(site, "single");
+  const dcfg = writeSingleFile(path.join(repo, "models/demo/dit"), path.join(dir, "dit.safetensors"));
+  const vcfg = writeSingleFile(path.join(repo, "models/demo/vae"), path.join(dir, "vae/diffusion_pytorch_model.safetensors"));
+  fs.writeFileSync(path.join(dir, "vae/config.json"), JSON.stringify({ norm_num_groups: vcfg.norm_num_groups, scaling_factor: vcfg.scaling_factor }));
+  const sha = crypto.createHash("sha256").update(fs.readFileSync(path.join(dir, "dit.safetensors"))).digest("hex");
+  const dit = (mode, frag) => encodeURIComponent(`./faulty/${mode}/single/dit.safetensors#heads=${dcfg.num_heads}&input_size=${dcfg.input_size}${frag ?? ""}`);
+  const vae = "./single/vae/diffusion_pytorch_model.safetensors";
+  // Every range request fails once with a 500 first: the retries must recover. The sha256 covers the whole file.
+  const p = await open(`?model=${dit("500once", `&sha256=${sha}`)}&vae=${vae}`);
+  assert.equal(await errorKind(p), null, "no error");
+  const ranges = [...server.counts].filter(([k]) => k.includes("/single/")).map(([k, v]) => `${k} x${v}`);
+  console.log("single-file requests:", ranges.join(", "));
+  const px = await generate(p, { steps: 10 });
+  assert.equal(px.length, pixels.length, "same image size");
+  let maxDiff = 0;
+  for (let i = 0; i < px.length; i++) maxDiff = Math.max(maxDiff, Math.abs(px[i] - pixels[i]));
+  console.log(`single f32 files vs the fp16 model directories: max uint8 difference ${maxDiff}`);
+  assert.equal(maxDiff, 0, "f32 rounded to fp16 on the fly gives the converted weights");
+  await p.close();
+  for (const [query, kind, text] of [
+    [`?model=${dit("norange")}`, "download", /Range/],
+    [`?model=${dit("flip", `&sha256=${sha}`)}`, "integrity", /sha256/],
+    [`?model=${dit("404")}`, "download", /404/],
+  ]) {
+    const q = await open(query);
+    const e = await errorKind(q);
+    console.log(decodeURIComponent(query), "->", e);
+    assert.equal(e?.kind, kind);
+    assert.match(e.text, text);
+    await q.close();
+  }
 });
 
 test("error states: download, integrity, adapter limits", async () => {

@@ -4,7 +4,9 @@
 //   404      not found
 //   500once  the first request of each file fails with 500, later ones succeed (a retry must recover)
 //   droponce the first request of each file is cut after half the body (a retry must recover)
-// Everything else is served as is. Requests are counted by path, for the tests to inspect.
+//   norange  Range headers are ignored: 200 with the whole file, as some servers do
+// Everything else is served as is, with single-range `Range: bytes=a-b` requests answered 206 (Content-Range).
+// Requests are counted by path, for the tests to inspect.
 import http from "node:http";
 import fs from "node:fs";
 import path from "node:path";
@@ -25,14 +27,24 @@ export function serve(root, port = 0) {
     if (fs.existsSync(file) && fs.statSync(file).isDirectory()) file = path.join(file, "index.html");
     if (!fs.existsSync(file) || mode === "404") return res.writeHead(404).end("not found");
     let body = fs.readFileSync(file);
-    const first = !seen.has(req.url);
-    seen.add(req.url);
+    const key = `${req.url} ${req.headers.range ?? ""}`;
+    const first = !seen.has(key);
+    seen.add(key);
     if (mode === "500once" && first) return res.writeHead(500).end("server error");
     if (mode === "flip" && file.endsWith(".safetensors")) {
       body = Buffer.from(body);
       body[body.length - 1] ^= 0x40;
     }
-    res.writeHead(200, { "content-type": TYPES[path.extname(file)] ?? "application/octet-stream", "content-length": body.length });
+    const type = TYPES[path.extname(file)] ?? "application/octet-stream";
+    const range = req.headers.range?.match(/^bytes=(\d+)-(\d+)$/);
+    if (range && mode !== "norange") {
+      const [a, b] = [Number(range[1]), Math.min(Number(range[2]), body.length - 1)];
+      if (a >= body.length || a > b) return res.writeHead(416, { "content-range": `bytes */${body.length}` }).end();
+      const part = body.subarray(a, b + 1);
+      res.writeHead(206, { "content-type": type, "content-length": part.length, "content-range": `bytes ${a}-${b}/${body.length}`, "accept-ranges": "bytes" });
+      return res.end(part);
+    }
+    res.writeHead(200, { "content-type": type, "content-length": body.length });
     if (mode === "droponce" && first) {
       res.write(body.subarray(0, body.length >> 1));
       return setTimeout(() => res.destroy(), 50);

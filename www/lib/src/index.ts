@@ -28,9 +28,15 @@ export interface LoadProgress {
 }
 
 export interface CreateSamplerOptions {
-  /** Base URL of a DiT model directory (as written by `dit convert`), absolute or relative to the page. */
+  /**
+   * Base URL of a DiT model directory (as written by `dit convert`), absolute or relative to the page; or the URL of one
+   * `.safetensors` checkpoint (release names or diffusers layout; f32, bf16 or f16) on a server that honours HTTP Range
+   * requests, read in ranges with no conversion step. Its fragment may give `#sha256=<hex of the whole file>` (then
+   * every byte is read and checked), `&heads=N` (a DiT that is not a paper preset) and `&input_size=S` (its latent side,
+   * when the file has no `pos_embed`).
+   */
   model: string | URL;
-  /** Base URL of a VAE-decoder model directory. */
+  /** Base URL of a VAE-decoder model directory, or one `.safetensors` file (its `config.json` beside it is read). */
   vae: string | URL;
   onProgress?: (event: LoadProgress) => void;
   /** Keep downloaded shards in Cache Storage (default) or not. */
