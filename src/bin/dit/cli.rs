@@ -433,7 +433,12 @@ async fn info(dir: &Path) -> Result<()> {
     println!("shards:      all {} verified (sha256, size, tensors)", m.shards.len());
     if m.kind == ModelKind::Dit {
         let cfg = dit_config(&index)?;
-        println!("GMACs/image: {:.2} at {} px", cfg.macs(cfg.input_size) / 1e9, cfg.input_size * 8);
+        println!(
+            "GMACs/image: {:.2} per forward at a {}x{} latent",
+            cfg.macs(cfg.input_size) / 1e9,
+            cfg.input_size,
+            cfg.input_size
+        );
     }
     Ok(())
 }
