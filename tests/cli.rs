@@ -283,3 +283,33 @@ fn sample_is_deterministic_and_rejects_bad_values() {
         ".png or .npy",
     );
 }
+
+#[test]
+fn sample_uses_the_embedded_demo_model_by_default() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("sneaker.png");
+    let o = Command::new(env!("CARGO_BIN_EXE_dit"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args([
+            "sample",
+            "--class",
+            "7",
+            "--steps",
+            "4",
+            "--sampler",
+            "ddim",
+            "--quiet",
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let png = std::fs::read(&out).unwrap();
+    // IHDR: width and height, big-endian, at bytes 16..24. The demo model makes 32x32 images; the grid adds a 2-pixel
+    // border.
+    let (w, h) =
+        (u32::from_be_bytes(png[16..20].try_into().unwrap()), u32::from_be_bytes(png[20..24].try_into().unwrap()));
+    println!("dit sample --class 7 (no --model): {w}x{h} PNG, {} bytes", png.len());
+    assert_eq!((w, h), (36, 36));
+}

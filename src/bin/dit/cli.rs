@@ -90,9 +90,10 @@ enum Cmd {
 #[derive(Args)]
 struct SampleArgs {
     /// DiT model directory, or one .safetensors checkpoint (`FILE.safetensors#heads=N` when not a paper preset).
+    /// Default: the embedded demo model, models/demo/dit (with its VAE, models/demo/vae).
     #[arg(long)]
-    model: PathBuf,
-    /// VAE decoder directory or .safetensors file (needed unless --out is a .npy of latents via --latent-out only).
+    model: Option<PathBuf>,
+    /// VAE decoder directory or .safetensors file (needed for a .png output).
     #[arg(long)]
     vae: Option<PathBuf>,
     /// Class id, repeatable: one image each (the null class gives an unconditional sample).
@@ -336,9 +337,18 @@ async fn sample(a: SampleArgs) -> Result<()> {
         Some(p) => Some(npy::read_f32(p)?.data),
         None => None,
     };
+    // Without --model: the embedded demo model and its VAE (paths relative to the repository root).
+    let vae_dir = a.vae.clone().or_else(|| a.model.is_none().then(|| PathBuf::from("models/demo/vae")));
+    let model = a.model.clone().unwrap_or_else(|| PathBuf::from("models/demo/dit"));
+    if a.model.is_none() && !model.exists() {
+        return Err(Error::input(format!(
+            "{}: no such model; give --model DIR (the demo model is models/demo/dit in the repository)",
+            model.display()
+        )));
+    }
     let gpu = open_gpu(&a.gpu).await?;
-    let dit = load_dit(&gpu, &a.model).await?;
-    let vae = match &a.vae {
+    let dit = load_dit(&gpu, &model).await?;
+    let vae = match &vae_dir {
         Some(d) => Some(load_vae(&gpu, d).await?),
         None => None,
     };
