@@ -588,6 +588,7 @@ async fn bench(b: BenchArgs) -> Result<()> {
         "generate_one_image": generate,
         "resolution": latent * 8,
         "latent": latent,
+        "latent": latent,
         "batch": b.batch,
         "adapter": main.adapter,
         "linear_path": if gpu.report.texture_linears { "textures" } else { "buffers" },
@@ -628,9 +629,10 @@ fn baseline_json(main: &ForwardBench, base: &ForwardBench) -> serde_json::Value 
 
 fn print_table(r: &serde_json::Value, main: &ForwardBench, base: Option<&ForwardBench>) {
     println!(
-        "{} at {} px, batch {} on {} ({}, linear layers on {}, fp16 {})",
+        "{} at a {}x{} latent, batch {} on {} ({}, linear layers on {}, fp16 {})",
         r["model"].as_str().unwrap_or_default(),
-        r["resolution"],
+        r["latent"],
+        r["latent"],
         r["batch"],
         main.adapter.name,
         main.adapter.backend,
