@@ -1,8 +1,11 @@
 //! Property tests of every parser that reads untrusted bytes: safetensors headers, shards, the model index, the
-//! pickle machine and the .pt zip reader must return an error, never panic, on random and on mutated inputs.
+//! pickle machine, the .pt zip reader and the single-file (byte-range) loader must return an error, never panic, on
+//! random and on mutated inputs.
 
+use dit_wasm::weights::convert::ConvertOptions;
 use dit_wasm::weights::input::parse_header;
 use dit_wasm::weights::pickle::{unpickle, PtFile};
+use dit_wasm::weights::single::{load_single, MemoryRange, SingleOptions};
 use dit_wasm::weights::{for_each_tensor, MemorySource, ModelIndex};
 use proptest::prelude::*;
 use std::collections::HashMap;
@@ -87,5 +90,17 @@ proptest! {
         let idx = ModelIndex::parse(index.as_bytes()).unwrap();
         let src = MemorySource(HashMap::from([(name, shard)]));
         let _ = pollster::block_on(for_each_tensor(&src, &idx, |_, _, _| Ok(())));
+    }
+
+    #[test]
+    fn single_files_never_panic(f in flips(), cut in prop::option::of(any::<usize>()), ranges in 1u64..100_000) {
+        for (name, conv) in [
+            ("vae_small_ldm.safetensors", ConvertOptions { norm_groups: Some(8), ..Default::default() }),
+            ("dit_formats/diffusers/diffusion_pytorch_model.safetensors", ConvertOptions { heads: Some(2), input_size: Some(8), ..Default::default() }),
+        ] {
+            let src = MemoryRange { name: name.into(), bytes: mutate(fixture(name), &f, cut), config_json: None };
+            let opts = SingleOptions { convert: conv, range_bytes: ranges, ..Default::default() };
+            let _ = pollster::block_on(load_single(&src, &opts, |_, _, _| Ok(()), |_, _| {}));
+        }
     }
 }
