@@ -67,6 +67,9 @@ struct CreateOptions {
     linear: Option<String>,
     #[serde(default)]
     max_storage_buffer_binding_size: Option<f64>,
+    /// Milliseconds a response or the next bytes of a body may take before the request is retried.
+    #[serde(default)]
+    timeout_ms: Option<f64>,
 }
 
 #[derive(Deserialize)]
@@ -109,14 +112,15 @@ async fn load_model(
     gpu: &Gpu,
     base: &str,
     cache: bool,
+    timeout_ms: u32,
     on_progress: &Option<js_sys::Function>,
 ) -> Result<(ModelIndex, GpuWeights), Error> {
     if crate::weights::single::is_single_file(base) {
         let (url, opts) = crate::weights::single::parse_location(base)?;
-        let src = RangeUrl::new(url, on_progress.clone());
+        let src = RangeUrl::new(url, timeout_ms, on_progress.clone());
         return GpuWeights::load_single(gpu, &src, &opts, |loaded, total| src.report(loaded, total)).await;
     }
-    let src = UrlSource::new(base, cache, on_progress.clone());
+    let src = UrlSource::new(base, cache, timeout_ms, on_progress.clone());
     GpuWeights::load(gpu, &src).await
 }
 
@@ -167,8 +171,9 @@ impl WasmSampler {
             e => to_js(e),
         })?;
         let cache = opts.cache.as_deref() != Some("none");
-        let (dit_index, dw) = load_model(&gpu, &opts.model, cache, &on_progress).await.map_err(to_js)?;
-        let (vae_index, vw) = load_model(&gpu, &opts.vae, cache, &on_progress).await.map_err(to_js)?;
+        let timeout = opts.timeout_ms.map_or(crate::weights::url::DEFAULT_TIMEOUT_MS, |t| t.clamp(1.0, 3.6e6) as u32);
+        let (dit_index, dw) = load_model(&gpu, &opts.model, cache, timeout, &on_progress).await.map_err(to_js)?;
+        let (vae_index, vw) = load_model(&gpu, &opts.vae, cache, timeout, &on_progress).await.map_err(to_js)?;
         if dit_index.metadata.kind != ModelKind::Dit || vae_index.metadata.kind != ModelKind::VaeDecoder {
             return Err(to_js(Error::input("the `model` URL must hold a DiT and the `vae` URL a VAE decoder")));
         }

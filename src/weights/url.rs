@@ -21,6 +21,7 @@ const ATTEMPTS: u32 = 4;
 pub struct UrlSource {
     base: String,
     use_cache: bool,
+    timeout_ms: u32,
     progress: Option<js_sys::Function>,
     /// Bytes of shards obtained so far and in all (for progress).
     loaded: Cell<f64>,
@@ -46,15 +47,65 @@ async fn sleep_ms(ms: i32) {
     let _ = JsFuture::from(promise).await;
 }
 
-fn global_fetch(url: &str) -> std::result::Result<js_sys::Promise, JsValue> {
+/// Default wait for a response or for the next bytes of a body before a request counts as stalled (and is retried).
+pub const DEFAULT_TIMEOUT_MS: u32 = 30_000;
+const TIMEOUT_MARK: &str = "dit-wasm: timed out";
+
+/// Starts `req` with an abort controller (so a stalled request can be cut).
+fn global_fetch(req: &web_sys::Request) -> std::result::Result<js_sys::Promise, JsValue> {
     let global = js_sys::global();
     if let Some(w) = global.dyn_ref::<web_sys::WorkerGlobalScope>() {
-        Ok(w.fetch_with_str(url))
+        Ok(w.fetch_with_request(req))
     } else if let Some(w) = global.dyn_ref::<web_sys::Window>() {
-        Ok(w.fetch_with_str(url))
+        Ok(w.fetch_with_request(req))
     } else {
         Err(JsValue::from_str("no fetch in this context"))
     }
+}
+
+/// A GET request (with a `Range` header when given) and the controller that aborts it.
+fn get_request(
+    url: &str,
+    range: Option<(u64, u64)>,
+) -> std::result::Result<(web_sys::Request, web_sys::AbortController), (String, bool)> {
+    let controller = web_sys::AbortController::new().map_err(|e| (js_err(e), false))?;
+    let init = web_sys::RequestInit::new();
+    init.set_method("GET");
+    init.set_signal(Some(&controller.signal()));
+    if let Some((start, end)) = range {
+        let headers = web_sys::Headers::new().map_err(|e| (js_err(e), false))?;
+        headers.set("Range", &format!("bytes={start}-{}", end - 1)).map_err(|e| (js_err(e), false))?;
+        init.set_headers(&headers);
+    }
+    let req = web_sys::Request::new_with_str_and_init(url, &init).map_err(|e| (js_err(e), false))?;
+    Ok((req, controller))
+}
+
+/// Awaits `promise`, giving up (and aborting the request) when it has not settled within `ms`: a stalled server is
+/// a retryable error, not a hang.
+async fn within(
+    promise: js_sys::Promise,
+    ms: u32,
+    controller: &web_sys::AbortController,
+    what: &str,
+) -> std::result::Result<JsValue, (String, bool)> {
+    let timer = js_sys::Promise::new(&mut |_, reject| {
+        let global = js_sys::global();
+        if let Ok(f) = Reflect::get(&global, &"setTimeout".into()) {
+            if let Some(f) = f.dyn_ref::<js_sys::Function>() {
+                let _ = f.call3(&global, &reject, &JsValue::from(ms), &JsValue::from_str(TIMEOUT_MARK));
+            }
+        }
+    });
+    let race = js_sys::Promise::race(&js_sys::Array::of2(&promise, &timer));
+    JsFuture::from(race).await.map_err(|e| {
+        if e.as_string().as_deref() == Some(TIMEOUT_MARK) {
+            controller.abort();
+            (format!("timed out: no {what} for {:.0} s", ms as f64 / 1000.0), true)
+        } else {
+            (format!("network error: {}", js_err(e)), true)
+        }
+    })
 }
 
 fn global_caches() -> Option<web_sys::CacheStorage> {
@@ -70,10 +121,12 @@ fn global_caches() -> Option<web_sys::CacheStorage> {
 
 impl UrlSource {
     /// `base`: the URL of the directory holding `model.safetensors.index.json` and the shards.
-    pub fn new(base: &str, use_cache: bool, progress: Option<js_sys::Function>) -> UrlSource {
+    /// `timeout_ms`: how long a response or the next bytes of a body may take before the request is retried.
+    pub fn new(base: &str, use_cache: bool, timeout_ms: u32, progress: Option<js_sys::Function>) -> UrlSource {
         UrlSource {
             base: base.trim_end_matches('/').to_string(),
             use_cache,
+            timeout_ms,
             progress,
             loaded: Cell::new(0.0),
             total: Cell::new(0.0),
@@ -103,18 +156,17 @@ impl UrlSource {
         file: &str,
         count_progress: bool,
     ) -> std::result::Result<Vec<u8>, (String, bool)> {
-        let resp = JsFuture::from(global_fetch(url).map_err(|e| (js_err(e), false))?)
-            .await
-            .map_err(|e| (format!("network error: {}", js_err(e)), true))?;
+        let (req, controller) = get_request(url, None)?;
+        let resp = within(global_fetch(&req).map_err(|e| (js_err(e), false))?, self.timeout_ms, &controller, "response")
+            .await?;
         let resp: web_sys::Response = resp.dyn_into().map_err(|_| ("not an HTTP response".to_string(), false))?;
         if !resp.ok() {
             let status = resp.status();
             return Err((format!("HTTP {status} {}", resp.status_text()), status >= 500 || status == 429));
         }
         let Some(body) = resp.body() else {
-            let buf = JsFuture::from(resp.array_buffer().map_err(|e| (js_err(e), true))?)
-                .await
-                .map_err(|e| (js_err(e), true))?;
+            let buf = within(resp.array_buffer().map_err(|e| (js_err(e), true))?, self.timeout_ms, &controller, "data")
+                .await?;
             return Ok(Uint8Array::new(&buf).to_vec());
         };
         let reader: web_sys::ReadableStreamDefaultReader =
@@ -122,9 +174,9 @@ impl UrlSource {
         let mut out = Vec::new();
         let start = self.loaded.get();
         loop {
-            let chunk = JsFuture::from(reader.read())
-                .await
-                .map_err(|e| (format!("connection dropped: {}", js_err(e)), true))?;
+            let chunk = within(reader.read(), self.timeout_ms, &controller, "data").await.map_err(|(m, r)| {
+                (if m.starts_with("network error") { format!("connection dropped: {m}") } else { m }, r)
+            })?;
             if Reflect::get(&chunk, &"done".into()).map(|v| v.is_truthy()).unwrap_or(true) {
                 break;
             }
@@ -240,12 +292,13 @@ impl Source for UrlSource {
 /// One `.safetensors` file on any server that honours HTTP Range requests, read in ranges (see `weights::single`).
 pub struct RangeUrl {
     url: String,
+    timeout_ms: u32,
     progress: Option<js_sys::Function>,
 }
 
 impl RangeUrl {
-    pub fn new(url: &str, progress: Option<js_sys::Function>) -> RangeUrl {
-        RangeUrl { url: url.to_string(), progress }
+    pub fn new(url: &str, timeout_ms: u32, progress: Option<js_sys::Function>) -> RangeUrl {
+        RangeUrl { url: url.to_string(), timeout_ms, progress }
     }
 
     /// Reports `{ phase: "download", file, loaded, total, cached: false }`.
@@ -263,23 +316,9 @@ impl RangeUrl {
 
     /// One GET of `range` (`bytes=a-b`, or none); `Err((message, retry))`.
     async fn get_once(&self, url: &str, range: Option<(u64, u64)>) -> std::result::Result<Vec<u8>, (String, bool)> {
-        let init = web_sys::RequestInit::new();
-        init.set_method("GET");
-        if let Some((start, end)) = range {
-            let headers = web_sys::Headers::new().map_err(|e| (js_err(e), false))?;
-            headers.set("Range", &format!("bytes={start}-{}", end - 1)).map_err(|e| (js_err(e), false))?;
-            init.set_headers(&headers);
-        }
-        let req = web_sys::Request::new_with_str_and_init(url, &init).map_err(|e| (js_err(e), false))?;
-        let global = js_sys::global();
-        let promise = if let Some(w) = global.dyn_ref::<web_sys::WorkerGlobalScope>() {
-            w.fetch_with_request(&req)
-        } else if let Some(w) = global.dyn_ref::<web_sys::Window>() {
-            w.fetch_with_request(&req)
-        } else {
-            return Err(("no fetch in this context".into(), false));
-        };
-        let resp = JsFuture::from(promise).await.map_err(|e| (format!("network error: {}", js_err(e)), true))?;
+        let (req, controller) = get_request(url, range)?;
+        let resp = within(global_fetch(&req).map_err(|e| (js_err(e), false))?, self.timeout_ms, &controller, "response")
+            .await?;
         let resp: web_sys::Response = resp.dyn_into().map_err(|_| ("not an HTTP response".to_string(), false))?;
         let status = resp.status();
         if range.is_some() && status == 200 {
@@ -296,9 +335,9 @@ impl RangeUrl {
         if !resp.ok() {
             return Err((format!("HTTP {status} {}", resp.status_text()), status >= 500 || status == 429));
         }
-        let buf = JsFuture::from(resp.array_buffer().map_err(|e| (js_err(e), true))?)
+        let buf = within(resp.array_buffer().map_err(|e| (js_err(e), true))?, self.timeout_ms, &controller, "data")
             .await
-            .map_err(|e| (format!("connection dropped: {}", js_err(e)), true))?;
+            .map_err(|(m, r)| (if m.starts_with("network error") { format!("connection dropped: {m}") } else { m }, r))?;
         Ok(Uint8Array::new(&buf).to_vec())
     }
 

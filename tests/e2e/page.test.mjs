@@ -200,9 +200,10 @@ test("one f32 .safetensors file per model, read by HTTP Range requests, gives th
   }
 });
 
-test("error states: download, integrity, adapter limits", async () => {
-  for (const [query, kind] of [
-    ["?model=./faulty/404/demo/dit", "download"],
+test("error states: download (404, a stalled server timing out), integrity, adapter limits", async () => {
+  for (const [query, kind, text] of [
+    ["?model=./faulty/404/demo/dit", "download", /404/],
+    ["?model=./faulty/stall/demo/dit&timeout=1000", "download", /timed out/],
     ["?model=./faulty/flip/demo/dit", "integrity"],
     ["?maxBinding=4096", "adapter-limits"],
   ]) {
@@ -210,6 +211,7 @@ test("error states: download, integrity, adapter limits", async () => {
     const e = await errorKind(p);
     console.log(query, "->", e);
     assert.equal(e?.kind, kind);
+    if (text) assert.match(e.text, text);
     if (kind === "integrity") await p.screenshot({ path: path.join(results, "error.png"), fullPage: true });
     await p.close();
   }

@@ -5,6 +5,7 @@
 //   500once  the first request of each file fails with 500, later ones succeed (a retry must recover)
 //   droponce the first request of each file is cut after half the body (a retry must recover)
 //   norange  Range headers are ignored: 200 with the whole file, as some servers do
+//   stall    headers and half the body are sent, then nothing more (the connection stays open): a timeout must end it
 // Everything else is served as is, with single-range `Range: bytes=a-b` requests answered 206 (Content-Range).
 // Requests are counted by path, for the tests to inspect.
 import http from "node:http";
@@ -45,6 +46,10 @@ export function serve(root, port = 0) {
       return res.end(part);
     }
     res.writeHead(200, { "content-type": type, "content-length": body.length });
+    if (mode === "stall") {
+      res.write(body.subarray(0, body.length >> 1));
+      return setTimeout(() => res.destroy(), 120_000).unref();
+    }
     if (mode === "droponce" && first) {
       res.write(body.subarray(0, body.length >> 1));
       return setTimeout(() => res.destroy(), 50);
@@ -52,6 +57,6 @@ export function serve(root, port = 0) {
     res.end(body);
   });
   return new Promise((resolve) =>
-    server.listen(port, "127.0.0.1", () => resolve({ url: `http://127.0.0.1:${server.address().port}`, counts, close: () => server.close() })),
+    server.listen(port, "127.0.0.1", () => resolve({ url: `http://127.0.0.1:${server.address().port}`, counts, close: () => { server.closeAllConnections(); server.close(); } })),
   );
 }

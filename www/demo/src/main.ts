@@ -109,6 +109,7 @@ async function load() {
       model,
       vae,
       ...(maxBinding ? { maxStorageBufferBindingSize: Number(maxBinding) } : {}),
+      ...(params.get("timeout") ? { timeoutMs: Number(params.get("timeout")) } : {}),
       onProgress: (p: LoadProgress) => {
         if (p.phase === "download") {
           if (p.file && !seen.has(p.file) && p.loaded !== undefined && p.total !== undefined) {

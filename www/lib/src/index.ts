@@ -47,6 +47,11 @@ export interface CreateSamplerOptions {
   linear?: "auto" | "buffers" | "textures";
   /** Request at most this storage-binding size (bytes) from the adapter. */
   maxStorageBufferBindingSize?: number;
+  /**
+   * Milliseconds a response, or the next bytes of a body, may take before the request counts as stalled and is retried
+   * (default 30000); after the retries it is a `DownloadError` saying it timed out.
+   */
+  timeoutMs?: number;
   /** A worker running this package's worker script, for bundlers that need it created in the app. */
   worker?: Worker;
 }
