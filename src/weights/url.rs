@@ -157,8 +157,9 @@ impl UrlSource {
         count_progress: bool,
     ) -> std::result::Result<Vec<u8>, (String, bool)> {
         let (req, controller) = get_request(url, None)?;
-        let resp = within(global_fetch(&req).map_err(|e| (js_err(e), false))?, self.timeout_ms, &controller, "response")
-            .await?;
+        let resp =
+            within(global_fetch(&req).map_err(|e| (js_err(e), false))?, self.timeout_ms, &controller, "response")
+                .await?;
         let resp: web_sys::Response = resp.dyn_into().map_err(|_| ("not an HTTP response".to_string(), false))?;
         if !resp.ok() {
             let status = resp.status();
@@ -317,8 +318,9 @@ impl RangeUrl {
     /// One GET of `range` (`bytes=a-b`, or none); `Err((message, retry))`.
     async fn get_once(&self, url: &str, range: Option<(u64, u64)>) -> std::result::Result<Vec<u8>, (String, bool)> {
         let (req, controller) = get_request(url, range)?;
-        let resp = within(global_fetch(&req).map_err(|e| (js_err(e), false))?, self.timeout_ms, &controller, "response")
-            .await?;
+        let resp =
+            within(global_fetch(&req).map_err(|e| (js_err(e), false))?, self.timeout_ms, &controller, "response")
+                .await?;
         let resp: web_sys::Response = resp.dyn_into().map_err(|_| ("not an HTTP response".to_string(), false))?;
         let status = resp.status();
         if range.is_some() && status == 200 {
@@ -337,7 +339,9 @@ impl RangeUrl {
         }
         let buf = within(resp.array_buffer().map_err(|e| (js_err(e), true))?, self.timeout_ms, &controller, "data")
             .await
-            .map_err(|(m, r)| (if m.starts_with("network error") { format!("connection dropped: {m}") } else { m }, r))?;
+            .map_err(|(m, r)| {
+                (if m.starts_with("network error") { format!("connection dropped: {m}") } else { m }, r)
+            })?;
         Ok(Uint8Array::new(&buf).to_vec())
     }
 
