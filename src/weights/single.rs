@@ -362,7 +362,8 @@ mod tests {
         assert!(is_single_file("./a.safetensors?download=1#sha256=AB"));
         assert!(!is_single_file("https://x/models/dit"));
         let h = "AB".repeat(32);
-        let (u, o) = parse_location(&format!("a.safetensors#sha256={h}&heads=3")).unwrap();
+        let loc = format!("a.safetensors#sha256={h}&heads=3");
+        let (u, o) = parse_location(&loc).unwrap();
         assert_eq!((u, o.sha256, o.convert.heads), ("a.safetensors", Some(h.to_ascii_lowercase()), Some(3)));
         assert!(parse_location("a.safetensors#sha256=12").is_err());
         assert!(parse_location("a.safetensors#run=1").is_err());
