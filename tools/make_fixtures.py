@@ -19,19 +19,14 @@ import torch
 from diffusers import DiTTransformer2DModel
 from safetensors.torch import save_file
 
+from dit_keys import official_semantics
+
 # name, heads, head_dim, depth, patch, latent, classes, learn_sigma, batch, storage dtype, store pos_embed
 CONFIGS = [
     ("p2_hd64", 2, 64, 2, 2, 8, 1000, True, 3, torch.float16, True),
     ("p4_hd72", 2, 72, 2, 4, 16, 10, True, 3, torch.float16, False),
     ("p2_hd72_nosigma", 1, 72, 2, 2, 16, 10, False, 4, torch.float32, False),
 ]
-
-
-def official_semantics(model):
-    """diffusers differs from the release in two places (dit-spec.md section 7); align them."""
-    for blk in model.transformer_blocks:
-        blk.norm1.emb.time_proj.downscale_freq_shift = 0
-        blk.norm3.eps = 1e-6
 
 
 def randomize(model, gen):

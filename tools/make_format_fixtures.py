@@ -17,6 +17,8 @@ import zipfile
 import torch
 from safetensors.torch import load_file, save_file
 
+from dit_keys import official_to_diffusers
+
 here = os.path.join(os.path.dirname(__file__), "..", "tests", "fixtures")
 out = os.path.join(here, "dit_formats")
 os.makedirs(os.path.join(out, "diffusers"), exist_ok=True)
@@ -28,22 +30,7 @@ torch.save({"model": noisy, "ema": sd, "opt": {"state": {}, "param_groups": [{"l
             "args": argparse.Namespace(model="DiT-custom", image_size=128)}, os.path.join(out, "train.pt"))
 
 depth = 1 + max(int(k.split(".")[1]) for k in sd if k.startswith("blocks."))
-d = {}
-d["pos_embed.proj.weight"], d["pos_embed.proj.bias"] = sd["x_embedder.proj.weight"], sd["x_embedder.proj.bias"]
-d["proj_out_1.weight"], d["proj_out_1.bias"] = sd["final_layer.adaLN_modulation.1.weight"], sd["final_layer.adaLN_modulation.1.bias"]
-d["proj_out_2.weight"], d["proj_out_2.bias"] = sd["final_layer.linear.weight"], sd["final_layer.linear.bias"]
-for i in range(depth):
-    b, o, e = f"transformer_blocks.{i}.", f"blocks.{i}.", f"transformer_blocks.{i}.norm1.emb."
-    for p in ("weight", "bias"):
-        d[e + f"timestep_embedder.linear_1.{p}"] = sd[f"t_embedder.mlp.0.{p}"]
-        d[e + f"timestep_embedder.linear_2.{p}"] = sd[f"t_embedder.mlp.2.{p}"]
-        d[b + f"norm1.linear.{p}"] = sd[o + f"adaLN_modulation.1.{p}"]
-        q, k, v = sd[o + f"attn.qkv.{p}"].chunk(3)
-        d[b + f"attn1.to_q.{p}"], d[b + f"attn1.to_k.{p}"], d[b + f"attn1.to_v.{p}"] = q, k, v
-        d[b + f"attn1.to_out.0.{p}"] = sd[o + f"attn.proj.{p}"]
-        d[b + f"ff.net.0.proj.{p}"] = sd[o + f"mlp.fc1.{p}"]
-        d[b + f"ff.net.2.{p}"] = sd[o + f"mlp.fc2.{p}"]
-    d[e + "class_embedder.embedding_table.weight"] = sd["y_embedder.embedding_table.weight"]
+d = official_to_diffusers(sd)
 save_file({k: v.clone().contiguous() for k, v in d.items()}, os.path.join(out, "diffusers", "diffusion_pytorch_model.safetensors"))
 with open(os.path.join(out, "diffusers", "config.json"), "w") as f:
     json.dump({"_class_name": "DiTTransformer2DModel", "num_attention_heads": 1, "attention_head_dim": 72, "in_channels": 4,

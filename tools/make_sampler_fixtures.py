@@ -18,56 +18,19 @@ import os
 
 import numpy as np
 import torch
-from diffusers import DiTTransformer2DModel, DPMSolverMultistepScheduler
+from diffusers import DPMSolverMultistepScheduler
 from safetensors.torch import load_file, save_file
+
+from dit_keys import diffusers_dit, official_to_diffusers
 
 
 def load_model(path, heads, latent, classes):
     """The release-named weights -> diffusers' model with the official semantics."""
     w = {k: v.to(torch.float64) for k, v in load_file(path).items()}
-    d = w["x_embedder.proj.weight"].shape[0]
+    d, _, p, _ = w["x_embedder.proj.weight"].shape
     depth = 1 + max(int(k.split(".")[1]) for k in w if k.startswith("blocks."))
-    p = w["x_embedder.proj.weight"].shape[2]
-    model = DiTTransformer2DModel(
-        num_attention_heads=heads,
-        attention_head_dim=d // heads,
-        in_channels=4,
-        out_channels=8,
-        num_layers=depth,
-        sample_size=latent,
-        patch_size=p,
-        num_embeds_ada_norm=classes,
-    ).to(torch.float64)
-    for blk in model.transformer_blocks:
-        blk.norm1.emb.time_proj.downscale_freq_shift = 0
-        blk.norm3.eps = 1e-6
-    sd = {}
-    sd["pos_embed.proj.weight"] = w["x_embedder.proj.weight"]
-    sd["pos_embed.proj.bias"] = w["x_embedder.proj.bias"]
-    sd["proj_out_1.weight"] = w["final_layer.adaLN_modulation.1.weight"]
-    sd["proj_out_1.bias"] = w["final_layer.adaLN_modulation.1.bias"]
-    sd["proj_out_2.weight"] = w["final_layer.linear.weight"]
-    sd["proj_out_2.bias"] = w["final_layer.linear.bias"]
-    for i in range(depth):
-        b, o = f"transformer_blocks.{i}.", f"blocks.{i}."
-        e = b + "norm1.emb."
-        sd[e + "timestep_embedder.linear_1.weight"] = w["t_embedder.mlp.0.weight"]
-        sd[e + "timestep_embedder.linear_1.bias"] = w["t_embedder.mlp.0.bias"]
-        sd[e + "timestep_embedder.linear_2.weight"] = w["t_embedder.mlp.2.weight"]
-        sd[e + "timestep_embedder.linear_2.bias"] = w["t_embedder.mlp.2.bias"]
-        sd[e + "class_embedder.embedding_table.weight"] = w["y_embedder.embedding_table.weight"]
-        sd[b + "norm1.linear.weight"] = w[o + "adaLN_modulation.1.weight"]
-        sd[b + "norm1.linear.bias"] = w[o + "adaLN_modulation.1.bias"]
-        for part in ("weight", "bias"):
-            q, k, v = w[o + f"attn.qkv.{part}"].chunk(3, dim=0)
-            sd[b + f"attn1.to_q.{part}"], sd[b + f"attn1.to_k.{part}"], sd[b + f"attn1.to_v.{part}"] = q, k, v
-        sd[b + "attn1.to_out.0.weight"] = w[o + "attn.proj.weight"]
-        sd[b + "attn1.to_out.0.bias"] = w[o + "attn.proj.bias"]
-        sd[b + "ff.net.0.proj.weight"] = w[o + "mlp.fc1.weight"]
-        sd[b + "ff.net.0.proj.bias"] = w[o + "mlp.fc1.bias"]
-        sd[b + "ff.net.2.weight"] = w[o + "mlp.fc2.weight"]
-        sd[b + "ff.net.2.bias"] = w[o + "mlp.fc2.bias"]
-    missing, unexpected = model.load_state_dict(sd, strict=False)
+    model = diffusers_dit(heads, d // heads, depth, latent, p, classes).to(torch.float64)
+    missing, unexpected = model.load_state_dict(official_to_diffusers(w), strict=False)
     assert not unexpected and all("pos_embed.pos_embed" in m for m in missing), (missing, unexpected)
     return model.eval()
 

@@ -150,38 +150,16 @@ class DiT(nn.Module):
 
 def check_against_diffusers(dit, seed):
     """Random non-zero weights: this DiT and diffusers' (official semantics) must agree."""
-    from diffusers import DiTTransformer2DModel
+    from dit_keys import diffusers_dit, official_to_diffusers
 
     g = torch.Generator().manual_seed(seed)
     ref = DiT(latent=8, p=2, cin=4, d=64, depth=2, heads=2, classes=10).double()
     with torch.no_grad():
         for p in ref.parameters():
             p.copy_(torch.randn(p.shape, generator=g, dtype=torch.float64) * 0.3)
-    ours_sd = ref.official_state_dict()
-    hf = DiTTransformer2DModel(num_attention_heads=2, attention_head_dim=32, in_channels=4, out_channels=8, num_layers=2,
-                               sample_size=8, patch_size=2, num_embeds_ada_norm=10).double()
-    for blk in hf.transformer_blocks:
-        blk.norm1.emb.time_proj.downscale_freq_shift = 0
-        blk.norm3.eps = 1e-6
-    sd = {"pos_embed.proj.weight": ours_sd["x_embedder.proj.weight"], "pos_embed.proj.bias": ours_sd["x_embedder.proj.bias"],
-          "proj_out_1.weight": ours_sd["final_layer.adaLN_modulation.1.weight"], "proj_out_1.bias": ours_sd["final_layer.adaLN_modulation.1.bias"],
-          "proj_out_2.weight": ours_sd["final_layer.linear.weight"], "proj_out_2.bias": ours_sd["final_layer.linear.bias"]}
-    for i in range(2):
-        b, o, e = f"transformer_blocks.{i}.", f"blocks.{i}.", f"transformer_blocks.{i}.norm1.emb."
-        sd[e + "timestep_embedder.linear_1.weight"] = ours_sd["t_embedder.mlp.0.weight"]
-        sd[e + "timestep_embedder.linear_1.bias"] = ours_sd["t_embedder.mlp.0.bias"]
-        sd[e + "timestep_embedder.linear_2.weight"] = ours_sd["t_embedder.mlp.2.weight"]
-        sd[e + "timestep_embedder.linear_2.bias"] = ours_sd["t_embedder.mlp.2.bias"]
-        sd[e + "class_embedder.embedding_table.weight"] = ours_sd["y_embedder.embedding_table.weight"]
-        sd[b + "norm1.linear.weight"] = ours_sd[o + "adaLN_modulation.1.weight"]
-        sd[b + "norm1.linear.bias"] = ours_sd[o + "adaLN_modulation.1.bias"]
-        for part in ("weight", "bias"):
-            q, k, v = ours_sd[o + f"attn.qkv.{part}"].chunk(3)
-            sd[b + f"attn1.to_q.{part}"], sd[b + f"attn1.to_k.{part}"], sd[b + f"attn1.to_v.{part}"] = q, k, v
-        sd[b + "attn1.to_out.0.weight"], sd[b + "attn1.to_out.0.bias"] = ours_sd[o + "attn.proj.weight"], ours_sd[o + "attn.proj.bias"]
-        sd[b + "ff.net.0.proj.weight"], sd[b + "ff.net.0.proj.bias"] = ours_sd[o + "mlp.fc1.weight"], ours_sd[o + "mlp.fc1.bias"]
-        sd[b + "ff.net.2.weight"], sd[b + "ff.net.2.bias"] = ours_sd[o + "mlp.fc2.weight"], ours_sd[o + "mlp.fc2.bias"]
-    hf.load_state_dict(sd, strict=False)
+    hf = diffusers_dit(heads=2, head_dim=32, depth=2, latent=8, patch=2, classes=10).double()
+    missing, unexpected = hf.load_state_dict(official_to_diffusers(ref.official_state_dict()), strict=False)
+    assert not unexpected and all("pos_embed.pos_embed" in m for m in missing), (missing, unexpected)
     x = torch.randn(3, 4, 8, 8, generator=g, dtype=torch.float64)
     t = torch.tensor([0, 500, 999])
     y = torch.tensor([1, 7, 10])
