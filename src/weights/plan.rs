@@ -239,7 +239,7 @@ impl Plan {
     pub fn sources(&self) -> Vec<&SrcTensor> {
         let mut v: Vec<&SrcTensor> =
             self.items.iter().flat_map(|i| &i.parts).chain(self.pos_embed.as_ref().map(|p| &p.0)).collect();
-        v.sort_by_key(|t| (t.storage.clone(), t.offset));
+        v.sort_by(|a, b| (&a.storage, a.offset).cmp(&(&b.storage, b.offset)));
         v
     }
 }

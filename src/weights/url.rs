@@ -89,16 +89,25 @@ async fn within(
     controller: &web_sys::AbortController,
     what: &str,
 ) -> std::result::Result<JsValue, (String, bool)> {
+    let global = js_sys::global();
+    let mut timer_id = JsValue::UNDEFINED;
     let timer = js_sys::Promise::new(&mut |_, reject| {
-        let global = js_sys::global();
         if let Ok(f) = Reflect::get(&global, &"setTimeout".into()) {
             if let Some(f) = f.dyn_ref::<js_sys::Function>() {
-                let _ = f.call3(&global, &reject, &JsValue::from(ms), &JsValue::from_str(TIMEOUT_MARK));
+                timer_id =
+                    f.call3(&global, &reject, &JsValue::from(ms), &JsValue::from_str(TIMEOUT_MARK)).unwrap_or_default();
             }
         }
     });
     let race = js_sys::Promise::race(&js_sys::Array::of2(&promise, &timer));
-    JsFuture::from(race).await.map_err(|e| {
+    let result = JsFuture::from(race).await;
+    // One timer per awaited chunk: clear it rather than leave thousands pending during a download.
+    if let Ok(f) = Reflect::get(&global, &"clearTimeout".into()) {
+        if let Some(f) = f.dyn_ref::<js_sys::Function>() {
+            let _ = f.call1(&global, &timer_id);
+        }
+    }
+    result.map_err(|e| {
         if e.as_string().as_deref() == Some(TIMEOUT_MARK) {
             controller.abort();
             (format!("timed out: no {what} for {:.0} s", ms as f64 / 1000.0), true)
