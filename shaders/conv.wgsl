@@ -4,6 +4,10 @@
 // iy = (oy + ky - pad) / 2 over an input of half the size (the decoder's Upsample2D folded into its conv).
 //   x: [N, IH, IW, Cin] f32; w: fp16 [Cout, KH*KW*Cin] in (ky, kx, ci) order, read through `w_row4` (weights.wgsl
 //   variant: storage buffer or texture); b: [Cout] fp16; res, y: [N, OH, OW, Cout] f32.
+// A dispatch may cover a channel slice of the layer (activations too large for one storage binding are kept in
+// channel parts): x holds the layer's input channels ci0..ci0+cin and y its output channels co0..co0+cout, read from
+// weights whose rows are `wcin` channels per tap. With ACCUMULATE (flags bit 1) the bias is left out and y's previous
+// value is added instead: the partial sums over input parts add up in y. Bit 0 adds `res`.
 //
 // Each invocation computes 8 consecutive output pixels x 32 output channels as 2 x 8 mat4x4 accumulators; the 64
 // invocations of a workgroup cover 512 pixels and share one 32-channel block, so their weight fetches coincide.
@@ -18,7 +22,11 @@ struct Params {
     cout: u32,
     ksize: u32,
     pad: u32,
-    has_res: u32,
+    flags: u32,
+    wcin: u32,
+    ci0: u32,
+    co0: u32,
+    _pad: u32,
 }
 
 override UPSAMPLE: u32 = 0u;
@@ -63,7 +71,8 @@ fn x_rows(q: u32, ky: u32, kx: u32, c4: u32) -> mat4x4<f32> {
 // Output channels c..c+3 at weight column group k4 as columns: [col j][row t] = w[c + j, 4 k4 + t].
 fn w_cols(k4: u32, c: u32) -> mat4x4<f32> {
     let last = p.cout - 1u;
-    return mat4x4<f32>(w_row4(min(c, last), k4), w_row4(min(c + 1u, last), k4), w_row4(min(c + 2u, last), k4), w_row4(min(c + 3u, last), k4));
+    let r = p.co0;
+    return mat4x4<f32>(w_row4(r + min(c, last), k4), w_row4(r + min(c + 1u, last), k4), w_row4(r + min(c + 2u, last), k4), w_row4(r + min(c + 3u, last), k4));
 }
 
 fn store_block(q: u32, c: u32, a: mat4x4<f32>) {
@@ -72,14 +81,21 @@ fn store_block(q: u32, c: u32, a: mat4x4<f32>) {
     }
     let total = p.n * p.oh * p.ow;
     let rows = transpose(a);
-    let bias = w4(b[c / 4u]);
     let c4n = p.cout / 4u;
+    let accumulate = (p.flags & 2u) != 0u;
+    var bias = vec4<f32>(0.0);
+    if (!accumulate) {
+        bias = w4(b[(p.co0 + c) / 4u]);
+    }
     for (var i = 0u; i < 4u; i++) {
         if (q + i < total) {
             let idx = (q + i) * c4n + c / 4u;
             var v = rows[i] + bias;
-            if (p.has_res == 1u) {
+            if ((p.flags & 1u) != 0u) {
                 v += res[idx];
+            }
+            if (accumulate) {
+                v += y[idx];
             }
             y[idx] = v;
         }
@@ -100,7 +116,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     var a14 = mat4x4<f32>(); var a15 = mat4x4<f32>(); var a16 = mat4x4<f32>(); var a17 = mat4x4<f32>();
     for (var ky = 0u; ky < p.ksize; ky++) {
         for (var kx = 0u; kx < p.ksize; kx++) {
-            let tap4 = (ky * p.ksize + kx) * cin4;
+            let tap4 = (ky * p.ksize + kx) * (p.wcin / 4u) + p.ci0 / 4u;
             for (var c4 = 0u; c4 < cin4; c4++) {
                 let x0 = x_rows(q, ky, kx, c4);
                 let x1 = x_rows(q + 4u, ky, kx, c4);

@@ -1,6 +1,7 @@
 // GroupNorm over NHWC activations (torch.nn.GroupNorm: biased variance over each group's channels and all pixels,
 // then a per-channel affine), optionally followed by SiLU (SILU = 1), as in the SD-VAE decoder's norms.
-//   x, y: [N, HW, C] f32; gamma, beta: [C] fp16; stats: [N, G, 2] f32 (mean, 1/sqrt(var + eps)).
+//   x, y: [N, HW, C] f32; gamma, beta: fp16, the affine of channel c at c0 + c (x may be a channel part of a larger
+//   activation, holding whole groups); stats: [N, G, 2] f32 (mean, 1/sqrt(var + eps)).
 // `stats`: one workgroup of 256 invocations per (sample, group), two passes (mean, then variance around it).
 // `apply`: one invocation per 4 channels of one pixel. Needs (C / G) % 4 == 0.
 
@@ -10,7 +11,7 @@ struct Params {
     c: u32,
     groups: u32,
     eps: f32,
-    _pad0: u32,
+    c0: u32,
     _pad1: u32,
     _pad2: u32,
 }
@@ -79,7 +80,7 @@ fn apply_main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgr
     let g = (c4 * 4u) / (p.c / p.groups);
     let mean = stats[(n * p.groups + g) * 2u];
     let rstd = stats[(n * p.groups + g) * 2u + 1u];
-    var v = (x[idx] - mean) * rstd * w4(gamma[c4]) + w4(beta[c4]);
+    var v = (x[idx] - mean) * rstd * w4(gamma[p.c0 / 4u + c4]) + w4(beta[p.c0 / 4u + c4]);
     if (SILU == 1u) {
         v = v / (1.0 + exp(-v));
     }

@@ -4,5 +4,5 @@
 
 // 4 consecutive weights of row `row` at column group `k4`.
 fn w_row4(row: u32, k4: u32) -> vec4<f32> {
-    return w4(wbuf[row * (p.ksize * p.ksize * p.cin / 4u) + k4]);
+    return w4(wbuf[row * (p.ksize * p.ksize * p.wcin / 4u) + k4]);
 }

@@ -1,10 +1,13 @@
-//! Full-size DiT-XL/2 at 256 px with random weights: the forward runs and stays finite. Ignored by default (about a
-//! minute and 3 GB of memory on lavapipe); run with `cargo test --release --test full_size -- --ignored`, or see
-//! `dit bench --preset XL/2 --random-weights`.
+//! Full-size models, ignored by default (minutes and gigabytes on lavapipe); run with
+//! `cargo test --release --test full_size -- --ignored --nocapture`:
+//! - DiT-XL/2 at 256 px with random weights: the forward runs and stays finite (see also `dit bench --preset XL/2
+//!   --random-weights`);
+//! - the SD VAE decoding a 64x64 latent to 512x512 under WebGPU's default 128 MiB storage binding limit (its 256 MiB
+//!   activations in channel parts), against diffusers (tests/fixtures/vae_sd512_io.safetensors).
 
 mod common;
 
-use dit_wasm::model::dit_tensors;
+use dit_wasm::model::{dit_tensors, vae_tensors, Vae, VaeConfig};
 use dit_wasm::{Dit, DitConfig, Gpu, GpuOptions, GpuWeights};
 
 #[test]
@@ -26,4 +29,39 @@ fn dit_xl2_256_forward_is_finite() {
         common::max_abs(&out)
     );
     assert!(finite);
+}
+
+#[test]
+#[ignore]
+fn sd_vae_512_within_the_default_binding_limit() {
+    let cap = 128 << 20;
+    let gpu = pollster::block_on(Gpu::new(&GpuOptions { max_storage_binding: Some(cap), ..Default::default() }))
+        .expect("GPU");
+    assert_eq!(gpu.report.max_storage_buffer_binding_size, cap);
+    let cfg = VaeConfig::sd();
+    let w = GpuWeights::from_values(&gpu, &vae_tensors(&cfg), |p| common::det_tensor(&p.name, &p.shape)).unwrap();
+    let vae = Vae::load(&gpu, cfg, w).unwrap();
+    let plan = vae.plan(&gpu, 64, 64).unwrap();
+    let bytes = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/vae_sd512_io.safetensors")).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let latent: Vec<f32> = bytemuck::pod_collect_to_vec(st.tensor("latent").unwrap().data());
+    let want: Vec<f32> = bytemuck::pod_collect_to_vec::<u8, half::f16>(st.tensor("image").unwrap().data())
+        .into_iter()
+        .map(f32::from)
+        .collect();
+    let t0 = std::time::Instant::now();
+    let img = pollster::block_on(plan.decode(&gpu, &latent)).unwrap();
+    gpu.check().unwrap();
+    println!(
+        "{}: decode 64x64 -> 512x512 in {:.1} s, {} dispatches, activations {:.0} MiB in up to {} parts per tensor",
+        gpu.report.name,
+        t0.elapsed().as_secs_f64(),
+        plan.dispatches().len(),
+        plan.activation_bytes as f64 / (1 << 20) as f64,
+        plan.max_parts
+    );
+    assert_eq!(plan.max_parts, 2);
+    assert!(img.iter().all(|v| v.is_finite()));
+    // The reference is stored in fp16 (relative step 2^-11): well inside the tolerance.
+    common::check("sd-vae 64x64 -> 512x512 vs diffusers", &img, &want, 1e-2);
 }

@@ -93,3 +93,58 @@ fn sd_vae_architecture_at_32x32_latent() {
     assert!(img.iter().all(|v| v.is_finite()));
     check(&format!("{} sd-vae 32x32 -> 256x256", label(&gpu)), &img, &want, 1e-2);
 }
+
+/// Capping the storage binding at 32 KiB makes the decoder keep its 32x32 activations in channel parts (4 parts of
+/// the 32-channel tensors, 2 of the 16-channel ones), as a 512 px SD decode does under WebGPU's default 128 MiB
+/// limit. The device enforces the cap, so a binding over it would fail validation; the image must still match
+/// diffusers, and match the unsplit decode on the same device path.
+#[test]
+fn activations_over_the_binding_limit_are_split_into_channel_parts() {
+    let cfg =
+        VaeConfig { block_out_channels: vec![16, 32, 32], layers_per_block: 1, norm_num_groups: 4, ..VaeConfig::sd() };
+    let planned = vae_tensors(&cfg);
+    let (ls, latent, is, want) = io("vae_split_io.safetensors");
+    assert_eq!((ls[2], is[2]), (8, 32));
+    let cap = 32 * 1024;
+    for (capped, base) in gpus_capped(cap).into_iter().zip(gpus()) {
+        let mut images = vec![];
+        for gpu in [&capped, &base] {
+            let w = GpuWeights::from_values(gpu, &planned, |p| common::det_tensor(&p.name, &p.shape)).unwrap();
+            let vae = Vae::load(gpu, cfg.clone(), w).unwrap();
+            let plan = vae.plan(gpu, 8, 8).unwrap();
+            let img = pollster::block_on(plan.decode(gpu, &latent)).unwrap();
+            gpu.check().unwrap();
+            println!(
+                "{}: binding limit {} bytes, activations in up to {} parts, {} dispatches",
+                label(gpu),
+                gpu.report.max_storage_buffer_binding_size,
+                plan.max_parts,
+                plan.dispatches().len()
+            );
+            images.push((plan.max_parts, img));
+        }
+        assert_eq!(capped.report.max_storage_buffer_binding_size, cap);
+        assert_eq!(images[0].0, 4, "the capped device should need 4 parts");
+        assert_eq!(images[1].0, 1);
+        check(&format!("{} split decode vs diffusers", label(&capped)), &images[0].1, &want, 1e-3);
+        check(&format!("{} split vs unsplit decode", label(&capped)), &images[0].1, &images[1].1, 1e-5);
+    }
+}
+
+/// The devices of [`gpus`], each asking for at most `cap` bytes per storage binding.
+fn gpus_capped(cap: u64) -> Vec<Gpu> {
+    use dit_wasm::gpu::{F16Mode, LinearPath};
+    let mut out = vec![];
+    for (f16, linear_path) in [
+        (F16Mode::Packed, LinearPath::Buffers),
+        (F16Mode::Packed, LinearPath::Textures),
+        (F16Mode::Native, LinearPath::Buffers),
+    ] {
+        let opts = GpuOptions { f16, linear_path, max_storage_binding: Some(cap), ..Default::default() };
+        match pollster::block_on(Gpu::new(&opts)) {
+            Ok(g) => out.push(g),
+            Err(e) => eprintln!("note: {f16:?} path not tested: {e}"),
+        }
+    }
+    out
+}

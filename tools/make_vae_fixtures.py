@@ -12,6 +12,12 @@
    named `name`, value i is SplitMix64 output i+1 from seed FNV-1a-64(name), mapped to [-1, 1) as
    (z >> 40) / 2^24 * 2 - 1 in float32, times a float32 scale, rounded to fp16.
      vae_sd_io.safetensors                                         latent [1,4,32,32] and the image [1,3,256,256]
+     vae_sd512_io.safetensors                                      latent [1,4,64,64] and the image [1,3,512,512]
+                                                                   (fp16, to keep the file small), for the full-size
+                                                                   512 px test (tests/full_size.rs, run by hand)
+3. A small config whose activations the Rust test splits into channel parts by capping the storage binding size
+   (block_out_channels 16/32/32, 4 groups, deterministic weights as in 2):
+     vae_split_io.safetensors                                      latent [1,4,8,8] and the image [1,3,32,32]
 
 The references use the same fp16-rounded weights. Usage: python tools/make_vae_fixtures.py [--out tests/fixtures]
 """
@@ -182,6 +188,25 @@ def main():
     save_file({"latent": latent.contiguous(), "image": img.float().contiguous()}, os.path.join(args.out, "vae_sd_io.safetensors"))
     n = sum(state[k].numel() for k in decoder_keys(big))
     print(f"vae_sd: {n} decoder parameters, image {tuple(img.shape)}, max|image| {img.abs().max().item():.3f}")
+    latent = torch.from_numpy(det_values("latent 512", 4 * 64 * 64, 1.0).reshape(1, 4, 64, 64))
+    with torch.no_grad():
+        img = big.decode(latent / sd_cfg["scaling_factor"]).sample
+    save_file({"latent": latent.contiguous(), "image": img.half().contiguous()}, os.path.join(args.out, "vae_sd512_io.safetensors"))
+    print(f"vae_sd512: image {tuple(img.shape)}, max|image| {img.abs().max().item():.3f}")
+
+    # 3. Small, for the channel-part split.
+    split_cfg = dict(sd_cfg, down_block_types=["DownEncoderBlock2D"] * 3, up_block_types=["UpDecoderBlock2D"] * 3,
+                     block_out_channels=[16, 32, 32], layers_per_block=1, norm_num_groups=4, sample_size=32)
+    small = AutoencoderKL(**split_cfg).eval()
+    state = small.state_dict()
+    for k in decoder_keys(small):
+        state[k] = det_tensor(k, tuple(state[k].shape)).to(torch.float32)
+    small.load_state_dict(state)
+    latent = torch.from_numpy(det_values("latent split", 4 * 8 * 8, 1.0).reshape(1, 4, 8, 8))
+    with torch.no_grad():
+        img = small.decode(latent / split_cfg["scaling_factor"]).sample
+    save_file({"latent": latent.contiguous(), "image": img.float().contiguous()}, os.path.join(args.out, "vae_split_io.safetensors"))
+    print(f"vae_split: image {tuple(img.shape)}, max|image| {img.abs().max().item():.3f}")
 
 
 if __name__ == "__main__":

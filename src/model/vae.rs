@@ -1,11 +1,17 @@
 //! The Stable Diffusion VAE decoder (diffusers `AutoencoderKL.decode`: `post_quant_conv`, then `Decoder`), on NHWC
 //! activations. Names and shapes are diffusers'. [`Vae::plan`] builds every dispatch of one decode for a latent size;
 //! activations live in a few buffers sized for the largest level and viewed with each level's shape.
+//!
+//! An activation larger than one storage binding (`maxStorageBufferBindingSize`, 128 MiB by default in WebGPU: the
+//! 256-channel 512x512 f32 tensors of a 512 px decode are 256 MiB) is kept in channel parts, each in its own buffer,
+//! each holding whole GroupNorm groups. GroupNorm then runs per part (its statistics never cross a group), and a conv
+//! runs once per (output part, input part), the later input parts accumulating into the output part. Nothing is
+//! approximated: the sums are the same, only their order of addition changes.
 
 use super::store::GpuWeights;
 use crate::error::{Error, Result};
 use crate::gpu::{Arena, Dispatch, Gpu, Tensor};
-use crate::ops::{self, Conv2d, Epilogue, Linear, LinearKernel};
+use crate::ops::{self, Conv2d, ConvSlice, Epilogue, Linear, LinearKernel};
 use crate::weights::writer::Planned;
 use serde::{Deserialize, Serialize};
 
@@ -135,7 +141,7 @@ struct ResBlock {
     conv1: Conv2d,
     norm2: Norm,
     conv2: Conv2d,
-    shortcut: Option<Linear>,
+    shortcut: Option<Conv2d>,
     cin: usize,
     cout: usize,
 }
@@ -166,7 +172,11 @@ pub struct Vae {
 }
 
 fn take_conv(gpu: &Gpu, w: &mut GpuWeights, name: &str, cin: usize, cout: usize) -> Result<Conv2d> {
-    let wt = w.take(&format!("{name}.weight"), &[cout, cin, 3, 3])?;
+    take_conv_k(gpu, w, name, cin, cout, 3)
+}
+
+fn take_conv_k(gpu: &Gpu, w: &mut GpuWeights, name: &str, cin: usize, cout: usize, k: usize) -> Result<Conv2d> {
+    let wt = w.take(&format!("{name}.weight"), &[cout, cin, k, k])?;
     let b = w.take(&format!("{name}.bias"), &[cout])?;
     Conv2d::new(gpu, &wt, &b)
 }
@@ -190,7 +200,8 @@ fn take_resnet(gpu: &Gpu, w: &mut GpuWeights, name: &str, cin: usize, cout: usiz
         norm2: take_norm(w, &format!("{name}.norm2"), cout)?,
         conv2: take_conv(gpu, w, &format!("{name}.conv2"), cout, cout)?,
         shortcut: if cin != cout {
-            Some(take_linear(gpu, w, &format!("{name}.conv_shortcut"), cin, cout, true)?)
+            // A 1x1 conv rather than a linear layer: it takes channel parts like the 3x3 convs.
+            Some(take_conv_k(gpu, w, &format!("{name}.conv_shortcut"), cin, cout, 1)?)
         } else {
             None
         },
@@ -257,18 +268,31 @@ impl Vae {
         let cfg = &self.cfg;
         let s = cfg.upscale();
         let (oh, ow) = (h * s, w * s);
-        // The largest activation: the widest channel count at each resolution, conv_out's padded 4 included.
+        let limit = gpu.report.max_storage_buffer_binding_size;
+        let split = Split { groups: cfg.norm_num_groups, limit };
+        // The largest activation and the most parts any one is kept in: the widest channel count at each resolution
+        // (a level's input, upsampled from the level before, has that level's channels), conv_out's padded 4 included.
         let mut largest = 0usize;
+        let mut max_parts = 1usize;
         let rev: Vec<usize> = cfg.block_out_channels.iter().rev().copied().collect();
         for (i, &c) in rev.iter().enumerate() {
             let prev = if i == 0 { c } else { rev[i - 1] };
             let (hh, ww) = (h << i, w << i);
             largest = largest.max(hh * ww * c.max(prev));
+            max_parts = max_parts.max(split.parts(hh, ww, c.max(prev))?);
         }
         largest = largest.max(oh * ow * 4);
+        Split { groups: 1, limit }.parts(oh, ow, 4)?;
+        // Each pool slot: `max_parts` buffers, each as large as the largest part (never over one binding).
+        let chunk = largest.min((limit / 4) as usize);
         let mut arena = Arena::new();
-        let mut pool = |label: &str| arena.f32(gpu, label, &[largest]);
-        let bufs = Bufs { x: pool("vae x")?, y: pool("vae y")?, t1: pool("vae t1")?, t2: pool("vae t2")? };
+        let mut slot = |label: &str| -> Result<Slot> {
+            let bufs = (0..max_parts)
+                .map(|j| arena.f32(gpu, &format!("{label}.{j}"), &[chunk]))
+                .collect::<Result<Vec<_>>>()?;
+            Ok(Slot { bufs, split })
+        };
+        let bufs = Bufs { x: slot("vae x")?, y: slot("vae y")?, t1: slot("vae t1")?, t2: slot("vae t2")? };
         let stats = arena.f32(gpu, "gn stats", &[cfg.norm_num_groups * 2])?;
         let latent = arena.f32(gpu, "latent", &[1, cfg.latent_channels, h, w])?;
         let top = *cfg.block_out_channels.last().expect("validated");
@@ -287,9 +311,9 @@ impl Vae {
         let lat = cfg.latent_channels;
 
         // z / scaling_factor, NCHW -> NHWC, then post_quant_conv (1x1) and conv_in.
-        let z = bufs.t1.view(&[1, h, w, lat]);
+        let z = bufs.t1.bufs[0].view(&[1, h, w, lat]);
         b.d.push(ops::nchw_to_nhwc(gpu, &latent, &z, (1.0 / cfg.scaling_factor) as f32)?);
-        let zq = bufs.t2.view(&[h * w, lat]);
+        let zq = bufs.t2.bufs[0].view(&[h * w, lat]);
         b.d.extend(ops::linear(
             gpu,
             &z.view(&[h * w, lat]),
@@ -299,29 +323,30 @@ impl Vae {
             LinearKernel::Tiled,
         )?);
         // `cur` holds the current activation, `spare` receives the next one; they swap after every step.
-        let (mut cur, mut spare) = (bufs.x.clone(), bufs.y.clone());
-        let mut x = cur.view(&[1, h, w, top]);
-        b.d.push(ops::conv2d(gpu, &zq.view(&[1, h, w, lat]), &self.conv_in, &x, false, None)?);
+        let (mut cur, mut spare) = (&bufs.x, &bufs.y);
+        let mut x = cur.act(h, w, top)?;
+        let zq = Act { parts: vec![zq.view(&[1, h, w, lat])], h, w, c: lat };
+        b.conv(&zq, &self.conv_in, &x, false, None)?;
 
         // Mid block: ResNet, attention (in place), ResNet.
-        x = b.resnet(&self.mid[0], &x, &spare, &bufs)?;
+        x = b.resnet(&self.mid[0], &x, spare, &bufs)?;
         std::mem::swap(&mut cur, &mut spare);
         if let (Some(a), Some(ab)) = (&self.attn, &attn_bufs) {
             b.attention(a, &x, &bufs, ab, top)?;
         }
-        x = b.resnet(&self.mid[1], &x, &spare, &bufs)?;
+        x = b.resnet(&self.mid[1], &x, spare, &bufs)?;
         std::mem::swap(&mut cur, &mut spare);
 
         // Up blocks, each but the last ending with nearest x2 upsample + conv (fused).
         let (mut hh, mut ww) = (h, w);
         for blk in &self.up {
             for r in &blk.resnets {
-                x = b.resnet(r, &x, &spare, &bufs)?;
+                x = b.resnet(r, &x, spare, &bufs)?;
                 std::mem::swap(&mut cur, &mut spare);
             }
             if let Some(conv) = &blk.upsample {
-                let out = spare.view(&[1, 2 * hh, 2 * ww, conv.cout]);
-                b.d.push(ops::conv2d(gpu, &x, conv, &out, true, None)?);
+                let out = spare.act(2 * hh, 2 * ww, conv.cout)?;
+                b.conv(&x, conv, &out, true, None)?;
                 x = out;
                 std::mem::swap(&mut cur, &mut spare);
                 hh *= 2;
@@ -329,18 +354,20 @@ impl Vae {
             }
         }
 
-        // GroupNorm + SiLU, conv_out (3 channels padded to 4).
+        // GroupNorm + SiLU, conv_out (3 channels padded to 4, in one part: checked above).
         let c0 = cfg.block_out_channels[0];
-        let a = bufs.t1.view(&[1, hh, ww, c0]);
+        let a = bufs.t1.act(hh, ww, c0)?;
         b.norm(&self.norm_out, &x, &a, true)?;
-        let image = spare.view(&[1, oh, ow, self.conv_out.cout_pad]);
-        b.d.push(ops::conv2d(gpu, &a, &self.conv_out, &image, false, None)?);
+        let image = spare.bufs[0].view(&[1, oh, ow, self.conv_out.cout_pad]);
+        let image_act = Act { parts: vec![image.clone()], h: oh, w: ow, c: self.conv_out.cout_pad };
+        b.conv(&a, &self.conv_out, &image_act, false, None)?;
         gpu.check()?;
         Ok(VaePlan {
             latent,
             image,
             out_channels: cfg.out_channels,
             activation_bytes: arena.bytes(),
+            max_parts,
             dispatches: b.d,
             _keep: bufs,
             _attn: attn_bufs,
@@ -348,12 +375,75 @@ impl Vae {
     }
 }
 
+/// How activations are split into channel parts for one device.
+#[derive(Clone, Copy)]
+struct Split {
+    groups: usize,
+    /// Bytes one storage binding may hold.
+    limit: u64,
+}
+
+impl Split {
+    /// The fewest channel parts, each of whole GroupNorm groups, in which [1, h, w, c] f32 fits one binding.
+    fn parts(&self, h: usize, w: usize, c: usize) -> Result<usize> {
+        let bytes = |p: usize| (h * w * (c / p) * 4) as u64;
+        (1..=self.groups).find(|&p| self.groups % p == 0 && bytes(p) <= self.limit).ok_or_else(|| Error::Limit {
+            what: format!("VAE activation [1, {h}, {w}, {}] (one GroupNorm group)", c / self.groups),
+            need: bytes(self.groups),
+            limit: self.limit,
+            limit_name: "maxStorageBufferBindingSize",
+        })
+    }
+}
+
+/// An activation [1, h, w, c], kept in `parts.len()` channel parts of c / parts channels, each in its own buffer.
+#[derive(Clone)]
+struct Act {
+    parts: Vec<Tensor>,
+    h: usize,
+    w: usize,
+    c: usize,
+}
+
+impl Act {
+    fn part_channels(&self) -> usize {
+        self.c / self.parts.len()
+    }
+
+    /// The activation as one tensor of `shape` (the attention block works on the whole [h w, c] matrix).
+    fn whole(&self, shape: &[usize]) -> Result<Tensor> {
+        match self.parts.as_slice() {
+            [t] => Ok(t.view(shape)),
+            _ => Err(Error::Config(format!(
+                "VAE attention over [{}, {}, {}] needs it in one storage binding; this adapter allows {} bytes",
+                self.h,
+                self.w,
+                self.c,
+                self.parts[0].buf.size()
+            ))),
+        }
+    }
+}
+
+/// A pool slot: the buffers an activation's parts are viewed in.
+struct Slot {
+    bufs: Vec<Tensor>,
+    split: Split,
+}
+
+impl Slot {
+    fn act(&self, h: usize, w: usize, c: usize) -> Result<Act> {
+        let p = self.split.parts(h, w, c)?;
+        Ok(Act { parts: self.bufs[..p].iter().map(|b| b.view(&[1, h, w, c / p])).collect(), h, w, c })
+    }
+}
+
 /// The reusable activation buffers of a decode.
 struct Bufs {
-    x: Tensor,
-    y: Tensor,
-    t1: Tensor,
-    t2: Tensor,
+    x: Slot,
+    y: Slot,
+    t1: Slot,
+    t2: Slot,
 }
 
 struct AttnBufs {
@@ -384,54 +474,85 @@ struct Builder<'a> {
 }
 
 impl Builder<'_> {
-    fn norm(&mut self, n: &Norm, x: &Tensor, y: &Tensor, silu: bool) -> Result<()> {
-        self.d.extend(ops::group_norm(self.gpu, x, &n.gamma, &n.beta, &self.stats, y, self.groups, silu)?);
+    /// GroupNorm (+ SiLU) of x into y (same parts): each part holds whole groups, so each is normalised alone.
+    fn norm(&mut self, n: &Norm, x: &Act, y: &Act, silu: bool) -> Result<()> {
+        let p = x.parts.len();
+        let pc = x.part_channels();
+        for (j, (xp, yp)) in x.parts.iter().zip(&y.parts).enumerate() {
+            self.d.extend(ops::group_norm_part(
+                self.gpu,
+                xp,
+                &n.gamma,
+                &n.beta,
+                j * pc,
+                &self.stats,
+                yp,
+                self.groups / p,
+                silu,
+            )?);
+        }
         Ok(())
     }
 
-    /// out = shortcut(x) + conv2(silu(norm2(conv1(silu(norm1(x)))))), written into `out_buf`; returns out.
-    fn resnet(&mut self, r: &ResBlock, x: &Tensor, out_buf: &Tensor, bufs: &Bufs) -> Result<Tensor> {
-        let (h, w) = (x.dim(1), x.dim(2));
-        let a = bufs.t1.view(&[1, h, w, r.cin]);
+    /// y = conv(x) + bias (+ res): one dispatch per (output part, input part); input parts after the first add
+    /// their partial sums into the output part.
+    fn conv(&mut self, x: &Act, conv: &Conv2d, y: &Act, upsample: bool, res: Option<&Act>) -> Result<()> {
+        let (xc, yc) = (x.part_channels(), y.part_channels());
+        for (o, yp) in y.parts.iter().enumerate() {
+            for (i, xp) in x.parts.iter().enumerate() {
+                let slice = ConvSlice { ci0: i * xc, co0: o * yc, accumulate: i > 0 };
+                let r = if i == 0 { res.map(|r| &r.parts[o]) } else { None };
+                self.d.push(ops::conv2d_slice(self.gpu, xp, conv, yp, upsample, r, slice)?);
+            }
+        }
+        Ok(())
+    }
+
+    /// out = shortcut(x) + conv2(silu(norm2(conv1(silu(norm1(x)))))), written into `out`; returns it.
+    fn resnet(&mut self, r: &ResBlock, x: &Act, out: &Slot, bufs: &Bufs) -> Result<Act> {
+        let (h, w) = (x.h, x.w);
+        let a = bufs.t1.act(h, w, r.cin)?;
         self.norm(&r.norm1, x, &a, true)?;
-        let bt = bufs.t2.view(&[1, h, w, r.cout]);
-        self.d.push(ops::conv2d(self.gpu, &a, &r.conv1, &bt, false, None)?);
-        let a2 = bufs.t1.view(&[1, h, w, r.cout]);
+        let bt = bufs.t2.act(h, w, r.cout)?;
+        self.conv(&a, &r.conv1, &bt, false, None)?;
+        let a2 = bufs.t1.act(h, w, r.cout)?;
         self.norm(&r.norm2, &bt, &a2, true)?;
         // The 1x1 shortcut reuses t2 (conv1's output is consumed by norm2 above).
         let res = match &r.shortcut {
             Some(sc) => {
-                let s = bufs.t2.view(&[h * w, r.cout]);
-                self.d.extend(ops::linear(
-                    self.gpu,
-                    &x.view(&[h * w, r.cin]),
-                    sc,
-                    &s,
-                    Epilogue::Bias,
-                    LinearKernel::Tiled,
-                )?);
-                s.view(&[1, h, w, r.cout])
+                let s = bufs.t2.act(h, w, r.cout)?;
+                self.conv(x, sc, &s, false, None)?;
+                s
             }
             None => x.clone(),
         };
-        let out = out_buf.view(&[1, h, w, r.cout]);
-        self.d.push(ops::conv2d(self.gpu, &a2, &r.conv2, &out, false, Some(&res))?);
-        Ok(out)
+        let o = out.act(h, w, r.cout)?;
+        self.conv(&a2, &r.conv2, &o, false, Some(&res))?;
+        Ok(o)
     }
 
     /// x += to_out(softmax(q k^T / sqrt(C)) v), q/k/v = to_q/k/v(GroupNorm(x)): one head over all pixels, in place.
-    fn attention(&mut self, a: &AttnBlock, x: &Tensor, bufs: &Bufs, ab: &AttnBufs, c: usize) -> Result<()> {
-        let hw = x.dim(1) * x.dim(2);
-        let rows = x.view(&[hw, c]);
-        let normed = bufs.t1.view(&[hw, c]);
-        self.norm(&a.norm, &x.view(&[1, hw, c]), &normed.view(&[1, hw, c]), false)?;
+    fn attention(&mut self, a: &AttnBlock, x: &Act, bufs: &Bufs, ab: &AttnBufs, c: usize) -> Result<()> {
+        let hw = x.h * x.w;
+        let rows = x.whole(&[hw, c])?;
+        let normed = bufs.t1.bufs[0].view(&[hw, c]);
+        self.d.extend(ops::group_norm(
+            self.gpu,
+            &rows.view(&[1, hw, c]),
+            &a.norm.gamma,
+            &a.norm.beta,
+            &self.stats,
+            &normed.view(&[1, hw, c]),
+            self.groups,
+            false,
+        )?);
         for (l, t) in [(&a.q, &ab.q), (&a.k, &ab.k), (&a.v, &ab.v)] {
             self.d.extend(ops::linear(self.gpu, &normed, l, t, Epilogue::Bias, LinearKernel::Tiled)?);
         }
         self.d.push(ops::transpose(self.gpu, &ab.v, &ab.vt)?);
         self.d.extend(ops::matmul(self.gpu, &ab.q, &ab.k, &ab.scores, Epilogue::Bias)?);
         self.d.push(ops::softmax_rows(self.gpu, &ab.scores, 1.0 / (c as f32).sqrt())?);
-        let o = bufs.t2.view(&[hw, c]);
+        let o = bufs.t2.bufs[0].view(&[hw, c]);
         self.d.extend(ops::matmul(self.gpu, &ab.scores, &ab.vt, &o, Epilogue::Bias)?);
         self.d.extend(ops::linear(self.gpu, &o, &a.out, &rows, Epilogue::Residual, LinearKernel::Tiled)?);
         Ok(())
@@ -446,6 +567,8 @@ pub struct VaePlan {
     pub image: Tensor,
     out_channels: usize,
     pub activation_bytes: u64,
+    /// The most channel parts one activation is kept in (1 when every activation fits one storage binding).
+    pub max_parts: usize,
     dispatches: Vec<Dispatch>,
     _keep: Bufs,
     _attn: Option<AttnBufs>,

@@ -23,7 +23,12 @@ pub struct ConvParams {
     pub cout: u32,
     pub ksize: u32,
     pub pad: u32,
-    pub has_res: u32,
+    /// Bit 0: add `res`; bit 1: accumulate into y (no bias).
+    pub flags: u32,
+    pub wcin: u32,
+    pub ci0: u32,
+    pub co0: u32,
+    pub _pad: u32,
 }
 
 /// Uniform parameters of `permute.wgsl`.
@@ -120,6 +125,17 @@ impl Conv2d {
     }
 }
 
+/// Which channels of a layer one dispatch covers, for activations kept in channel parts (see `model::vae`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ConvSlice {
+    /// First input channel of the layer that `x` holds.
+    pub ci0: usize,
+    /// First output channel of the layer that `y` receives.
+    pub co0: usize,
+    /// Add into `y` instead of writing it, without the bias: the partial sum over a later input part.
+    pub accumulate: bool,
+}
+
 /// `y = conv(x) + bias (+ res)` over NHWC: x [N, IH, IW, Cin], y and res [N, OH, OW, Cout_pad]; with `upsample`,
 /// the input is first upsampled x2 (nearest), so OH = 2 IH.
 pub fn conv2d(
@@ -130,14 +146,35 @@ pub fn conv2d(
     upsample: bool,
     res: Option<&Tensor>,
 ) -> Result<Dispatch> {
+    conv2d_slice(gpu, x, conv, y, upsample, res, ConvSlice::default())
+}
+
+/// [`conv2d`] over a channel slice of the layer: x holds input channels `ci0..ci0 + Cx` and y receives output
+/// channels `co0..co0 + Cy` (both multiples of 4); with `accumulate`, `y += conv_slice(x) (+ res)` without the bias.
+pub fn conv2d_slice(
+    gpu: &Gpu,
+    x: &Tensor,
+    conv: &Conv2d,
+    y: &Tensor,
+    upsample: bool,
+    res: Option<&Tensor>,
+    slice: ConvSlice,
+) -> Result<Dispatch> {
     let &[n, ih, iw, cin] = x.shape.as_slice() else {
         return Err(Error::Config(format!("conv input {:?} is not [N, H, W, C]", x.shape)));
     };
     let (oh, ow) = if upsample { (2 * ih, 2 * iw) } else { (ih, iw) };
-    if cin != conv.cin || y.shape != [n, oh, ow, conv.cout_pad] || res.is_some_and(|r| r.shape != y.shape) {
+    let cout = y.dim(-1);
+    let whole = slice.ci0 == 0 && cin == conv.cin && slice.co0 == 0 && cout == conv.cout_pad;
+    if slice.ci0 + cin > conv.cin
+        || slice.co0 + cout > conv.cout_pad
+        || (!whole && (cin % 4 != 0 || cout % 4 != 0 || slice.ci0 % 4 != 0 || slice.co0 % 4 != 0))
+        || y.shape != [n, oh, ow, cout]
+        || res.is_some_and(|r| r.shape != y.shape)
+    {
         return Err(Error::Config(format!(
-            "conv {}->{}: input {:?}, output {:?}, expected [{n}, {oh}, {ow}, {}]",
-            conv.cin, conv.cout, x.shape, y.shape, conv.cout_pad
+            "conv {}->{}: input {:?} from channel {}, output {:?} from channel {}, expected [{n}, {oh}, {ow}, <= {}]",
+            conv.cin, conv.cout, x.shape, slice.ci0, y.shape, slice.co0, conv.cout_pad
         )));
     }
     let params = ConvParams {
@@ -145,10 +182,14 @@ pub fn conv2d(
         oh: oh as u32,
         ow: ow as u32,
         cin: cin as u32,
-        cout: conv.cout_pad as u32,
+        cout: cout as u32,
         ksize: conv.ksize as u32,
         pad: (conv.ksize / 2) as u32,
-        has_res: res.is_some() as u32,
+        flags: res.is_some() as u32 | (slice.accumulate as u32) << 1,
+        wcin: conv.cin as u32,
+        ci0: slice.ci0 as u32,
+        co0: slice.co0 as u32,
+        _pad: 0,
     };
     // The weight binding and its fetch function come from weights_buf.wgsl or weights_tex.wgsl.
     let (source, binds, w_res): (&'static [&'static str], &'static [Bind], Res<'_>) = match &conv.weight {
@@ -171,8 +212,9 @@ pub fn conv2d(
     let res_buf = res.map_or(&conv.bias.buf, |r| &r.buf);
     let pixel_groups = ((n * oh * ow) as u32).div_ceil(512);
     let [gy, gz, _] = grid(pixel_groups);
-    let groups = [(conv.cout_pad as u32).div_ceil(32), gy, gz];
-    let flops = 2.0 * (n * oh * ow * conv.cout * conv.ksize * conv.ksize * cin) as f64;
+    let groups = [(cout as u32).div_ceil(32), gy, gz];
+    let real_out = cout.min(conv.cout.saturating_sub(slice.co0));
+    let flops = 2.0 * (n * oh * ow * real_out * conv.ksize * conv.ksize * cin) as f64;
     gpu.dispatch(
         &kern,
         "conv",
@@ -187,7 +229,7 @@ pub fn conv2d(
 mod tests {
     #[test]
     fn params_match_the_wgsl_structs() {
-        assert_eq!(std::mem::size_of::<super::ConvParams>(), 32);
+        assert_eq!(std::mem::size_of::<super::ConvParams>(), 48);
         assert_eq!(std::mem::size_of::<super::PermuteParams>(), 16);
     }
 }

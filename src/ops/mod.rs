@@ -11,9 +11,9 @@ mod norm;
 mod patch;
 
 pub use attention::{attention, AttentionParams, MAX_HEAD_DIM};
-pub use conv::{conv2d, Conv2d, ConvParams, PermuteParams};
+pub use conv::{conv2d, conv2d_slice, Conv2d, ConvParams, ConvSlice, PermuteParams};
 pub use embed::{condition, timestep_freqs, EmbedParams, FREQ_DIM, MAX_PERIOD};
 pub use layout::{nchw_to_nhwc, softmax_rows, transpose, LayoutParams, SoftmaxParams};
 pub use linear::{linear, matmul, Epilogue, Linear, LinearKernel, LinearParams, Weight};
-pub use norm::{group_norm, layernorm_modulate, GroupNormParams, NormParams, GN_EPS, LN_EPS};
+pub use norm::{group_norm, group_norm_part, layernorm_modulate, GroupNormParams, NormParams, GN_EPS, LN_EPS};
 pub use patch::{patchify, unpatchify, PatchParams};

@@ -18,7 +18,9 @@ pub struct GroupNormParams {
     pub c: u32,
     pub groups: u32,
     pub eps: f32,
-    pub _pad: [u32; 3],
+    /// Channel of the affine parameters that x's channel 0 is.
+    pub c0: u32,
+    pub _pad: [u32; 2],
 }
 
 /// `y = GroupNorm(x) * gamma + beta`, then SiLU if `silu`, over NHWC x and y [N, H, W, C] (or [N, HW, C]); `stats`
@@ -34,19 +36,55 @@ pub fn group_norm(
     groups: usize,
     silu: bool,
 ) -> Result<Vec<Dispatch>> {
+    if gamma.shape != [x.dim(-1)] {
+        return Err(Error::Config(format!("group_norm: x {:?}, affine {:?}", x.shape, gamma.shape)));
+    }
+    group_norm_part(gpu, x, gamma, beta, 0, stats, y, groups, silu)
+}
+
+/// [`group_norm`] over a channel part of a larger activation: x holds `groups` whole groups, its channel 0 being
+/// channel `c0` of `gamma` and `beta` (a multiple of 4).
+#[allow(clippy::too_many_arguments)]
+pub fn group_norm_part(
+    gpu: &Gpu,
+    x: &Tensor,
+    gamma: &Tensor,
+    beta: &Tensor,
+    c0: usize,
+    stats: &Tensor,
+    y: &Tensor,
+    groups: usize,
+    silu: bool,
+) -> Result<Vec<Dispatch>> {
     let c = x.dim(-1);
     let n = x.dim(0);
     let hw = x.numel() / (n * c).max(1);
-    if y.shape != x.shape || gamma.shape != [c] || beta.shape != [c] || stats.numel() < n * groups * 2 {
-        return Err(Error::Config(format!("group_norm: x {:?}, y {:?}, affine [{c}]", x.shape, y.shape)));
+    let affine = gamma.numel();
+    if y.shape != x.shape
+        || gamma.shape != beta.shape
+        || c0 % 4 != 0
+        || c0 + c > affine
+        || stats.numel() < n * groups * 2
+    {
+        return Err(Error::Config(format!(
+            "group_norm: x {:?} from channel {c0}, y {:?}, affine [{affine}]",
+            x.shape, y.shape
+        )));
     }
     if groups == 0 || c % groups != 0 || (c / groups) % 4 != 0 {
         return Err(Error::Config(format!(
             "group_norm: {c} channels in {groups} groups must give a multiple of 4 per group"
         )));
     }
-    let params =
-        GroupNormParams { n: n as u32, hw: hw as u32, c: c as u32, groups: groups as u32, eps: GN_EPS, _pad: [0; 3] };
+    let params = GroupNormParams {
+        n: n as u32,
+        hw: hw as u32,
+        c: c as u32,
+        groups: groups as u32,
+        eps: GN_EPS,
+        c0: c0 as u32,
+        _pad: [0; 2],
+    };
     let spec = |entry| KernelSpec {
         name: "groupnorm",
         source: &[GROUPNORM],
