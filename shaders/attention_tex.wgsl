@@ -3,9 +3,9 @@
 // qkvt: rgba32float [rows: N*T, width: 3D/4], the qkv activation staged by a buffer-to-texture copy; each row laid
 // out (3, heads, HD). out: [N*T, D] f32 buffer.
 //
-// Each invocation owns one query of one (sample, head): workgroup_id = (query block of 64, head, sample). It keeps
-// the query and its running output in registers and walks all keys in order, rescaling its running sum once per
-// group of 4 keys (the flash-attention recurrence). Every invocation of a workgroup reads the same key and value
+// Each invocation owns two queries of one (sample, head), 64 apart: workgroup_id = (query block of 128, head,
+// sample). It keeps the queries and their running outputs in registers and walks all keys in order, rescaling the
+// running sums once per group of 4 keys (the flash-attention recurrence); each key and value texel serves both. Every invocation of a workgroup reads the same key and value
 // texels at the same time, which CPU adapters fetch as vectors; no workgroup memory or barriers.
 // HD (specialisation constant) is the head dim: a multiple of 4, at most 4 * MAX_HD4.
 
@@ -28,53 +28,80 @@ const MAX_HD4: u32 = 32u;
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let hd4 = HD / 4u;
     let d4 = p.d / 4u;
-    let t = wg.x * 64u + lid;
-    if (t >= p.tokens) {
+    // Two queries per invocation, 64 apart: each key and value texel fetched serves both.
+    let ta = wg.x * 128u + lid;
+    let tb = ta + 64u;
+    if (ta >= p.tokens) {
         return;
     }
+    let last = p.tokens - 1u;
     let row0 = wg.z * p.tokens;
     let qc = wg.y * hd4;
     let kc = d4 + qc;
     let vc = 2u * d4 + qc;
-    var q: array<vec4<f32>, MAX_HD4>;
-    var o: array<vec4<f32>, MAX_HD4>;
+    var qa: array<vec4<f32>, MAX_HD4>;
+    var qb: array<vec4<f32>, MAX_HD4>;
+    var oa: array<vec4<f32>, MAX_HD4>;
+    var ob: array<vec4<f32>, MAX_HD4>;
     for (var c = 0u; c < hd4; c++) {
-        q[c] = textureLoad(qkvt, vec2<u32>(qc + c, row0 + t), 0) * p.scale;
-        o[c] = vec4<f32>(0.0);
+        qa[c] = textureLoad(qkvt, vec2<u32>(qc + c, row0 + ta), 0) * p.scale;
+        qb[c] = textureLoad(qkvt, vec2<u32>(qc + c, row0 + min(tb, last)), 0) * p.scale;
+        oa[c] = vec4<f32>(0.0);
+        ob[c] = vec4<f32>(0.0);
     }
-    var run_max = -3.0e38;
-    var run_sum = 0.0;
+    var max_a = -3.0e38;
+    var max_b = -3.0e38;
+    var sum_a = 0.0;
+    var sum_b = 0.0;
     for (var s = 0u; s < p.tokens; s += 4u) {
         // Scores of keys s..s+3 (keys past T get -inf weight).
-        var sc = vec4<f32>(0.0);
+        let r = row0 + s;
+        let r1 = row0 + min(s + 1u, last);
+        let r2 = row0 + min(s + 2u, last);
+        let r3 = row0 + min(s + 3u, last);
+        var sa = vec4<f32>(0.0);
+        var sb = vec4<f32>(0.0);
         for (var c = 0u; c < hd4; c++) {
-            let r = row0 + s;
-            sc += vec4<f32>(
-                dot(q[c], textureLoad(qkvt, vec2<u32>(kc + c, r), 0)),
-                dot(q[c], textureLoad(qkvt, vec2<u32>(kc + c, min(r + 1u, row0 + p.tokens - 1u)), 0)),
-                dot(q[c], textureLoad(qkvt, vec2<u32>(kc + c, min(r + 2u, row0 + p.tokens - 1u)), 0)),
-                dot(q[c], textureLoad(qkvt, vec2<u32>(kc + c, min(r + 3u, row0 + p.tokens - 1u)), 0)),
+            let k = mat4x4<f32>(
+                textureLoad(qkvt, vec2<u32>(kc + c, r), 0),
+                textureLoad(qkvt, vec2<u32>(kc + c, r1), 0),
+                textureLoad(qkvt, vec2<u32>(kc + c, r2), 0),
+                textureLoad(qkvt, vec2<u32>(kc + c, r3), 0),
             );
+            sa += qa[c] * k;
+            sb += qb[c] * k;
         }
         let valid = vec4<bool>(s < p.tokens, s + 1u < p.tokens, s + 2u < p.tokens, s + 3u < p.tokens);
-        sc = select(vec4<f32>(-3.0e38), sc, valid);
-        let new_max = max(run_max, max(max(sc.x, sc.y), max(sc.z, sc.w)));
-        let alpha = exp(run_max - new_max);
-        let pw = select(vec4<f32>(0.0), exp(sc - new_max), valid);
-        run_sum = run_sum * alpha + pw.x + pw.y + pw.z + pw.w;
-        run_max = new_max;
+        sa = select(vec4<f32>(-3.0e38), sa, valid);
+        sb = select(vec4<f32>(-3.0e38), sb, valid);
+        let nma = max(max_a, max(max(sa.x, sa.y), max(sa.z, sa.w)));
+        let nmb = max(max_b, max(max(sb.x, sb.y), max(sb.z, sb.w)));
+        let alpha_a = exp(max_a - nma);
+        let alpha_b = exp(max_b - nmb);
+        let pa = select(vec4<f32>(0.0), exp(sa - nma), valid);
+        let pb = select(vec4<f32>(0.0), exp(sb - nmb), valid);
+        sum_a = sum_a * alpha_a + pa.x + pa.y + pa.z + pa.w;
+        sum_b = sum_b * alpha_b + pb.x + pb.y + pb.z + pb.w;
+        max_a = nma;
+        max_b = nmb;
         for (var c = 0u; c < hd4; c++) {
-            let r = row0 + s;
-            o[c] = o[c] * alpha
-                + pw.x * textureLoad(qkvt, vec2<u32>(vc + c, r), 0)
-                + pw.y * textureLoad(qkvt, vec2<u32>(vc + c, min(r + 1u, row0 + p.tokens - 1u)), 0)
-                + pw.z * textureLoad(qkvt, vec2<u32>(vc + c, min(r + 2u, row0 + p.tokens - 1u)), 0)
-                + pw.w * textureLoad(qkvt, vec2<u32>(vc + c, min(r + 3u, row0 + p.tokens - 1u)), 0);
+            // Columns: the value texels of keys s..s+3, so v * p = sum_j p[j] v_j.
+            let v = mat4x4<f32>(
+                textureLoad(qkvt, vec2<u32>(vc + c, r), 0),
+                textureLoad(qkvt, vec2<u32>(vc + c, r1), 0),
+                textureLoad(qkvt, vec2<u32>(vc + c, r2), 0),
+                textureLoad(qkvt, vec2<u32>(vc + c, r3), 0),
+            );
+            oa[c] = oa[c] * alpha_a + v * pa;
+            ob[c] = ob[c] * alpha_b + v * pb;
         }
     }
-    let inv = 1.0 / run_sum;
-    let obase = (row0 + t) * d4 + qc;
+    let base_a = (row0 + ta) * d4 + qc;
+    let base_b = (row0 + tb) * d4 + qc;
     for (var c = 0u; c < hd4; c++) {
-        out[obase + c] = o[c] * inv;
+        out[base_a + c] = oa[c] * (1.0 / sum_a);
+        if (tb < p.tokens) {
+            out[base_b + c] = ob[c] * (1.0 / sum_b);
+        }
     }
 }

@@ -75,3 +75,80 @@ pub async fn bench_dispatches(
         timer: if gpu.report.timestamp_query { "gpu-timestamps" } else { "cpu-per-dispatch" },
     })
 }
+
+/// The linear layers of DiT-XL/2 at 256 px with batch 2 (M = 2 x 256 tokens): qkv, attention out, MLP fc1, fc2, as
+/// (M, K, N).
+pub const DIT_XL_LINEARS: [(usize, usize, usize); 4] =
+    [(512, 1152, 3456), (512, 1152, 1152), (512, 1152, 4608), (512, 4608, 1152)];
+
+/// One kernel's time on one linear shape.
+#[derive(Clone, Debug, Serialize)]
+pub struct KernelTiming {
+    pub kernel: &'static str,
+    pub ms: f64,
+    pub gflops_per_s: f64,
+    /// Speed relative to the register-tiled storage-buffer kernel in the same run.
+    pub vs_register_tiled: f64,
+}
+
+/// Every linear kernel on one shape `y [M, N] = x [M, K] W^T + b`, same inputs, same run.
+#[derive(Clone, Debug, Serialize)]
+pub struct LinearBench {
+    pub m: usize,
+    pub k: usize,
+    pub n: usize,
+    pub kernels: Vec<KernelTiming>,
+}
+
+/// Times each linear kernel this device can run on (M, K, N): the texture kernel (where the shape fits it), the
+/// register-tiled storage-buffer kernel (4x4 outputs per thread) and the simple one (1x4): median wall time of
+/// `repeat` submissions, each holding the dispatch enough times to last about 50 ms.
+pub async fn bench_linear(gpu: &Gpu, m: usize, k: usize, n: usize, repeat: usize) -> Result<LinearBench> {
+    use crate::gpu::Tensor;
+    use crate::ops::{self, Epilogue, Linear, LinearKernel};
+    use crate::util::SplitMix64;
+    let mut rng = SplitMix64(((m * 31 + k) * 31 + n) as u64);
+    let mut vals = |len: usize, scale: f32| (0..len).map(|_| rng.uniform() * scale).collect::<Vec<f32>>();
+    let x = Tensor::from_f32(gpu, "bench x", &[m, k], &vals(m * k, 1.0))?;
+    let y = Tensor::from_f32(gpu, "bench y", &[m, n], &vec![0.0; m * n])?;
+    let w = Tensor::from_f32_as_f16(gpu, "bench w", &[n, k], &vals(n * k, 1.0 / (k as f32).sqrt()))?;
+    let b = Tensor::from_f32_as_f16(gpu, "bench b", &[n], &vals(n, 0.1))?;
+    let buffers = Linear::new(w, b)?;
+    let mut variants: Vec<(&'static str, Linear, LinearKernel)> = vec![];
+    if Linear::texture_fits(gpu, n, k) {
+        variants.push(("textures (8x32 per thread)", buffers.clone().to_texture(gpu)?, LinearKernel::Tiled));
+    }
+    variants.push(("buffers, register-tiled (4x4)", buffers.clone(), LinearKernel::Tiled));
+    variants.push(("buffers, simple (1x4)", buffers, LinearKernel::Simple));
+    let flop = 2.0 * (m * k * n) as f64;
+    let mut kernels = vec![];
+    for (name, layer, kernel) in &variants {
+        let once = ops::linear(gpu, &x, layer, &y, Epilogue::Bias, *kernel)?;
+        // Warm up (pipeline compile), then size the submission.
+        gpu.run(&once);
+        gpu.sync().await?;
+        let t0 = now_seconds();
+        gpu.run(&once);
+        gpu.sync().await?;
+        let reps = (0.05 / (now_seconds() - t0).max(1e-6)).clamp(1.0, 200.0) as usize;
+        let mut d = vec![];
+        for _ in 0..reps {
+            d.extend(ops::linear(gpu, &x, layer, &y, Epilogue::Bias, *kernel)?);
+        }
+        let mut runs = vec![];
+        for _ in 0..repeat.max(1) {
+            let t0 = now_seconds();
+            gpu.run(&d);
+            gpu.sync().await?;
+            runs.push((now_seconds() - t0) * 1e3 / reps as f64);
+        }
+        gpu.check()?;
+        let ms = median(&runs);
+        kernels.push(KernelTiming { kernel: name, ms, gflops_per_s: flop / (ms / 1e3) / 1e9, vs_register_tiled: 0.0 });
+    }
+    let base = kernels.iter().find(|t| t.kernel.contains("register-tiled")).map_or(1.0, |t| t.ms);
+    for t in &mut kernels {
+        t.vs_register_tiled = base / t.ms;
+    }
+    Ok(LinearBench { m, k, n, kernels })
+}

@@ -57,6 +57,8 @@ pub fn attention(gpu: &Gpu, qkv: &Tensor, out: &Tensor, tokens: usize, heads: us
         })?;
         let staging = gpu.staging_texture(3 * d as u32 / 4, rows as u32, 0);
         let view = staging.create_view(&Default::default());
+        // Two queries per invocation (see the shader).
+        let groups = [(tokens as u32).div_ceil(2 * BQ), heads as u32, batch as u32];
         let mut disp =
             gpu.dispatch(&kern, "attention", &params, &[Res::Tex(&view), Res::Buf(&out.buf)], groups, flops)?;
         disp.stage.push(Stage {

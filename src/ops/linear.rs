@@ -73,12 +73,25 @@ impl Linear {
     /// Moves the weight into the layout this device's linear kernels read best (see `gpu::LinearPath`): on the texture
     /// path a compute pass writes it into an `rgba16float` texture (no copy-alignment constraint on K).
     pub fn for_device(self, gpu: &Gpu) -> Result<Linear> {
+        if gpu.report.texture_linears && Self::texture_fits(gpu, self.n, self.k) {
+            self.to_texture(gpu)
+        } else {
+            Ok(self)
+        }
+    }
+
+    /// The layer with its weight in an `rgba16float` texture, read by the texture kernel (the shape must pass
+    /// [`Linear::texture_fits`]; benchmarks compare the paths on one device).
+    pub fn to_texture(self, gpu: &Gpu) -> Result<Linear> {
         match self.weight {
-            Weight::Buffer(ref w) if gpu.report.texture_linears && Self::texture_fits(gpu, self.n, self.k) => {
+            Weight::Buffer(ref w) => {
+                if !Self::texture_fits(gpu, self.n, self.k) {
+                    return Err(Error::Config(format!("linear {}->{} does not fit the texture path", self.k, self.n)));
+                }
                 let weight = super::conv::permute(gpu, w, self.n, self.n, self.k, 1, true)?;
                 Ok(Linear { weight, ..self })
             }
-            _ => Ok(self),
+            Weight::Texture(..) => Ok(self),
         }
     }
 

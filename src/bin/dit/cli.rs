@@ -2,7 +2,7 @@
 //! benchmark).
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use dit_wasm::bench::{bench_dispatches, ForwardBench};
+use dit_wasm::bench::{bench_dispatches, bench_linear, ForwardBench, DIT_XL_LINEARS};
 use dit_wasm::diffusion::{CfgChannels, SamplerKind, Spacing};
 use dit_wasm::gpu::{F16Mode, Gpu, GpuOptions, LinearPath};
 use dit_wasm::model::{dit_tensors, DitConfig, Vae, VaeConfig};
@@ -187,6 +187,10 @@ struct BenchArgs {
     /// VAE decoder directory, for --sample-steps.
     #[arg(long)]
     vae: Option<PathBuf>,
+    /// Benchmark the linear kernels alone on DiT-XL/2's layer shapes (M = 512, K = 1152 or 4608, N = 1152..4608):
+    /// the texture kernel, the register-tiled and the simple storage-buffer kernels, in one run.
+    #[arg(long, conflicts_with_all = ["model", "preset"])]
+    kernels: bool,
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
@@ -551,6 +555,9 @@ async fn bench(b: BenchArgs) -> Result<()> {
         return Err(Error::input("--batch must be at least 1"));
     }
     let gpu = open_gpu(&b.gpu).await?;
+    if b.kernels {
+        return bench_linears(&gpu, &b).await;
+    }
     let (dit, name, weight_bytes) = bench_model(&gpu, &b).await?;
     let latent = b.res.map_or(dit.cfg.input_size, |r| r / 8);
     let (main, finite, activation_bytes) = bench_forward(&gpu, &dit, &b, latent).await?;
@@ -588,7 +595,6 @@ async fn bench(b: BenchArgs) -> Result<()> {
         "generate_one_image": generate,
         "resolution": latent * 8,
         "latent": latent,
-        "latent": latent,
         "batch": b.batch,
         "adapter": main.adapter,
         "linear_path": if gpu.report.texture_linears { "textures" } else { "buffers" },
@@ -612,6 +618,36 @@ async fn bench(b: BenchArgs) -> Result<()> {
     }
     if !finite {
         return Err(Error::Gpu("the forward produced NaN or infinity".into()));
+    }
+    Ok(())
+}
+
+/// `dit bench --kernels`: every linear kernel on DiT-XL/2's shapes.
+async fn bench_linears(gpu: &Gpu, b: &BenchArgs) -> Result<()> {
+    let mut all = vec![];
+    for (m, k, n) in DIT_XL_LINEARS {
+        all.push(bench_linear(gpu, m, k, n, b.repeat).await?);
+    }
+    if b.json {
+        println!("{}", serde_json::json!({ "adapter": gpu.report, "linear": all }));
+        return Ok(());
+    }
+    println!(
+        "linear kernels on DiT-XL/2's shapes, {} ({}, fp16 {})",
+        gpu.report.name, gpu.report.backend, gpu.report.f16_weights_path
+    );
+    println!("{:<20} {:<30} {:>10} {:>10} {:>22}", "M x K x N", "kernel", "ms", "GFLOP/s", "vs register-tiled");
+    for r in &all {
+        for t in &r.kernels {
+            println!(
+                "{:<20} {:<30} {:>10.2} {:>10.2} {:>21.2}x",
+                format!("{} x {} x {}", r.m, r.k, r.n),
+                t.kernel,
+                t.ms,
+                t.gflops_per_s,
+                t.vs_register_tiled
+            );
+        }
     }
     Ok(())
 }
