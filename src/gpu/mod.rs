@@ -617,7 +617,8 @@ impl Gpu {
         Ok(ticks.chunks(2).map(|c| c[1].saturating_sub(c[0]) as f64 * period).collect())
     }
 
-    async fn run_timed_cpu(&self, dispatches: &[&Dispatch]) -> Result<Vec<f64>> {
+    /// Seconds per dispatch measured on the CPU clock: each dispatch submitted alone and waited for.
+    pub async fn run_timed_cpu(&self, dispatches: &[&Dispatch]) -> Result<Vec<f64>> {
         let mut out = Vec::with_capacity(dispatches.len());
         for d in dispatches {
             let t0 = crate::util::now_seconds();

@@ -165,10 +165,12 @@ pub fn layernorm_modulate(
         eps: LN_EPS,
         _pad: 0,
     };
+    // CPU adapters (those on the texture path) take one invocation per row; GPUs one workgroup per row.
+    let per_row = gpu.report.texture_linears;
     let kern = gpu.kernel(&KernelSpec {
         name: "layernorm",
         source: &[SOURCE],
-        entry: "main",
+        entry: if per_row { "per_row" } else { "main" },
         binds: &[Bind::Read, Bind::Read, Bind::ReadWrite],
         constants: vec![],
         prelude: Prelude::default(),
@@ -178,7 +180,7 @@ pub fn layernorm_modulate(
         "layernorm",
         &params,
         &[Res::Buf(&x.buf), Res::Buf(&modv.buf), Res::Buf(&y.buf)],
-        grid(rows as u32),
+        if per_row { grid((rows as u32).div_ceil(64)) } else { grid(rows as u32) },
         8.0 * (rows * d) as f64,
     )
 }
