@@ -291,3 +291,90 @@ impl WasmSampler {
         Ok(out.into())
     }
 }
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct BenchKernelsOptions {
+    /// `[[M, K, N], ...]`; default DiT-XL/2's four linear shapes at 256 px, batch 2.
+    shapes: Option<Vec<[usize; 3]>>,
+    repeat: Option<usize>,
+    f16: Option<String>,
+}
+
+/// Times every linear kernel (texture, register-tiled buffer, simple buffer) on each shape, on a device of its own.
+/// Returns JSON text, the same object `dit bench --kernels --json` prints: `{ adapter, linear: [{ m, k, n, kernels:
+/// [{ kernel, ms, gflops_per_s, vs_register_tiled }] }] }`.
+#[wasm_bindgen(js_name = benchKernels)]
+pub async fn bench_kernels(options: JsValue) -> Result<JsValue, JsValue> {
+    let opts: BenchKernelsOptions = if options.is_undefined() || options.is_null() {
+        BenchKernelsOptions::default()
+    } else {
+        serde_wasm_bindgen::from_value(options).map_err(|e| to_js(Error::input(format!("bad options: {e}"))))?
+    };
+    let gpu_opts = GpuOptions {
+        f16: if opts.f16.as_deref() == Some("packed") { F16Mode::Packed } else { F16Mode::Auto },
+        ..Default::default()
+    };
+    let gpu = Gpu::new(&gpu_opts).await.map_err(to_js)?;
+    let shapes: Vec<[usize; 3]> =
+        opts.shapes.unwrap_or_else(|| crate::bench::DIT_XL_LINEARS.iter().map(|&(m, k, n)| [m, k, n]).collect());
+    let mut all = vec![];
+    for [m, k, n] in shapes {
+        if m == 0 || k % 4 != 0 || n % 4 != 0 || m * k.max(n) > 1 << 26 {
+            return Err(to_js(Error::input(format!(
+                "shape [{m}, {k}, {n}]: M must be positive, K and N multiples of 4, and the tensors at most 256 MiB"
+            ))));
+        }
+        all.push(crate::bench::bench_linear(&gpu, m, k, n, opts.repeat.unwrap_or(3)).await.map_err(to_js)?);
+    }
+    let json = serde_json::json!({ "adapter": gpu.report, "linear": all });
+    Ok(JsValue::from_str(&json.to_string()))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct BenchForwardOptions {
+    /// A paper preset: "S/2", "B/4", "XL/2", ...
+    preset: String,
+    res: Option<usize>,
+    batch: Option<usize>,
+    repeat: Option<usize>,
+    f16: Option<String>,
+    linear: Option<String>,
+}
+
+/// One DiT forward of a paper preset with random fp16 weights (nothing downloaded), timed like `dit bench --preset P
+/// --random-weights --no-baseline --json`: returns that JSON text (`ms_per_forward`, per-op table, dispatches).
+#[wasm_bindgen(js_name = benchForward)]
+pub async fn bench_forward(options: JsValue) -> Result<JsValue, JsValue> {
+    let opts: BenchForwardOptions =
+        serde_wasm_bindgen::from_value(options).map_err(|e| to_js(Error::input(format!("bad options: {e}"))))?;
+    let gpu_opts = GpuOptions {
+        f16: if opts.f16.as_deref() == Some("packed") { F16Mode::Packed } else { F16Mode::Auto },
+        linear_path: match opts.linear.as_deref() {
+            Some("buffers") => LinearPath::Buffers,
+            Some("textures") => LinearPath::Textures,
+            _ => LinearPath::Auto,
+        },
+        ..Default::default()
+    };
+    let gpu = Gpu::new(&gpu_opts).await.map_err(to_js)?;
+    let cfg = DitConfig::preset(&opts.preset, opts.res.unwrap_or(256)).map_err(to_js)?;
+    let batch = opts.batch.unwrap_or(2).max(1);
+    let w = GpuWeights::random(&gpu, &crate::model::dit_tensors(&cfg), 0).map_err(to_js)?;
+    let dit = Dit::load(&gpu, cfg, w).map_err(to_js)?;
+    let latent = dit.cfg.input_size;
+    let plan = dit.plan(&gpu, batch, latent).map_err(to_js)?;
+    let x: Vec<f32> = (0..plan.x.numel()).map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0).collect();
+    let t: Vec<f32> = (0..batch).map(|i| (i * 997 % 1000) as f32).collect();
+    let nc = dit.cfg.num_classes as u32;
+    let y: Vec<u32> = (0..batch as u32).map(|i| if i % 2 == 1 { nc } else { i * 37 % nc }).collect();
+    plan.set_inputs(&gpu, &x, &t, &y).map_err(to_js)?;
+    let r = crate::bench::bench_dispatches(&gpu, plan.dispatches(), 1, opts.repeat.unwrap_or(5)).await.map_err(to_js)?;
+    let json = serde_json::json!({
+        "model": opts.preset, "latent": latent, "batch": batch,
+        "linear_path": if gpu.report.texture_linears { "textures" } else { "buffers" },
+        "bench": r,
+    });
+    Ok(JsValue::from_str(&json.to_string()))
+}

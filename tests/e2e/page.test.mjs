@@ -227,3 +227,20 @@ test("no WebGPU: a clear message", async () => {
   assert.equal(e.kind, "no-webgpu");
   await plain.close();
 });
+
+test("the kernel bench page times every linear kernel (a small shape) and names bad shapes", async () => {
+  const p = await context.newPage();
+  await p.goto(`${server.url}/bench.html?shapes=64x256x128&repeat=1`);
+  await p.waitForFunction(() => !document.querySelector("[data-testid=bench-result]").hidden, null, { timeout: LOAD });
+  const r = JSON.parse(await p.locator("[data-testid=bench-result]").textContent());
+  console.log("bench.html 64x256x128:", r.linear?.[0]?.kernels?.map((k) => `${k.kernel} ${k.ms.toFixed(2)} ms`).join(", "));
+  assert.deepEqual([r.linear[0].m, r.linear[0].k, r.linear[0].n], [64, 256, 128]);
+  assert.equal(r.linear[0].kernels.length, 3);
+  for (const k of r.linear[0].kernels) assert.ok(k.ms > 0 && Number.isFinite(k.gflops_per_s), JSON.stringify(k));
+  await p.goto(`${server.url}/bench.html?shapes=64x250x128`);
+  await p.waitForFunction(() => !document.querySelector("[data-testid=bench-result]").hidden, null, { timeout: LOAD });
+  const bad = JSON.parse(await p.locator("[data-testid=bench-result]").textContent());
+  console.log("bench.html 64x250x128 ->", bad);
+  assert.equal(bad.error, "invalid-input");
+  await p.close();
+});

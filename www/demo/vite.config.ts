@@ -10,7 +10,16 @@ export default defineConfig({
   // dit-wasm is linked from ../lib (file: dependency): let the dev server read it.
   server: { port: Number(process.env.PORT ?? 5173), strictPort: true, fs: { allow: [fileURLToPath(new URL("../..", import.meta.url))] } },
   preview: { port: Number(process.env.PORT ?? 5173), strictPort: true },
-  build: { target: "es2022" },
+  // Two pages: the demo, and the kernel benchmark (bench.html, used by `npm run bench`).
+  build: {
+    target: "es2022",
+    rollupOptions: {
+      input: {
+        main: fileURLToPath(new URL("index.html", import.meta.url)),
+        bench: fileURLToPath(new URL("bench.html", import.meta.url)),
+      },
+    },
+  },
   // The package's worker imports the wasm-bindgen module: bundle it as an ES module worker.
   worker: { format: "es" },
 });

@@ -222,6 +222,74 @@ export async function createSampler(options: CreateSamplerOptions): Promise<Samp
   }
 }
 
+export interface BenchKernelsOptions {
+  /** `[M, K, N]` shapes of `y = x W^T + b`; default DiT-XL/2's four linear layers at 256 px, batch 2. */
+  shapes?: [number, number, number][];
+  /** Timed runs per kernel and shape (the median is reported); default 3. */
+  repeat?: number;
+  f16?: "auto" | "packed";
+  /** A worker running dist/worker.js, for bundlers that need to create it themselves. */
+  worker?: Worker;
+}
+
+export interface KernelTiming {
+  kernel: string;
+  ms: number;
+  gflops_per_s: number;
+  /** Speed relative to the register-tiled storage-buffer kernel in the same run. */
+  vs_register_tiled: number;
+}
+
+export interface KernelBench {
+  adapter: Record<string, unknown>;
+  linear: { m: number; k: number; n: number; kernels: KernelTiming[] }[];
+}
+
+/**
+ * Times each linear kernel (texture, register-tiled and simple storage-buffer kernels) on DiT-XL/2's layer shapes,
+ * on a device of its own in a worker: the browser side of `dit bench --kernels`.
+ */
+export async function benchKernels(options: BenchKernelsOptions = {}): Promise<KernelBench> {
+  return (await runBench("benchKernels", options)) as KernelBench;
+}
+
+export interface BenchForwardOptions {
+  /** A paper preset: "S/2", "B/4", "XL/2", ... */
+  preset: string;
+  /** Image resolution in pixels (latent = res / 8); default 256. */
+  res?: number;
+  /** Batch of the forward; default 2 (one guided step). */
+  batch?: number;
+  /** Timed runs (the median is reported); default 5. */
+  repeat?: number;
+  f16?: "auto" | "packed";
+  linear?: "auto" | "buffers" | "textures";
+  worker?: Worker;
+}
+
+/**
+ * One DiT forward of a paper preset with random weights (nothing is downloaded), timed on a device of its own in a
+ * worker: the browser side of `dit bench --preset P --random-weights --json`. `bench.ms_per_forward` is the median.
+ */
+export async function benchForward(options: BenchForwardOptions): Promise<Record<string, unknown>> {
+  return (await runBench("benchForward", options)) as Record<string, unknown>;
+}
+
+async function runBench(type: "benchKernels" | "benchForward", options: { worker?: Worker }): Promise<unknown> {
+  if (typeof navigator === "undefined" || !("gpu" in navigator) || !(navigator as { gpu?: unknown }).gpu) {
+    throw new NoWebGPUError("this browser has no WebGPU: use a recent Chrome, Edge or Safari (or enable WebGPU)");
+  }
+  const { worker: given, ...rest } = options;
+  const worker = given ?? new Worker(new URL("./worker.js", import.meta.url), { type: "module" });
+  const runner = new WorkerSampler(worker);
+  try {
+    const { done } = runner.call({ type, options: rest as Record<string, unknown> });
+    return await done;
+  } finally {
+    runner.dispose();
+  }
+}
+
 /** Removes every cached weight shard from Cache Storage. */
 export async function clearCache(): Promise<boolean> {
   return caches.delete("dit-wasm-weights-v1");

@@ -2,6 +2,8 @@
 export type ToWorker =
   | { type: "create"; id: number; options: Record<string, unknown> }
   | { type: "generate"; id: number; options: Record<string, unknown> }
+  | { type: "benchKernels"; id: number; options: Record<string, unknown> }
+  | { type: "benchForward"; id: number; options: Record<string, unknown> }
   | { type: "abort"; id: number };
 
 export type FromWorker =

@@ -1,6 +1,6 @@
 /// <reference lib="webworker" />
 // The worker: owns the wasm module and the GPU device; the page talks to it through messages (protocol.ts).
-import init, { WasmSampler } from "../pkg/dit_wasm.js";
+import init, { WasmSampler, benchForward, benchKernels } from "../pkg/dit_wasm.js";
 import type { FromWorker, ToWorker } from "./protocol.js";
 
 const scope = self as unknown as DedicatedWorkerGlobalScope;
@@ -44,6 +44,10 @@ scope.onmessage = async (ev: MessageEvent<ToWorker>) => {
         return !aborted.has(msg.id);
       });
       post({ type: "result", id: msg.id, value }, transferables(value));
+    } else if (msg.type === "benchKernels") {
+      post({ type: "result", id: msg.id, value: JSON.parse(await benchKernels(msg.options)) });
+    } else if (msg.type === "benchForward") {
+      post({ type: "result", id: msg.id, value: JSON.parse(await benchForward(msg.options)) });
     }
   } catch (e) {
     fail(msg.id, e);

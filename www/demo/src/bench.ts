@@ -1,0 +1,53 @@
+// The kernel benchmark page (bench.html): runs benchKernels from the package and shows the table; the JSON goes into
+// #result for tools/bench/browser.mjs.
+import { benchForward, benchKernels, DitError } from "dit-wasm";
+
+const params = new URLSearchParams(location.search);
+const status = document.getElementById("status")!;
+const table = document.getElementById("table") as HTMLTableElement;
+const result = document.getElementById("result")!;
+
+const shapes = params
+  .get("shapes")
+  ?.split(",")
+  .map((s) => s.split("x").map(Number) as [number, number, number]);
+const repeat = params.has("repeat") ? Number(params.get("repeat")) : undefined;
+
+async function forward(preset: string) {
+  const t0 = performance.now();
+  const res = params.has("res") ? Number(params.get("res")) : undefined;
+  const r = (await benchForward({ preset, res, repeat })) as { bench: { ms_per_forward: number; gflops_per_s: number; dispatches_per_forward: number } };
+  status.textContent = `DiT-${preset} forward, batch 2: ${r.bench.ms_per_forward.toFixed(1)} ms (median), ` +
+    `${r.bench.gflops_per_s.toFixed(2)} GFLOP/s, ${r.bench.dispatches_per_forward} dispatches; ` +
+    `bench took ${((performance.now() - t0) / 1000).toFixed(1)} s`;
+  result.textContent = JSON.stringify(r);
+}
+
+async function kernels() {
+  const t0 = performance.now();
+  const r = await benchKernels({ shapes, repeat });
+  const body = table.tBodies[0];
+  for (const shape of r.linear) {
+    for (const k of shape.kernels) {
+      const row = body.insertRow();
+      for (const cell of [`${shape.m} x ${shape.k} x ${shape.n}`, k.kernel, k.ms.toFixed(2), k.gflops_per_s.toFixed(2),
+        `${k.vs_register_tiled.toFixed(2)}x`]) {
+        row.insertCell().textContent = cell;
+      }
+    }
+  }
+  table.hidden = false;
+  status.textContent = `${String(r.adapter.name || "adapter")} (${String(r.adapter.f16_weights_path)}), ${((performance.now() - t0) / 1000).toFixed(1)} s`;
+  result.textContent = JSON.stringify(r);
+}
+
+try {
+  const preset = params.get("forward");
+  if (preset) await forward(preset);
+  else await kernels();
+} catch (e) {
+  const kind = e instanceof DitError ? e.kind : "error";
+  status.textContent = `${kind}: ${(e as Error).message}`;
+  result.textContent = JSON.stringify({ error: kind, message: (e as Error).message });
+}
+result.hidden = false;
