@@ -271,7 +271,7 @@ impl WasmSampler {
                     set(&p, "images", images_js(&imgs, n, size, size));
                     set(&ev, "preview", p);
                 }
-                let keep_going = f.call1(&JsValue::NULL, &ev).map_err(|e| e)?;
+                let keep_going = f.call1(&JsValue::NULL, &ev)?;
                 if keep_going.is_falsy() && !keep_going.is_undefined() {
                     return Err(to_js(Error::Cancelled));
                 }
@@ -370,7 +370,8 @@ pub async fn bench_forward(options: JsValue) -> Result<JsValue, JsValue> {
     let nc = dit.cfg.num_classes as u32;
     let y: Vec<u32> = (0..batch as u32).map(|i| if i % 2 == 1 { nc } else { i * 37 % nc }).collect();
     plan.set_inputs(&gpu, &x, &t, &y).map_err(to_js)?;
-    let r = crate::bench::bench_dispatches(&gpu, plan.dispatches(), 1, opts.repeat.unwrap_or(5)).await.map_err(to_js)?;
+    let r =
+        crate::bench::bench_dispatches(&gpu, plan.dispatches(), 1, opts.repeat.unwrap_or(5)).await.map_err(to_js)?;
     let json = serde_json::json!({
         "model": opts.preset, "latent": latent, "batch": batch,
         "linear_path": if gpu.report.texture_linears { "textures" } else { "buffers" },

@@ -233,8 +233,9 @@ mod tests {
     fn full_schedule_keeps_the_training_betas() {
         let s = Schedule::new(Spacing::Even(1000)).unwrap();
         let b = linear_betas();
-        for k in 0..1000 {
-            assert!((s.betas[k] - b[k]).abs() < 1e-12, "beta {k}");
+        assert_eq!(s.betas.len(), 1000);
+        for (k, (got, want)) in s.betas.iter().zip(&b).enumerate() {
+            assert!((got - want).abs() < 1e-12, "beta {k}");
         }
         assert!((b[0] - 1e-4).abs() < 1e-18 && (b[999] - 0.02).abs() < 1e-18);
         // Respaced: abar at the used timesteps is the training abar there.

@@ -533,7 +533,7 @@ impl Gpu {
 
     /// Writes bytes into a buffer, padding the tail to the 4-byte copy alignment.
     pub fn write(&self, buf: &wgpu::Buffer, offset: u64, bytes: &[u8]) {
-        if bytes.len() % 4 == 0 {
+        if bytes.len().is_multiple_of(4) {
             self.queue.write_buffer(buf, offset, bytes);
         } else {
             let mut padded = bytes.to_vec();

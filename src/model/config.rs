@@ -53,7 +53,7 @@ impl DitConfig {
             return Err(bad());
         }
         let &(_, depth, hidden_size, num_heads) = DIT_SIZES.iter().find(|s| s.0 == size).ok_or_else(bad)?;
-        if resolution % 8 != 0 || (resolution / 8) % patch != 0 {
+        if !resolution.is_multiple_of(8) || !(resolution / 8).is_multiple_of(patch) {
             return Err(Error::input(format!(
                 "resolution {resolution} px does not give a latent divisible by patch {patch}"
             )));
@@ -135,21 +135,21 @@ impl DitConfig {
         {
             return err("depth, hidden_size, num_heads, patch_size and in_channels must be positive".into());
         }
-        if self.hidden_size % self.num_heads != 0 {
+        if !self.hidden_size.is_multiple_of(self.num_heads) {
             return err(format!("hidden_size {} is not divisible by num_heads {}", self.hidden_size, self.num_heads));
         }
         let hd = self.head_dim();
-        if hd % 4 != 0 || hd > crate::ops::MAX_HEAD_DIM {
+        if !hd.is_multiple_of(4) || hd > crate::ops::MAX_HEAD_DIM {
             return err(format!("head dim {hd} must be a multiple of 4 and at most {}", crate::ops::MAX_HEAD_DIM));
         }
-        if self.hidden_size % 4 != 0 || self.mlp_hidden() % 4 != 0 {
+        if !self.hidden_size.is_multiple_of(4) || !self.mlp_hidden().is_multiple_of(4) {
             return err("hidden_size and the MLP width must be multiples of 4".into());
         }
         let pp = self.patch_size * self.patch_size;
-        if (self.in_channels * pp) % 4 != 0 || (self.out_channels() * pp) % 4 != 0 {
+        if !(self.in_channels * pp).is_multiple_of(4) || !(self.out_channels() * pp).is_multiple_of(4) {
             return err("in_channels * patch_size^2 must be a multiple of 4".into());
         }
-        if self.input_size % self.patch_size != 0 {
+        if !self.input_size.is_multiple_of(self.patch_size) {
             return err(format!("input_size {} is not divisible by patch_size {}", self.input_size, self.patch_size));
         }
         Ok(())
@@ -164,7 +164,7 @@ mod tests {
     fn presets_match_the_paper() {
         // Parameter counts and GMACs from the paper (Table 4 / dit-spec.md).
         let xl = DitConfig::preset("XL/2", 256).unwrap();
-        assert_eq!(xl.parameters(), 674_834_720 + 0); // trained parameters, pos_embed excluded
+        assert_eq!(xl.parameters(), 674_834_720); // trained parameters, pos_embed excluded
         for (name, gmacs) in
             [("S/2", 6.06), ("B/2", 23.01), ("L/2", 80.70), ("XL/2", 118.62), ("XL/4", 29.04), ("S/8", 0.36)]
         {

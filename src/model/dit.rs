@@ -128,7 +128,7 @@ impl Dit {
     pub fn plan(&self, gpu: &Gpu, batch: usize, latent: usize) -> Result<DitPlan> {
         let cfg = &self.cfg;
         let (d, p) = (cfg.hidden_size, cfg.patch_size);
-        if batch == 0 || latent == 0 || latent % p != 0 {
+        if batch == 0 || latent == 0 || !latent.is_multiple_of(p) {
             return Err(Error::input(format!(
                 "latent side {latent} must be a positive multiple of the patch size {p}"
             )));

@@ -62,13 +62,13 @@ impl VaeConfig {
             return Err(Error::Config("VAE needs at least one block and one norm group".into()));
         }
         for &c in &self.block_out_channels {
-            if c % g != 0 || (c / g) % 4 != 0 {
+            if c % g != 0 || !(c / g).is_multiple_of(4) {
                 return Err(Error::Config(format!(
                     "VAE channels {c} in {g} groups: each group must hold a multiple of 4"
                 )));
             }
         }
-        if self.latent_channels % 4 != 0 {
+        if !self.latent_channels.is_multiple_of(4) {
             return Err(Error::Config(format!("VAE latent channels {} must be a multiple of 4", self.latent_channels)));
         }
         Ok(())
@@ -387,11 +387,13 @@ impl Split {
     /// The fewest channel parts, each of whole GroupNorm groups, in which [1, h, w, c] f32 fits one binding.
     fn parts(&self, h: usize, w: usize, c: usize) -> Result<usize> {
         let bytes = |p: usize| (h * w * (c / p) * 4) as u64;
-        (1..=self.groups).find(|&p| self.groups % p == 0 && bytes(p) <= self.limit).ok_or_else(|| Error::Limit {
-            what: format!("VAE activation [1, {h}, {w}, {}] (one GroupNorm group)", c / self.groups),
-            need: bytes(self.groups),
-            limit: self.limit,
-            limit_name: "maxStorageBufferBindingSize",
+        (1..=self.groups).find(|&p| self.groups.is_multiple_of(p) && bytes(p) <= self.limit).ok_or_else(|| {
+            Error::Limit {
+                what: format!("VAE activation [1, {h}, {w}, {}] (one GroupNorm group)", c / self.groups),
+                need: bytes(self.groups),
+                limit: self.limit,
+                limit_name: "maxStorageBufferBindingSize",
+            }
         })
     }
 }

@@ -27,12 +27,12 @@ pub fn attention(gpu: &Gpu, qkv: &Tensor, out: &Tensor, tokens: usize, heads: us
     let d = out.dim(-1);
     let rows = out.numel() / d;
     let hd = d / heads.max(1);
-    if heads == 0 || d % heads != 0 || hd % 4 != 0 || hd > MAX_HEAD_DIM {
+    if heads == 0 || !d.is_multiple_of(heads) || !hd.is_multiple_of(4) || hd > MAX_HEAD_DIM {
         return Err(Error::Config(format!(
             "attention: width {d} with {heads} heads gives head dim {hd}; it must be a multiple of 4 up to {MAX_HEAD_DIM}"
         )));
     }
-    if tokens == 0 || rows % tokens != 0 || qkv.numel() != rows * 3 * d || qkv.dtype != DType::F32 {
+    if tokens == 0 || !rows.is_multiple_of(tokens) || qkv.numel() != rows * 3 * d || qkv.dtype != DType::F32 {
         return Err(Error::Config(format!(
             "attention: qkv {:?} / out {:?} with {tokens} tokens",
             qkv.shape, out.shape
@@ -46,7 +46,7 @@ pub fn attention(gpu: &Gpu, qkv: &Tensor, out: &Tensor, tokens: usize, heads: us
     // The texture variant stages qkv into an rgba32float texture: rows of 3D values must be whole multiples of the
     // 256-byte copy row alignment and fit the texture size limit.
     let max_tex = gpu.report.max_texture_dimension_2d as usize;
-    if gpu.report.texture_linears && (3 * d * 4) % 256 == 0 && 3 * d / 4 <= max_tex && rows <= max_tex {
+    if gpu.report.texture_linears && (3 * d * 4).is_multiple_of(256) && 3 * d / 4 <= max_tex && rows <= max_tex {
         let kern = gpu.kernel(&KernelSpec {
             name: "attention_tex",
             source: &[SOURCE_TEX],

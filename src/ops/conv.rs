@@ -168,7 +168,11 @@ pub fn conv2d_slice(
     let whole = slice.ci0 == 0 && cin == conv.cin && slice.co0 == 0 && cout == conv.cout_pad;
     if slice.ci0 + cin > conv.cin
         || slice.co0 + cout > conv.cout_pad
-        || (!whole && (cin % 4 != 0 || cout % 4 != 0 || slice.ci0 % 4 != 0 || slice.co0 % 4 != 0))
+        || (!whole
+            && (cin % 4 != 0
+                || !cout.is_multiple_of(4)
+                || !slice.ci0.is_multiple_of(4)
+                || !slice.co0.is_multiple_of(4)))
         || y.shape != [n, oh, ow, cout]
         || res.is_some_and(|r| r.shape != y.shape)
     {

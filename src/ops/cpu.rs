@@ -170,6 +170,7 @@ pub fn conv2d_nhwc(
 }
 
 /// GroupNorm over NHWC x [n, hw, c] with affine, then SiLU if `silu`.
+#[allow(clippy::too_many_arguments)]
 pub fn group_norm_nhwc(
     x: &[f32],
     gamma: &[f32],

@@ -55,7 +55,7 @@ pub fn condition(gpu: &Gpu, labels: &Tensor, table: &Tensor, temb: &Tensor, out:
         || table.dtype != DType::F16
         || temb.shape != [n, d]
         || out.shape != [n, d]
-        || d % 4 != 0
+        || !d.is_multiple_of(4)
     {
         return Err(Error::Config(format!(
             "condition: labels {:?}, table {:?}, temb {:?}, out {:?}",

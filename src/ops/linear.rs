@@ -67,7 +67,7 @@ impl Linear {
     /// must be whole multiples of the 256-byte copy row alignment, and both textures fit the size limit.
     pub fn texture_fits(gpu: &Gpu, n: usize, k: usize) -> bool {
         let max = gpu.report.max_texture_dimension_2d as usize;
-        k % 64 == 0 && n % 4 == 0 && k / 4 <= max && n <= max
+        k.is_multiple_of(64) && n.is_multiple_of(4) && k / 4 <= max && n <= max
     }
 
     /// Moves the weight into the layout this device's linear kernels read best (see `gpu::LinearPath`): on the texture
@@ -171,7 +171,7 @@ pub fn linear(
         Epilogue::GatedResidual { gate, tokens, offset } => {
             let stride = gate.dim(-1);
             if tokens == 0
-                || m % tokens != 0
+                || !m.is_multiple_of(tokens)
                 || gate.numel() != (m / tokens) * stride
                 || offset + n > stride
                 || stride % 4 != 0

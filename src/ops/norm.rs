@@ -62,7 +62,7 @@ pub fn group_norm_part(
     let affine = gamma.numel();
     if y.shape != x.shape
         || gamma.shape != beta.shape
-        || c0 % 4 != 0
+        || !c0.is_multiple_of(4)
         || c0 + c > affine
         || stats.numel() < n * groups * 2
     {
@@ -71,7 +71,7 @@ pub fn group_norm_part(
             x.shape, y.shape
         )));
     }
-    if groups == 0 || c % groups != 0 || (c / groups) % 4 != 0 {
+    if groups == 0 || !c.is_multiple_of(groups) || !(c / groups).is_multiple_of(4) {
         return Err(Error::Config(format!(
             "group_norm: {c} channels in {groups} groups must give a multiple of 4 per group"
         )));
@@ -135,7 +135,7 @@ pub fn layernorm_modulate(
     let stride = modv.dim(-1);
     let batch = rows / tokens.max(1);
     if tokens == 0
-        || rows % tokens != 0
+        || !rows.is_multiple_of(tokens)
         || y.shape != x.shape
         || x.dtype != DType::F32
         || modv.numel() != batch * stride
@@ -145,10 +145,10 @@ pub fn layernorm_modulate(
             x.shape, y.shape, modv.shape
         )));
     }
-    if d % 4 != 0
-        || stride % 4 != 0
-        || shift_off % 4 != 0
-        || scale_off % 4 != 0
+    if !d.is_multiple_of(4)
+        || !stride.is_multiple_of(4)
+        || !shift_off.is_multiple_of(4)
+        || !scale_off.is_multiple_of(4)
         || shift_off.max(scale_off) + d > stride
     {
         return Err(Error::Config(format!(
