@@ -124,6 +124,19 @@ async fn load_model(
     GpuWeights::load(gpu, &src).await
 }
 
+/// Device options from the JS `f16` ("auto" | "packed") and `linear` ("auto" | "buffers" | "textures") strings.
+fn gpu_options(f16: Option<&str>, linear: Option<&str>) -> GpuOptions {
+    GpuOptions {
+        f16: if f16 == Some("packed") { F16Mode::Packed } else { F16Mode::Auto },
+        linear_path: match linear {
+            Some("buffers") => LinearPath::Buffers,
+            Some("textures") => LinearPath::Textures,
+            _ => LinearPath::Auto,
+        },
+        ..Default::default()
+    }
+}
+
 fn images_js(images: &[f32], n: usize, h: usize, w: usize) -> Array {
     let out = Array::new();
     for rgb in to_rgb8(images, n, h, w) {
@@ -155,14 +168,8 @@ impl WasmSampler {
         }
         progress(&on_progress, "adapter");
         let gpu_opts = GpuOptions {
-            f16: if opts.f16.as_deref() == Some("packed") { F16Mode::Packed } else { F16Mode::Auto },
-            linear_path: match opts.linear.as_deref() {
-                Some("buffers") => LinearPath::Buffers,
-                Some("textures") => LinearPath::Textures,
-                _ => LinearPath::Auto,
-            },
-            low_power: false,
             max_storage_binding: opts.max_storage_buffer_binding_size.map(|v| v as u64),
+            ..gpu_options(opts.f16.as_deref(), opts.linear.as_deref())
         };
         let gpu = Gpu::new(&gpu_opts).await.map_err(|e| match e {
             Error::NoAdapter(_) => to_js(Error::NoAdapter(
@@ -311,11 +318,7 @@ pub async fn bench_kernels(options: JsValue) -> Result<JsValue, JsValue> {
     } else {
         serde_wasm_bindgen::from_value(options).map_err(|e| to_js(Error::input(format!("bad options: {e}"))))?
     };
-    let gpu_opts = GpuOptions {
-        f16: if opts.f16.as_deref() == Some("packed") { F16Mode::Packed } else { F16Mode::Auto },
-        ..Default::default()
-    };
-    let gpu = Gpu::new(&gpu_opts).await.map_err(to_js)?;
+    let gpu = Gpu::new(&gpu_options(opts.f16.as_deref(), None)).await.map_err(to_js)?;
     let shapes: Vec<[usize; 3]> =
         opts.shapes.unwrap_or_else(|| crate::bench::DIT_XL_LINEARS.iter().map(|&(m, k, n)| [m, k, n]).collect());
     let mut all = vec![];
@@ -349,16 +352,7 @@ struct BenchForwardOptions {
 pub async fn bench_forward(options: JsValue) -> Result<JsValue, JsValue> {
     let opts: BenchForwardOptions =
         serde_wasm_bindgen::from_value(options).map_err(|e| to_js(Error::input(format!("bad options: {e}"))))?;
-    let gpu_opts = GpuOptions {
-        f16: if opts.f16.as_deref() == Some("packed") { F16Mode::Packed } else { F16Mode::Auto },
-        linear_path: match opts.linear.as_deref() {
-            Some("buffers") => LinearPath::Buffers,
-            Some("textures") => LinearPath::Textures,
-            _ => LinearPath::Auto,
-        },
-        ..Default::default()
-    };
-    let gpu = Gpu::new(&gpu_opts).await.map_err(to_js)?;
+    let gpu = Gpu::new(&gpu_options(opts.f16.as_deref(), opts.linear.as_deref())).await.map_err(to_js)?;
     let cfg = DitConfig::preset(&opts.preset, opts.res.unwrap_or(256)).map_err(to_js)?;
     let batch = opts.batch.unwrap_or(2).max(1);
     let w = GpuWeights::random(&gpu, &crate::model::dit_tensors(&cfg), 0).map_err(to_js)?;

@@ -85,6 +85,23 @@ def randomize(vae, gen):
             p.copy_(p.to(torch.float16).to(p.dtype))
 
 
+def write_io(vae, cfg, latent, path, half=False):
+    """Decodes `latent` (scaled as the sampler returns it) and saves latent + image; returns the image."""
+    with torch.no_grad():
+        img = vae.decode(latent / cfg["scaling_factor"]).sample
+    save_file({"latent": latent.contiguous(), "image": (img.half() if half else img.float()).contiguous()}, path)
+    return img
+
+
+def with_det_weights(vae):
+    """Loads the deterministic weights (det_tensor) into every decoder tensor; returns their count."""
+    state = vae.state_dict()
+    for k in decoder_keys(vae):
+        state[k] = det_tensor(k, tuple(state[k].shape)).to(torch.float32)
+    vae.load_state_dict(state)
+    return sum(state[k].numel() for k in decoder_keys(vae))
+
+
 def legacy_names(sd):
     out = {}
     for k, v in sd.items():
@@ -177,37 +194,22 @@ def main():
         scaling_factor=0.18215,
     )
     big = AutoencoderKL(**sd_cfg).eval()
-    state = big.state_dict()
-    with torch.no_grad():
-        for k in decoder_keys(big):
-            state[k] = det_tensor(k, tuple(state[k].shape)).to(torch.float32)
-    big.load_state_dict(state)
+    n = with_det_weights(big)
     latent = torch.from_numpy(det_values("latent", 4 * 32 * 32, 1.0).reshape(1, 4, 32, 32))
-    with torch.no_grad():
-        img = big.decode(latent / sd_cfg["scaling_factor"]).sample
-    save_file({"latent": latent.contiguous(), "image": img.float().contiguous()}, os.path.join(args.out, "vae_sd_io.safetensors"))
-    n = sum(state[k].numel() for k in decoder_keys(big))
+    img = write_io(big, sd_cfg, latent, os.path.join(args.out, "vae_sd_io.safetensors"))
     print(f"vae_sd: {n} decoder parameters, image {tuple(img.shape)}, max|image| {img.abs().max().item():.3f}")
     latent = torch.from_numpy(det_values("latent 512", 4 * 64 * 64, 1.0).reshape(1, 4, 64, 64))
-    with torch.no_grad():
-        img = big.decode(latent / sd_cfg["scaling_factor"]).sample
-    save_file({"latent": latent.contiguous(), "image": img.half().contiguous()}, os.path.join(args.out, "vae_sd512_io.safetensors"))
+    img = write_io(big, sd_cfg, latent, os.path.join(args.out, "vae_sd512_io.safetensors"), half=True)
     print(f"vae_sd512: image {tuple(img.shape)}, max|image| {img.abs().max().item():.3f}")
 
     # 3. Small, for the channel-part split.
     split_cfg = dict(sd_cfg, down_block_types=["DownEncoderBlock2D"] * 3, up_block_types=["UpDecoderBlock2D"] * 3,
                      block_out_channels=[16, 32, 32], layers_per_block=1, norm_num_groups=4, sample_size=32)
     small = AutoencoderKL(**split_cfg).eval()
-    state = small.state_dict()
-    for k in decoder_keys(small):
-        state[k] = det_tensor(k, tuple(state[k].shape)).to(torch.float32)
-    small.load_state_dict(state)
+    with_det_weights(small)
     latent = torch.from_numpy(det_values("latent split", 4 * 8 * 8, 1.0).reshape(1, 4, 8, 8))
-    with torch.no_grad():
-        img = small.decode(latent / split_cfg["scaling_factor"]).sample
-    save_file({"latent": latent.contiguous(), "image": img.float().contiguous()}, os.path.join(args.out, "vae_split_io.safetensors"))
+    img = write_io(small, split_cfg, latent, os.path.join(args.out, "vae_split_io.safetensors"))
     print(f"vae_split: image {tuple(img.shape)}, max|image| {img.abs().max().item():.3f}")
-
 
 if __name__ == "__main__":
     main()
