@@ -84,6 +84,34 @@ pub async fn bench_dispatches(
     })
 }
 
+/// A DiT forward's benchmark: the timings, whether the output was finite, and the plan's activation bytes.
+pub struct DitForwardBench {
+    pub bench: ForwardBench,
+    pub finite: bool,
+    pub activation_bytes: u64,
+}
+
+/// Plans one forward of `dit` at `batch` x `latent` with fixed, documented inputs (every odd sample the null class),
+/// times it with [`bench_dispatches`] and checks its output is finite. Shared by `dit bench` and the browser bench.
+pub async fn bench_dit_forward(
+    gpu: &Gpu,
+    dit: &crate::model::Dit,
+    batch: usize,
+    latent: usize,
+    warmup: usize,
+    repeat: usize,
+) -> Result<DitForwardBench> {
+    let plan = dit.plan(gpu, batch, latent)?;
+    let x: Vec<f32> = (0..plan.x.numel()).map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0).collect();
+    let t: Vec<f32> = (0..batch).map(|i| (i * 997 % 1000) as f32).collect();
+    let nc = dit.cfg.num_classes;
+    let y: Vec<u32> = (0..batch).map(|i| if i % 2 == 1 { nc as u32 } else { (i * 37 % nc) as u32 }).collect();
+    plan.set_inputs(gpu, &x, &t, &y)?;
+    let bench = bench_dispatches(gpu, plan.dispatches(), warmup, repeat).await?;
+    let out = gpu.read_f32(&plan.out).await?;
+    Ok(DitForwardBench { bench, finite: out.iter().all(|v| v.is_finite()), activation_bytes: plan.activation_bytes })
+}
+
 /// The linear layers of DiT-XL/2 at 256 px with batch 2 (M = 2 x 256 tokens): qkv, attention out, MLP fc1, fc2, as
 /// (M, K, N).
 pub const DIT_XL_LINEARS: [(usize, usize, usize); 4] =

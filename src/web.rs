@@ -358,18 +358,13 @@ pub async fn bench_forward(options: JsValue) -> Result<JsValue, JsValue> {
     let w = GpuWeights::random(&gpu, &crate::model::dit_tensors(&cfg), 0).map_err(to_js)?;
     let dit = Dit::load(&gpu, cfg, w).map_err(to_js)?;
     let latent = dit.cfg.input_size;
-    let plan = dit.plan(&gpu, batch, latent).map_err(to_js)?;
-    let x: Vec<f32> = (0..plan.x.numel()).map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0).collect();
-    let t: Vec<f32> = (0..batch).map(|i| (i * 997 % 1000) as f32).collect();
-    let nc = dit.cfg.num_classes as u32;
-    let y: Vec<u32> = (0..batch as u32).map(|i| if i % 2 == 1 { nc } else { i * 37 % nc }).collect();
-    plan.set_inputs(&gpu, &x, &t, &y).map_err(to_js)?;
     let r =
-        crate::bench::bench_dispatches(&gpu, plan.dispatches(), 1, opts.repeat.unwrap_or(5)).await.map_err(to_js)?;
+        crate::bench::bench_dit_forward(&gpu, &dit, batch, latent, 1, opts.repeat.unwrap_or(5)).await.map_err(to_js)?;
     let json = serde_json::json!({
         "model": opts.preset, "latent": latent, "batch": batch,
         "linear_path": if gpu.report.texture_linears { "textures" } else { "buffers" },
-        "bench": r,
+        "output_finite": r.finite,
+        "bench": r.bench,
     });
     Ok(JsValue::from_str(&json.to_string()))
 }

@@ -298,6 +298,14 @@ impl Vae {
         let top = *cfg.block_out_channels.last().expect("validated");
         let hw = h * w;
         let attn_bufs = match &self.attn {
+            Some(_) if split.parts(h, w, top)? > 1 => {
+                return Err(Error::Limit {
+                    what: format!("VAE attention input [1, {h}, {w}, {top}]"),
+                    need: (hw * top * 4) as u64,
+                    limit,
+                    limit_name: "maxStorageBufferBindingSize",
+                })
+            }
             Some(_) => Some(AttnBufs {
                 q: arena.f32(gpu, "attn q", &[hw, top])?,
                 k: arena.f32(gpu, "attn k", &[hw, top])?,
@@ -412,18 +420,11 @@ impl Act {
         self.c / self.parts.len()
     }
 
-    /// The activation as one tensor of `shape` (the attention block works on the whole [h w, c] matrix).
-    fn whole(&self, shape: &[usize]) -> Result<Tensor> {
-        match self.parts.as_slice() {
-            [t] => Ok(t.view(shape)),
-            _ => Err(Error::Config(format!(
-                "VAE attention over [{}, {}, {}] needs it in one storage binding; this adapter allows {} bytes",
-                self.h,
-                self.w,
-                self.c,
-                self.parts[0].buf.size()
-            ))),
-        }
+    /// The activation as one tensor of `shape` (the attention block works on the whole [h w, c] matrix; `plan`
+    /// checks that its input fits one binding).
+    fn whole(&self, shape: &[usize]) -> Tensor {
+        debug_assert_eq!(self.parts.len(), 1);
+        self.parts[0].view(shape)
     }
 }
 
@@ -536,7 +537,7 @@ impl Builder<'_> {
     /// x += to_out(softmax(q k^T / sqrt(C)) v), q/k/v = to_q/k/v(GroupNorm(x)): one head over all pixels, in place.
     fn attention(&mut self, a: &AttnBlock, x: &Act, bufs: &Bufs, ab: &AttnBufs, c: usize) -> Result<()> {
         let hw = x.h * x.w;
-        let rows = x.whole(&[hw, c])?;
+        let rows = x.whole(&[hw, c]);
         let normed = bufs.t1.bufs[0].view(&[hw, c]);
         self.d.extend(ops::group_norm(
             self.gpu,

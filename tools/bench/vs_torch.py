@@ -52,7 +52,7 @@ def torch_forward_ms(preset, res, batch, repeat):
         return timed(lambda: model(x, timestep=t, class_labels=y), repeat)
 
 
-def dit_bench(args, extra):
+def dit_bench(extra):
     exe = os.environ.get("DIT_BIN", os.path.join(REPO, "target", "release", "dit"))
     out = subprocess.run([exe, "bench", *extra, "--json"], check=True, capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
@@ -69,7 +69,7 @@ def main():
     args = ap.parse_args()
 
     torch_ms = torch_forward_ms(args.preset, args.res, args.batch, args.repeat)
-    ours = dit_bench(args, ["--preset", args.preset, "--random-weights", "--res", str(args.res), "--batch",
+    ours = dit_bench(["--preset", args.preset, "--random-weights", "--res", str(args.res), "--batch",
                             str(args.batch), "--repeat", str(args.repeat), "--no-baseline"])
     result = {
         "preset": args.preset, "res": args.res, "batch": args.batch,
@@ -78,7 +78,7 @@ def main():
         "ratio_ours_over_torch": ours["ms_per_forward"] / torch_ms,
     }
     if args.kernels:
-        k = dit_bench(args, ["--kernels", "--repeat", str(args.repeat)])
+        k = dit_bench(["--kernels", "--repeat", str(args.repeat)])
         rows = []
         for shape in k["linear"]:
             m, kk, n = shape["m"], shape["k"], shape["n"]

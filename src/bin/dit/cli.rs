@@ -2,7 +2,7 @@
 //! benchmark).
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use dit_wasm::bench::{bench_dispatches, bench_linear, ForwardBench, DIT_XL_LINEARS};
+use dit_wasm::bench::{bench_dit_forward, bench_linear, ForwardBench, DIT_XL_LINEARS};
 use dit_wasm::diffusion::{CfgChannels, SamplerKind, Spacing};
 use dit_wasm::gpu::{F16Mode, Gpu, GpuOptions, LinearPath};
 use dit_wasm::model::{dit_tensors, DitConfig, Vae, VaeConfig};
@@ -539,15 +539,8 @@ async fn bench_model(gpu: &Gpu, b: &BenchArgs) -> Result<(Dit, String, u64)> {
 
 /// Runs one benchmark of a model's forward; returns the timings, whether the output was finite, and activation bytes.
 async fn bench_forward(gpu: &Gpu, dit: &Dit, b: &BenchArgs, latent: usize) -> Result<(ForwardBench, bool, u64)> {
-    let plan = dit.plan(gpu, b.batch, latent)?;
-    let x: Vec<f32> = (0..plan.x.numel()).map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0).collect();
-    let t: Vec<f32> = (0..b.batch).map(|i| (i * 997 % 1000) as f32).collect();
-    let nc = dit.cfg.num_classes;
-    let y: Vec<u32> = (0..b.batch).map(|i| if i % 2 == 1 { nc as u32 } else { (i * 37 % nc) as u32 }).collect();
-    plan.set_inputs(gpu, &x, &t, &y)?;
-    let res = bench_dispatches(gpu, plan.dispatches(), b.warmup, b.repeat).await?;
-    let out = gpu.read_f32(&plan.out).await?;
-    Ok((res, out.iter().all(|v| v.is_finite()), plan.activation_bytes))
+    let r = bench_dit_forward(gpu, dit, b.batch, latent, b.warmup, b.repeat).await?;
+    Ok((r.bench, r.finite, r.activation_bytes))
 }
 
 async fn bench(b: BenchArgs) -> Result<()> {
