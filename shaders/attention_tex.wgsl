@@ -21,7 +21,6 @@ override HD: u32 = 64u;
 const MAX_HD4: u32 = 32u;
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var qkvt: texture_2d<f32>;
 @group(0) @binding(2) var<storage, read_write> out: array<vec4<f32>>;
 
 @compute @workgroup_size(64)
@@ -44,8 +43,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     var oa: array<vec4<f32>, MAX_HD4>;
     var ob: array<vec4<f32>, MAX_HD4>;
     for (var c = 0u; c < hd4; c++) {
-        qa[c] = textureLoad(qkvt, vec2<u32>(qc + c, row0 + ta), 0) * p.scale;
-        qb[c] = textureLoad(qkvt, vec2<u32>(qc + c, row0 + min(tb, last)), 0) * p.scale;
+        qa[c] = load_qkvt(vec2<u32>(qc + c, row0 + ta)) * p.scale;
+        qb[c] = load_qkvt(vec2<u32>(qc + c, row0 + min(tb, last))) * p.scale;
         oa[c] = vec4<f32>(0.0);
         ob[c] = vec4<f32>(0.0);
     }
@@ -63,10 +62,10 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
         var sb = vec4<f32>(0.0);
         for (var c = 0u; c < hd4; c++) {
             let k = mat4x4<f32>(
-                textureLoad(qkvt, vec2<u32>(kc + c, r), 0),
-                textureLoad(qkvt, vec2<u32>(kc + c, r1), 0),
-                textureLoad(qkvt, vec2<u32>(kc + c, r2), 0),
-                textureLoad(qkvt, vec2<u32>(kc + c, r3), 0),
+                load_qkvt(vec2<u32>(kc + c, r)),
+                load_qkvt(vec2<u32>(kc + c, r1)),
+                load_qkvt(vec2<u32>(kc + c, r2)),
+                load_qkvt(vec2<u32>(kc + c, r3)),
             );
             sa += qa[c] * k;
             sb += qb[c] * k;
@@ -87,10 +86,10 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
         for (var c = 0u; c < hd4; c++) {
             // Columns: the value texels of keys s..s+3, so v * p = sum_j p[j] v_j.
             let v = mat4x4<f32>(
-                textureLoad(qkvt, vec2<u32>(vc + c, r), 0),
-                textureLoad(qkvt, vec2<u32>(vc + c, r1), 0),
-                textureLoad(qkvt, vec2<u32>(vc + c, r2), 0),
-                textureLoad(qkvt, vec2<u32>(vc + c, r3), 0),
+                load_qkvt(vec2<u32>(vc + c, r)),
+                load_qkvt(vec2<u32>(vc + c, r1)),
+                load_qkvt(vec2<u32>(vc + c, r2)),
+                load_qkvt(vec2<u32>(vc + c, r3)),
             );
             oa[c] = oa[c] * alpha_a + v * pa;
             ob[c] = ob[c] * alpha_b + v * pb;

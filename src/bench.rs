@@ -136,8 +136,8 @@ pub struct LinearBench {
     pub kernels: Vec<KernelTiming>,
 }
 
-/// Times each linear kernel this device can run on (M, K, N): the texture kernel (where the shape fits it), the
-/// register-tiled storage-buffer kernel (4x4 outputs per thread) and the simple one (1x4): median wall time of
+/// Times each linear kernel this device can run on (M, K, N): the texture kernels (where the shape fits them: with
+/// subgroups where the device has them, and the plain one), the register-tiled storage-buffer kernel (4x4 outputs per thread) and the simple one (1x4): median wall time of
 /// `repeat` submissions, each holding the dispatch enough times to last about 50 ms.
 pub async fn bench_linear(gpu: &Gpu, m: usize, k: usize, n: usize, repeat: usize) -> Result<LinearBench> {
     use crate::gpu::Tensor;
@@ -152,7 +152,11 @@ pub async fn bench_linear(gpu: &Gpu, m: usize, k: usize, n: usize, repeat: usize
     let buffers = Linear::new(w, b)?;
     let mut variants: Vec<(&'static str, Linear, LinearKernel)> = vec![];
     if Linear::texture_fits(gpu, n, k) {
-        variants.push(("textures (8x32 per thread)", buffers.clone().to_texture(gpu)?, LinearKernel::Tiled));
+        let tex = buffers.clone().to_texture(gpu)?;
+        if gpu.report.subgroups {
+            variants.push(("textures + subgroups (4x64)", tex.clone(), LinearKernel::Tiled));
+        }
+        variants.push(("textures (8x32 per thread)", tex, LinearKernel::Simple));
     }
     variants.push(("buffers, register-tiled (4x4)", buffers.clone(), LinearKernel::Tiled));
     variants.push(("buffers, simple (1x4)", buffers, LinearKernel::Simple));

@@ -362,7 +362,7 @@ pub async fn bench_forward(options: JsValue) -> Result<JsValue, JsValue> {
         crate::bench::bench_dit_forward(&gpu, &dit, batch, latent, 1, opts.repeat.unwrap_or(5)).await.map_err(to_js)?;
     let json = serde_json::json!({
         "model": opts.preset, "latent": latent, "batch": batch,
-        "linear_path": if gpu.report.texture_linears { "textures" } else { "buffers" },
+        "linear_path": gpu.report.linear_path(),
         "output_finite": r.finite,
         "bench": r.bench,
     });

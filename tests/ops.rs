@@ -42,10 +42,13 @@ fn linear_all_epilogues_both_kernels() {
             let xt = Tensor::from_f32(&gpu, "x", &[m, k], &x).unwrap();
             let base = cpu::linear(&x, &w, &b, m, n, k);
             let texture = matches!(l.weight, Weight::Texture(..));
-            let kernels: &[LinearKernel] =
-                if texture { &[LinearKernel::Tiled] } else { &[LinearKernel::Tiled, LinearKernel::Simple] };
-            for &kernel in kernels {
-                let kname = if texture { "texture".to_string() } else { format!("{kernel:?}") };
+            // On the texture path Tiled is the subgroup kernel where the device has subgroups, Simple the plain one.
+            for kernel in [LinearKernel::Tiled, LinearKernel::Simple] {
+                let kname = match (texture, kernel, gpu.report.subgroups) {
+                    (true, LinearKernel::Tiled, true) => "texture+subgroups".to_string(),
+                    (true, _, _) => "texture".to_string(),
+                    _ => format!("{kernel:?}"),
+                };
                 let tag = format!("{} linear {m}x{k}->{n} {kname}", label(&gpu));
                 let mut arena = Arena::new();
                 let y = arena.f32(&gpu, "y", &[m, n]).unwrap();
@@ -132,8 +135,13 @@ fn layernorm_modulate_matches() {
 #[test]
 fn attention_matches_head_dims_64_and_72() {
     // T = 1024 is DiT-XL/2 at 512 px; T = 100 and 300 exercise partial query and key tiles. Widths 192, 576 and 128
-    // use the texture variant on the texture path; 144 does not qualify and falls back to the buffer kernel.
-    for gpu in gpus() {
+    // use the texture variant on the texture path; 144 does not qualify and falls back to the buffer kernel. Where the
+    // adapter has subgroups, the texture path runs once with them and once without.
+    let mut devices = gpus();
+    if devices.iter().any(|g| g.report.subgroups) {
+        devices.push(common::texture_gpu_without_subgroups());
+    }
+    for gpu in devices {
         for &(batch, tokens, heads, hd) in
             &[(2usize, 100usize, 3usize, 64usize), (1, 1024, 8, 72), (2, 256, 2, 64), (1, 300, 2, 72)]
         {
@@ -142,7 +150,11 @@ fn attention_matches_head_dims_64_and_72() {
             let qt = Tensor::from_f32(&gpu, "qkv", &[batch * tokens, 3 * d], &qkv).unwrap();
             let out = Arena::new().f32(&gpu, "out", &[batch * tokens, d]).unwrap();
             let disp = ops::attention(&gpu, &qt, &out, tokens, heads).unwrap();
-            let kind = if disp.stage.is_empty() { "buffer" } else { "texture" };
+            let kind = match (disp.stage.is_empty(), gpu.report.subgroups) {
+                (true, _) => "buffer",
+                (false, true) => "texture+subgroups",
+                (false, false) => "texture",
+            };
             run(&gpu, &one(disp));
             let want = cpu::attention(&qkv, batch, tokens, heads, d);
             let what = format!("{} attention ({kind}) N={batch} T={tokens} heads={heads} hd={hd}", label(&gpu));

@@ -62,6 +62,8 @@ pub struct GpuOptions {
     pub max_storage_binding: Option<u64>,
     /// Prefer a low-power adapter (integrated GPU) over a discrete one.
     pub low_power: bool,
+    /// Leave subgroup operations off even where offered (tests of the kernels without them).
+    pub no_subgroups: bool,
 }
 
 /// What the adapter is and what it offers, for logs, benchmarks and error messages.
@@ -79,8 +81,57 @@ pub struct AdapterReport {
     pub max_compute_invocations_per_workgroup: u32,
     pub max_compute_workgroup_storage_size: u32,
     pub max_texture_dimension_2d: u32,
+    /// How texture-path kernels read textures: read-only storage textures on lavapipe, sampled elsewhere.
+    pub texture_reads: TextureReads,
+    /// Whether subgroup operations are enabled (subgroups of at least 8 invocations; native only).
+    pub subgroups: bool,
     /// Whether linear layers read weights and inputs through textures (see `ops::linear`).
     pub texture_linears: bool,
+}
+
+impl AdapterReport {
+    /// Where linear layers read their operands: "buffers", or "textures" with how (e.g. "textures (storage reads,
+    /// subgroups)").
+    pub fn linear_path(&self) -> String {
+        if !self.texture_linears {
+            return "buffers".into();
+        }
+        let reads = match self.texture_reads {
+            TextureReads::Sampled => "sampled",
+            TextureReads::Storage => "storage reads",
+        };
+        format!("textures ({reads}{})", if self.subgroups { ", subgroups" } else { "" })
+    }
+}
+
+/// How kernels on the texture path read their textures. On lavapipe a read-only storage texture's load is inlined
+/// address arithmetic, where a sampled texture's `textureLoad` calls a generic fetch function (about twice the cost
+/// per linear layer); on SwiftShader it is the other way round (the texture linear kernel fell from 1.9-2.7x to
+/// 1.2-1.6x the register-tiled buffer kernel with storage reads).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TextureReads {
+    Sampled,
+    Storage,
+}
+
+/// WGSL that declares a texture the texture-path kernels read, at `binding` under `name`, with
+/// `fn load_<name>(texel: vec2<u32>) -> vec4<f32>`: `[sampled, read-only storage]` (see [`TextureReads`]);
+/// [`Gpu::texture_decl`] picks one.
+#[macro_export]
+macro_rules! texture_decl {
+    ($binding:literal, $name:literal, $format:literal) => {
+        [
+            concat!(
+                "@group(0) @binding(", $binding, ") var ", $name, ": texture_2d<f32>;\n",
+                "fn load_", $name, "(t: vec2<u32>) -> vec4<f32> { return textureLoad(", $name, ", t, 0); }\n"
+            ),
+            concat!(
+                "@group(0) @binding(", $binding, ") var ", $name, ": texture_storage_2d<", $format, ", read>;\n",
+                "fn load_", $name, "(t: vec2<u32>) -> vec4<f32> { return textureLoad(", $name, ", t); }\n"
+            ),
+        ]
+    };
 }
 
 /// The kind of one binding of a kernel. Binding 0 is always the kernel's uniform parameters.
@@ -90,8 +141,11 @@ pub enum Bind {
     Read,
     /// Read-write storage buffer.
     ReadWrite,
-    /// 2D float texture read with `textureLoad` (unfilterable).
-    Texture,
+    /// An `rgba32float` texture (staged activations), sampled or read-only storage as the device reads textures
+    /// ([`TextureReads`]).
+    TexF32,
+    /// An `rgba16float` texture (weights), likewise.
+    TexF16,
     /// Write-only `rgba16float` storage texture.
     StorageTextureF16,
 }
@@ -117,11 +171,11 @@ pub struct Stage {
 /// A kernel description: source files (concatenated in order), entry point, bindings after the uniform,
 /// specialisation constants.
 #[derive(Clone, Debug)]
-pub struct KernelSpec {
+pub struct KernelSpec<'a> {
     pub name: &'static str,
-    pub source: &'static [&'static str],
+    pub source: &'a [&'static str],
     pub entry: &'static str,
-    pub binds: &'static [Bind],
+    pub binds: &'a [Bind],
     pub constants: Vec<(&'static str, f64)>,
     pub prelude: Prelude,
 }
@@ -233,6 +287,12 @@ impl Gpu {
         if timestamps {
             features |= wgpu::Features::TIMESTAMP_QUERY;
         }
+        // Subgroups of at least 8 invocations let the texture linear kernel fetch each weight texel once per
+        // subgroup and broadcast it (wgpu offers the feature natively only).
+        let subgroups = have.contains(wgpu::Features::SUBGROUP) && info.subgroup_min_size >= 8 && !opts.no_subgroups;
+        if subgroups {
+            features |= wgpu::Features::SUBGROUP;
+        }
         // Start from the WebGPU defaults and raise only what large models use, to what the adapter offers.
         let mut limits = wgpu::Limits::default().or_worse_values_from(&offered);
         limits.max_buffer_size = offered.max_buffer_size;
@@ -289,6 +349,8 @@ impl Gpu {
             max_compute_invocations_per_workgroup: limits.max_compute_invocations_per_workgroup,
             max_compute_workgroup_storage_size: limits.max_compute_workgroup_storage_size,
             max_texture_dimension_2d: limits.max_texture_dimension_2d,
+            subgroups,
+            texture_reads: if info.name.contains("llvmpipe") { TextureReads::Storage } else { TextureReads::Sampled },
             texture_linears: match opts.linear_path {
                 LinearPath::Auto => info.device_type == wgpu::DeviceType::Cpu,
                 LinearPath::Buffers => false,
@@ -329,7 +391,7 @@ impl Gpu {
     }
 
     /// Compiles (once) and returns a kernel. Sources that read fp16 weights get the prelude for this adapter.
-    pub fn kernel(&self, spec: &KernelSpec) -> Result<Rc<Kernel>> {
+    pub fn kernel(&self, spec: &KernelSpec<'_>) -> Result<Rc<Kernel>> {
         let mut key = format!("{}:{}:{}:{:?}", spec.name, spec.entry, self.f16, spec.prelude);
         // Sources are static strings: their addresses identify them (variants share a name and entry point).
         for src in spec.source {
@@ -368,10 +430,21 @@ impl Gpu {
                     has_dynamic_offset: false,
                     min_binding_size: None,
                 },
-                Bind::Texture => wgpu::BindingType::Texture {
-                    sample_type: wgpu::TextureSampleType::Float { filterable: false },
+                Bind::TexF32 | Bind::TexF16 if self.report.texture_reads == TextureReads::Sampled => {
+                    wgpu::BindingType::Texture {
+                        sample_type: wgpu::TextureSampleType::Float { filterable: false },
+                        view_dimension: wgpu::TextureViewDimension::D2,
+                        multisampled: false,
+                    }
+                }
+                Bind::TexF32 | Bind::TexF16 => wgpu::BindingType::StorageTexture {
+                    access: wgpu::StorageTextureAccess::ReadOnly,
+                    format: if *b == Bind::TexF32 {
+                        wgpu::TextureFormat::Rgba32Float
+                    } else {
+                        wgpu::TextureFormat::Rgba16Float
+                    },
                     view_dimension: wgpu::TextureViewDimension::D2,
-                    multisampled: false,
                 },
                 Bind::StorageTextureF16 => wgpu::BindingType::StorageTexture {
                     access: wgpu::StorageTextureAccess::WriteOnly,
@@ -409,6 +482,11 @@ impl Gpu {
         let k = Rc::new(Kernel { pipeline, layout });
         self.kernels.borrow_mut().insert(key, k.clone());
         Ok(k)
+    }
+
+    /// The form of a [`texture_decl!`] this device reads.
+    pub fn texture_decl(&self, decl: [&'static str; 2]) -> &'static str {
+        decl[(self.report.texture_reads == TextureReads::Storage) as usize]
     }
 
     /// Number of compiled pipelines.
@@ -481,6 +559,7 @@ impl Gpu {
                     dimension: wgpu::TextureDimension::D2,
                     format: wgpu::TextureFormat::Rgba32Float,
                     usage: wgpu::TextureUsages::TEXTURE_BINDING
+                        | wgpu::TextureUsages::STORAGE_BINDING
                         | wgpu::TextureUsages::COPY_DST
                         | wgpu::TextureUsages::COPY_SRC,
                     view_formats: &[],

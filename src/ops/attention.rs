@@ -5,6 +5,8 @@ use crate::gpu::{Bind, DType, Dispatch, Gpu, KernelSpec, Prelude, Res, Stage, Te
 
 const SOURCE: &str = include_str!("../../shaders/attention.wgsl");
 const SOURCE_TEX: &str = include_str!("../../shaders/attention_tex.wgsl");
+const SOURCE_TEX_SG: &str = include_str!("../../shaders/attention_tex_sg.wgsl");
+const TEX_QKV: [&str; 2] = crate::texture_decl!(1, "qkvt", "rgba32float");
 
 /// Largest head dim the kernel's register arrays hold (`4 * MAX_HD4` in the shader).
 pub const MAX_HEAD_DIM: usize = 128;
@@ -49,9 +51,9 @@ pub fn attention(gpu: &Gpu, qkv: &Tensor, out: &Tensor, tokens: usize, heads: us
     if gpu.report.texture_linears && (3 * d * 4).is_multiple_of(256) && 3 * d / 4 <= max_tex && rows <= max_tex {
         let kern = gpu.kernel(&KernelSpec {
             name: "attention_tex",
-            source: &[SOURCE_TEX],
+            source: &[gpu.texture_decl(TEX_QKV), if gpu.report.subgroups { SOURCE_TEX_SG } else { SOURCE_TEX }],
             entry: "main",
-            binds: &[Bind::Texture, Bind::ReadWrite],
+            binds: &[Bind::TexF32, Bind::ReadWrite],
             constants: vec![("HD", hd as f64)],
             prelude: Prelude::default(),
         })?;

@@ -8,6 +8,7 @@ use crate::gpu::{grid, Bind, DType, Dispatch, Gpu, KernelSpec, Prelude, Res, Ten
 const CONV: &str = include_str!("../../shaders/conv.wgsl");
 const WEIGHTS_BUF: &str = include_str!("../../shaders/weights_buf.wgsl");
 const WEIGHTS_TEX: &str = include_str!("../../shaders/weights_tex.wgsl");
+const TEX_W: [&str; 2] = crate::texture_decl!(2, "wtex", "rgba16float");
 const PERMUTE: &str = include_str!("../../shaders/permute.wgsl");
 const PERMUTE_BUF: &str = include_str!("../../shaders/permute_buf.wgsl");
 const PERMUTE_TEX: &str = include_str!("../../shaders/permute_tex.wgsl");
@@ -196,19 +197,15 @@ pub fn conv2d_slice(
         _pad: 0,
     };
     // The weight binding and its fetch function come from weights_buf.wgsl or weights_tex.wgsl.
-    let (source, binds, w_res): (&'static [&'static str], &'static [Bind], Res<'_>) = match &conv.weight {
-        Weight::Buffer(t) => {
-            (&[WEIGHTS_BUF, CONV], &[Bind::Read, Bind::Read, Bind::Read, Bind::Read, Bind::ReadWrite], Res::Buf(&t.buf))
-        }
-        Weight::Texture(_, v) => {
-            (&[WEIGHTS_TEX, CONV], &[Bind::Read, Bind::Texture, Bind::Read, Bind::Read, Bind::ReadWrite], Res::Tex(v))
-        }
+    let (source, w_bind, w_res) = match &conv.weight {
+        Weight::Buffer(t) => ([WEIGHTS_BUF, CONV, ""], Bind::Read, Res::Buf(&t.buf)),
+        Weight::Texture(_, v) => ([gpu.texture_decl(TEX_W), WEIGHTS_TEX, CONV], Bind::TexF16, Res::Tex(v)),
     };
     let kern = gpu.kernel(&KernelSpec {
         name: "conv",
-        source,
+        source: &source,
         entry: "main",
-        binds,
+        binds: &[Bind::Read, w_bind, Bind::Read, Bind::Read, Bind::ReadWrite],
         constants: vec![("UPSAMPLE", upsample as u32 as f64)],
         prelude: Prelude::Fp16,
     })?;

@@ -22,7 +22,7 @@ pub struct EmbedParams {
 
 const BINDS: &[Bind] = &[Bind::Read, Bind::Read, Bind::Read, Bind::ReadWrite];
 
-fn kernel_spec(entry: &'static str) -> KernelSpec {
+fn kernel_spec(entry: &'static str) -> KernelSpec<'static> {
     KernelSpec { name: "embed", source: &[SOURCE], entry, binds: BINDS, constants: vec![], prelude: Prelude::Fp16 }
 }
 

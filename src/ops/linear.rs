@@ -6,10 +6,11 @@ use crate::gpu::{grid, Bind, DType, Dispatch, Gpu, KernelSpec, Prelude, Res, Sta
 const EPILOGUE: &str = include_str!("../../shaders/epilogue.wgsl");
 const SOURCE: &str = include_str!("../../shaders/linear.wgsl");
 const SOURCE_TEX: &str = include_str!("../../shaders/linear_tex.wgsl");
-
-/// Rows x columns one workgroup of the texture kernel covers (64 invocations x 8 rows, 32 columns).
-const TEX_ROWS: u32 = 512;
-const TEX_COLS: u32 = 32;
+const TEX_X: [&str; 2] = crate::texture_decl!(1, "xt", "rgba32float");
+const TEX_W_F16: [&str; 2] = crate::texture_decl!(2, "wt", "rgba16float");
+const TEX_W_F32: [&str; 2] = crate::texture_decl!(2, "wt", "rgba32float");
+const TEX_PLAIN: &str = include_str!("../../shaders/linear_tex_plain.wgsl");
+const TEX_SUBGROUP: &str = include_str!("../../shaders/linear_tex_sg.wgsl");
 
 /// Uniform parameters of `linear.wgsl` (mirrors its `Params`).
 #[repr(C)]
@@ -132,14 +133,15 @@ impl Epilogue<'_> {
     }
 }
 
-/// Which kernel computes the product of a layer whose weight is in a buffer (a texture weight always uses the
-/// texture kernel).
+/// Which kernel computes a layer's product: the production kernel, or the simpler one kept beside it as its
+/// reference and benchmark baseline.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum LinearKernel {
-    /// 4x4 outputs per thread, vec4 loads: the production buffer kernel.
+    /// Buffer weights: 4x4 outputs per thread, vec4 loads. Texture weights: the subgroup kernel where the device has
+    /// subgroups, else the plain texture kernel.
     #[default]
     Tiled,
-    /// 1x4 outputs per thread: the reference and benchmark baseline.
+    /// Buffer weights: 1x4 outputs per thread. Texture weights: the plain texture kernel (no subgroups).
     Simple,
 }
 
@@ -198,7 +200,9 @@ pub fn linear(
     };
     match &layer.weight {
         Weight::Buffer(w) => buffer_product(gpu, x, &w.buf, Prelude::Fp16, &layer.b, aux, y, params, epi, kernel),
-        Weight::Texture(_, view) => texture_product(gpu, x, view, vec![], &layer.b, aux, y, params, epi),
+        Weight::Texture(_, view) => {
+            texture_product(gpu, x, (view, true), vec![], &layer.b, aux, y, params, epi, kernel)
+        }
     }
 }
 
@@ -225,7 +229,8 @@ pub fn matmul(gpu: &Gpu, a: &Tensor, b: &Tensor, y: &Tensor, epi: Epilogue<'_>) 
         let tex = gpu.staging_texture(k as u32 / 4, n as u32, 1);
         let view = tex.create_view(&Default::default());
         let stage_b = Stage { src: b.buf.clone(), src_offset: 0, width: k as u32 / 4, rows: n as u32, dst: tex };
-        texture_product(gpu, a, &view, vec![stage_b], &zero_bias, &zero_bias.buf, y, params, epi)
+        let b_tex = (&view, false);
+        texture_product(gpu, a, b_tex, vec![stage_b], &zero_bias, &zero_bias.buf, y, params, epi, LinearKernel::Tiled)
     } else {
         buffer_product(gpu, a, &b.buf, Prelude::F32, &zero_bias, &zero_bias.buf, y, params, epi, LinearKernel::Tiled)
     }
@@ -264,25 +269,36 @@ fn buffer_product(
 }
 
 /// The texture kernel: one dispatch per chunk of rows that fits the texture height, each staging its rows of x
-/// (the first chunk also records `extra` stages, e.g. the second operand of a matmul).
+/// (the first chunk also records `extra` stages, e.g. the second operand of a matmul). `w` is the second operand's
+/// texture and whether it holds fp16 weights (rgba16float) or an f32 operand (rgba32float). `LinearKernel::Tiled` takes the
+/// subgroup kernel where the device has subgroups, `Simple` always the plain one.
 #[allow(clippy::too_many_arguments)]
 fn texture_product(
     gpu: &Gpu,
     x: &Tensor,
-    w: &wgpu::TextureView,
+    w: (&wgpu::TextureView, bool),
     mut extra: Vec<Stage>,
     bias: &Tensor,
     aux: &wgpu::Buffer,
     y: &Tensor,
     params: LinearParams,
     epi: Epilogue<'_>,
+    kernel: LinearKernel,
 ) -> Result<Vec<Dispatch>> {
     let (m, n, k) = (params.m as usize, params.n, params.k);
+    let subgroups = gpu.report.subgroups && kernel == LinearKernel::Tiled;
+    // Rows x columns one workgroup covers: 64 invocations x 4 rows, 64 columns (subgroups); 64 x 8, 32 (plain).
+    let (tile_rows, tile_cols) = if subgroups { (256, 64) } else { (512, 32) };
+    let (w, w_f16) = w;
+    let w_decl = gpu.texture_decl(if w_f16 { TEX_W_F16 } else { TEX_W_F32 });
+    let body = if subgroups { TEX_SUBGROUP } else { TEX_PLAIN };
+    let source = [EPILOGUE, gpu.texture_decl(TEX_X), w_decl, SOURCE_TEX, body];
+    let binds = [Bind::TexF32, if w_f16 { Bind::TexF16 } else { Bind::TexF32 }, Bind::Read, Bind::Read, Bind::ReadWrite];
     let kern = gpu.kernel(&KernelSpec {
         name: "linear_tex",
-        source: &[EPILOGUE, SOURCE_TEX],
+        source: &source,
         entry: "main",
-        binds: &[Bind::Texture, Bind::Texture, Bind::Read, Bind::Read, Bind::ReadWrite],
+        binds: &binds,
         constants: vec![("EPI", epi.code())],
         prelude: Prelude::Fp16,
     })?;
@@ -294,7 +310,7 @@ fn texture_product(
         let rows = chunk.min(m - row0);
         let p = LinearParams { m: rows as u32, row0: row0 as u32, ..params };
         let res = [Res::Tex(&staging_view), Res::Tex(w), Res::Buf(&bias.buf), Res::Buf(aux), Res::Buf(&y.buf)];
-        let groups = [n.div_ceil(TEX_COLS), (rows as u32).div_ceil(TEX_ROWS), 1];
+        let groups = [n.div_ceil(tile_cols), (rows as u32).div_ceil(tile_rows), 1];
         let flops = 2.0 * rows as f64 * n as f64 * k as f64;
         let mut d = gpu.dispatch(&kern, "linear", &p, &res, groups, flops)?;
         d.stage = std::mem::take(&mut extra);

@@ -24,8 +24,19 @@ pub fn gpus() -> Vec<Gpu> {
     out
 }
 
+/// The texture path with subgroup operations left off (the kernels browsers run).
+#[allow(dead_code)]
+pub fn texture_gpu_without_subgroups() -> Gpu {
+    let opts = GpuOptions { linear_path: LinearPath::Textures, no_subgroups: true, ..Default::default() };
+    pollster::block_on(Gpu::new(&opts)).expect("texture path without subgroups")
+}
+
 pub fn label(gpu: &Gpu) -> String {
-    let path = if gpu.report.texture_linears { "textures" } else { gpu.report.f16_weights_path };
+    let path = match (gpu.report.texture_linears, gpu.report.subgroups) {
+        (true, true) => "textures+subgroups",
+        (true, false) => "textures",
+        _ => gpu.report.f16_weights_path,
+    };
     format!("{} [{path}]", gpu.report.name)
 }
 

@@ -590,7 +590,7 @@ async fn bench(b: BenchArgs) -> Result<()> {
         "latent": latent,
         "batch": b.batch,
         "adapter": main.adapter,
-        "linear_path": if gpu.report.texture_linears { "textures" } else { "buffers" },
+        "linear_path": gpu.report.linear_path(),
         "ms_per_forward": main.ms_per_forward,
         "gflops_per_s": main.gflops_per_s,
         "gflop_per_forward": main.gflop_per_forward,

@@ -1,0 +1,47 @@
+// The texture linear kernel without subgroups (see linear_tex.wgsl). Each invocation computes 8 rows x 32 columns as
+// 2 x 8 blocks of 4 x 4, each block one mat4x4 accumulator: per step of 4 along K it loads 8 texels of x and 32 of w
+// and does 1024 multiply-adds. Invocations of a workgroup cover 64 x 8 consecutive rows and share one 32-column
+// block, so their weight loads are the same texels.
+
+// Weight rows c..c+3 at k4 as columns: [col j][row t] = w[c + j, 4 k4 + t].
+fn w_cols(k4: u32, c: u32) -> mat4x4<f32> {
+    return mat4x4<f32>(w_row(k4, c), w_row(k4, c + 1u), w_row(k4, c + 2u), w_row(k4, c + 3u));
+}
+
+@compute @workgroup_size(64)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let c = wg.x * 32u;
+    let r = (wg.y * 64u + lid) * 8u;
+    if (r >= p.m) {
+        return;
+    }
+    var a00 = mat4x4<f32>(); var a01 = mat4x4<f32>(); var a02 = mat4x4<f32>(); var a03 = mat4x4<f32>();
+    var a04 = mat4x4<f32>(); var a05 = mat4x4<f32>(); var a06 = mat4x4<f32>(); var a07 = mat4x4<f32>();
+    var a10 = mat4x4<f32>(); var a11 = mat4x4<f32>(); var a12 = mat4x4<f32>(); var a13 = mat4x4<f32>();
+    var a14 = mat4x4<f32>(); var a15 = mat4x4<f32>(); var a16 = mat4x4<f32>(); var a17 = mat4x4<f32>();
+    for (var k4 = 0u; k4 < p.k / 4u; k4++) {
+        let x0 = x_rows(k4, r);
+        let x1 = x_rows(k4, r + 4u);
+        let w0 = w_cols(k4, c);
+        a00 += x0 * w0; a10 += x1 * w0;
+        let w1 = w_cols(k4, c + 4u);
+        a01 += x0 * w1; a11 += x1 * w1;
+        let w2 = w_cols(k4, c + 8u);
+        a02 += x0 * w2; a12 += x1 * w2;
+        let w3 = w_cols(k4, c + 12u);
+        a03 += x0 * w3; a13 += x1 * w3;
+        let w4_ = w_cols(k4, c + 16u);
+        a04 += x0 * w4_; a14 += x1 * w4_;
+        let w5 = w_cols(k4, c + 20u);
+        a05 += x0 * w5; a15 += x1 * w5;
+        let w6 = w_cols(k4, c + 24u);
+        a06 += x0 * w6; a16 += x1 * w6;
+        let w7 = w_cols(k4, c + 28u);
+        a07 += x0 * w7; a17 += x1 * w7;
+    }
+    store_block(r, c, a00); store_block(r, c + 4u, a01); store_block(r, c + 8u, a02); store_block(r, c + 12u, a03);
+    store_block(r, c + 16u, a04); store_block(r, c + 20u, a05); store_block(r, c + 24u, a06); store_block(r, c + 28u, a07);
+    store_block(r + 4u, c, a10); store_block(r + 4u, c + 4u, a11); store_block(r + 4u, c + 8u, a12);
+    store_block(r + 4u, c + 12u, a13); store_block(r + 4u, c + 16u, a14); store_block(r + 4u, c + 20u, a15);
+    store_block(r + 4u, c + 24u, a16); store_block(r + 4u, c + 28u, a17);
+}
