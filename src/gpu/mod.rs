@@ -123,12 +123,30 @@ macro_rules! texture_decl {
     ($binding:literal, $name:literal, $format:literal) => {
         [
             concat!(
-                "@group(0) @binding(", $binding, ") var ", $name, ": texture_2d<f32>;\n",
-                "fn load_", $name, "(t: vec2<u32>) -> vec4<f32> { return textureLoad(", $name, ", t, 0); }\n"
+                "@group(0) @binding(",
+                $binding,
+                ") var ",
+                $name,
+                ": texture_2d<f32>;\n",
+                "fn load_",
+                $name,
+                "(t: vec2<u32>) -> vec4<f32> { return textureLoad(",
+                $name,
+                ", t, 0); }\n"
             ),
             concat!(
-                "@group(0) @binding(", $binding, ") var ", $name, ": texture_storage_2d<", $format, ", read>;\n",
-                "fn load_", $name, "(t: vec2<u32>) -> vec4<f32> { return textureLoad(", $name, ", t); }\n"
+                "@group(0) @binding(",
+                $binding,
+                ") var ",
+                $name,
+                ": texture_storage_2d<",
+                $format,
+                ", read>;\n",
+                "fn load_",
+                $name,
+                "(t: vec2<u32>) -> vec4<f32> { return textureLoad(",
+                $name,
+                ", t); }\n"
             ),
         ]
     };

@@ -270,8 +270,8 @@ fn buffer_product(
 
 /// The texture kernel: one dispatch per chunk of rows that fits the texture height, each staging its rows of x
 /// (the first chunk also records `extra` stages, e.g. the second operand of a matmul). `w` is the second operand's
-/// texture and whether it holds fp16 weights (rgba16float) or an f32 operand (rgba32float). `LinearKernel::Tiled` takes the
-/// subgroup kernel where the device has subgroups, `Simple` always the plain one.
+/// texture and whether it holds fp16 weights (rgba16float) or an f32 operand (rgba32float). `LinearKernel::Tiled`
+/// takes the subgroup kernel where the device has subgroups, `Simple` always the plain one.
 #[allow(clippy::too_many_arguments)]
 fn texture_product(
     gpu: &Gpu,
@@ -293,7 +293,8 @@ fn texture_product(
     let w_decl = gpu.texture_decl(if w_f16 { TEX_W_F16 } else { TEX_W_F32 });
     let body = if subgroups { TEX_SUBGROUP } else { TEX_PLAIN };
     let source = [EPILOGUE, gpu.texture_decl(TEX_X), w_decl, SOURCE_TEX, body];
-    let binds = [Bind::TexF32, if w_f16 { Bind::TexF16 } else { Bind::TexF32 }, Bind::Read, Bind::Read, Bind::ReadWrite];
+    let binds =
+        [Bind::TexF32, if w_f16 { Bind::TexF16 } else { Bind::TexF32 }, Bind::Read, Bind::Read, Bind::ReadWrite];
     let kern = gpu.kernel(&KernelSpec {
         name: "linear_tex",
         source: &source,
