@@ -1,33 +1,8 @@
-// attention_tex.wgsl's kernel with subgroup broadcasts, for subgroups of at least 8 invocations (the same bindings,
-// workgroups and two queries per invocation). All invocations of a workgroup walk the same keys; instead of each
-// loading every key and value texel, lane l of a subgroup loads those of key s + l of each group of 8 and
-// subgroupBroadcast hands them to every lane: per 8 keys an invocation loads 2 HD / 4 texels instead of 16 HD / 4.
+// The texture attention kernel with subgroup broadcasts (see attention_tex.wgsl), for subgroups of at least 8
+// invocations. All invocations of a workgroup walk the same keys; instead of each loading every key and value texel,
+// lane l of a subgroup loads those of key s + l of each group of 8 and bcast4 (bcast8.wgsl) hands them to every lane: per 8 keys an invocation loads 2 HD / 4 texels instead of 16 HD / 4.
 // Every invocation runs the key loop (queries past T are clamped, then not stored), so the whole subgroup takes part
 // in every broadcast; a subgroup whose queries are all past T returns at once.
-
-struct Params {
-    tokens: u32,
-    heads: u32,
-    d: u32,
-    scale: f32,
-}
-
-override HD: u32 = 64u;
-
-const MAX_HD4: u32 = 32u;
-
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(2) var<storage, read_write> out: array<vec4<f32>>;
-
-// Texels v of keys 4h .. 4h + 3 of the group (lane j holds key j), as the columns of a matrix.
-fn keys4(v: vec4<f32>, h: u32) -> mat4x4<f32> {
-    if (h == 0u) {
-        return mat4x4<f32>(subgroupBroadcast(v, 0u), subgroupBroadcast(v, 1u), subgroupBroadcast(v, 2u),
-                           subgroupBroadcast(v, 3u));
-    }
-    return mat4x4<f32>(subgroupBroadcast(v, 4u), subgroupBroadcast(v, 5u), subgroupBroadcast(v, 6u),
-                       subgroupBroadcast(v, 7u));
-}
 
 @compute @workgroup_size(64)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32,
@@ -68,8 +43,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
         var sb1 = vec4<f32>(0.0);
         for (var c = 0u; c < hd4; c++) {
             let kv = load_qkvt(vec2<u32>(kc + c, r));
-            let k0 = keys4(kv, 0u);
-            let k1 = keys4(kv, 1u);
+            let k0 = bcast4(kv, 0u);
+            let k1 = bcast4(kv, 1u);
             sa0 += qa[c] * k0;
             sa1 += qa[c] * k1;
             sb0 += qb[c] * k0;
@@ -98,8 +73,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
         for (var c = 0u; c < hd4; c++) {
             // Columns: the value texels of keys s..s+7, so v * p = sum_j p[j] v_j.
             let vv = load_qkvt(vec2<u32>(vc + c, r));
-            let w0 = keys4(vv, 0u);
-            let w1 = keys4(vv, 1u);
+            let w0 = bcast4(vv, 0u);
+            let w1 = bcast4(vv, 1u);
             oa[c] = oa[c] * alpha_a + w0 * pa0 + w1 * pa1;
             ob[c] = ob[c] * alpha_b + w0 * pb0 + w1 * pb1;
         }

@@ -6,16 +6,6 @@
 // once (small M: the adaLN projections have one row per sample); otherwise every invocation runs the K loop to the
 // end (rows past M are clamped, then not stored), so the whole subgroup takes part in every broadcast.
 
-// The 4 columns 8q + 4h .. 8q + 4h + 3 of the weight texels v that lanes 0..7 loaded (lane j: column 8q + j).
-fn w_bcast(v: vec4<f32>, h: u32) -> mat4x4<f32> {
-    if (h == 0u) {
-        return mat4x4<f32>(subgroupBroadcast(v, 0u), subgroupBroadcast(v, 1u), subgroupBroadcast(v, 2u),
-                           subgroupBroadcast(v, 3u));
-    }
-    return mat4x4<f32>(subgroupBroadcast(v, 4u), subgroupBroadcast(v, 5u), subgroupBroadcast(v, 6u),
-                       subgroupBroadcast(v, 7u));
-}
-
 @compute @workgroup_size(64)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32,
         @builtin(subgroup_invocation_id) lane: u32) {
@@ -34,11 +24,11 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
         let v0 = w_row(k4, l); let v1 = w_row(k4, l + 8u); let v2 = w_row(k4, l + 16u); let v3 = w_row(k4, l + 24u);
         let v4 = w_row(k4, l + 32u); let v5 = w_row(k4, l + 40u); let v6 = w_row(k4, l + 48u);
         let v7 = w_row(k4, l + 56u);
-        a0 += x * w_bcast(v0, 0u); a1 += x * w_bcast(v0, 1u); a2 += x * w_bcast(v1, 0u); a3 += x * w_bcast(v1, 1u);
-        a4 += x * w_bcast(v2, 0u); a5 += x * w_bcast(v2, 1u); a6 += x * w_bcast(v3, 0u); a7 += x * w_bcast(v3, 1u);
-        a8 += x * w_bcast(v4, 0u); a9 += x * w_bcast(v4, 1u); a10 += x * w_bcast(v5, 0u);
-        a11 += x * w_bcast(v5, 1u); a12 += x * w_bcast(v6, 0u); a13 += x * w_bcast(v6, 1u);
-        a14 += x * w_bcast(v7, 0u); a15 += x * w_bcast(v7, 1u);
+        a0 += x * bcast4(v0, 0u); a1 += x * bcast4(v0, 1u); a2 += x * bcast4(v1, 0u); a3 += x * bcast4(v1, 1u);
+        a4 += x * bcast4(v2, 0u); a5 += x * bcast4(v2, 1u); a6 += x * bcast4(v3, 0u); a7 += x * bcast4(v3, 1u);
+        a8 += x * bcast4(v4, 0u); a9 += x * bcast4(v4, 1u); a10 += x * bcast4(v5, 0u);
+        a11 += x * bcast4(v5, 1u); a12 += x * bcast4(v6, 0u); a13 += x * bcast4(v6, 1u);
+        a14 += x * bcast4(v7, 0u); a15 += x * bcast4(v7, 1u);
     }
     if (r >= p.m) {
         return;

@@ -137,8 +137,9 @@ pub struct LinearBench {
 }
 
 /// Times each linear kernel this device can run on (M, K, N): the texture kernels (where the shape fits them: with
-/// subgroups where the device has them, and the plain one), the register-tiled storage-buffer kernel (4x4 outputs per thread) and the simple one (1x4): median wall time of
-/// `repeat` submissions, each holding the dispatch enough times to last about 50 ms.
+/// subgroups where the device has them, and the plain one), the register-tiled storage-buffer kernel (4x4 outputs per
+/// thread) and the simple one (1x4): median wall time of `repeat` submissions, each holding the dispatch enough
+/// times to last about 50 ms.
 pub async fn bench_linear(gpu: &Gpu, m: usize, k: usize, n: usize, repeat: usize) -> Result<LinearBench> {
     use crate::gpu::Tensor;
     use crate::ops::{self, Epilogue, Linear, LinearKernel};

@@ -305,8 +305,8 @@ impl Gpu {
         if timestamps {
             features |= wgpu::Features::TIMESTAMP_QUERY;
         }
-        // Subgroups of at least 8 invocations let the texture linear kernel fetch each weight texel once per
-        // subgroup and broadcast it (wgpu offers the feature natively only).
+        // Subgroups of at least 8 invocations let the texture linear and attention kernels load each weight or
+        // key/value texel once per subgroup and broadcast it (wgpu offers the feature natively only).
         let subgroups = have.contains(wgpu::Features::SUBGROUP) && info.subgroup_min_size >= 8 && !opts.no_subgroups;
         if subgroups {
             features |= wgpu::Features::SUBGROUP;

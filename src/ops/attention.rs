@@ -5,6 +5,7 @@ use crate::gpu::{Bind, DType, Dispatch, Gpu, KernelSpec, Prelude, Res, Stage, Te
 
 const SOURCE: &str = include_str!("../../shaders/attention.wgsl");
 const SOURCE_TEX: &str = include_str!("../../shaders/attention_tex.wgsl");
+const SOURCE_TEX_PLAIN: &str = include_str!("../../shaders/attention_tex_plain.wgsl");
 const SOURCE_TEX_SG: &str = include_str!("../../shaders/attention_tex_sg.wgsl");
 const TEX_QKV: [&str; 2] = crate::texture_decl!(1, "qkvt", "rgba32float");
 
@@ -51,7 +52,11 @@ pub fn attention(gpu: &Gpu, qkv: &Tensor, out: &Tensor, tokens: usize, heads: us
     if gpu.report.texture_linears && (3 * d * 4).is_multiple_of(256) && 3 * d / 4 <= max_tex && rows <= max_tex {
         let kern = gpu.kernel(&KernelSpec {
             name: "attention_tex",
-            source: &[gpu.texture_decl(TEX_QKV), if gpu.report.subgroups { SOURCE_TEX_SG } else { SOURCE_TEX }],
+            source: &if gpu.report.subgroups {
+                [gpu.texture_decl(TEX_QKV), SOURCE_TEX, super::BCAST8, SOURCE_TEX_SG]
+            } else {
+                [gpu.texture_decl(TEX_QKV), SOURCE_TEX, SOURCE_TEX_PLAIN, ""]
+            },
             entry: "main",
             binds: &[Bind::TexF32, Bind::ReadWrite],
             constants: vec![("HD", hd as f64)],

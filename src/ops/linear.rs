@@ -291,8 +291,8 @@ fn texture_product(
     let (tile_rows, tile_cols) = if subgroups { (256, 64) } else { (512, 32) };
     let (w, w_f16) = w;
     let w_decl = gpu.texture_decl(if w_f16 { TEX_W_F16 } else { TEX_W_F32 });
-    let body = if subgroups { TEX_SUBGROUP } else { TEX_PLAIN };
-    let source = [EPILOGUE, gpu.texture_decl(TEX_X), w_decl, SOURCE_TEX, body];
+    let body = if subgroups { [super::BCAST8, TEX_SUBGROUP] } else { [TEX_PLAIN, ""] };
+    let source = [EPILOGUE, gpu.texture_decl(TEX_X), w_decl, SOURCE_TEX, body[0], body[1]];
     let binds =
         [Bind::TexF32, if w_f16 { Bind::TexF16 } else { Bind::TexF32 }, Bind::Read, Bind::Read, Bind::ReadWrite];
     let kern = gpu.kernel(&KernelSpec {

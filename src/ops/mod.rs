@@ -10,6 +10,9 @@ mod linear;
 mod norm;
 mod patch;
 
+/// `bcast4`, the subgroup broadcast the texture kernels' subgroup variants share.
+const BCAST8: &str = include_str!("../../shaders/bcast8.wgsl");
+
 pub use attention::{attention, AttentionParams, MAX_HEAD_DIM};
 pub use conv::{conv2d, conv2d_slice, Conv2d, ConvParams, ConvSlice, PermuteParams};
 pub use embed::{condition, timestep_freqs, EmbedParams, FREQ_DIM, MAX_PERIOD};
