@@ -101,6 +101,7 @@ pub async fn bench_dit_forward(
     warmup: usize,
     repeat: usize,
 ) -> Result<DitForwardBench> {
+    tune_dit(gpu, dit, batch, latent).await?;
     let plan = dit.plan(gpu, batch, latent)?;
     let x: Vec<f32> = (0..plan.x.numel()).map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0).collect();
     let t: Vec<f32> = (0..batch).map(|i| (i * 997 % 1000) as f32).collect();
@@ -112,6 +113,152 @@ pub async fn bench_dit_forward(
     Ok(DitForwardBench { bench, finite: out.iter().all(|v| v.is_finite()), activation_bytes: plan.activation_bytes })
 }
 
+/// Median ms of one run of the dispatches `make` records: a warm-up (pipeline compile), then `repeat` submissions,
+/// each holding enough copies to last about 50 ms (at most 200), timed by the wall clock around submit and wait.
+pub async fn time_op(gpu: &Gpu, make: impl Fn() -> Result<Vec<Dispatch>>, repeat: usize) -> Result<f64> {
+    let once = make()?;
+    gpu.run(&once);
+    gpu.sync().await?;
+    let t0 = now_seconds();
+    gpu.run(&once);
+    gpu.sync().await?;
+    let reps = (0.05 / (now_seconds() - t0).max(1e-6)).clamp(1.0, 200.0) as usize;
+    let mut d = vec![];
+    for _ in 0..reps {
+        d.extend(make()?);
+    }
+    let mut runs = vec![];
+    for _ in 0..repeat.max(1) {
+        let t0 = now_seconds();
+        gpu.run(&d);
+        gpu.sync().await?;
+        runs.push((now_seconds() - t0) * 1e3 / reps as f64);
+    }
+    gpu.check()?;
+    Ok(median(&runs))
+}
+
+/// Times the workgroup-memory linear kernel in every tile config on y [M, N] = x [M, K] W^T + b and records the
+/// fastest for that shape on this device ([`Gpu::set_tuned`]); returns the ms of each config (see [`race`]: some
+/// 100 ms per shape on a GPU). Deterministic inputs.
+pub async fn tune_linear(gpu: &Gpu, m: usize, k: usize, n: usize) -> Result<Vec<f64>> {
+    use crate::gpu::Tensor;
+    use crate::ops::{self, Epilogue, Linear, LinearKernel};
+    let vals =
+        |len: usize, seed: usize| (0..len).map(|i| ((i * 7919 + seed) % 997) as f32 / 997.0 - 0.5).collect::<Vec<_>>();
+    let x = Tensor::from_f32(gpu, "tune x", &[m, k], &vals(m * k, 1))?;
+    let y = Tensor::from_f32(gpu, "tune y", &[m, n], &vec![0.0; m * n])?;
+    let w = Tensor::from_f32_as_f16(gpu, "tune w", &[n, k], &vals(n * k, 2))?;
+    let layer = Linear::new(w, Tensor::from_f32_as_f16(gpu, "tune b", &[n], &vals(n, 3))?)?;
+    let variants = (0..ops::WG_TILES.len())
+        .map(|i| ops::linear(gpu, &x, &layer, &y, Epilogue::Bias, LinearKernel::Workgroup(i)))
+        .collect::<Result<Vec<_>>>()?;
+    let times = race(gpu, variants).await?;
+    gpu.set_tuned("linear", [m, n, k, 0], fastest(&times));
+    Ok(times)
+}
+
+/// Times variants of one op against each other: each is compiled and run once, then given as many copies per
+/// submission as last about 4 ms; three rounds take turns through the variants (so that clock changes fall on all of
+/// them), and each variant's best round counts. Returns ms per run of each variant.
+async fn race(gpu: &Gpu, variants: Vec<Vec<Dispatch>>) -> Result<Vec<f64>> {
+    let mut copies = vec![];
+    for d in &variants {
+        gpu.run(d);
+        gpu.sync().await?;
+        let t0 = now_seconds();
+        gpu.run(d);
+        gpu.sync().await?;
+        copies.push((0.004 / (now_seconds() - t0).max(1e-6)).clamp(1.0, 100.0) as usize);
+    }
+    let mut best = vec![f64::INFINITY; variants.len()];
+    for _ in 0..3 {
+        for (i, d) in variants.iter().enumerate() {
+            let t0 = now_seconds();
+            gpu.run(std::iter::repeat_n(d, copies[i]).flatten());
+            gpu.sync().await?;
+            best[i] = best[i].min((now_seconds() - t0) * 1e3 / copies[i] as f64);
+        }
+    }
+    gpu.check()?;
+    Ok(best)
+}
+
+fn fastest(times: &[f64]) -> usize {
+    (0..times.len()).min_by(|&a, &b| times[a].total_cmp(&times[b])).unwrap_or(0)
+}
+
+/// Times the GPU attention kernel in every split on `batch` samples of `tokens` tokens with `heads` heads of
+/// `head_dim` and records the fastest ([`Gpu::set_tuned`]); returns the ms of each.
+pub async fn tune_attention(gpu: &Gpu, batch: usize, tokens: usize, heads: usize, head_dim: usize) -> Result<Vec<f64>> {
+    use crate::gpu::Tensor;
+    use crate::ops::{self, AttentionKernel};
+    let d = heads * head_dim;
+    let qkv: Vec<f32> = (0..batch * tokens * 3 * d).map(|i| ((i * 7919) % 997) as f32 / 500.0 - 1.0).collect();
+    let qt = Tensor::from_f32(gpu, "tune qkv", &[batch * tokens, 3 * d], &qkv)?;
+    let out = Tensor::from_f32(gpu, "tune out", &[batch * tokens, d], &vec![0.0; batch * tokens * d])?;
+    let variants = (0..ops::ATTENTION_SPLITS.len())
+        .map(|i| Ok(vec![ops::attention_with(gpu, &qt, &out, tokens, heads, AttentionKernel::Split(i))?]))
+        .collect::<Result<Vec<_>>>()?;
+    let times = race(gpu, variants).await?;
+    gpu.set_tuned("attention", [batch, tokens, heads, head_dim], fastest(&times));
+    Ok(times)
+}
+
+/// Tunes the GPU kernels of a DiT forward at `batch` x `latent`: the workgroup tile of every distinct linear shape
+/// ([`tune_linear`]) and the attention split ([`tune_attention`]), each shape once per device. Nothing to do on CPU
+/// adapters or on the texture path, which do not use these kernels.
+pub async fn tune_dit(gpu: &Gpu, dit: &crate::model::Dit, batch: usize, latent: usize) -> Result<()> {
+    if gpu.report.device_type == "Cpu" || gpu.report.texture_linears {
+        return Ok(());
+    }
+    for (m, k, n) in dit.linear_shapes(batch, latent) {
+        if m >= 32 && gpu.tuned("linear", [m, n, k, 0]).is_none() {
+            tune_linear(gpu, m, k, n).await?;
+        }
+    }
+    let (tokens, heads) = ((latent / dit.cfg.patch_size).pow(2), dit.cfg.num_heads);
+    let hd = dit.cfg.hidden_size / heads.max(1);
+    if gpu.tuned("attention", [batch, tokens, heads, hd]).is_none() {
+        tune_attention(gpu, batch, tokens, heads, hd).await?;
+    }
+    Ok(())
+}
+
+/// Every attention kernel on one shape (`batch` samples of `tokens` tokens, `heads` heads of `head_dim`), with
+/// speed relative to the one-query-per-invocation buffer kernel.
+pub async fn bench_attention(
+    gpu: &Gpu,
+    batch: usize,
+    tokens: usize,
+    heads: usize,
+    head_dim: usize,
+    repeat: usize,
+) -> Result<Vec<KernelTiming>> {
+    use crate::gpu::Tensor;
+    use crate::ops::{self, AttentionKernel};
+    let d = heads * head_dim;
+    let qkv: Vec<f32> = (0..batch * tokens * 3 * d).map(|i| ((i * 7919) % 997) as f32 / 500.0 - 1.0).collect();
+    let qt = Tensor::from_f32(gpu, "bench qkv", &[batch * tokens, 3 * d], &qkv)?;
+    let out = Tensor::from_f32(gpu, "bench out", &[batch * tokens, d], &vec![0.0; batch * tokens * d])?;
+    let flop = 4.0 * (batch * heads * tokens * tokens * head_dim) as f64;
+    let mut kernels = vec![];
+    let mut variants = vec![("production (auto)".to_string(), AttentionKernel::Auto)];
+    for (i, (qw, g)) in ops::ATTENTION_SPLITS.iter().enumerate() {
+        variants.push((format!("generated, {qw} queries x {g} key groups"), AttentionKernel::Split(i)));
+    }
+    variants.push(("buffers, per query".into(), AttentionKernel::PerQuery));
+    for (name, kernel) in variants {
+        let ms = time_op(gpu, || Ok(vec![ops::attention_with(gpu, &qt, &out, tokens, heads, kernel)?]), repeat).await?;
+        kernels.push(KernelTiming { kernel: name, ms, gflops_per_s: flop / (ms / 1e3) / 1e9, vs_register_tiled: 0.0 });
+    }
+    let base = kernels.last().map_or(1.0, |t| t.ms);
+    for t in &mut kernels {
+        t.vs_register_tiled = base / t.ms;
+    }
+    Ok(kernels)
+}
+
 /// The linear layers of DiT-XL/2 at 256 px with batch 2 (M = 2 x 256 tokens): qkv, attention out, MLP fc1, fc2, as
 /// (M, K, N).
 pub const DIT_XL_LINEARS: [(usize, usize, usize); 4] =
@@ -120,10 +267,11 @@ pub const DIT_XL_LINEARS: [(usize, usize, usize); 4] =
 /// One kernel's time on one linear shape.
 #[derive(Clone, Debug, Serialize)]
 pub struct KernelTiming {
-    pub kernel: &'static str,
+    pub kernel: String,
     pub ms: f64,
     pub gflops_per_s: f64,
-    /// Speed relative to the register-tiled storage-buffer kernel in the same run.
+    /// Speed relative to the baseline in the same run: the register-tiled storage-buffer kernel for linears, the
+    /// one-query-per-invocation kernel for attention.
     pub vs_register_tiled: f64,
 }
 
@@ -151,41 +299,31 @@ pub async fn bench_linear(gpu: &Gpu, m: usize, k: usize, n: usize, repeat: usize
     let w = Tensor::from_f32_as_f16(gpu, "bench w", &[n, k], &vals(n * k, 1.0 / (k as f32).sqrt()))?;
     let b = Tensor::from_f32_as_f16(gpu, "bench b", &[n], &vals(n, 0.1))?;
     let buffers = Linear::new(w, b)?;
-    let mut variants: Vec<(&'static str, Linear, LinearKernel)> = vec![];
+    let mut variants: Vec<(String, Linear, LinearKernel)> = vec![];
     if Linear::texture_fits(gpu, n, k) {
         let tex = buffers.clone().to_texture(gpu)?;
         if gpu.report.subgroups {
-            variants.push(("textures + subgroups (4x64)", tex.clone(), LinearKernel::Tiled));
+            variants.push(("textures + subgroups (4x64)".into(), tex.clone(), LinearKernel::Tiled));
         }
-        variants.push(("textures (8x32 per thread)", tex, LinearKernel::Simple));
+        variants.push(("textures (8x32 per thread)".into(), tex, LinearKernel::Simple));
     }
-    variants.push(("buffers, register-tiled (4x4)", buffers.clone(), LinearKernel::Tiled));
-    variants.push(("buffers, simple (1x4)", buffers, LinearKernel::Simple));
+    // The workgroup-memory kernel is for GPUs (on lavapipe it ran at 0.6-0.8x the register-tiled kernel).
+    let tiles = if gpu.report.device_type == "Cpu" { &[][..] } else { &ops::WG_TILES[..] };
+    for (i, t) in tiles.iter().enumerate() {
+        variants.push((format!("buffers, workgroup {t}"), buffers.clone(), LinearKernel::Workgroup(i)));
+    }
+    variants.push(("buffers, register-tiled (4x4)".into(), buffers.clone(), LinearKernel::Register));
+    variants.push(("buffers, simple (1x4)".into(), buffers, LinearKernel::Simple));
     let flop = 2.0 * (m * k * n) as f64;
     let mut kernels = vec![];
     for (name, layer, kernel) in &variants {
-        let once = ops::linear(gpu, &x, layer, &y, Epilogue::Bias, *kernel)?;
-        // Warm up (pipeline compile), then size the submission.
-        gpu.run(&once);
-        gpu.sync().await?;
-        let t0 = now_seconds();
-        gpu.run(&once);
-        gpu.sync().await?;
-        let reps = (0.05 / (now_seconds() - t0).max(1e-6)).clamp(1.0, 200.0) as usize;
-        let mut d = vec![];
-        for _ in 0..reps {
-            d.extend(ops::linear(gpu, &x, layer, &y, Epilogue::Bias, *kernel)?);
-        }
-        let mut runs = vec![];
-        for _ in 0..repeat.max(1) {
-            let t0 = now_seconds();
-            gpu.run(&d);
-            gpu.sync().await?;
-            runs.push((now_seconds() - t0) * 1e3 / reps as f64);
-        }
-        gpu.check()?;
-        let ms = median(&runs);
-        kernels.push(KernelTiming { kernel: name, ms, gflops_per_s: flop / (ms / 1e3) / 1e9, vs_register_tiled: 0.0 });
+        let ms = time_op(gpu, || ops::linear(gpu, &x, layer, &y, Epilogue::Bias, *kernel), repeat).await?;
+        kernels.push(KernelTiming {
+            kernel: name.clone(),
+            ms,
+            gflops_per_s: flop / (ms / 1e3) / 1e9,
+            vs_register_tiled: 0.0,
+        });
     }
     let base = kernels.iter().find(|t| t.kernel.contains("register-tiled")).map_or(1.0, |t| t.ms);
     for t in &mut kernels {

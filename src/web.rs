@@ -195,6 +195,7 @@ impl WasmSampler {
         // One guided image must fit this adapter's limits; a plan checks every buffer. Running it once also makes
         // the browser compile every pipeline now (SwiftShader takes tens of seconds, and blocks the page's
         // rendering meanwhile), so that "ready" means ready.
+        crate::bench::tune_dit(&gpu, &dit, 2, latent).await.map_err(to_js)?;
         let warm = dit.plan(&gpu, 2, latent).map_err(to_js)?;
         gpu.run(warm.dispatches());
         let vae_plan = vae.plan(&gpu, latent, latent).map_err(to_js)?;

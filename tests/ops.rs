@@ -4,7 +4,7 @@ mod common;
 
 use common::{check, gpus, label, random, to_f16};
 use dit_wasm::gpu::{Arena, DType, Gpu, Tensor};
-use dit_wasm::ops::{self, cpu, Epilogue, Linear, LinearKernel, Weight};
+use dit_wasm::ops::{self, cpu, AttentionKernel, Epilogue, Linear, LinearKernel, Weight};
 
 fn run(gpu: &Gpu, d: &[dit_wasm::gpu::Dispatch]) {
     gpu.run(d);
@@ -32,7 +32,7 @@ fn layer(gpu: &Gpu, n: usize, k: usize, seed: u64) -> (Linear, Vec<f32>, Vec<f32
 }
 
 #[test]
-fn linear_all_epilogues_both_kernels() {
+fn linear_all_epilogues_every_kernel() {
     for gpu in gpus() {
         // (7, 12, 20) stays in a buffer on the texture path (K is not a multiple of 64); (35, 20, 192) is the demo
         // model's width; (16500, 8, 128) passes the texture height limit, so the texture path splits it into chunks.
@@ -43,7 +43,14 @@ fn linear_all_epilogues_both_kernels() {
             let base = cpu::linear(&x, &w, &b, m, n, k);
             let texture = matches!(l.weight, Weight::Texture(..));
             // On the texture path Tiled is the subgroup kernel where the device has subgroups, Simple the plain one.
-            for kernel in [LinearKernel::Tiled, LinearKernel::Simple] {
+            // Buffer weights run every kernel: the production choice, the simple one, the register-tiled one and the
+            // workgroup-memory kernel in each tile config (these shapes leave partial tiles in M, N and K).
+            let mut kernels = vec![LinearKernel::Tiled, LinearKernel::Simple];
+            if !texture {
+                kernels.push(LinearKernel::Register);
+                kernels.extend((0..ops::WG_TILES.len()).map(LinearKernel::Workgroup));
+            }
+            for kernel in kernels {
                 let kname = match (texture, kernel, gpu.report.subgroups) {
                     (true, LinearKernel::Tiled, true) => "texture+subgroups".to_string(),
                     (true, _, _) => "texture".to_string(),
@@ -86,6 +93,21 @@ fn linear_all_epilogues_both_kernels() {
             }
         }
     }
+}
+
+#[test]
+fn tuning_records_the_fastest_variant() {
+    let gpu = &gpus()[0];
+    assert_eq!(gpu.tuned("linear", [64, 32, 64, 0]), None);
+    let times = pollster::block_on(dit_wasm::bench::tune_linear(gpu, 64, 64, 32)).unwrap();
+    assert_eq!(times.len(), ops::WG_TILES.len());
+    assert!(times.iter().all(|t| t.is_finite() && *t > 0.0), "{times:?}");
+    let best = gpu.tuned("linear", [64, 32, 64, 0]).expect("a tile was recorded");
+    assert!(times.iter().all(|&t| t >= times[best]), "{times:?}, chose {best}");
+    let times = pollster::block_on(dit_wasm::bench::tune_attention(gpu, 1, 40, 2, 16)).unwrap();
+    assert_eq!(times.len(), ops::ATTENTION_SPLITS.len());
+    let best = gpu.tuned("attention", [1, 40, 2, 16]).expect("a split was recorded");
+    assert!(times.iter().all(|&t| t >= times[best]), "{times:?}, chose {best}");
 }
 
 #[test]
@@ -136,29 +158,49 @@ fn layernorm_modulate_matches() {
 fn attention_matches_head_dims_64_and_72() {
     // T = 1024 is DiT-XL/2 at 512 px; T = 100 and 300 exercise partial query and key tiles. Widths 192, 576 and 128
     // use the texture variant on the texture path; 144 does not qualify and falls back to the buffer kernel. Where the
-    // adapter has subgroups, the texture path runs once with them and once without.
+    // adapter has subgroups, the texture path runs once with them and once without. The first device also runs both
+    // storage-buffer kernels by name (one invocation per query; keys split across invocations; they read no
+    // weights, so one device covers them), and T = 7 leaves some of the split kernel's invocations without keys.
     let mut devices = gpus();
     if devices.iter().any(|g| g.report.subgroups) {
         devices.push(common::texture_gpu_without_subgroups());
     }
-    for gpu in devices {
+    for (i, gpu) in devices.into_iter().enumerate() {
+        let kernels: &[AttentionKernel] = if i == 0 {
+            &[
+                AttentionKernel::Auto,
+                AttentionKernel::PerQuery,
+                AttentionKernel::Split(0),
+                AttentionKernel::Split(1),
+                AttentionKernel::Split(2),
+                AttentionKernel::Split(3),
+            ]
+        } else {
+            &[AttentionKernel::Auto]
+        };
         for &(batch, tokens, heads, hd) in
-            &[(2usize, 100usize, 3usize, 64usize), (1, 1024, 8, 72), (2, 256, 2, 64), (1, 300, 2, 72)]
+            &[(2usize, 100usize, 3usize, 64usize), (1, 1024, 8, 72), (2, 256, 2, 64), (1, 300, 2, 72), (2, 7, 2, 8)]
         {
             let d = heads * hd;
             let qkv = random(30 + hd as u64, batch * tokens * 3 * d, 2.0);
             let qt = Tensor::from_f32(&gpu, "qkv", &[batch * tokens, 3 * d], &qkv).unwrap();
-            let out = Arena::new().f32(&gpu, "out", &[batch * tokens, d]).unwrap();
-            let disp = ops::attention(&gpu, &qt, &out, tokens, heads).unwrap();
-            let kind = match (disp.stage.is_empty(), gpu.report.subgroups) {
-                (true, _) => "buffer",
-                (false, true) => "texture+subgroups",
-                (false, false) => "texture",
-            };
-            run(&gpu, &one(disp));
             let want = cpu::attention(&qkv, batch, tokens, heads, d);
-            let what = format!("{} attention ({kind}) N={batch} T={tokens} heads={heads} hd={hd}", label(&gpu));
-            check(&what, &read(&gpu, &out), &want, 1e-5);
+            for &kernel in kernels {
+                // The splits differ only in how work is divided; one of them covers the long sequence.
+                if tokens > 300 && matches!(kernel, AttentionKernel::Split(i) if i > 0) {
+                    continue;
+                }
+                let out = Arena::new().f32(&gpu, "out", &[batch * tokens, d]).unwrap();
+                let disp = ops::attention_with(&gpu, &qt, &out, tokens, heads, kernel).unwrap();
+                let kind = match (disp.stage.is_empty(), gpu.report.subgroups) {
+                    (true, _) => format!("buffer {kernel:?}"),
+                    (false, true) => "texture+subgroups".into(),
+                    (false, false) => "texture".into(),
+                };
+                run(&gpu, &one(disp));
+                let what = format!("{} attention ({kind}) N={batch} T={tokens} heads={heads} hd={hd}", label(&gpu));
+                check(&what, &read(&gpu, &out), &want, 1e-5);
+            }
         }
     }
 }

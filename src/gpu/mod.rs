@@ -258,6 +258,7 @@ pub struct Gpu {
     timestamps: bool,
     kernels: RefCell<HashMap<String, Rc<Kernel>>>,
     staging: RefCell<HashMap<(u32, u32, u32), wgpu::Texture>>,
+    tuned: RefCell<HashMap<(&'static str, [usize; 4]), usize>>,
     errors: Arc<Mutex<Vec<String>>>,
     lost: Arc<Mutex<Option<String>>>,
 }
@@ -383,9 +384,28 @@ impl Gpu {
             timestamps,
             kernels: RefCell::new(HashMap::new()),
             staging: RefCell::new(HashMap::new()),
+            tuned: RefCell::new(HashMap::new()),
             errors,
             lost,
         })
+    }
+
+    /// The kernel variant recorded for an op on a problem shape on this device (`bench::tune_linear` and
+    /// `bench::tune_attention` time the candidates and record the fastest), if one was.
+    pub fn tuned(&self, op: &'static str, shape: [usize; 4]) -> Option<usize> {
+        self.tuned.borrow().get(&(op, shape)).copied()
+    }
+
+    /// Records the variant to use for an op on a shape (see [`Gpu::tuned`]).
+    pub fn set_tuned(&self, op: &'static str, shape: [usize; 4], choice: usize) {
+        self.tuned.borrow_mut().insert((op, shape), choice);
+    }
+
+    /// Every recorded choice, sorted: (op, shape, variant).
+    pub fn tuned_all(&self) -> Vec<(&'static str, [usize; 4], usize)> {
+        let mut v: Vec<_> = self.tuned.borrow().iter().map(|((op, s), c)| (*op, *s, *c)).collect();
+        v.sort_unstable();
+        v
     }
 
     /// Whether weights are read as `f16` (true) or as packed `u32` pairs (false).

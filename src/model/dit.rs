@@ -124,6 +124,22 @@ impl Dit {
         self.kernel = k;
     }
 
+    /// The distinct (M, K, N) shapes of the linear layers a forward of `batch` samples of side `latent` runs.
+    pub fn linear_shapes(&self, batch: usize, latent: usize) -> Vec<(usize, usize, usize)> {
+        let p = self.cfg.patch_size;
+        let m = batch * (latent / p.max(1)).pow(2);
+        let b = &self.blocks;
+        let mut layers = vec![(m, &self.x_embed), (batch, &self.t_fc1), (batch, &self.t_fc2), (m, &self.final_linear)];
+        layers.push((batch, &self.final_ada));
+        if let Some(b) = b.first() {
+            layers.extend([(batch, &b.ada), (m, &b.qkv), (m, &b.proj), (m, &b.fc1), (m, &b.fc2)]);
+        }
+        let mut shapes: Vec<_> = layers.iter().map(|(m, l)| (*m, l.in_features(), l.out_features())).collect();
+        shapes.sort_unstable();
+        shapes.dedup();
+        shapes
+    }
+
     /// Allocates activations and records every dispatch of a forward for `batch` samples of side `latent`.
     pub fn plan(&self, gpu: &Gpu, batch: usize, latent: usize) -> Result<DitPlan> {
         let cfg = &self.cfg;

@@ -25,8 +25,35 @@ pub struct AttentionParams {
     pub scale: f32,
 }
 
+/// Which attention kernel runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum AttentionKernel {
+    /// The texture kernel on the texture path where the width qualifies; else, on GPUs, the generated kernel with
+    /// the split `bench::tune_attention` recorded for the shape (else the first), and on CPU adapters one query per
+    /// invocation.
+    #[default]
+    Auto,
+    /// Storage buffers, one invocation per query (`attention.wgsl`): enough parallel work on CPU adapters.
+    PerQuery,
+    /// Storage buffers, the kernel generated for the head dim (`ops::attention_gpu`) with split `SPLITS[i]`: each
+    /// query's keys split across invocations, which fills a GPU.
+    Split(usize),
+}
+
 /// `out = MHA(qkv)` for qkv [batch * tokens, 3D] laid out (3, heads, head_dim) and out [batch * tokens, D].
 pub fn attention(gpu: &Gpu, qkv: &Tensor, out: &Tensor, tokens: usize, heads: usize) -> Result<Dispatch> {
+    attention_with(gpu, qkv, out, tokens, heads, AttentionKernel::Auto)
+}
+
+/// [`attention`] with a chosen kernel (tests and benchmarks).
+pub fn attention_with(
+    gpu: &Gpu,
+    qkv: &Tensor,
+    out: &Tensor,
+    tokens: usize,
+    heads: usize,
+    kernel: AttentionKernel,
+) -> Result<Dispatch> {
     let d = out.dim(-1);
     let rows = out.numel() / d;
     let hd = d / heads.max(1);
@@ -49,7 +76,12 @@ pub fn attention(gpu: &Gpu, qkv: &Tensor, out: &Tensor, tokens: usize, heads: us
     // The texture variant stages qkv into an rgba32float texture: rows of 3D values must be whole multiples of the
     // 256-byte copy row alignment and fit the texture size limit.
     let max_tex = gpu.report.max_texture_dimension_2d as usize;
-    if gpu.report.texture_linears && (3 * d * 4).is_multiple_of(256) && 3 * d / 4 <= max_tex && rows <= max_tex {
+    if kernel == AttentionKernel::Auto
+        && gpu.report.texture_linears
+        && (3 * d * 4).is_multiple_of(256)
+        && 3 * d / 4 <= max_tex
+        && rows <= max_tex
+    {
         let kern = gpu.kernel(&KernelSpec {
             name: "attention_tex",
             source: &if gpu.report.subgroups {
@@ -77,12 +109,27 @@ pub fn attention(gpu: &Gpu, qkv: &Tensor, out: &Tensor, tokens: usize, heads: us
         });
         return Ok(disp);
     }
+    let split = match kernel {
+        AttentionKernel::Auto if gpu.report.device_type != "Cpu" => {
+            Some(gpu.tuned("attention", [batch, tokens, heads, hd]).unwrap_or(0))
+        }
+        AttentionKernel::Split(i) if i < super::attention_gpu::SPLITS.len() => Some(i),
+        AttentionKernel::Split(i) => return Err(Error::Config(format!("attention split {i} does not exist"))),
+        _ => None,
+    };
+    let (source, groups) = match split {
+        Some(i) => {
+            let qw = super::attention_gpu::SPLITS[i].0;
+            (super::attention_gpu::source(hd as u32 / 4, i), [(tokens as u32).div_ceil(qw), heads as u32, batch as u32])
+        }
+        None => (SOURCE, groups),
+    };
     let kern = gpu.kernel(&KernelSpec {
         name: "attention",
-        source: &[SOURCE],
+        source: &[source],
         entry: "main",
         binds: &[Bind::Read, Bind::ReadWrite],
-        constants: vec![("HD", hd as f64)],
+        constants: if split.is_some() { vec![] } else { vec![("HD", hd as f64)] },
         prelude: Prelude::default(),
     })?;
     gpu.dispatch(&kern, "attention", &params, &[Res::Buf(&qkv.buf), Res::Buf(&out.buf)], groups, flops)

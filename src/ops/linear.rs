@@ -11,6 +11,7 @@ const TEX_W_F16: [&str; 2] = crate::texture_decl!(2, "wt", "rgba16float");
 const TEX_W_F32: [&str; 2] = crate::texture_decl!(2, "wt", "rgba32float");
 const TEX_PLAIN: &str = include_str!("../../shaders/linear_tex_plain.wgsl");
 const TEX_SUBGROUP: &str = include_str!("../../shaders/linear_tex_sg.wgsl");
+pub use super::linear_wg::{WgTile, WG_TILES};
 
 /// Uniform parameters of `linear.wgsl` (mirrors its `Params`).
 #[repr(C)]
@@ -133,16 +134,23 @@ impl Epilogue<'_> {
     }
 }
 
-/// Which kernel computes a layer's product: the production kernel, or the simpler one kept beside it as its
-/// reference and benchmark baseline.
+/// Which kernel computes a layer's product: the production choice, the simpler one kept beside it as its reference
+/// and benchmark baseline, or (buffer weights; tests and benchmarks) one named kernel.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum LinearKernel {
-    /// Buffer weights: 4x4 outputs per thread, vec4 loads. Texture weights: the subgroup kernel where the device has
-    /// subgroups, else the plain texture kernel.
+    /// Buffer weights: on GPUs, the workgroup-memory kernel for inputs of at least 32 rows (the tile
+    /// `bench::tune_linear` recorded for the shape, else the first), else the register-tiled kernel. Texture weights: the subgroup kernel where the device
+    /// has subgroups, else the plain texture kernel.
     #[default]
     Tiled,
     /// Buffer weights: 1x4 outputs per thread. Texture weights: the plain texture kernel (no subgroups).
     Simple,
+    /// Buffer weights: the register-tiled kernel (4x4 outputs per thread, no workgroup memory; CPU adapters).
+    /// Texture weights: as `Tiled`.
+    Register,
+    /// Buffer weights: the workgroup-memory kernel (`ops::linear_wg`) with tile config `WG_TILES[i]`. Texture
+    /// weights: as `Tiled`.
+    Workgroup(usize),
 }
 
 /// `y = epilogue(x W^T + b)` for x [M, K] (any leading dims), W [N, K], y [M, N]. One dispatch, or, for a texture
@@ -251,13 +259,26 @@ fn buffer_product(
     kernel: LinearKernel,
 ) -> Result<Vec<Dispatch>> {
     let (m, n) = (params.m, params.n);
-    let (entry, groups) = match kernel {
-        LinearKernel::Tiled => ("main", [(n / 4).div_ceil(8), m.div_ceil(4).div_ceil(8), 1]),
-        LinearKernel::Simple => ("simple", grid((m * n / 4).div_ceil(64))),
+    let kernel = match kernel {
+        LinearKernel::Tiled if gpu.report.device_type != "Cpu" && m >= 32 => {
+            LinearKernel::Workgroup(gpu.tuned("linear", [m as usize, n as usize, params.k as usize, 0]).unwrap_or(0))
+        }
+        LinearKernel::Tiled => LinearKernel::Register,
+        k => k,
+    };
+    let (entry, groups, tile) = match kernel {
+        LinearKernel::Workgroup(i) => {
+            let t = *WG_TILES
+                .get(i)
+                .ok_or_else(|| Error::Config(format!("linear tile config {i} does not exist ({})", WG_TILES.len())))?;
+            ("wg", [n.div_ceil(t.bn), m.div_ceil(t.bm), 1], super::linear_wg::source(t))
+        }
+        LinearKernel::Simple => ("simple", grid((m * n / 4).div_ceil(64)), ""),
+        _ => ("main", [(n / 4).div_ceil(8), m.div_ceil(4).div_ceil(8), 1], ""),
     };
     let kern = gpu.kernel(&KernelSpec {
         name: "linear",
-        source: &[EPILOGUE, SOURCE],
+        source: &[EPILOGUE, SOURCE, tile],
         entry,
         binds: &[Bind::Read, Bind::Read, Bind::Read, Bind::Read, Bind::ReadWrite],
         constants: vec![("EPI", epi.code())],
@@ -286,7 +307,7 @@ fn texture_product(
     kernel: LinearKernel,
 ) -> Result<Vec<Dispatch>> {
     let (m, n, k) = (params.m as usize, params.n, params.k);
-    let subgroups = gpu.report.subgroups && kernel == LinearKernel::Tiled;
+    let subgroups = gpu.report.subgroups && kernel != LinearKernel::Simple;
     // Rows x columns one workgroup covers: 64 invocations x 4 rows, 64 columns (subgroups); 64 x 8, 32 (plain).
     let (tile_rows, tile_cols) = if subgroups { (256, 64) } else { (512, 32) };
     let (w, w_f16) = w;

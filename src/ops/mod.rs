@@ -2,21 +2,24 @@
 //! [`Dispatch`](crate::gpu::Dispatch) to record; [`cpu`] holds a plain reference for every kernel.
 
 mod attention;
+mod attention_gpu;
 mod conv;
 pub mod cpu;
 mod embed;
 mod layout;
 mod linear;
+mod linear_wg;
 mod norm;
 mod patch;
 
 /// `bcast4`, the subgroup broadcast the texture kernels' subgroup variants share.
 const BCAST8: &str = include_str!("../../shaders/bcast8.wgsl");
 
-pub use attention::{attention, AttentionParams, MAX_HEAD_DIM};
+pub use attention::{attention, attention_with, AttentionKernel, AttentionParams, MAX_HEAD_DIM};
+pub use attention_gpu::SPLITS as ATTENTION_SPLITS;
 pub use conv::{conv2d, conv2d_slice, Conv2d, ConvParams, ConvSlice, PermuteParams};
 pub use embed::{condition, timestep_freqs, EmbedParams, FREQ_DIM, MAX_PERIOD};
 pub use layout::{nchw_to_nhwc, softmax_rows, transpose, LayoutParams, SoftmaxParams};
-pub use linear::{linear, matmul, Epilogue, Linear, LinearKernel, LinearParams, Weight};
+pub use linear::{linear, matmul, Epilogue, Linear, LinearKernel, LinearParams, Weight, WgTile, WG_TILES};
 pub use norm::{group_norm, group_norm_part, layernorm_modulate, GroupNormParams, NormParams, GN_EPS, LN_EPS};
 pub use patch::{patchify, unpatchify, PatchParams};

@@ -2,7 +2,7 @@
 //! benchmark).
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use dit_wasm::bench::{bench_dit_forward, bench_linear, ForwardBench, DIT_XL_LINEARS};
+use dit_wasm::bench::{bench_attention, bench_dit_forward, bench_linear, ForwardBench, DIT_XL_LINEARS};
 use dit_wasm::diffusion::{CfgChannels, SamplerKind, Spacing};
 use dit_wasm::gpu::{F16Mode, Gpu, GpuOptions, LinearPath};
 use dit_wasm::model::{dit_tensors, DitConfig, Vae, VaeConfig};
@@ -591,6 +591,13 @@ async fn bench(b: BenchArgs) -> Result<()> {
         "batch": b.batch,
         "adapter": main.adapter,
         "linear_path": gpu.report.linear_path(),
+        "tuned": gpu.tuned_all().iter().map(|(op, s, c)| match *op {
+            "linear" => format!("linear {}x{}x{}: {}", s[0], s[2], s[1], dit_wasm::ops::WG_TILES[*c]),
+            _ => {
+                let (qw, g) = dit_wasm::ops::ATTENTION_SPLITS[*c];
+                format!("attention {}x{}x{}x{}: {qw} queries x {g} key groups", s[0], s[1], s[2], s[3])
+            }
+        }).collect::<Vec<_>>(),
         "ms_per_forward": main.ms_per_forward,
         "gflops_per_s": main.gflops_per_s,
         "gflop_per_forward": main.gflop_per_forward,
@@ -621,8 +628,10 @@ async fn bench_linears(gpu: &Gpu, b: &BenchArgs) -> Result<()> {
     for (m, k, n) in DIT_XL_LINEARS {
         all.push(bench_linear(gpu, m, k, n, b.repeat).await?);
     }
+    // DiT-XL/2's attention at 256 px, batch 2: 256 tokens, 16 heads of 72.
+    let attention = bench_attention(gpu, 2, 256, 16, 72, b.repeat).await?;
     if b.json {
-        println!("{}", serde_json::json!({ "adapter": gpu.report, "linear": all }));
+        println!("{}", serde_json::json!({ "adapter": gpu.report, "linear": all, "attention": attention }));
         return Ok(());
     }
     println!(
@@ -641,6 +650,11 @@ async fn bench_linears(gpu: &Gpu, b: &BenchArgs) -> Result<()> {
                 t.vs_register_tiled
             );
         }
+    }
+    println!("attention, DiT-XL/2 at 256 px (batch 2, 256 tokens, 16 heads of 72)");
+    println!("{:<20} {:<30} {:>10} {:>10} {:>22}", "", "kernel", "ms", "GFLOP/s", "vs per-query");
+    for t in &attention {
+        println!("{:<20} {:<30} {:>10.3} {:>10.2} {:>21.2}x", "", t.kernel, t.ms, t.gflops_per_s, t.vs_register_tiled);
     }
     Ok(())
 }
@@ -677,6 +691,13 @@ fn print_table(r: &serde_json::Value, main: &ForwardBench, base: Option<&Forward
         r["weight_bytes"].as_f64().unwrap_or(0.0) / 1e6,
         r["activation_bytes"].as_f64().unwrap_or(0.0) / 1e6
     );
+    if let Some(tuned) = r["tuned"].as_array().filter(|t| !t.is_empty()) {
+        let tuned: Vec<&str> = tuned.iter().filter_map(|t| t.as_str()).collect();
+        println!("kernels tuned at load (linear M x K x N, attention batch x tokens x heads x head dim):");
+        for t in tuned {
+            println!("  {t}");
+        }
+    }
     println!("{:<12} {:>10} {:>10} {:>10} {:>12}   ({})", "op", "dispatches", "ms", "GFLOP", "GFLOP/s", main.timer);
     for (op, t) in &main.ops {
         println!("{op:<12} {:>10} {:>10.2} {:>10.3} {:>12.2}", t.dispatches, t.ms, t.gflop, t.gflops_per_s);
