@@ -259,6 +259,7 @@ pub struct Gpu {
     kernels: RefCell<HashMap<String, Rc<Kernel>>>,
     staging: RefCell<HashMap<(u32, u32, u32), wgpu::Texture>>,
     tuned: RefCell<HashMap<(&'static str, [usize; 4]), usize>>,
+    scratch: RefCell<Option<wgpu::Buffer>>,
     errors: Arc<Mutex<Vec<String>>>,
     lost: Arc<Mutex<Option<String>>>,
 }
@@ -385,6 +386,7 @@ impl Gpu {
             kernels: RefCell::new(HashMap::new()),
             staging: RefCell::new(HashMap::new()),
             tuned: RefCell::new(HashMap::new()),
+            scratch: RefCell::new(None),
             errors,
             lost,
         })
@@ -604,6 +606,18 @@ impl Gpu {
                 })
             })
             .clone()
+    }
+
+    /// A storage buffer of at least `bytes` for intermediate results that live within one dispatch pair (the split-K
+    /// linear's partial sums), shared by every such pair (they run one after another on one queue).
+    pub fn scratch(&self, bytes: u64) -> Result<wgpu::Buffer> {
+        let mut cached = self.scratch.borrow_mut();
+        if let Some(b) = cached.as_ref().filter(|b| b.size() >= bytes) {
+            return Ok(b.clone());
+        }
+        let b = self.storage("split-K partial sums", bytes)?;
+        *cached = Some(b.clone());
+        Ok(b)
     }
 
     /// A uniform buffer holding `bytes` (padded to 16).

@@ -266,12 +266,18 @@ fn buffer_product(
         LinearKernel::Tiled => LinearKernel::Register,
         k => k,
     };
+    let flops = 2.0 * m as f64 * n as f64 * params.k as f64;
+    let res = [Res::Buf(&x.buf), Res::Buf(w), Res::Buf(&bias.buf), Res::Buf(aux), Res::Buf(&y.buf)];
     let (entry, groups, tile) = match kernel {
         LinearKernel::Workgroup(i) => {
             let t = *WG_TILES
                 .get(i)
                 .ok_or_else(|| Error::Config(format!("linear tile config {i} does not exist ({})", WG_TILES.len())))?;
-            ("wg", [n.div_ceil(t.bn), m.div_ceil(t.bm), 1], super::linear_wg::source(t))
+            let source = super::linear_wg::source(t);
+            if t.splits > 1 {
+                return split_k_product(gpu, t, source, &res, params, epi, prelude, flops);
+            }
+            ("wg", [n.div_ceil(t.bn), m.div_ceil(t.bm), 1], source)
         }
         LinearKernel::Simple => ("simple", grid((m * n / 4).div_ceil(64)), ""),
         _ => ("main", [(n / 4).div_ceil(8), m.div_ceil(4).div_ceil(8), 1], ""),
@@ -284,9 +290,43 @@ fn buffer_product(
         constants: vec![("EPI", epi.code())],
         prelude,
     })?;
-    let res = [Res::Buf(&x.buf), Res::Buf(w), Res::Buf(&bias.buf), Res::Buf(aux), Res::Buf(&y.buf)];
-    let flops = 2.0 * m as f64 * n as f64 * params.k as f64;
     Ok(vec![gpu.dispatch(&kern, "linear", &params, &res, groups, flops)?])
+}
+
+/// The split-K workgroup kernel: one dispatch computes the slices of K into the device's scratch buffer, a second
+/// sums them with the bias and the epilogue (see `ops::linear_wg`).
+#[allow(clippy::too_many_arguments)]
+fn split_k_product(
+    gpu: &Gpu,
+    t: WgTile,
+    source: &'static str,
+    res: &[Res<'_>; 5],
+    params: LinearParams,
+    epi: Epilogue<'_>,
+    prelude: Prelude,
+    flops: f64,
+) -> Result<Vec<Dispatch>> {
+    let (m, n) = (params.m, params.n);
+    let part = gpu.scratch(t.splits as u64 * m as u64 * n as u64 * 4)?;
+    let binds = [Bind::Read, Bind::Read, Bind::Read, Bind::Read, Bind::ReadWrite, Bind::ReadWrite];
+    let [a, b, c, d, e] = res;
+    let res = [*a, *b, *c, *d, *e, Res::Buf(&part)];
+    let mut out = vec![];
+    for (entry, groups, flops) in [
+        ("wg", [n.div_ceil(t.bn), m.div_ceil(t.bm), t.splits], flops),
+        ("wg_reduce", grid((m * n / 4).div_ceil(64)), 0.0),
+    ] {
+        let kern = gpu.kernel(&KernelSpec {
+            name: "linear",
+            source: &[EPILOGUE, SOURCE, source],
+            entry,
+            binds: &binds,
+            constants: vec![("EPI", epi.code())],
+            prelude,
+        })?;
+        out.push(gpu.dispatch(&kern, "linear", &params, &res, groups, flops)?);
+    }
+    Ok(out)
 }
 
 /// The texture kernel: one dispatch per chunk of rows that fits the texture height, each staging its rows of x

@@ -8,6 +8,10 @@
 //! j * TX + tx), so the lanes of a subgroup read consecutive vec4s. The next step's tiles are read from memory into
 //! registers while the current step computes. Rows past M, columns past N and depth past K are loaded as zeros and
 //! not stored. The bindings, `w4` and `finish` are linear.wgsl's and epilogue.wgsl's.
+//!
+//! Split-K (`splits` > 1), for layers with few output tiles (N = 1152 at M = 512 makes 144 workgroups, about one per
+//! multiprocessor on a large GPU): workgroup z of `splits` takes one slice of K and stores its raw sums in a scratch
+//! buffer [splits, M, N]; a second entry point, `wg_reduce`, adds the slices, the bias and the epilogue.
 
 use std::collections::HashMap;
 use std::fmt::Write;
@@ -24,6 +28,8 @@ pub struct WgTile {
     pub tn: u32,
     /// Depth of one step (a multiple of 4).
     pub bk: u32,
+    /// Slices of K computed by separate workgroups and summed by a second dispatch (1: none).
+    pub splits: u32,
 }
 
 impl WgTile {
@@ -39,17 +45,25 @@ impl WgTile {
 
 impl std::fmt::Display for WgTile {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}x{}x{} ({}x{} per thread)", self.bm, self.bn, self.bk, self.tm, self.tn)
+        write!(f, "{}x{}x{} ({}x{} per thread)", self.bm, self.bn, self.bk, self.tm, self.tn)?;
+        if self.splits > 1 {
+            write!(f, ", split-K {}", self.splits)?;
+        }
+        Ok(())
     }
 }
 
 const fn tile(bm: u32, bn: u32, tm: u32, tn: u32, bk: u32) -> WgTile {
-    WgTile { bm, bn, tm, tn, bk }
+    WgTile { bm, bn, tm, tn, bk, splits: 1 }
+}
+
+const fn split(t: WgTile, splits: u32) -> WgTile {
+    WgTile { splits, ..t }
 }
 
 /// The tile configs tried at load on GPUs (`bench::tune_linear`). All fit WebGPU's default limits: at most 256
 /// invocations and 16 KiB of workgroup memory.
-pub const WG_TILES: [WgTile; 7] = [
+pub const WG_TILES: [WgTile; 10] = [
     tile(64, 64, 4, 4, 16),
     tile(64, 64, 8, 8, 16),
     tile(128, 64, 8, 8, 16),
@@ -57,6 +71,9 @@ pub const WG_TILES: [WgTile; 7] = [
     tile(32, 64, 4, 8, 16),
     tile(64, 32, 8, 4, 16),
     tile(128, 128, 8, 8, 8),
+    split(tile(64, 64, 4, 4, 16), 2),
+    split(tile(64, 64, 4, 4, 16), 4),
+    split(tile(64, 64, 8, 8, 16), 4),
 ];
 
 /// The WGSL of the kernel for one tile config (generated once per config and kept).
@@ -81,23 +98,28 @@ fn generate(t: WgTile) -> String {
     let _ = writeln!(w, "const TX: u32 = {tx}u;\nconst TY: u32 = {ty}u;\nconst THREADS: u32 = {threads}u;");
     let _ = writeln!(w, "var<workgroup> xs: array<vec4<f32>, {}>;", t.bk * t.bm / 4);
     let _ = writeln!(w, "var<workgroup> ws: array<vec4<f32>, {}>;", t.bk * t.bn / 4);
+    let _ = writeln!(w, "const SPLITS: u32 = {}u;", t.splits);
+    if t.splits > 1 {
+        w.push_str("@group(0) @binding(6) var<storage, read_write> part: array<vec4<f32>>;\n");
+    }
     w.push_str(
         r#"
-fn wg_load_x(i: u32, m_base: u32, k4_base: u32, k4: u32) -> vec4<f32> {
+// Column kk of row m of x (row stride k4 vec4s); zero past row M or past column `lim`.
+fn wg_load_x(i: u32, m_base: u32, k4_base: u32, k4: u32, lim: u32) -> vec4<f32> {
     let r = i / BK4;
     let m = m_base + r;
     let kk = k4_base + i % BK4;
-    if (r < BM && m < p.m && kk < k4) {
+    if (r < BM && m < p.m && kk < lim) {
         return x[m * k4 + kk];
     }
     return vec4<f32>(0.0);
 }
 
-fn wg_load_w(i: u32, n_base: u32, k4_base: u32, k4: u32) -> vec4<f32> {
+fn wg_load_w(i: u32, n_base: u32, k4_base: u32, k4: u32, lim: u32) -> vec4<f32> {
     let r = i / BK4;
     let n = n_base + r;
     let kk = k4_base + i % BK4;
-    if (r < BN && n < p.n && kk < k4) {
+    if (r < BN && n < p.n && kk < lim) {
         return w4(w[n * k4 + kk]);
     }
     return vec4<f32>(0.0);
@@ -133,6 +155,10 @@ fn wg(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li
     let m_base = wid.y * BM;
     let n_base = wid.x * BN;
     let k4 = p.k / 4u;
+    // This workgroup's slice of K (all of it without split-K), in whole steps.
+    let k_slice = (k4 + SPLITS - 1u) / SPLITS;
+    let k_lo = min(wid.z * ((k_slice + BK4 - 1u) / BK4) * BK4, k4);
+    let k_hi = select(min(k_lo + ((k_slice + BK4 - 1u) / BK4) * BK4, k4), k4, SPLITS == 1u);
 "#,
     );
     let comp = ["x", "y", "z", "w"];
@@ -144,24 +170,24 @@ fn wg(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li
         }
     }
     for l in 0..x_loads {
-        let _ = writeln!(w, "    var xr{l} = wg_load_x(lid + {}u, m_base, 0u, k4);", l * threads);
+        let _ = writeln!(w, "    var xr{l} = wg_load_x(lid + {}u, m_base, k_lo, k4, k_hi);", l * threads);
     }
     for l in 0..w_loads {
-        let _ = writeln!(w, "    var wr{l} = wg_load_w(lid + {}u, n_base, 0u, k4);", l * threads);
+        let _ = writeln!(w, "    var wr{l} = wg_load_w(lid + {}u, n_base, k_lo, k4, k_hi);", l * threads);
     }
-    w.push_str("    for (var k4_base = 0u; k4_base < k4; k4_base += BK4) {\n");
+    w.push_str("    for (var k4_base = k_lo; k4_base < k_hi; k4_base += BK4) {\n");
     for l in 0..x_loads {
         let _ = writeln!(w, "        wg_store_x(lid + {}u, xr{l});", l * threads);
     }
     for l in 0..w_loads {
         let _ = writeln!(w, "        wg_store_w(lid + {}u, wr{l});", l * threads);
     }
-    w.push_str("        workgroupBarrier();\n        let next = k4_base + BK4;\n        if (next < k4) {\n");
+    w.push_str("        workgroupBarrier();\n        let next = k4_base + BK4;\n        if (next < k_hi) {\n");
     for l in 0..x_loads {
-        let _ = writeln!(w, "            xr{l} = wg_load_x(lid + {}u, m_base, next, k4);", l * threads);
+        let _ = writeln!(w, "            xr{l} = wg_load_x(lid + {}u, m_base, next, k4, k_hi);", l * threads);
     }
     for l in 0..w_loads {
-        let _ = writeln!(w, "            wr{l} = wg_load_w(lid + {}u, n_base, next, k4);", l * threads);
+        let _ = writeln!(w, "            wr{l} = wg_load_w(lid + {}u, n_base, next, k4, k_hi);", l * threads);
     }
     let _ = writeln!(w, "        }}\n        for (var kk = 0u; kk < {}u; kk++) {{", t.bk);
     for i in 0..vm {
@@ -180,19 +206,55 @@ fn wg(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li
     w.push_str("        }\n        workgroupBarrier();\n    }\n");
     for j in 0..vn {
         let _ = writeln!(w, "    let col{j} = n_base / 4u + {}u + tx;", j * tx);
+        if t.splits > 1 {
+            // Raw sums of this slice; wg_reduce adds the bias and applies the epilogue.
+            let _ = writeln!(w, "    if (col{j} * 4u < p.n) {{");
+            for i in 0..vm {
+                for e in 0..4 {
+                    let r = 4 * i * ty + e;
+                    let _ = writeln!(
+                        w,
+                        "        if (m_base + {r}u + 4u * ty < p.m) {{ part[(wid.z * p.m + m_base + {r}u + 4u * ty) * (p.n / 4u) + col{j}] = c{i}_{e}_{j}; }}"
+                    );
+                }
+            }
+            w.push_str("    }\n");
+            continue;
+        }
         let _ = writeln!(w, "    if (col{j} * 4u < p.n) {{\n        let bias{j} = w4(b[col{j}]);");
         for i in 0..vm {
             for e in 0..4 {
+                let r = 4 * i * ty + e;
                 let _ = writeln!(
                     w,
-                    "        if (m_base + {}u + 4u * ty < p.m) {{ finish(m_base + {}u + 4u * ty, col{j}, c{i}_{e}_{j} + bias{j}); }}",
-                    4 * i * ty + e,
-                    4 * i * ty + e
+                    "        if (m_base + {r}u + 4u * ty < p.m) {{ finish(m_base + {r}u + 4u * ty, col{j}, c{i}_{e}_{j} + bias{j}); }}"
                 );
             }
         }
         w.push_str("    }\n");
     }
     w.push_str("}\n");
+    if t.splits > 1 {
+        w.push_str(
+            r#"
+// Sums the split-K slices of 4 outputs per invocation, adds the bias and applies the epilogue.
+@compute @workgroup_size(64)
+fn wg_reduce(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let n4 = p.n / 4u;
+    let idx = gid.y * nwg.x * 64u + gid.x;
+    if (idx >= p.m * n4) {
+        return;
+    }
+    let m = idx / n4;
+    let col4 = idx % n4;
+    var sum = w4(b[col4]);
+    for (var z = 0u; z < SPLITS; z++) {
+        sum += part[(z * p.m + m) * n4 + col4];
+    }
+    finish(m, col4, sum);
+}
+"#,
+        );
+    }
     s
 }
