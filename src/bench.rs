@@ -140,7 +140,8 @@ pub async fn time_op(gpu: &Gpu, make: impl Fn() -> Result<Vec<Dispatch>>, repeat
 
 /// Times the workgroup-memory linear kernel in every tile config on y [M, N] = x [M, K] W^T + b and records the
 /// fastest for that shape on this device ([`Gpu::set_tuned`]); returns the ms of each config (see [`race`]: some
-/// 100 ms per shape on a GPU). Deterministic inputs.
+/// 100 ms per shape on a GPU; infinite for a split-K config whose scratch would not fit a storage binding).
+/// Deterministic inputs.
 pub async fn tune_linear(gpu: &Gpu, m: usize, k: usize, n: usize) -> Result<Vec<f64>> {
     use crate::gpu::Tensor;
     use crate::ops::{self, Epilogue, Linear, LinearKernel};
@@ -150,10 +151,17 @@ pub async fn tune_linear(gpu: &Gpu, m: usize, k: usize, n: usize) -> Result<Vec<
     let y = Tensor::from_f32(gpu, "tune y", &[m, n], &vec![0.0; m * n])?;
     let w = Tensor::from_f32_as_f16(gpu, "tune w", &[n, k], &vals(n * k, 2))?;
     let layer = Linear::new(w, Tensor::from_f32_as_f16(gpu, "tune b", &[n], &vals(n, 3))?)?;
-    let variants = (0..ops::WG_TILES.len())
-        .map(|i| ops::linear(gpu, &x, &layer, &y, Epilogue::Bias, LinearKernel::Workgroup(i)))
+    // Split-K configs whose scratch buffer would pass the storage binding limit are not tried (infinite time).
+    let fits: Vec<usize> = (0..ops::WG_TILES.len()).filter(|&i| ops::linear_wg_fits(gpu, i, m, n)).collect();
+    let variants = fits
+        .iter()
+        .map(|&i| ops::linear(gpu, &x, &layer, &y, Epilogue::Bias, LinearKernel::Workgroup(i)))
         .collect::<Result<Vec<_>>>()?;
-    let times = race(gpu, variants).await?;
+    let raced = race(gpu, variants).await?;
+    let mut times = vec![f64::INFINITY; ops::WG_TILES.len()];
+    for (&i, t) in fits.iter().zip(raced) {
+        times[i] = t;
+    }
     gpu.set_tuned("linear", [m, n, k, 0], fastest(&times));
     Ok(times)
 }

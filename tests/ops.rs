@@ -104,6 +104,16 @@ fn tuning_records_the_fastest_variant() {
     assert!(times.iter().all(|t| t.is_finite() && *t > 0.0), "{times:?}");
     let best = gpu.tuned("linear", [64, 32, 64, 0]).expect("a tile was recorded");
     assert!(times.iter().all(|&t| t >= times[best]), "{times:?}, chose {best}");
+    // Split-K scratch past the storage binding limit: those configs are not tried, nor used.
+    let opts = dit_wasm::gpu::GpuOptions { max_storage_binding: Some(24 << 10), ..Default::default() };
+    let capped = pollster::block_on(Gpu::new(&opts)).unwrap();
+    let times = pollster::block_on(dit_wasm::bench::tune_linear(&capped, 64, 64, 64)).unwrap();
+    for (t, tile) in times.iter().zip(ops::WG_TILES) {
+        assert_eq!(t.is_finite(), tile.splits == 1, "{tile}: {t} ms");
+    }
+    let chosen = capped.tuned("linear", [64, 64, 64, 0]).unwrap();
+    assert_eq!(ops::WG_TILES[chosen].splits, 1);
+    assert!(!ops::linear_wg_fits(&capped, 8, 64, 64) && ops::linear_wg_fits(gpu, 8, 64, 64));
     let times = pollster::block_on(dit_wasm::bench::tune_attention(gpu, 1, 40, 2, 16)).unwrap();
     assert_eq!(times.len(), ops::ATTENTION_SPLITS.len());
     let best = gpu.tuned("attention", [1, 40, 2, 16]).expect("a split was recorded");

@@ -261,7 +261,8 @@ fn buffer_product(
     let (m, n) = (params.m, params.n);
     let kernel = match kernel {
         LinearKernel::Tiled if gpu.report.device_type != "Cpu" && m >= 32 => {
-            LinearKernel::Workgroup(gpu.tuned("linear", [m as usize, n as usize, params.k as usize, 0]).unwrap_or(0))
+            let tuned = gpu.tuned("linear", [m as usize, n as usize, params.k as usize, 0]);
+            LinearKernel::Workgroup(tuned.filter(|&i| linear_wg_fits(gpu, i, m as usize, n as usize)).unwrap_or(0))
         }
         LinearKernel::Tiled => LinearKernel::Register,
         k => k,
@@ -291,6 +292,14 @@ fn buffer_product(
         prelude,
     })?;
     Ok(vec![gpu.dispatch(&kern, "linear", &params, &res, groups, flops)?])
+}
+
+/// Whether tile config `WG_TILES[i]` can run y [M, N] on this device: split-K configs need a scratch buffer of
+/// splits x M x N floats within the storage binding limit.
+pub fn linear_wg_fits(gpu: &Gpu, i: usize, m: usize, n: usize) -> bool {
+    WG_TILES.get(i).is_some_and(|t| {
+        t.splits == 1 || t.splits as u64 * m as u64 * n as u64 * 4 <= gpu.report.max_storage_buffer_binding_size
+    })
 }
 
 /// The split-K workgroup kernel: one dispatch computes the slices of K into the device's scratch buffer, a second
