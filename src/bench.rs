@@ -220,17 +220,142 @@ pub async fn tune_dit(gpu: &Gpu, dit: &crate::model::Dit, batch: usize, latent: 
     if gpu.report.device_type == "Cpu" || gpu.report.texture_linears {
         return Ok(());
     }
+    #[cfg(not(target_arch = "wasm32"))]
+    tune_cache::load(gpu);
+    let mut tuned_now = false;
     for (m, k, n) in dit.linear_shapes(batch, latent) {
         if m >= 32 && gpu.tuned("linear", [m, n, k, 0]).is_none() {
             tune_linear(gpu, m, k, n).await?;
+            tuned_now = true;
         }
     }
     let (tokens, heads) = ((latent / dit.cfg.patch_size).pow(2), dit.cfg.num_heads);
     let hd = dit.cfg.hidden_size / heads.max(1);
     if gpu.tuned("attention", [batch, tokens, heads, hd]).is_none() {
         tune_attention(gpu, batch, tokens, heads, hd).await?;
+        tuned_now = true;
     }
+    #[cfg(not(target_arch = "wasm32"))]
+    if tuned_now {
+        tune_cache::save(gpu);
+    }
+    #[cfg(target_arch = "wasm32")]
+    let _ = tuned_now;
     Ok(())
+}
+
+/// Natively, tuned choices are kept across runs per adapter, in `$DIT_TUNE_CACHE` (`off`: not kept), else
+/// `$XDG_CACHE_HOME/dit-wasm/tuning.json`, else `~/.cache/dit-wasm/tuning.json`: one object per adapter (name,
+/// backend, driver, fp16 path and crate version), mapping "linear M,N,K" to the tile config's name and "attention
+/// B,T,H,D" to the split's. A missing, unreadable or outdated file only means tuning again; a choice whose name is no
+/// longer a config is ignored.
+#[cfg(not(target_arch = "wasm32"))]
+pub mod tune_cache {
+    use crate::gpu::Gpu;
+    use crate::ops::{ATTENTION_SPLITS, WG_TILES};
+    use std::collections::BTreeMap;
+    use std::path::PathBuf;
+
+    type Cache = BTreeMap<String, BTreeMap<String, String>>;
+
+    /// Where the cache lives, if anywhere.
+    pub fn path() -> Option<PathBuf> {
+        match std::env::var("DIT_TUNE_CACHE") {
+            Ok(p) if p == "off" => return None,
+            Ok(p) if !p.is_empty() => return Some(PathBuf::from(p)),
+            _ => {}
+        }
+        let dir = std::env::var_os("XDG_CACHE_HOME")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+            .or_else(|| std::env::var_os("LOCALAPPDATA").map(PathBuf::from))?;
+        Some(dir.join("dit-wasm").join("tuning.json"))
+    }
+
+    /// The adapter's entry name: choices are kept for exactly this adapter, driver and build.
+    pub fn adapter_key(gpu: &Gpu) -> String {
+        let r = &gpu.report;
+        format!(
+            "{} | {} | {} | {} | dit-wasm {}",
+            r.name,
+            r.backend,
+            r.driver,
+            r.f16_weights_path,
+            env!("CARGO_PKG_VERSION")
+        )
+    }
+
+    fn read(p: &std::path::Path) -> Cache {
+        std::fs::read(p).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default()
+    }
+
+    fn split_name(i: usize) -> String {
+        let (qw, g) = ATTENTION_SPLITS[i];
+        format!("{qw} queries x {g} key groups")
+    }
+
+    fn shape(s: &str) -> Option<[usize; 4]> {
+        let v: Vec<usize> = s.split(',').map(|x| x.trim().parse().ok()).collect::<Option<_>>()?;
+        match v[..] {
+            [a, b, c] => Some([a, b, c, 0]),
+            [a, b, c, d] => Some([a, b, c, d]),
+            _ => None,
+        }
+    }
+
+    /// Records on `gpu` the choices kept for its adapter (those not yet recorded).
+    pub fn load(gpu: &Gpu) {
+        if let Some(p) = path() {
+            load_from(&p, gpu);
+        }
+    }
+
+    /// Adds `gpu`'s choices to the cache file (best effort: a cache that cannot be written is skipped).
+    pub fn save(gpu: &Gpu) {
+        if let Some(p) = path() {
+            save_to(&p, gpu);
+        }
+    }
+
+    /// [`load`] from a given file.
+    pub fn load_from(p: &std::path::Path, gpu: &Gpu) {
+        let cache = read(p);
+        let Some(entries) = cache.get(&adapter_key(gpu)) else { return };
+        for (key, name) in entries {
+            let Some((op, dims)) = key.split_once(' ') else { continue };
+            let Some(dims) = shape(dims) else { continue };
+            let choice = match op {
+                "linear" => WG_TILES.iter().position(|t| t.to_string() == *name),
+                "attention" => (0..ATTENTION_SPLITS.len()).find(|&i| split_name(i) == *name),
+                _ => None,
+            };
+            let op = if op == "linear" { "linear" } else { "attention" };
+            if let Some(c) = choice {
+                if gpu.tuned(op, dims).is_none() {
+                    gpu.set_tuned(op, dims, c);
+                }
+            }
+        }
+    }
+
+    /// [`save`] to a given file.
+    pub fn save_to(p: &std::path::Path, gpu: &Gpu) {
+        let mut cache = read(p);
+        let entries = cache.entry(adapter_key(gpu)).or_default();
+        for (op, s, c) in gpu.tuned_all() {
+            let (key, name) = match op {
+                "linear" => (format!("linear {},{},{}", s[0], s[1], s[2]), WG_TILES[c].to_string()),
+                _ => (format!("attention {},{},{},{}", s[0], s[1], s[2], s[3]), split_name(c)),
+            };
+            entries.insert(key, name);
+        }
+        let Ok(json) = serde_json::to_vec_pretty(&cache) else { return };
+        let tmp = p.with_extension("json.tmp");
+        let _ = p.parent().map(std::fs::create_dir_all);
+        if std::fs::write(&tmp, json).is_ok() {
+            let _ = std::fs::rename(&tmp, p);
+        }
+    }
 }
 
 /// Every attention kernel on one shape (`batch` samples of `tokens` tokens, `heads` heads of `head_dim`), with

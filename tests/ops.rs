@@ -118,6 +118,27 @@ fn tuning_records_the_fastest_variant() {
     assert_eq!(times.len(), ops::ATTENTION_SPLITS.len());
     let best = gpu.tuned("attention", [1, 40, 2, 16]).expect("a split was recorded");
     assert!(times.iter().all(|&t| t >= times[best]), "{times:?}, chose {best}");
+
+    // The choices survive a new device on the same adapter through the cache file, and not onto another adapter key.
+    use dit_wasm::bench::tune_cache;
+    let dir = std::env::temp_dir().join(format!("dit-tune-{}", std::process::id()));
+    let file = dir.join("tuning.json");
+    let _ = std::fs::remove_file(&file);
+    tune_cache::save_to(&file, gpu);
+    let fresh = &gpus()[0];
+    assert_eq!(fresh.tuned("attention", [1, 40, 2, 16]), None);
+    tune_cache::load_from(&file, fresh);
+    assert_eq!(fresh.tuned_all(), gpu.tuned_all());
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(text.contains(&tune_cache::adapter_key(gpu)), "{text}");
+    std::fs::write(&file, text.replace("dit-wasm ", "dit-wasm other-")).unwrap();
+    let other = &gpus()[0];
+    tune_cache::load_from(&file, other);
+    assert!(other.tuned_all().is_empty());
+    std::fs::write(&file, "not json").unwrap();
+    tune_cache::load_from(&file, other);
+    assert!(other.tuned_all().is_empty());
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
