@@ -2,7 +2,7 @@
 //! around submit + wait) and per-op GPU time from timestamp queries (or per-dispatch CPU timing without them).
 
 use crate::error::Result;
-use crate::gpu::{AdapterReport, Dispatch, Gpu};
+use crate::gpu::{AdapterReport, Dispatch, Gpu, Tensor};
 use crate::util::{median, now_seconds};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -140,17 +140,10 @@ pub async fn time_op(gpu: &Gpu, make: impl Fn() -> Result<Vec<Dispatch>>, repeat
 
 /// Times the workgroup-memory linear kernel in every tile config on y [M, N] = x [M, K] W^T + b and records the
 /// fastest for that shape on this device ([`Gpu::set_tuned`]); returns the ms of each config (see [`race`]: some
-/// 100 ms per shape on a GPU; infinite for a split-K config whose scratch would not fit a storage binding).
-/// Deterministic inputs.
+/// 4 ms per config and round; infinite for a split-K config whose scratch would not fit a storage binding).
 pub async fn tune_linear(gpu: &Gpu, m: usize, k: usize, n: usize) -> Result<Vec<f64>> {
-    use crate::gpu::Tensor;
-    use crate::ops::{self, Epilogue, Linear, LinearKernel};
-    let vals =
-        |len: usize, seed: usize| (0..len).map(|i| ((i * 7919 + seed) % 997) as f32 / 997.0 - 0.5).collect::<Vec<_>>();
-    let x = Tensor::from_f32(gpu, "tune x", &[m, k], &vals(m * k, 1))?;
-    let y = Tensor::from_f32(gpu, "tune y", &[m, n], &vec![0.0; m * n])?;
-    let w = Tensor::from_f32_as_f16(gpu, "tune w", &[n, k], &vals(n * k, 2))?;
-    let layer = Linear::new(w, Tensor::from_f32_as_f16(gpu, "tune b", &[n], &vals(n, 3))?)?;
+    use crate::ops::{self, Epilogue, LinearKernel};
+    let (x, layer, y) = linear_operands(gpu, m, k, n)?;
     // Split-K configs whose scratch buffer would pass the storage binding limit are not tried (infinite time).
     let fits: Vec<usize> = (0..ops::WG_TILES.len()).filter(|&i| ops::linear_wg_fits(gpu, i, m, n)).collect();
     let variants = fits
@@ -164,6 +157,26 @@ pub async fn tune_linear(gpu: &Gpu, m: usize, k: usize, n: usize) -> Result<Vec<
     }
     gpu.set_tuned("linear", [m, n, k, 0], fastest(&times));
     Ok(times)
+}
+
+/// Random x [M, K], a layer of fp16 weights [N, K] with bias (in a storage buffer) and y [M, N], for timing.
+fn linear_operands(gpu: &Gpu, m: usize, k: usize, n: usize) -> Result<(Tensor, crate::ops::Linear, Tensor)> {
+    let mut rng = crate::util::SplitMix64(((m * 31 + k) * 31 + n) as u64);
+    let mut vals = |len: usize, scale: f32| (0..len).map(|_| rng.uniform() * scale).collect::<Vec<f32>>();
+    let x = Tensor::from_f32(gpu, "bench x", &[m, k], &vals(m * k, 1.0))?;
+    let y = Tensor::from_f32(gpu, "bench y", &[m, n], &vec![0.0; m * n])?;
+    let w = Tensor::from_f32_as_f16(gpu, "bench w", &[n, k], &vals(n * k, 1.0 / (k as f32).sqrt()))?;
+    let b = Tensor::from_f32_as_f16(gpu, "bench b", &[n], &vals(n, 0.1))?;
+    Ok((x, crate::ops::Linear::new(w, b)?, y))
+}
+
+/// Deterministic qkv [batch * tokens, 3D] and out [batch * tokens, D] for timing attention.
+fn attention_operands(gpu: &Gpu, batch: usize, tokens: usize, heads: usize, hd: usize) -> Result<(Tensor, Tensor)> {
+    let d = heads * hd;
+    let qkv: Vec<f32> = (0..batch * tokens * 3 * d).map(|i| ((i * 7919) % 997) as f32 / 500.0 - 1.0).collect();
+    let qt = Tensor::from_f32(gpu, "bench qkv", &[batch * tokens, 3 * d], &qkv)?;
+    let out = Tensor::from_f32(gpu, "bench out", &[batch * tokens, d], &vec![0.0; batch * tokens * d])?;
+    Ok((qt, out))
 }
 
 /// Times variants of one op against each other: each is compiled and run once, then given as many copies per
@@ -199,12 +212,8 @@ fn fastest(times: &[f64]) -> usize {
 /// Times the GPU attention kernel in every split on `batch` samples of `tokens` tokens with `heads` heads of
 /// `head_dim` and records the fastest ([`Gpu::set_tuned`]); returns the ms of each.
 pub async fn tune_attention(gpu: &Gpu, batch: usize, tokens: usize, heads: usize, head_dim: usize) -> Result<Vec<f64>> {
-    use crate::gpu::Tensor;
     use crate::ops::{self, AttentionKernel};
-    let d = heads * head_dim;
-    let qkv: Vec<f32> = (0..batch * tokens * 3 * d).map(|i| ((i * 7919) % 997) as f32 / 500.0 - 1.0).collect();
-    let qt = Tensor::from_f32(gpu, "tune qkv", &[batch * tokens, 3 * d], &qkv)?;
-    let out = Tensor::from_f32(gpu, "tune out", &[batch * tokens, d], &vec![0.0; batch * tokens * d])?;
+    let (qt, out) = attention_operands(gpu, batch, tokens, heads, head_dim)?;
     let variants = (0..ops::ATTENTION_SPLITS.len())
         .map(|i| Ok(vec![ops::attention_with(gpu, &qt, &out, tokens, heads, AttentionKernel::Split(i))?]))
         .collect::<Result<Vec<_>>>()?;
@@ -217,30 +226,37 @@ pub async fn tune_attention(gpu: &Gpu, batch: usize, tokens: usize, heads: usize
 /// ([`tune_linear`]) and the attention split ([`tune_attention`]), each shape once per device. Nothing to do on CPU
 /// adapters or on the texture path, which do not use these kernels.
 pub async fn tune_dit(gpu: &Gpu, dit: &crate::model::Dit, batch: usize, latent: usize) -> Result<()> {
-    if gpu.report.device_type == "Cpu" || gpu.report.texture_linears {
+    if gpu.report.is_cpu() || gpu.report.texture_linears {
+        return Ok(());
+    }
+    let (tokens, heads) = ((latent / dit.cfg.patch_size).pow(2), dit.cfg.num_heads);
+    let attention = [batch, tokens, heads, dit.cfg.hidden_size / heads.max(1)];
+    let linears: Vec<_> = dit.linear_shapes(batch, latent).into_iter().filter(|s| s.0 >= 32).collect();
+    let missing = |gpu: &Gpu| {
+        gpu.tuned("attention", attention).is_none()
+            || linears.iter().any(|&(m, k, n)| gpu.tuned("linear", [m, n, k, 0]).is_none())
+    };
+    if !missing(gpu) {
         return Ok(());
     }
     #[cfg(not(target_arch = "wasm32"))]
-    tune_cache::load(gpu);
-    let mut tuned_now = false;
-    for (m, k, n) in dit.linear_shapes(batch, latent) {
-        if m >= 32 && gpu.tuned("linear", [m, n, k, 0]).is_none() {
-            tune_linear(gpu, m, k, n).await?;
-            tuned_now = true;
+    {
+        tune_cache::load(gpu);
+        if !missing(gpu) {
+            return Ok(());
         }
     }
-    let (tokens, heads) = ((latent / dit.cfg.patch_size).pow(2), dit.cfg.num_heads);
-    let hd = dit.cfg.hidden_size / heads.max(1);
-    if gpu.tuned("attention", [batch, tokens, heads, hd]).is_none() {
-        tune_attention(gpu, batch, tokens, heads, hd).await?;
-        tuned_now = true;
+    for &(m, k, n) in &linears {
+        if gpu.tuned("linear", [m, n, k, 0]).is_none() {
+            tune_linear(gpu, m, k, n).await?;
+        }
+    }
+    if gpu.tuned("attention", attention).is_none() {
+        let [b, t, h, d] = attention;
+        tune_attention(gpu, b, t, h, d).await?;
     }
     #[cfg(not(target_arch = "wasm32"))]
-    if tuned_now {
-        tune_cache::save(gpu);
-    }
-    #[cfg(target_arch = "wasm32")]
-    let _ = tuned_now;
+    tune_cache::save(gpu);
     Ok(())
 }
 
@@ -368,12 +384,8 @@ pub async fn bench_attention(
     head_dim: usize,
     repeat: usize,
 ) -> Result<Vec<KernelTiming>> {
-    use crate::gpu::Tensor;
     use crate::ops::{self, AttentionKernel};
-    let d = heads * head_dim;
-    let qkv: Vec<f32> = (0..batch * tokens * 3 * d).map(|i| ((i * 7919) % 997) as f32 / 500.0 - 1.0).collect();
-    let qt = Tensor::from_f32(gpu, "bench qkv", &[batch * tokens, 3 * d], &qkv)?;
-    let out = Tensor::from_f32(gpu, "bench out", &[batch * tokens, d], &vec![0.0; batch * tokens * d])?;
+    let (qt, out) = attention_operands(gpu, batch, tokens, heads, head_dim)?;
     let flop = 4.0 * (batch * heads * tokens * tokens * head_dim) as f64;
     let mut kernels = vec![];
     let mut variants = vec![("production (auto)".to_string(), AttentionKernel::Auto)];
@@ -422,16 +434,8 @@ pub struct LinearBench {
 /// thread) and the simple one (1x4): median wall time of `repeat` submissions, each holding the dispatch enough
 /// times to last about 50 ms.
 pub async fn bench_linear(gpu: &Gpu, m: usize, k: usize, n: usize, repeat: usize) -> Result<LinearBench> {
-    use crate::gpu::Tensor;
     use crate::ops::{self, Epilogue, Linear, LinearKernel};
-    use crate::util::SplitMix64;
-    let mut rng = SplitMix64(((m * 31 + k) * 31 + n) as u64);
-    let mut vals = |len: usize, scale: f32| (0..len).map(|_| rng.uniform() * scale).collect::<Vec<f32>>();
-    let x = Tensor::from_f32(gpu, "bench x", &[m, k], &vals(m * k, 1.0))?;
-    let y = Tensor::from_f32(gpu, "bench y", &[m, n], &vec![0.0; m * n])?;
-    let w = Tensor::from_f32_as_f16(gpu, "bench w", &[n, k], &vals(n * k, 1.0 / (k as f32).sqrt()))?;
-    let b = Tensor::from_f32_as_f16(gpu, "bench b", &[n], &vals(n, 0.1))?;
-    let buffers = Linear::new(w, b)?;
+    let (x, buffers, y) = linear_operands(gpu, m, k, n)?;
     let mut variants: Vec<(String, Linear, LinearKernel)> = vec![];
     if Linear::texture_fits(gpu, n, k) {
         let tex = buffers.clone().to_texture(gpu)?;
@@ -441,7 +445,7 @@ pub async fn bench_linear(gpu: &Gpu, m: usize, k: usize, n: usize, repeat: usize
         variants.push(("textures (8x32 per thread)".into(), tex, LinearKernel::Simple));
     }
     // The workgroup-memory kernel is for GPUs (on lavapipe it ran at 0.6-0.8x the register-tiled kernel).
-    let tiles = if gpu.report.device_type == "Cpu" { &[][..] } else { &ops::WG_TILES[..] };
+    let tiles = if gpu.report.is_cpu() { &[][..] } else { &ops::WG_TILES[..] };
     for (i, t) in tiles.iter().enumerate() {
         variants.push((format!("buffers, workgroup {t}"), buffers.clone(), LinearKernel::Workgroup(i)));
     }

@@ -90,6 +90,11 @@ pub struct AdapterReport {
 }
 
 impl AdapterReport {
+    /// Whether the adapter is a CPU implementation (lavapipe, SwiftShader, a browser's fallback adapter).
+    pub fn is_cpu(&self) -> bool {
+        self.device_type == "Cpu"
+    }
+
     /// Where linear layers read their operands: "buffers", or "textures" with how (e.g. "textures (storage reads,
     /// subgroups)").
     pub fn linear_path(&self) -> String {

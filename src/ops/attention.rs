@@ -110,7 +110,7 @@ pub fn attention_with(
         return Ok(disp);
     }
     let split = match kernel {
-        AttentionKernel::Auto if gpu.report.device_type != "Cpu" => {
+        AttentionKernel::Auto if !gpu.report.is_cpu() => {
             Some(gpu.tuned("attention", [batch, tokens, heads, hd]).unwrap_or(0))
         }
         AttentionKernel::Split(i) if i < super::attention_gpu::SPLITS.len() => Some(i),

@@ -260,7 +260,7 @@ fn buffer_product(
 ) -> Result<Vec<Dispatch>> {
     let (m, n) = (params.m, params.n);
     let kernel = match kernel {
-        LinearKernel::Tiled if gpu.report.device_type != "Cpu" && m >= 32 => {
+        LinearKernel::Tiled if !gpu.report.is_cpu() && m >= 32 => {
             let tuned = gpu.tuned("linear", [m as usize, n as usize, params.k as usize, 0]);
             LinearKernel::Workgroup(tuned.filter(|&i| linear_wg_fits(gpu, i, m as usize, n as usize)).unwrap_or(0))
         }

@@ -206,29 +206,20 @@ fn wg(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li
     w.push_str("        }\n        workgroupBarrier();\n    }\n");
     for j in 0..vn {
         let _ = writeln!(w, "    let col{j} = n_base / 4u + {}u + tx;", j * tx);
-        if t.splits > 1 {
-            // Raw sums of this slice; wg_reduce adds the bias and applies the epilogue.
-            let _ = writeln!(w, "    if (col{j} * 4u < p.n) {{");
-            for i in 0..vm {
-                for e in 0..4 {
-                    let r = 4 * i * ty + e;
-                    let _ = writeln!(
-                        w,
-                        "        if (m_base + {r}u + 4u * ty < p.m) {{ part[(wid.z * p.m + m_base + {r}u + 4u * ty) * (p.n / 4u) + col{j}] = c{i}_{e}_{j}; }}"
-                    );
-                }
-            }
-            w.push_str("    }\n");
-            continue;
+        let _ = writeln!(w, "    if (col{j} * 4u < p.n) {{");
+        if t.splits == 1 {
+            let _ = writeln!(w, "        let bias{j} = w4(b[col{j}]);");
         }
-        let _ = writeln!(w, "    if (col{j} * 4u < p.n) {{\n        let bias{j} = w4(b[col{j}]);");
         for i in 0..vm {
             for e in 0..4 {
-                let r = 4 * i * ty + e;
-                let _ = writeln!(
-                    w,
-                    "        if (m_base + {r}u + 4u * ty < p.m) {{ finish(m_base + {r}u + 4u * ty, col{j}, c{i}_{e}_{j} + bias{j}); }}"
-                );
+                let m = format!("m_base + {}u + 4u * ty", 4 * i * ty + e);
+                // Split-K: this slice's raw sums; wg_reduce adds the bias and applies the epilogue.
+                let store = if t.splits > 1 {
+                    format!("part[(wid.z * p.m + {m}) * (p.n / 4u) + col{j}] = c{i}_{e}_{j};")
+                } else {
+                    format!("finish({m}, col{j}, c{i}_{e}_{j} + bias{j});")
+                };
+                let _ = writeln!(w, "        if ({m} < p.m) {{ {store} }}");
             }
         }
         w.push_str("    }\n");

@@ -693,7 +693,10 @@ fn print_table(r: &serde_json::Value, main: &ForwardBench, base: Option<&Forward
     );
     if let Some(tuned) = r["tuned"].as_array().filter(|t| !t.is_empty()) {
         let tuned: Vec<&str> = tuned.iter().filter_map(|t| t.as_str()).collect();
-        println!("kernel choices, tuned at load or kept from an earlier run (linear M x K x N, attention batch x tokens x heads x head dim):");
+        println!(
+            "kernel choices, tuned at load or kept from an earlier run \
+             (linear M x K x N, attention batch x tokens x heads x head dim):"
+        );
         for t in tuned {
             println!("  {t}");
         }
