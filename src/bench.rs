@@ -101,7 +101,7 @@ pub async fn bench_dit_forward(
     warmup: usize,
     repeat: usize,
 ) -> Result<DitForwardBench> {
-    tune_dit(gpu, dit, batch, latent).await?;
+    tune_dit(gpu, dit, batch, latent, None).await?;
     let plan = dit.plan(gpu, batch, latent)?;
     let x: Vec<f32> = (0..plan.x.numel()).map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0).collect();
     let t: Vec<f32> = (0..batch).map(|i| (i * 997 % 1000) as f32).collect();
@@ -223,9 +223,17 @@ pub async fn tune_attention(gpu: &Gpu, batch: usize, tokens: usize, heads: usize
 }
 
 /// Tunes the GPU kernels of a DiT forward at `batch` x `latent`: the workgroup tile of every distinct linear shape
-/// ([`tune_linear`]) and the attention split ([`tune_attention`]), each shape once per device. Nothing to do on CPU
-/// adapters or on the texture path, which do not use these kernels.
-pub async fn tune_dit(gpu: &Gpu, dit: &crate::model::Dit, batch: usize, latent: usize) -> Result<()> {
+/// ([`tune_linear`]) and the attention split ([`tune_attention`]), each shape once per device, taking what
+/// [`tune_cache`] kept from an earlier run and keeping what it finds. In the browser `cache` is the adapter's key in
+/// Cache Storage ([`tune_cache::adapter_key_with`]; None: nothing kept). Nothing to do on CPU adapters or on the
+/// texture path, which do not use these kernels.
+pub async fn tune_dit(
+    gpu: &Gpu,
+    dit: &crate::model::Dit,
+    batch: usize,
+    latent: usize,
+    #[allow(unused_variables)] cache: Option<&str>,
+) -> Result<()> {
     if gpu.report.is_cpu() || gpu.report.texture_linears {
         return Ok(());
     }
@@ -240,11 +248,13 @@ pub async fn tune_dit(gpu: &Gpu, dit: &crate::model::Dit, batch: usize, latent: 
         return Ok(());
     }
     #[cfg(not(target_arch = "wasm32"))]
-    {
-        tune_cache::load(gpu);
-        if !missing(gpu) {
-            return Ok(());
-        }
+    tune_cache::load(gpu);
+    #[cfg(target_arch = "wasm32")]
+    if let Some(key) = cache {
+        tune_cache::load_browser(gpu, key).await;
+    }
+    if !missing(gpu) {
+        return Ok(());
     }
     for &(m, k, n) in &linears {
         if gpu.tuned("linear", [m, n, k, 0]).is_none() {
@@ -257,52 +267,50 @@ pub async fn tune_dit(gpu: &Gpu, dit: &crate::model::Dit, batch: usize, latent: 
     }
     #[cfg(not(target_arch = "wasm32"))]
     tune_cache::save(gpu);
+    #[cfg(target_arch = "wasm32")]
+    if let Some(key) = cache {
+        tune_cache::save_browser(gpu, key).await;
+    }
     Ok(())
 }
 
-/// Natively, tuned choices are kept across runs per adapter, in `$DIT_TUNE_CACHE` (`off`: not kept), else
-/// `$XDG_CACHE_HOME/dit-wasm/tuning.json`, else `~/.cache/dit-wasm/tuning.json`: one object per adapter (name,
-/// backend, driver, fp16 path and crate version), mapping "linear M,N,K" to the tile config's name and "attention
-/// B,T,H,D" to the split's. A missing, unreadable or outdated file only means tuning again; a choice whose name is no
-/// longer a config is ignored.
-#[cfg(not(target_arch = "wasm32"))]
+/// Tuned choices are kept across runs per adapter: one object per adapter (name, backend, driver, fp16 path and crate
+/// version; in the browser also the adapter's vendor, architecture and description), mapping "linear M,N,K" to the
+/// tile config's name and "attention B,T,H,D" to the split's. Natively in `$DIT_TUNE_CACHE` (`off`: not kept), else
+/// `$XDG_CACHE_HOME/dit-wasm/tuning.json`, else `~/.cache/dit-wasm/tuning.json`; in the browser in Cache Storage
+/// ([`tune_cache::CACHE_NAME`]) beside the weights. A missing, unreadable or outdated entry only means tuning again;
+/// a choice whose name is no longer a config is ignored, and one that does not fit the device's limits is checked
+/// again where it is used.
 pub mod tune_cache {
     use crate::gpu::Gpu;
     use crate::ops::{ATTENTION_SPLITS, WG_TILES};
     use std::collections::BTreeMap;
-    use std::path::PathBuf;
 
-    type Cache = BTreeMap<String, BTreeMap<String, String>>;
+    /// One adapter's choices: "linear M,N,K" or "attention B,T,H,D" to the variant's name.
+    pub type Entries = BTreeMap<String, String>;
 
-    /// Where the cache lives, if anywhere.
-    pub fn path() -> Option<PathBuf> {
-        match std::env::var("DIT_TUNE_CACHE") {
-            Ok(p) if p == "off" => return None,
-            Ok(p) if !p.is_empty() => return Some(PathBuf::from(p)),
-            _ => {}
-        }
-        let dir = std::env::var_os("XDG_CACHE_HOME")
-            .map(PathBuf::from)
-            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
-            .or_else(|| std::env::var_os("LOCALAPPDATA").map(PathBuf::from))?;
-        Some(dir.join("dit-wasm").join("tuning.json"))
-    }
-
-    /// The adapter's entry name: choices are kept for exactly this adapter, driver and build.
-    pub fn adapter_key(gpu: &Gpu) -> String {
+    /// The adapter's entry name: choices are kept for exactly this adapter, driver and build. `extra` is what the
+    /// platform adds (in the browser the adapter's own description, which wgpu does not pass on).
+    pub fn adapter_key_with(gpu: &Gpu, extra: &str) -> String {
         let r = &gpu.report;
-        format!(
+        let key = format!(
             "{} | {} | {} | {} | dit-wasm {}",
             r.name,
             r.backend,
             r.driver,
             r.f16_weights_path,
             env!("CARGO_PKG_VERSION")
-        )
+        );
+        if extra.is_empty() {
+            key
+        } else {
+            format!("{key} | {extra}")
+        }
     }
 
-    fn read(p: &std::path::Path) -> Cache {
-        std::fs::read(p).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default()
+    /// [`adapter_key_with`] and nothing extra (natively wgpu reports the adapter in full).
+    pub fn adapter_key(gpu: &Gpu) -> String {
+        adapter_key_with(gpu, "")
     }
 
     fn split_name(i: usize) -> String {
@@ -319,24 +327,8 @@ pub mod tune_cache {
         }
     }
 
-    /// Records on `gpu` the choices kept for its adapter (those not yet recorded).
-    pub fn load(gpu: &Gpu) {
-        if let Some(p) = path() {
-            load_from(&p, gpu);
-        }
-    }
-
-    /// Adds `gpu`'s choices to the cache file (best effort: a cache that cannot be written is skipped).
-    pub fn save(gpu: &Gpu) {
-        if let Some(p) = path() {
-            save_to(&p, gpu);
-        }
-    }
-
-    /// [`load`] from a given file.
-    pub fn load_from(p: &std::path::Path, gpu: &Gpu) {
-        let cache = read(p);
-        let Some(entries) = cache.get(&adapter_key(gpu)) else { return };
+    /// Records on `gpu` the choices in `entries` that it has not recorded yet.
+    pub fn apply(gpu: &Gpu, entries: &Entries) {
         for (key, name) in entries {
             let Some((op, dims)) = key.split_once(' ') else { continue };
             let Some(dims) = shape(dims) else { continue };
@@ -354,24 +346,129 @@ pub mod tune_cache {
         }
     }
 
-    /// [`save`] to a given file.
-    pub fn save_to(p: &std::path::Path, gpu: &Gpu) {
-        let mut cache = read(p);
-        let entries = cache.entry(adapter_key(gpu)).or_default();
-        for (op, s, c) in gpu.tuned_all() {
-            let (key, name) = match op {
+    /// `gpu`'s recorded choices, by name.
+    pub fn entries(gpu: &Gpu) -> Entries {
+        gpu.tuned_all()
+            .into_iter()
+            .map(|(op, s, c)| match op {
                 "linear" => (format!("linear {},{},{}", s[0], s[1], s[2]), WG_TILES[c].to_string()),
                 _ => (format!("attention {},{},{},{}", s[0], s[1], s[2], s[3]), split_name(c)),
-            };
-            entries.insert(key, name);
+            })
+            .collect()
+    }
+
+    #[cfg(not(target_arch = "wasm32"))]
+    mod file {
+        use super::*;
+        use std::path::{Path, PathBuf};
+
+        type Cache = BTreeMap<String, Entries>;
+
+        /// Where the cache lives, if anywhere.
+        pub fn path() -> Option<PathBuf> {
+            match std::env::var("DIT_TUNE_CACHE") {
+                Ok(p) if p == "off" => return None,
+                Ok(p) if !p.is_empty() => return Some(PathBuf::from(p)),
+                _ => {}
+            }
+            let dir = std::env::var_os("XDG_CACHE_HOME")
+                .map(PathBuf::from)
+                .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+                .or_else(|| std::env::var_os("LOCALAPPDATA").map(PathBuf::from))?;
+            Some(dir.join("dit-wasm").join("tuning.json"))
         }
-        let Ok(json) = serde_json::to_vec_pretty(&cache) else { return };
-        let tmp = p.with_extension("json.tmp");
-        let _ = p.parent().map(std::fs::create_dir_all);
-        if std::fs::write(&tmp, json).is_ok() {
-            let _ = std::fs::rename(&tmp, p);
+
+        fn read(p: &Path) -> Cache {
+            std::fs::read(p).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default()
+        }
+
+        /// Records on `gpu` the choices kept for its adapter (those not yet recorded).
+        pub fn load(gpu: &Gpu) {
+            if let Some(p) = path() {
+                load_from(&p, gpu);
+            }
+        }
+
+        /// Adds `gpu`'s choices to the cache file (best effort: a cache that cannot be written is skipped).
+        pub fn save(gpu: &Gpu) {
+            if let Some(p) = path() {
+                save_to(&p, gpu);
+            }
+        }
+
+        /// [`load`] from a given file.
+        pub fn load_from(p: &Path, gpu: &Gpu) {
+            if let Some(entries) = read(p).get(&adapter_key(gpu)) {
+                apply(gpu, entries);
+            }
+        }
+
+        /// [`save`] to a given file.
+        pub fn save_to(p: &Path, gpu: &Gpu) {
+            let mut cache = read(p);
+            cache.entry(adapter_key(gpu)).or_default().extend(entries(gpu));
+            let Ok(json) = serde_json::to_vec_pretty(&cache) else { return };
+            let tmp = p.with_extension("json.tmp");
+            let _ = p.parent().map(std::fs::create_dir_all);
+            if std::fs::write(&tmp, json).is_ok() {
+                let _ = std::fs::rename(&tmp, p);
+            }
         }
     }
+    #[cfg(not(target_arch = "wasm32"))]
+    pub use file::{load, load_from, path, save, save_to};
+
+    /// The Cache Storage cache holding the browser's tuning entries (one per adapter key).
+    pub const CACHE_NAME: &str = "dit-wasm-tuning-v1";
+
+    #[cfg(target_arch = "wasm32")]
+    mod browser {
+        use super::*;
+        use crate::weights::url::{cache_get, cache_put, open_cache};
+        use wasm_bindgen::{JsCast, JsValue};
+        use wasm_bindgen_futures::JsFuture;
+
+        /// What the browser says about its adapter (`GPUAdapterInfo`: vendor, architecture, device, description),
+        /// which wgpu does not pass on; empty where it says nothing.
+        pub async fn adapter_info() -> String {
+            let get = |o: &JsValue, k: &str| js_sys::Reflect::get(o, &k.into()).unwrap_or(JsValue::UNDEFINED);
+            let gpu = get(&get(&js_sys::global(), "navigator"), "gpu");
+            let Ok(request) = get(&gpu, "requestAdapter").dyn_into::<js_sys::Function>() else { return String::new() };
+            let Ok(promise) = request.call0(&gpu).and_then(|p| p.dyn_into::<js_sys::Promise>()) else {
+                return String::new();
+            };
+            let Ok(adapter) = JsFuture::from(promise).await else { return String::new() };
+            let info = get(&adapter, "info");
+            ["vendor", "architecture", "device", "description"]
+                .iter()
+                .filter_map(|k| get(&info, k).as_string().filter(|v| !v.is_empty()))
+                .collect::<Vec<_>>()
+                .join(" / ")
+        }
+
+        fn url(key: &str) -> String {
+            format!("https://dit-wasm.invalid/tuning/{}", String::from(js_sys::encode_uri_component(key)))
+        }
+
+        /// Records on `gpu` the choices kept for the adapter `key` (best effort).
+        pub async fn load_browser(gpu: &Gpu, key: &str) {
+            let Some(cache) = open_cache(CACHE_NAME).await else { return };
+            let Some(bytes) = cache_get(&cache, &url(key)).await else { return };
+            if let Ok(entries) = serde_json::from_slice::<Entries>(&bytes) {
+                apply(gpu, &entries);
+            }
+        }
+
+        /// Keeps `gpu`'s choices under the adapter `key` (best effort).
+        pub async fn save_browser(gpu: &Gpu, key: &str) {
+            let Some(cache) = open_cache(CACHE_NAME).await else { return };
+            if let Ok(json) = serde_json::to_vec(&entries(gpu)) {
+                cache_put(&cache, &url(key), &json).await;
+            }
+        }
+    }
+    #[cfg(target_arch = "wasm32")]
+    pub use browser::{adapter_info, load_browser, save_browser};
 }
 
 /// Every attention kernel on one shape (`batch` samples of `tokens` tokens, `heads` heads of `head_dim`), with

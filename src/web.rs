@@ -195,7 +195,13 @@ impl WasmSampler {
         // One guided image must fit this adapter's limits; a plan checks every buffer. Running it once also makes
         // the browser compile every pipeline now (SwiftShader takes tens of seconds, and blocks the page's
         // rendering meanwhile), so that "ready" means ready.
-        crate::bench::tune_dit(&gpu, &dit, 2, latent).await.map_err(to_js)?;
+        // Tuning (GPUs only) is kept in Cache Storage per adapter, unless caching is off.
+        let tune_key = if cache && !gpu.report.is_cpu() && !gpu.report.texture_linears {
+            Some(crate::bench::tune_cache::adapter_key_with(&gpu, &crate::bench::tune_cache::adapter_info().await))
+        } else {
+            None
+        };
+        crate::bench::tune_dit(&gpu, &dit, 2, latent, tune_key.as_deref()).await.map_err(to_js)?;
         let warm = dit.plan(&gpu, 2, latent).map_err(to_js)?;
         gpu.run(warm.dispatches());
         let vae_plan = vae.plan(&gpu, latent, latent).map_err(to_js)?;

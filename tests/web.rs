@@ -111,6 +111,28 @@ async fn linear_and_attention_match_cpu() {
 }
 
 #[wasm_bindgen_test]
+async fn tuning_is_kept_in_cache_storage() {
+    // Kernel choices saved under an adapter key come back onto a new device, and not under another key.
+    use dit_wasm::bench::tune_cache;
+    let gpu = gpu().await;
+    let info = tune_cache::adapter_info().await;
+    console_log!("adapter info: {info:?}");
+    let key = tune_cache::adapter_key_with(&gpu, &format!("{info} | test"));
+    gpu.set_tuned("linear", [512, 1152, 1152, 0], 3);
+    gpu.set_tuned("attention", [2, 256, 16, 72], 1);
+    tune_cache::save_browser(&gpu, &key).await;
+    let fresh = self::gpu().await;
+    assert!(fresh.tuned_all().is_empty());
+    tune_cache::load_browser(&fresh, &format!("{key} | other")).await;
+    assert!(fresh.tuned_all().is_empty());
+    tune_cache::load_browser(&fresh, &key).await;
+    let (mut got, mut want) = (fresh.tuned_all(), gpu.tuned_all());
+    got.sort();
+    want.sort();
+    assert_eq!(got, want);
+}
+
+#[wasm_bindgen_test]
 async fn dit_forward_matches_diffusers() {
     let gpu = gpu().await;
     let dit = dit_fixture(&gpu).await;

@@ -227,22 +227,37 @@ impl UrlSource {
         if !self.use_cache {
             return None;
         }
-        let caches = global_caches()?;
-        JsFuture::from(caches.open(CACHE_NAME)).await.ok()?.dyn_into().ok()
+        open_cache(CACHE_NAME).await
     }
 
     async fn cache_get(&self, cache: &web_sys::Cache, url: &str) -> Option<Vec<u8>> {
-        let hit = JsFuture::from(cache.match_with_str(url)).await.ok()?;
-        let resp: web_sys::Response = hit.dyn_into().ok()?;
-        let buf = JsFuture::from(resp.array_buffer().ok()?).await.ok()?;
-        Some(Uint8Array::new(&buf).to_vec())
+        cache_get(cache, url).await
     }
 
     async fn cache_put(&self, cache: &web_sys::Cache, url: &str, bytes: &[u8]) {
-        let arr = Uint8Array::from(bytes);
-        if let Ok(resp) = web_sys::Response::new_with_opt_buffer_source(Some(&arr)) {
-            let _ = JsFuture::from(cache.put_with_str(url, &resp)).await;
-        }
+        cache_put(cache, url, bytes).await
+    }
+}
+
+/// The Cache Storage cache `name`, where this context has Cache Storage.
+pub(crate) async fn open_cache(name: &str) -> Option<web_sys::Cache> {
+    let caches = global_caches()?;
+    JsFuture::from(caches.open(name)).await.ok()?.dyn_into().ok()
+}
+
+/// The body cached under `url`, if any.
+pub(crate) async fn cache_get(cache: &web_sys::Cache, url: &str) -> Option<Vec<u8>> {
+    let hit = JsFuture::from(cache.match_with_str(url)).await.ok()?;
+    let resp: web_sys::Response = hit.dyn_into().ok()?;
+    let buf = JsFuture::from(resp.array_buffer().ok()?).await.ok()?;
+    Some(Uint8Array::new(&buf).to_vec())
+}
+
+/// Caches `bytes` under `url` (best effort: a full or refused cache is skipped).
+pub(crate) async fn cache_put(cache: &web_sys::Cache, url: &str, bytes: &[u8]) {
+    let arr = Uint8Array::from(bytes);
+    if let Ok(resp) = web_sys::Response::new_with_opt_buffer_source(Some(&arr)) {
+        let _ = JsFuture::from(cache.put_with_str(url, &resp)).await;
     }
 }
 

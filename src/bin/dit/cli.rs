@@ -191,6 +191,10 @@ struct BenchArgs {
     /// the texture kernel, the register-tiled and the simple storage-buffer kernels, in one run.
     #[arg(long, conflicts_with_all = ["model", "preset"])]
     kernels: bool,
+    /// With --kernels: time these linear shapes instead (M x K x N, comma-separated, e.g. 512x1152x3456) and skip
+    /// attention.
+    #[arg(long, requires = "kernels", value_delimiter = ',', value_parser = parse_shape)]
+    shapes: Vec<[usize; 3]>,
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
@@ -622,21 +626,42 @@ async fn bench(b: BenchArgs) -> Result<()> {
     Ok(())
 }
 
+/// One `--shapes` entry: `MxKxN`, M positive, K and N multiples of 4.
+fn parse_shape(s: &str) -> std::result::Result<[usize; 3], String> {
+    let v: Vec<usize> = s
+        .split('x')
+        .map(|d| d.trim().parse::<usize>())
+        .collect::<std::result::Result<_, _>>()
+        .map_err(|_| format!("`{s}` is not MxKxN (e.g. 512x1152x3456)"))?;
+    match v[..] {
+        [m, k, n] if m > 0 && k > 0 && n > 0 && k % 4 == 0 && n % 4 == 0 && m * k.max(n) <= 1 << 26 => Ok([m, k, n]),
+        _ => Err(format!("`{s}`: need MxKxN with M, K, N positive, K and N multiples of 4, at most 64M elements")),
+    }
+}
+
 /// `dit bench --kernels`: every linear kernel on DiT-XL/2's shapes.
 async fn bench_linears(gpu: &Gpu, b: &BenchArgs) -> Result<()> {
     let mut all = vec![];
-    for (m, k, n) in DIT_XL_LINEARS {
+    let shapes: Vec<[usize; 3]> = if b.shapes.is_empty() {
+        DIT_XL_LINEARS.iter().map(|&(m, k, n)| [m, k, n]).collect()
+    } else {
+        b.shapes.clone()
+    };
+    for [m, k, n] in shapes {
         all.push(bench_linear(gpu, m, k, n, b.repeat).await?);
     }
     // DiT-XL/2's attention at 256 px, batch 2: 256 tokens, 16 heads of 72.
-    let attention = bench_attention(gpu, 2, 256, 16, 72, b.repeat).await?;
+    let attention = if b.shapes.is_empty() { bench_attention(gpu, 2, 256, 16, 72, b.repeat).await? } else { vec![] };
     if b.json {
         println!("{}", serde_json::json!({ "adapter": gpu.report, "linear": all, "attention": attention }));
         return Ok(());
     }
     println!(
-        "linear kernels on DiT-XL/2's shapes, {} ({}, fp16 {})",
-        gpu.report.name, gpu.report.backend, gpu.report.f16_weights_path
+        "linear kernels on {}, {} ({}, fp16 {})",
+        if b.shapes.is_empty() { "DiT-XL/2's shapes" } else { "the given shapes" },
+        gpu.report.name,
+        gpu.report.backend,
+        gpu.report.f16_weights_path
     );
     println!("{:<20} {:<30} {:>10} {:>10} {:>22}", "M x K x N", "kernel", "ms", "GFLOP/s", "vs register-tiled");
     for r in &all {
@@ -650,6 +675,9 @@ async fn bench_linears(gpu: &Gpu, b: &BenchArgs) -> Result<()> {
                 t.vs_register_tiled
             );
         }
+    }
+    if attention.is_empty() {
+        return Ok(());
     }
     println!("attention, DiT-XL/2 at 256 px (batch 2, 256 tokens, 16 heads of 72)");
     println!("{:<20} {:<30} {:>10} {:>10} {:>22}", "", "kernel", "ms", "GFLOP/s", "vs per-query");

@@ -39,7 +39,7 @@ export interface CreateSamplerOptions {
   /** Base URL of a VAE-decoder model directory, or one `.safetensors` file (its `config.json` beside it is read). */
   vae: string | URL;
   onProgress?: (event: LoadProgress) => void;
-  /** Keep downloaded shards in Cache Storage (default) or not. */
+  /** Keep downloaded shards, and on GPUs the kernel choices tuned at load, in Cache Storage (default) or not. */
   cache?: "cache-storage" | "none";
   /** Read fp16 weights with shader-f16 where offered (default) or always as packed u32. */
   f16?: "auto" | "packed";
@@ -290,7 +290,8 @@ async function runBench(type: "benchKernels" | "benchForward", options: { worker
   }
 }
 
-/** Removes every cached weight shard from Cache Storage. */
+/** Removes every cached weight shard, and the kernel choices kept per GPU, from Cache Storage. */
 export async function clearCache(): Promise<boolean> {
-  return caches.delete("dit-wasm-weights-v1");
+  const [weights] = await Promise.all([caches.delete("dit-wasm-weights-v1"), caches.delete("dit-wasm-tuning-v1")]);
+  return weights;
 }
