@@ -1,28 +1,11 @@
-// LayerNorm without affine, fused with adaLN modulate:
-//   y[m, :] = (x[m, :] - mean) / sqrt(var + eps) * (1 + mod[s, scale_off:]) + mod[s, shift_off:],  s = m / tokens
-// with the biased variance over the row, as torch.nn.LayerNorm computes it. mod is [N, mod_stride] f32 (the output of
-// the adaLN linear), so one kernel serves the two norms of every block and the final layer.
-//
-// One workgroup of 64 threads per row (flat workgroup index folded over x and y). Each thread walks the row in vec4
-// steps; mean, then variance around the mean (two passes, no cancellation), are reduced in workgroup memory.
+// The LayerNorm kernels reading x and mod from storage buffers (see layernorm_params.wgsl). main: one workgroup of
+// 64 threads per row (flat workgroup index folded over x and y); each thread walks the row in vec4 steps, and the
+// sums are reduced in workgroup memory.
 
-struct Params {
-    rows: u32,
-    d: u32,
-    tokens: u32,
-    mod_stride: u32,
-    shift_off: u32,
-    scale_off: u32,
-    eps: f32,
-    _pad: u32,
-}
-
-const WG: u32 = 64u;
-
-@group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> modv: array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read_write> y: array<vec4<f32>>;
+
+const WG: u32 = 64u;
 
 var<workgroup> red: array<f32, WG>;
 

@@ -1,9 +1,13 @@
 //! LayerNorm without affine fused with adaLN modulate (`shaders/layernorm.wgsl`).
 
 use crate::error::{Error, Result};
-use crate::gpu::{grid, Bind, DType, Dispatch, Gpu, KernelSpec, Prelude, Res, Tensor};
+use crate::gpu::{grid, Bind, DType, Dispatch, Gpu, KernelSpec, Prelude, Res, Stage, Tensor};
 
+const PARAMS: &str = include_str!("../../shaders/layernorm_params.wgsl");
 const SOURCE: &str = include_str!("../../shaders/layernorm.wgsl");
+const SOURCE_TEX: &str = include_str!("../../shaders/layernorm_tex.wgsl");
+const TEX_X: [&str; 2] = crate::texture_decl!(1, "xt", "rgba32float");
+const TEX_MOD: [&str; 2] = crate::texture_decl!(2, "mt", "rgba32float");
 const GROUPNORM: &str = include_str!("../../shaders/groupnorm.wgsl");
 
 /// GroupNorm epsilon of the SD-VAE (diffusers `AutoencoderKL`, `norm_eps` 1e-6).
@@ -165,11 +169,50 @@ pub fn layernorm_modulate(
         eps: LN_EPS,
         _pad: 0,
     };
-    // CPU adapters (those on the texture path) take one invocation per row; GPUs one workgroup per row.
+    let flops = 8.0 * (rows * d) as f64;
+    // CPU adapters (those on the texture path) take one invocation per row, reading x and mod through textures where
+    // their rows can be staged (whole multiples of the 256-byte copy alignment, within the texture size limit);
+    // GPUs one workgroup per row.
     let per_row = gpu.report.texture_linears;
+    let max = gpu.report.max_texture_dimension_2d as usize;
+    let staged = per_row
+        && d.is_multiple_of(64)
+        && stride.is_multiple_of(64)
+        && d / 4 <= max
+        && stride / 4 <= max
+        && rows <= max
+        && batch <= max;
+    if staged {
+        let kern = gpu.kernel(&KernelSpec {
+            name: "layernorm_tex",
+            source: &[PARAMS, gpu.texture_decl(TEX_X), gpu.texture_decl(TEX_MOD), SOURCE_TEX],
+            entry: "per_row_tex",
+            binds: &[Bind::TexF32, Bind::TexF32, Bind::ReadWrite],
+            constants: vec![],
+            prelude: Prelude::default(),
+        })?;
+        // Slots 2 and 3: the linear kernels stage into slots 0 and 1.
+        let xt = gpu.staging_texture((d / 4) as u32, rows as u32, 2);
+        let mt = gpu.staging_texture((stride / 4) as u32, batch as u32, 3);
+        let (xv, mv) = (xt.create_view(&Default::default()), mt.create_view(&Default::default()));
+        let groups = grid((rows as u32).div_ceil(64));
+        let mut dispatch = gpu.dispatch(
+            &kern,
+            "layernorm",
+            &params,
+            &[Res::Tex(&xv), Res::Tex(&mv), Res::Buf(&y.buf)],
+            groups,
+            flops,
+        )?;
+        dispatch.stage = vec![
+            Stage { src: x.buf.clone(), src_offset: 0, width: (d / 4) as u32, rows: rows as u32, dst: xt },
+            Stage { src: modv.buf.clone(), src_offset: 0, width: (stride / 4) as u32, rows: batch as u32, dst: mt },
+        ];
+        return Ok(dispatch);
+    }
     let kern = gpu.kernel(&KernelSpec {
         name: "layernorm",
-        source: &[SOURCE],
+        source: &[PARAMS, SOURCE],
         entry: if per_row { "per_row" } else { "main" },
         binds: &[Bind::Read, Bind::Read, Bind::ReadWrite],
         constants: vec![],
@@ -181,7 +224,7 @@ pub fn layernorm_modulate(
         &params,
         &[Res::Buf(&x.buf), Res::Buf(&modv.buf), Res::Buf(&y.buf)],
         if per_row { grid((rows as u32).div_ceil(64)) } else { grid(rows as u32) },
-        8.0 * (rows * d) as f64,
+        flops,
     )
 }
 
