@@ -10,7 +10,8 @@
 // running sums once per group of keys (the flash-attention recurrence); each key and value texel serves both. Every
 // invocation of a workgroup reads the same key and value texels at the same time, which CPU adapters fetch as
 // vectors; no workgroup memory or barriers. The entry point follows this file: attention_tex_plain.wgsl (4 keys per
-// step) or attention_tex_sg.wgsl (8 keys per step, loaded once per subgroup and broadcast).
+// step) or the subgroup kernel that ops::attention_tex generates per head dim (8 keys per step, loaded once per
+// subgroup and broadcast, the queries and outputs as named variables).
 // HD (specialisation constant) is the head dim: a multiple of 4, at most 4 * MAX_HD4.
 
 struct Params {

@@ -6,7 +6,6 @@ use crate::gpu::{Bind, DType, Dispatch, Gpu, KernelSpec, Prelude, Res, Stage, Te
 const SOURCE: &str = include_str!("../../shaders/attention.wgsl");
 const SOURCE_TEX: &str = include_str!("../../shaders/attention_tex.wgsl");
 const SOURCE_TEX_PLAIN: &str = include_str!("../../shaders/attention_tex_plain.wgsl");
-const SOURCE_TEX_SG: &str = include_str!("../../shaders/attention_tex_sg.wgsl");
 const TEX_QKV: [&str; 2] = crate::texture_decl!(1, "qkvt", "rgba32float");
 
 /// Largest head dim the kernel's register arrays hold (`4 * MAX_HD4` in the shader).
@@ -85,7 +84,7 @@ pub fn attention_with(
         let kern = gpu.kernel(&KernelSpec {
             name: "attention_tex",
             source: &if gpu.report.subgroups {
-                [gpu.texture_decl(TEX_QKV), SOURCE_TEX, super::BCAST8, SOURCE_TEX_SG]
+                [gpu.texture_decl(TEX_QKV), SOURCE_TEX, super::BCAST8, super::attention_tex::sg_source(hd as u32 / 4)]
             } else {
                 [gpu.texture_decl(TEX_QKV), SOURCE_TEX, SOURCE_TEX_PLAIN, ""]
             },

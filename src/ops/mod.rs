@@ -3,6 +3,7 @@
 
 mod attention;
 mod attention_gpu;
+mod attention_tex;
 mod conv;
 pub mod cpu;
 mod embed;
