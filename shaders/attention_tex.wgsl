@@ -9,10 +9,9 @@
 // sample). It keeps the queries and their running outputs in registers and walks all keys in order, rescaling the
 // running sums once per group of keys (the flash-attention recurrence); each key and value texel serves both. Every
 // invocation of a workgroup reads the same key and value texels at the same time, which CPU adapters fetch as
-// vectors; no workgroup memory or barriers. The entry point follows this file: attention_tex_plain.wgsl (4 keys per
-// step) or the subgroup kernel that ops::attention_tex generates per head dim (8 keys per step, loaded once per
-// subgroup and broadcast, the queries and outputs as named variables).
-// HD (specialisation constant) is the head dim: a multiple of 4, at most 4 * MAX_HD4.
+// vectors; no workgroup memory or barriers. The entry point follows this file, generated per head dim by
+// ops::attention_tex: 4 keys per step, or with subgroups 8, loaded once per subgroup and broadcast. The head dim HD
+// is a multiple of 4.
 
 struct Params {
     tokens: u32,
@@ -20,10 +19,6 @@ struct Params {
     d: u32,
     scale: f32,
 }
-
-override HD: u32 = 64u;
-
-const MAX_HD4: u32 = 32u;
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(2) var<storage, read_write> out: array<vec4<f32>>;

@@ -188,7 +188,8 @@ fn layernorm_modulate_matches() {
 
 #[test]
 fn attention_matches_head_dims_64_and_72() {
-    // T = 1024 is DiT-XL/2 at 512 px; T = 100 and 300 exercise partial query and key tiles. Widths 192, 576 and 128
+    // T = 1024 is DiT-XL/2 at 512 px; T = 100, 300 and 37 exercise partial query and key tiles (37: a partial step of
+    // 4 and of 8 keys in the texture kernels). Widths 192, 576 and 128
     // use the texture variant on the texture path; 144 does not qualify and falls back to the buffer kernel. Where the
     // adapter has subgroups, the texture path runs once with them and once without. The first device also runs both
     // storage-buffer kernels by name (one invocation per query; keys split across invocations; they read no
@@ -210,9 +211,14 @@ fn attention_matches_head_dims_64_and_72() {
         } else {
             &[AttentionKernel::Auto]
         };
-        for &(batch, tokens, heads, hd) in
-            &[(2usize, 100usize, 3usize, 64usize), (1, 1024, 8, 72), (2, 256, 2, 64), (1, 300, 2, 72), (2, 7, 2, 8)]
-        {
+        for &(batch, tokens, heads, hd) in &[
+            (2usize, 100usize, 3usize, 64usize),
+            (1, 1024, 8, 72),
+            (2, 256, 2, 64),
+            (1, 300, 2, 72),
+            (2, 7, 2, 8),
+            (2, 37, 2, 64),
+        ] {
             let d = heads * hd;
             let qkv = random(30 + hd as u64, batch * tokens * 3 * d, 2.0);
             let qt = Tensor::from_f32(&gpu, "qkv", &[batch * tokens, 3 * d], &qkv).unwrap();

@@ -5,7 +5,6 @@ use crate::gpu::{Bind, DType, Dispatch, Gpu, KernelSpec, Prelude, Res, Stage, Te
 
 const SOURCE: &str = include_str!("../../shaders/attention.wgsl");
 const SOURCE_TEX: &str = include_str!("../../shaders/attention_tex.wgsl");
-const SOURCE_TEX_PLAIN: &str = include_str!("../../shaders/attention_tex_plain.wgsl");
 const TEX_QKV: [&str; 2] = crate::texture_decl!(1, "qkvt", "rgba32float");
 
 /// Largest head dim the kernel's register arrays hold (`4 * MAX_HD4` in the shader).
@@ -83,14 +82,15 @@ pub fn attention_with(
     {
         let kern = gpu.kernel(&KernelSpec {
             name: "attention_tex",
-            source: &if gpu.report.subgroups {
-                [gpu.texture_decl(TEX_QKV), SOURCE_TEX, super::BCAST8, super::attention_tex::sg_source(hd as u32 / 4)]
-            } else {
-                [gpu.texture_decl(TEX_QKV), SOURCE_TEX, SOURCE_TEX_PLAIN, ""]
-            },
+            source: &[
+                gpu.texture_decl(TEX_QKV),
+                SOURCE_TEX,
+                if gpu.report.subgroups { super::BCAST8 } else { "" },
+                super::attention_tex::source(hd as u32 / 4, gpu.report.subgroups),
+            ],
             entry: "main",
             binds: &[Bind::TexF32, Bind::ReadWrite],
-            constants: vec![("HD", hd as f64)],
+            constants: vec![],
             prelude: Prelude::default(),
         })?;
         let staging = gpu.staging_texture(3 * d as u32 / 4, rows as u32, 0);
