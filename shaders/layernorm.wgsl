@@ -1,6 +1,6 @@
-// The LayerNorm kernels reading x and mod from storage buffers (see layernorm_params.wgsl). main: one workgroup of
-// 64 threads per row (flat workgroup index folded over x and y); each thread walks the row in vec4 steps, and the
-// sums are reduced in workgroup memory.
+// LayerNorm reading x and mod from storage buffers (see layernorm_params.wgsl). main (GPUs): one workgroup of 64
+// threads per row (flat workgroup index folded over x and y); each thread walks the row in vec4 steps, and the sums
+// are reduced in workgroup memory. x_at / mod_at serve layernorm_rows.wgsl's per_row on CPU adapters.
 
 @group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> modv: array<vec4<f32>>;
@@ -59,31 +59,11 @@ fn main(
     }
 }
 
-// The same with one invocation per row and no workgroup memory (CPU adapters, where workgroup barriers are costly
-// and the invocations of a workgroup run as SIMD lanes, so 64 rows are normalised side by side).
-@compute @workgroup_size(64)
-fn per_row(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let row = gid.y * nwg.x * 64u + gid.x;
-    if (row >= p.rows) {
-        return;
-    }
-    let d4 = p.d / 4u;
-    let base = row * d4;
-    var s = vec4<f32>(0.0);
-    for (var c = 0u; c < d4; c++) {
-        s += x[base + c];
-    }
-    let mean = (s.x + s.y + s.z + s.w) / f32(p.d);
-    var q = vec4<f32>(0.0);
-    for (var c = 0u; c < d4; c++) {
-        let v = x[base + c] - mean;
-        q += v * v;
-    }
-    let rstd = inverseSqrt((q.x + q.y + q.z + q.w) / f32(p.d) + p.eps);
-    let mrow = (row / p.tokens) * (p.mod_stride / 4u);
-    let shift0 = mrow + p.shift_off / 4u;
-    let scale0 = mrow + p.scale_off / 4u;
-    for (var c = 0u; c < d4; c++) {
-        y[base + c] = (x[base + c] - mean) * rstd * (1.0 + modv[scale0 + c]) + modv[shift0 + c];
-    }
+// Accessors for layernorm_rows.wgsl's per_row (CPU adapters whose rows cannot be staged into textures).
+fn x_at(c: u32, row: u32) -> vec4<f32> {
+    return x[row * (p.d / 4u) + c];
+}
+
+fn mod_at(c: u32, sample: u32) -> vec4<f32> {
+    return modv[sample * (p.mod_stride / 4u) + c];
 }

@@ -3,9 +3,9 @@
 // with the biased variance over the row, as torch.nn.LayerNorm computes it. mod is [N, mod_stride] f32 (the output of
 // the adaLN linear), so one kernel serves the two norms of every block and the final layer.
 //
-// Mean, then variance around the mean (two passes, no cancellation). Entry points: layernorm.wgsl (x and mod in
-// storage buffers: one workgroup per row on GPUs, one invocation per row on CPU adapters) and layernorm_tex.wgsl (CPU
-// adapters, x and mod staged in textures).
+// Mean, then variance around the mean (two passes, no cancellation). Entry points: layernorm.wgsl's main (GPUs: one
+// workgroup per row, x and mod in storage buffers) and layernorm_rows.wgsl's per_row (CPU adapters: one invocation
+// per row, reading through layernorm.wgsl's buffer accessors or layernorm_tex.wgsl's staged textures).
 
 struct Params {
     rows: u32,

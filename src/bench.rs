@@ -222,6 +222,12 @@ pub async fn tune_attention(gpu: &Gpu, batch: usize, tokens: usize, heads: usize
     Ok(times)
 }
 
+/// Whether this device runs the kernels [`tune_dit`] tunes (GPUs on storage buffers; not CPU adapters or the texture
+/// path).
+pub fn tunes(gpu: &Gpu) -> bool {
+    !gpu.report.is_cpu() && !gpu.report.texture_linears
+}
+
 /// Tunes the GPU kernels of a DiT forward at `batch` x `latent`: the workgroup tile of every distinct linear shape
 /// ([`tune_linear`]) and the attention split ([`tune_attention`]), each shape once per device, taking what
 /// [`tune_cache`] kept from an earlier run and keeping what it finds. In the browser `cache` is the adapter's key in
@@ -234,7 +240,7 @@ pub async fn tune_dit(
     latent: usize,
     #[allow(unused_variables)] cache: Option<&str>,
 ) -> Result<()> {
-    if gpu.report.is_cpu() || gpu.report.texture_linears {
+    if !tunes(gpu) {
         return Ok(());
     }
     let (tokens, heads) = ((latent / dit.cfg.patch_size).pow(2), dit.cfg.num_heads);

@@ -196,7 +196,7 @@ impl WasmSampler {
         // the browser compile every pipeline now (SwiftShader takes tens of seconds, and blocks the page's
         // rendering meanwhile), so that "ready" means ready.
         // Tuning (GPUs only) is kept in Cache Storage per adapter, unless caching is off.
-        let tune_key = if cache && !gpu.report.is_cpu() && !gpu.report.texture_linears {
+        let tune_key = if cache && crate::bench::tunes(&gpu) {
             Some(crate::bench::tune_cache::adapter_key_with(&gpu, &crate::bench::tune_cache::adapter_info().await))
         } else {
             None

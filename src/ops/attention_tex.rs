@@ -2,7 +2,7 @@
 //! queries and their running outputs are named variables (one vec4 per 4 head dims) and the head-dim loops are
 //! unrolled. Neither lavapipe's nor SwiftShader's compiler unrolls those loops, so the hand-written kernels' indexed
 //! per-invocation arrays stayed in memory: on DiT-S/2 at 256 px, generating took the 12 attentions from 178 to
-//! 118-128 ms on lavapipe (subgroups) and from 1.3-1.6 s to 0.92-0.97 s on SwiftShader (natively, no subgroups).
+//! 118-133 ms on lavapipe (subgroups) and from 1.3-1.6 s to 0.92-1.0 s on SwiftShader (natively, no subgroups).
 //!
 //! The entry point follows `attention_tex.wgsl` (parameters, output binding, layout) and, with subgroups,
 //! `bcast8.wgsl`. Each invocation owns two queries of one (sample, head), 64 apart: workgroup_id = (query block of

@@ -6,6 +6,7 @@ use crate::gpu::{grid, Bind, DType, Dispatch, Gpu, KernelSpec, Prelude, Res, Sta
 const PARAMS: &str = include_str!("../../shaders/layernorm_params.wgsl");
 const SOURCE: &str = include_str!("../../shaders/layernorm.wgsl");
 const SOURCE_TEX: &str = include_str!("../../shaders/layernorm_tex.wgsl");
+const ROWS: &str = include_str!("../../shaders/layernorm_rows.wgsl");
 const TEX_X: [&str; 2] = crate::texture_decl!(1, "xt", "rgba32float");
 const TEX_MOD: [&str; 2] = crate::texture_decl!(2, "mt", "rgba32float");
 const GROUPNORM: &str = include_str!("../../shaders/groupnorm.wgsl");
@@ -185,8 +186,8 @@ pub fn layernorm_modulate(
     if staged {
         let kern = gpu.kernel(&KernelSpec {
             name: "layernorm_tex",
-            source: &[PARAMS, gpu.texture_decl(TEX_X), gpu.texture_decl(TEX_MOD), SOURCE_TEX],
-            entry: "per_row_tex",
+            source: &[PARAMS, gpu.texture_decl(TEX_X), gpu.texture_decl(TEX_MOD), SOURCE_TEX, ROWS],
+            entry: "per_row",
             binds: &[Bind::TexF32, Bind::TexF32, Bind::ReadWrite],
             constants: vec![],
             prelude: Prelude::default(),
@@ -212,7 +213,7 @@ pub fn layernorm_modulate(
     }
     let kern = gpu.kernel(&KernelSpec {
         name: "layernorm",
-        source: &[PARAMS, SOURCE],
+        source: &[PARAMS, SOURCE, if per_row { ROWS } else { "" }],
         entry: if per_row { "per_row" } else { "main" },
         binds: &[Bind::Read, Bind::Read, Bind::ReadWrite],
         constants: vec![],

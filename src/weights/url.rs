@@ -229,14 +229,6 @@ impl UrlSource {
         }
         open_cache(CACHE_NAME).await
     }
-
-    async fn cache_get(&self, cache: &web_sys::Cache, url: &str) -> Option<Vec<u8>> {
-        cache_get(cache, url).await
-    }
-
-    async fn cache_put(&self, cache: &web_sys::Cache, url: &str, bytes: &[u8]) {
-        cache_put(cache, url, bytes).await
-    }
 }
 
 /// The Cache Storage cache `name`, where this context has Cache Storage.
@@ -276,13 +268,13 @@ impl Source for UrlSource {
                     if let Ok(idx) = ModelIndex::parse(&b) {
                         self.total.set(idx.download_size() as f64);
                         if let Some(c) = &cache {
-                            self.cache_put(c, &url, &b).await;
+                            cache_put(c, &url, &b).await;
                         }
                     }
                     Ok(b)
                 }
                 Err(e) => match &cache {
-                    Some(c) => self.cache_get(c, &url).await.ok_or(e),
+                    Some(c) => cache_get(c, &url).await.ok_or(e),
                     None => Err(e),
                 },
             }
@@ -295,7 +287,7 @@ impl Source for UrlSource {
         let url = self.url(shard);
         let cache = self.cache().await;
         if let Some(c) = &cache {
-            if let Some(bytes) = self.cache_get(c, &url).await {
+            if let Some(bytes) = cache_get(c, &url).await {
                 if verify_shard(index, shard, &bytes).is_ok() {
                     self.loaded.set(self.loaded.get() + bytes.len() as f64);
                     self.report(shard, true);
@@ -308,7 +300,7 @@ impl Source for UrlSource {
         let bytes = self.fetch(shard, true).await?;
         verify_shard(index, shard, &bytes)?;
         if let Some(c) = &cache {
-            self.cache_put(c, &url, &bytes).await;
+            cache_put(c, &url, &bytes).await;
         }
         Ok(bytes)
     }
