@@ -113,34 +113,57 @@ pub async fn bench_dit_forward(
     Ok(DitForwardBench { bench, finite: out.iter().all(|v| v.is_finite()), activation_bytes: plan.activation_bytes })
 }
 
-/// Median ms of one run of the dispatches `make` records: a warm-up (pipeline compile), then `repeat` submissions,
-/// each holding enough copies to last about 50 ms (at most 200), timed by the wall clock around submit and wait.
-pub async fn time_op(gpu: &Gpu, make: impl Fn() -> Result<Vec<Dispatch>>, repeat: usize) -> Result<f64> {
-    let once = make()?;
-    gpu.run(&once);
-    gpu.sync().await?;
-    let t0 = now_seconds();
-    gpu.run(&once);
-    gpu.sync().await?;
-    let reps = (0.05 / (now_seconds() - t0).max(1e-6)).clamp(1.0, 200.0) as usize;
-    let mut d = vec![];
-    for _ in 0..reps {
-        d.extend(make()?);
-    }
-    let mut runs = vec![];
-    for _ in 0..repeat.max(1) {
-        let t0 = now_seconds();
-        gpu.run(&d);
+/// How [`time_variants`] sizes and summarises its runs.
+#[derive(Clone, Copy)]
+struct Timing {
+    /// Copies of a variant per submission: as many as last about this long (1 to 200).
+    submit_s: f64,
+    /// Rounds; each round submits every variant once, in turn.
+    rounds: usize,
+    /// Each variant's best round (tuning: the fastest a kernel can go) instead of the median (benchmarks).
+    best: bool,
+}
+
+/// Benchmarks: median of `repeat` rounds of about 50 ms per variant.
+fn bench_timing(repeat: usize) -> Timing {
+    Timing { submit_s: 0.05, rounds: repeat.max(1), best: false }
+}
+
+/// Tuning at load: best of 3 rounds of about 4 ms per variant.
+const TUNE_TIMING: Timing = Timing { submit_s: 0.004, rounds: 3, best: true };
+
+/// Times variants of one op against each other: each is compiled and run once (warm-up), then timed once to size its
+/// submissions; the rounds take turns through the variants, so that a change in the machine's load or clocks falls
+/// on all of them rather than on whichever ran last. Returns ms per run of each variant.
+async fn time_variants(gpu: &Gpu, variants: &[Vec<Dispatch>], timing: Timing) -> Result<Vec<f64>> {
+    let mut copies = vec![];
+    for d in variants {
+        gpu.run(d);
         gpu.sync().await?;
-        runs.push((now_seconds() - t0) * 1e3 / reps as f64);
+        let t0 = now_seconds();
+        gpu.run(d);
+        gpu.sync().await?;
+        copies.push((timing.submit_s / (now_seconds() - t0).max(1e-6)).clamp(1.0, 200.0) as usize);
+    }
+    let mut runs = vec![vec![]; variants.len()];
+    for _ in 0..timing.rounds {
+        for (i, d) in variants.iter().enumerate() {
+            let t0 = now_seconds();
+            gpu.run(std::iter::repeat_n(d, copies[i]).flatten());
+            gpu.sync().await?;
+            runs[i].push((now_seconds() - t0) * 1e3 / copies[i] as f64);
+        }
     }
     gpu.check()?;
-    Ok(median(&runs))
+    Ok(runs
+        .iter()
+        .map(|r| if timing.best { r.iter().copied().fold(f64::INFINITY, f64::min) } else { median(r) })
+        .collect())
 }
 
 /// Times the workgroup-memory linear kernel in every tile config on y [M, N] = x [M, K] W^T + b and records the
-/// fastest for that shape on this device ([`Gpu::set_tuned`]); returns the ms of each config (see [`race`]: some
-/// 4 ms per config and round; infinite for a split-K config whose scratch would not fit a storage binding).
+/// fastest for that shape on this device ([`Gpu::set_tuned`]); returns the ms of each config (best of 3 rounds of
+/// about 4 ms per config, [`TUNE_TIMING`]; infinite for a split-K config whose scratch would not fit a storage binding).
 pub async fn tune_linear(gpu: &Gpu, m: usize, k: usize, n: usize) -> Result<Vec<f64>> {
     use crate::ops::{self, Epilogue, LinearKernel};
     let (x, layer, y) = linear_operands(gpu, m, k, n)?;
@@ -150,7 +173,7 @@ pub async fn tune_linear(gpu: &Gpu, m: usize, k: usize, n: usize) -> Result<Vec<
         .iter()
         .map(|&i| ops::linear(gpu, &x, &layer, &y, Epilogue::Bias, LinearKernel::Workgroup(i)))
         .collect::<Result<Vec<_>>>()?;
-    let raced = race(gpu, variants).await?;
+    let raced = time_variants(gpu, &variants, TUNE_TIMING).await?;
     let mut times = vec![f64::INFINITY; ops::WG_TILES.len()];
     for (&i, t) in fits.iter().zip(raced) {
         times[i] = t;
@@ -179,32 +202,6 @@ fn attention_operands(gpu: &Gpu, batch: usize, tokens: usize, heads: usize, hd: 
     Ok((qt, out))
 }
 
-/// Times variants of one op against each other: each is compiled and run once, then given as many copies per
-/// submission as last about 4 ms; three rounds take turns through the variants (so that clock changes fall on all of
-/// them), and each variant's best round counts. Returns ms per run of each variant.
-async fn race(gpu: &Gpu, variants: Vec<Vec<Dispatch>>) -> Result<Vec<f64>> {
-    let mut copies = vec![];
-    for d in &variants {
-        gpu.run(d);
-        gpu.sync().await?;
-        let t0 = now_seconds();
-        gpu.run(d);
-        gpu.sync().await?;
-        copies.push((0.004 / (now_seconds() - t0).max(1e-6)).clamp(1.0, 100.0) as usize);
-    }
-    let mut best = vec![f64::INFINITY; variants.len()];
-    for _ in 0..3 {
-        for (i, d) in variants.iter().enumerate() {
-            let t0 = now_seconds();
-            gpu.run(std::iter::repeat_n(d, copies[i]).flatten());
-            gpu.sync().await?;
-            best[i] = best[i].min((now_seconds() - t0) * 1e3 / copies[i] as f64);
-        }
-    }
-    gpu.check()?;
-    Ok(best)
-}
-
 fn fastest(times: &[f64]) -> usize {
     (0..times.len()).min_by(|&a, &b| times[a].total_cmp(&times[b])).unwrap_or(0)
 }
@@ -217,7 +214,7 @@ pub async fn tune_attention(gpu: &Gpu, batch: usize, tokens: usize, heads: usize
     let variants = (0..ops::ATTENTION_SPLITS.len())
         .map(|i| Ok(vec![ops::attention_with(gpu, &qt, &out, tokens, heads, AttentionKernel::Split(i))?]))
         .collect::<Result<Vec<_>>>()?;
-    let times = race(gpu, variants).await?;
+    let times = time_variants(gpu, &variants, TUNE_TIMING).await?;
     gpu.set_tuned("attention", [batch, tokens, heads, head_dim], fastest(&times));
     Ok(times)
 }
@@ -490,16 +487,18 @@ pub async fn bench_attention(
     use crate::ops::{self, AttentionKernel};
     let (qt, out) = attention_operands(gpu, batch, tokens, heads, head_dim)?;
     let flop = 4.0 * (batch * heads * tokens * tokens * head_dim) as f64;
-    let mut kernels = vec![];
     let mut variants = vec![("production (auto)".to_string(), AttentionKernel::Auto)];
     for (i, (qw, g)) in ops::ATTENTION_SPLITS.iter().enumerate() {
         variants.push((format!("generated, {qw} queries x {g} key groups"), AttentionKernel::Split(i)));
     }
     variants.push(("buffers, per query".into(), AttentionKernel::PerQuery));
-    for (name, kernel) in variants {
-        let ms = time_op(gpu, || Ok(vec![ops::attention_with(gpu, &qt, &out, tokens, heads, kernel)?]), repeat).await?;
-        kernels.push(KernelTiming { kernel: name, ms, gflops_per_s: flop / (ms / 1e3) / 1e9, vs_register_tiled: 0.0 });
-    }
+    let runs = variants
+        .iter()
+        .map(|(_, kernel)| Ok(vec![ops::attention_with(gpu, &qt, &out, tokens, heads, *kernel)?]))
+        .collect::<Result<Vec<_>>>()?;
+    let times = time_variants(gpu, &runs, bench_timing(repeat)).await?;
+    let mut kernels: Vec<KernelTiming> =
+        variants.into_iter().zip(times).map(|((name, _), ms)| KernelTiming::new(name, ms, flop)).collect();
     let base = kernels.last().map_or(1.0, |t| t.ms);
     for t in &mut kernels {
         t.vs_register_tiled = base / t.ms;
@@ -523,6 +522,13 @@ pub struct KernelTiming {
     pub vs_register_tiled: f64,
 }
 
+impl KernelTiming {
+    /// A timing of `ms` for `flop` operations; the ratio is filled in once the baseline is known.
+    fn new(kernel: String, ms: f64, flop: f64) -> KernelTiming {
+        KernelTiming { kernel, ms, gflops_per_s: flop / (ms / 1e3) / 1e9, vs_register_tiled: 0.0 }
+    }
+}
+
 /// Every linear kernel on one shape `y [M, N] = x [M, K] W^T + b`, same inputs, same run.
 #[derive(Clone, Debug, Serialize)]
 pub struct LinearBench {
@@ -534,8 +540,8 @@ pub struct LinearBench {
 
 /// Times each linear kernel this device can run on (M, K, N): the texture kernels (where the shape fits them: with
 /// subgroups where the device has them, and the plain one), the register-tiled storage-buffer kernel (4x4 outputs per
-/// thread) and the simple one (1x4): median wall time of `repeat` submissions, each holding the dispatch enough
-/// times to last about 50 ms.
+/// thread) and the simple one (1x4): the median of `repeat` rounds that take turns through the kernels, each
+/// submission holding a kernel's dispatch enough times to last about 50 ms.
 pub async fn bench_linear(gpu: &Gpu, m: usize, k: usize, n: usize, repeat: usize) -> Result<LinearBench> {
     use crate::ops::{self, Epilogue, Linear, LinearKernel};
     let (x, buffers, y) = linear_operands(gpu, m, k, n)?;
@@ -555,16 +561,13 @@ pub async fn bench_linear(gpu: &Gpu, m: usize, k: usize, n: usize, repeat: usize
     variants.push(("buffers, register-tiled (4x4)".into(), buffers.clone(), LinearKernel::Register));
     variants.push(("buffers, simple (1x4)".into(), buffers, LinearKernel::Simple));
     let flop = 2.0 * (m * k * n) as f64;
-    let mut kernels = vec![];
-    for (name, layer, kernel) in &variants {
-        let ms = time_op(gpu, || ops::linear(gpu, &x, layer, &y, Epilogue::Bias, *kernel), repeat).await?;
-        kernels.push(KernelTiming {
-            kernel: name.clone(),
-            ms,
-            gflops_per_s: flop / (ms / 1e3) / 1e9,
-            vs_register_tiled: 0.0,
-        });
-    }
+    let runs = variants
+        .iter()
+        .map(|(_, layer, kernel)| ops::linear(gpu, &x, layer, &y, Epilogue::Bias, *kernel))
+        .collect::<Result<Vec<_>>>()?;
+    let times = time_variants(gpu, &runs, bench_timing(repeat)).await?;
+    let mut kernels: Vec<KernelTiming> =
+        variants.into_iter().zip(times).map(|((name, ..), ms)| KernelTiming::new(name, ms, flop)).collect();
     let base = kernels.iter().find(|t| t.kernel.contains("register-tiled")).map_or(1.0, |t| t.ms);
     for t in &mut kernels {
         t.vs_register_tiled = base / t.ms;
