@@ -1,17 +1,20 @@
 // The texture linear kernel without subgroups (see linear_tex.wgsl). Each invocation computes 8 rows x 32 columns as
 // 2 x 8 blocks of 4 x 4, each block one mat4x4 accumulator: per step of 4 along K it loads 8 texels of x and 32 of w
-// and does 1024 multiply-adds. Invocations of a workgroup cover 64 x 8 consecutive rows and share one 32-column
-// block, so their weight loads are the same texels.
+// and does 1024 multiply-adds. Invocations of a workgroup (WG_ROWS of them) cover WG_ROWS x 8 consecutive rows
+// and share one 32-column block, so their weight loads are the same texels.
 
 // Weight rows c..c+3 at k4 as columns: [col j][row t] = w[c + j, 4 k4 + t].
 fn w_cols(k4: u32, c: u32) -> mat4x4<f32> {
     return mat4x4<f32>(w_row(k4, c), w_row(k4, c + 1u), w_row(k4, c + 2u), w_row(k4, c + 3u));
 }
 
-@compute @workgroup_size(64)
+// Invocations per workgroup (each 8 rows): 64, or fewer for short inputs (see ops::linear).
+override WG_ROWS: u32 = 64u;
+
+@compute @workgroup_size(WG_ROWS)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let c = wg.x * 32u;
-    let r = (wg.y * 64u + lid) * 8u;
+    let r = (wg.y * WG_ROWS + lid) * 8u;
     if (r >= p.m) {
         return;
     }

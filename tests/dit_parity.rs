@@ -44,7 +44,8 @@ fn parity(name: &str) {
     assert!(labels.contains(&(cfg.num_classes as u32)), "fixtures include the null class");
     let batch = t.len();
 
-    for gpu in gpus() {
+    // The texture path without subgroups (what browsers on CPU adapters run) keeps the per-sample layers in buffers.
+    for gpu in gpus().into_iter().chain([common::texture_gpu_without_subgroups()]) {
         let src = DirSource(dir.path().to_path_buf());
         let (index, weights) = pollster::block_on(GpuWeights::load(&gpu, &src)).expect("load");
         let cfg: DitConfig = serde_json::from_value(index.metadata.config).unwrap();

@@ -35,7 +35,7 @@ fn layer(gpu: &Gpu, n: usize, k: usize, seed: u64) -> (Linear, Vec<f32>, Vec<f32
 fn linear_all_epilogues_every_kernel() {
     for gpu in gpus() {
         // (7, 12, 20) stays in a buffer on the texture path (K is not a multiple of 64); (35, 20, 192) is the demo
-        // model's width; (16500, 8, 128) passes the texture height limit, so the texture path splits it into chunks.
+        // model's width (the plain texture kernel then runs 8 invocations per workgroup, 20 for 130 rows); (16500, 8, 128) passes the texture height limit, so the texture path splits it into chunks.
         for &(m, n, k) in &[(7usize, 12usize, 20usize), (64, 96, 128), (35, 20, 192), (130, 36, 256), (16500, 8, 128)] {
             let x = random(10, m * k, 1.0);
             let (l, w, b) = layer(&gpu, n, k, 11);

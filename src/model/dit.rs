@@ -96,14 +96,18 @@ impl Dit {
         let x_embed = Linear::new(xw, w.take("x_embedder.proj.bias", &[d])?)?.for_device(gpu)?;
         // Every linear layer goes to the layout this device reads best (storage buffer or texture).
         let lin = |w: &mut GpuWeights, name: &str, inp: usize, out: usize| w.linear(name, inp, out)?.for_device(gpu);
-        let t_fc1 = lin(&mut w, "t_embedder.mlp.0", FREQ_DIM, d)?;
-        let t_fc2 = lin(&mut w, "t_embedder.mlp.2", d, d)?;
+        // Layers that run on one row per sample (the conditioning) have their own rule.
+        let per_sample = |w: &mut GpuWeights, name: &str, inp: usize, out: usize| {
+            w.linear(name, inp, out)?.for_device_per_sample(gpu)
+        };
+        let t_fc1 = per_sample(&mut w, "t_embedder.mlp.0", FREQ_DIM, d)?;
+        let t_fc2 = per_sample(&mut w, "t_embedder.mlp.2", d, d)?;
         let y_table = w.take("y_embedder.embedding_table.weight", &[cfg.num_classes + 1, d])?;
         let blocks = (0..cfg.depth)
             .map(|i| {
                 w.scoped(&format!("blocks.{i}"), |w| {
                     Ok(Block {
-                        ada: lin(w, "adaLN_modulation.1", d, 6 * d)?,
+                        ada: per_sample(w, "adaLN_modulation.1", d, 6 * d)?,
                         qkv: lin(w, "attn.qkv", d, 3 * d)?,
                         proj: lin(w, "attn.proj", d, d)?,
                         fc1: lin(w, "mlp.fc1", d, f)?,
@@ -112,7 +116,7 @@ impl Dit {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
-        let final_ada = lin(&mut w, "final_layer.adaLN_modulation.1", d, 2 * d)?;
+        let final_ada = per_sample(&mut w, "final_layer.adaLN_modulation.1", d, 2 * d)?;
         let final_linear = lin(&mut w, "final_layer.linear", d, p * p * cfg.out_channels())?;
         w.finish()?;
         gpu.check()?;

@@ -82,6 +82,18 @@ impl Linear {
         }
     }
 
+    /// [`Linear::for_device`] for a layer that runs once per sample (adaLN modulation, timestep embedding: as many
+    /// rows as the batch). Without subgroups the texture kernel computes 8 rows per invocation and its cost follows
+    /// its texel fetches, not the rows used: on SwiftShader at 2-8 rows it took 1.4-2.3x the register-tiled buffer
+    /// kernel's time, so there such a layer keeps its storage buffer.
+    pub fn for_device_per_sample(self, gpu: &Gpu) -> Result<Linear> {
+        if gpu.report.subgroups {
+            self.for_device(gpu)
+        } else {
+            Ok(self)
+        }
+    }
+
     /// The layer with its weight in an `rgba16float` texture, read by the texture kernel (the shape must pass
     /// [`Linear::texture_fits`]; benchmarks compare the paths on one device).
     pub fn to_texture(self, gpu: &Gpu) -> Result<Linear> {
@@ -338,6 +350,12 @@ fn split_k_product(
     Ok(out)
 }
 
+/// Invocations per workgroup of the plain texture kernel for `rows` rows (8 rows each): 64, or for shorter inputs
+/// just enough in steps of 4 (SwiftShader's SIMD width), so that a workgroup does not run mostly idle invocations.
+fn plain_workgroup(rows: usize) -> usize {
+    rows.div_ceil(8).next_multiple_of(4).min(64)
+}
+
 /// The texture kernel: one dispatch per chunk of rows that fits the texture height, each staging its rows of x
 /// (the first chunk also records `extra` stages, e.g. the second operand of a matmul). `w` is the second operand's
 /// texture and whether it holds fp16 weights (rgba16float) or an f32 operand (rgba32float). `LinearKernel::Tiled`
@@ -357,8 +375,17 @@ fn texture_product(
 ) -> Result<Vec<Dispatch>> {
     let (m, n, k) = (params.m as usize, params.n, params.k);
     let subgroups = gpu.report.subgroups && kernel != LinearKernel::Simple;
-    // Rows x columns one workgroup covers: 64 invocations x 4 rows, 64 columns (subgroups); 64 x 8, 32 (plain).
-    let (tile_rows, tile_cols) = if subgroups { (256, 64) } else { (512, 32) };
+    let chunk = m.min(gpu.report.max_texture_dimension_2d as usize);
+    // Rows x columns one workgroup covers: 64 invocations x 4 rows, 64 columns (subgroups); WG_ROWS invocations x 8
+    // rows, 32 columns (plain).
+    let mut constants = vec![("EPI", epi.code())];
+    let (tile_rows, tile_cols) = if subgroups {
+        (256, 64)
+    } else {
+        let wg = plain_workgroup(chunk);
+        constants.push(("WG_ROWS", wg as f64));
+        (wg as u32 * 8, 32)
+    };
     let (w, w_f16) = w;
     let w_decl = gpu.texture_decl(if w_f16 { TEX_W_F16 } else { TEX_W_F32 });
     let body = if subgroups { [super::BCAST8, TEX_SUBGROUP] } else { [TEX_PLAIN, ""] };
@@ -370,10 +397,9 @@ fn texture_product(
         source: &source,
         entry: "main",
         binds: &binds,
-        constants: vec![("EPI", epi.code())],
+        constants,
         prelude: Prelude::Fp16,
     })?;
-    let chunk = m.min(gpu.report.max_texture_dimension_2d as usize);
     let staging = gpu.staging_texture(k / 4, chunk as u32, 0);
     let staging_view = staging.create_view(&Default::default());
     let mut out = vec![];
