@@ -9,7 +9,7 @@ import { chromium } from "playwright-core";
 import { serve } from "../../tests/e2e/server.mjs";
 
 const repo = path.resolve(import.meta.dirname, "../..");
-const server = await serve(path.join(repo, "www/demo/dist"));
+const server = await serve(process.env.DIST ?? path.join(repo, "www/demo/dist"));
 const browser = await chromium.launch({ executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
   args: ["--enable-unsafe-webgpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--no-sandbox",
     ...(process.env.CHROMIUM_ARGS ?? "").split(" ").filter(Boolean)] });
