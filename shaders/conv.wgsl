@@ -38,8 +38,9 @@ override UPSAMPLE: u32 = 0u;
 @group(0) @binding(4) var<storage, read> res: array<vec4<f32>>;
 @group(0) @binding(5) var<storage, read_write> y: array<vec4<f32>>;
 
-// Input activations of output pixel q (flat over N*OH*OW) at tap (ky, kx), channels 4*c4..4*c4+3; 0 outside.
-fn x_at(q: u32, ky: u32, kx: u32, c4: u32) -> vec4<f32> {
+// Where output pixel q (flat over N*OH*OW) reads its input at tap (ky, kx): the vec4 index of channel 0 in x, or -1
+// where the tap falls in the zero padding. Computed once per tap, outside the loop over channels.
+fn tap_base(q: u32, ky: u32, kx: u32) -> i32 {
     let total = p.n * p.oh * p.ow;
     let qq = min(q, total - 1u);
     let ox = qq % p.ow;
@@ -48,7 +49,7 @@ fn x_at(q: u32, ky: u32, kx: u32, c4: u32) -> vec4<f32> {
     let iy = i32(oy + ky) - i32(p.pad);
     let ix = i32(ox + kx) - i32(p.pad);
     if (iy < 0 || ix < 0 || iy >= i32(p.oh) || ix >= i32(p.ow)) {
-        return vec4<f32>(0.0);
+        return -1;
     }
     var ih = p.oh;
     var iw = p.ow;
@@ -60,12 +61,18 @@ fn x_at(q: u32, ky: u32, kx: u32, c4: u32) -> vec4<f32> {
         sy = sy / 2u;
         sx = sx / 2u;
     }
-    return x[((n * ih + sy) * iw + sx) * (p.cin / 4u) + c4];
+    return i32(((n * ih + sy) * iw + sx) * (p.cin / 4u));
 }
 
-// Pixels q..q+3 at (ky, kx, c4) as the rows of the result: [col j][row i] = x of pixel q + i, channel 4 c4 + j.
-fn x_rows(q: u32, ky: u32, kx: u32, c4: u32) -> mat4x4<f32> {
-    return transpose(mat4x4<f32>(x_at(q, ky, kx, c4), x_at(q + 1u, ky, kx, c4), x_at(q + 2u, ky, kx, c4), x_at(q + 3u, ky, kx, c4)));
+// Channels 4*c4..4*c4+3 of the input at `base` (from tap_base); 0 in the padding (no branch: a padded tap reads
+// channel group c4 of pixel 0 and drops it).
+fn x_at(base: i32, c4: u32) -> vec4<f32> {
+    return select(x[u32(max(base, 0)) + c4], vec4<f32>(0.0), base < 0);
+}
+
+// Four pixels' inputs at channel group c4 as the rows of the result: [col j][row i] = x of pixel i, channel 4 c4 + j.
+fn x_rows(b0: i32, b1: i32, b2: i32, b3: i32, c4: u32) -> mat4x4<f32> {
+    return transpose(mat4x4<f32>(x_at(b0, c4), x_at(b1, c4), x_at(b2, c4), x_at(b3, c4)));
 }
 
 // Output channels c..c+3 at weight column group k4 as columns: [col j][row t] = w[c + j, 4 k4 + t].
@@ -117,9 +124,15 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     for (var ky = 0u; ky < p.ksize; ky++) {
         for (var kx = 0u; kx < p.ksize; kx++) {
             let tap4 = (ky * p.ksize + kx) * (p.wcin / 4u) + p.ci0 / 4u;
+            // A loop, not eight calls: shader compilers inline every call, and the code size of this loop nest
+            // decides how long SwiftShader takes to compile it.
+            var b: array<i32, 8>;
+            for (var i = 0u; i < 8u; i++) {
+                b[i] = tap_base(q + i, ky, kx);
+            }
             for (var c4 = 0u; c4 < cin4; c4++) {
-                let x0 = x_rows(q, ky, kx, c4);
-                let x1 = x_rows(q + 4u, ky, kx, c4);
+                let x0 = x_rows(b[0], b[1], b[2], b[3], c4);
+                let x1 = x_rows(b[4], b[5], b[6], b[7], c4);
                 let k4 = tap4 + c4;
                 let w0 = w_cols(k4, c);
                 a00 += x0 * w0; a10 += x1 * w0;
