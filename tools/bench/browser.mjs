@@ -4,6 +4,7 @@
 // 2. each linear kernel on DiT-XL/2's layer shapes, side by side in one run (bench.html).
 // Build first: scripts/build-site.sh.
 // Usage: node tools/bench/browser.mjs [--json] [--only generate|kernels] [--shapes 512x1152x1152,...] [--repeat N]
+// DIST=<dir> serves another build instead of www/demo/dist (to compare two builds back to back).
 import path from "node:path";
 import { chromium } from "playwright-core";
 import { serve } from "../../tests/e2e/server.mjs";
