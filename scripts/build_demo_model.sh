@@ -15,7 +15,7 @@ $dit convert "$run/vae/diffusion_pytorch_model.safetensors" --out models/demo/va
 cp "$run/log.json" models/demo/training-log.json
 # The README's grid: one row per class, 8 images each (DPM-Solver++ 20 steps, guidance 4).
 classes=()
-for c in $(seq 0 9); do for i in $(seq 1 8); do classes+=(--class "$c"); done; done
+for c in $(seq 0 9); do for _ in $(seq 1 8); do classes+=(--class "$c"); done; done
 $dit sample --model models/demo/dit --vae models/demo/vae "${classes[@]}" --steps 20 --sampler dpmpp2m --cfg 4 \
   --seed 0 --cols 8 --quiet --out docs/demo-samples.png
 du -sh models/demo

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by the scripts. Without GPU hardware (no /dev/dri render node, no /dev/nvidia0), run Vulkan on Mesa's
 # lavapipe (CPU); a machine with a GPU keeps its own driver. A private runtime directory silences Mesa's warnings.
 if [ -z "${VK_ICD_FILENAMES:-}" ] && [ -f /usr/share/vulkan/icd.d/lvp_icd.x86_64.json ]; then
@@ -6,6 +7,7 @@ if [ -z "${VK_ICD_FILENAMES:-}" ] && [ -f /usr/share/vulkan/icd.d/lvp_icd.x86_64
   fi
 fi
 if [ -z "${XDG_RUNTIME_DIR:-}" ] || [ ! -w "${XDG_RUNTIME_DIR:-/nonexistent}" ]; then
-  export XDG_RUNTIME_DIR="${TMPDIR:-/tmp}/dit-wasm-xdg-$(id -u)"
+  XDG_RUNTIME_DIR="${TMPDIR:-/tmp}/dit-wasm-xdg-$(id -u)"
+  export XDG_RUNTIME_DIR
   mkdir -p "$XDG_RUNTIME_DIR" && chmod 700 "$XDG_RUNTIME_DIR"
 fi

@@ -1,47 +1,113 @@
 #!/usr/bin/env bash
 # Installs what building and testing need on a fresh Debian 12 machine, skipping what is already there:
-#   - Debian packages: Mesa's lavapipe (Vulkan on the CPU) and its loader, Chromium + ChromeDriver (browser tests)
-#   - the Rust wasm32 target
-# Safe to run repeatedly. Usage: scripts/setup.sh [--browser]
+#   - Debian packages: Mesa's lavapipe (Vulkan on the CPU) and its loader; with --browser Chromium + ChromeDriver
+#     (browser tests); with --test also shellcheck (the scripts' lint)
+#   - the Rust wasm32 target and wasm-bindgen-cli of the version in Cargo.lock (--browser)
+#   - the npm packages of the workspace, the package (www/lib) and the page (www/demo) (--browser)
+# Safe to run repeatedly. Usage: scripts/setup.sh [--browser] [--test]
+# Every probe of a tool tolerates its absence; a step that fails names itself and what to do (the ERR trap below).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 want_browser=0
-[ "${1:-}" = "--browser" ] && want_browser=1
+want_test=0
+for arg in "$@"; do
+  case "$arg" in
+    --browser) want_browser=1 ;;
+    --test) want_browser=1 want_test=1 ;;
+    *) echo "setup: unknown argument '$arg' (usage: scripts/setup.sh [--browser] [--test])" >&2; exit 2 ;;
+  esac
+done
+
+step="starting"
+hint="run scripts/setup.sh again; if it fails the same way, run the step by hand to see its full output"
+on_error() {
+  local rc=$?
+  echo "setup: FAILED (exit $rc) while $step" >&2
+  echo "setup: what to do: $hint" >&2
+  exit "$rc"
+}
+trap on_error ERR
+
+# 0 when the Debian package is installed. A machine without dpkg-query (not Debian) reports every package missing.
+deb_installed() {
+  local status
+  status=$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null) || return 1
+  [ "$status" = "install ok installed" ]
+}
 
 need=()
-[ -f /usr/share/vulkan/icd.d/lvp_icd.x86_64.json ] || need+=(mesa-vulkan-drivers)
-[ -e /usr/lib/x86_64-linux-gnu/libvulkan.so.1 ] || need+=(libvulkan1)
+for pkg in mesa-vulkan-drivers libvulkan1; do
+  deb_installed "$pkg" || need+=("$pkg")
+done
 if [ "$want_browser" = 1 ]; then
-  command -v chromium >/dev/null || need+=(chromium)
-  command -v chromedriver >/dev/null || need+=(chromium-driver)
+  deb_installed chromium || need+=(chromium)
+  deb_installed chromium-driver || need+=(chromium-driver)
+fi
+if [ "$want_test" = 1 ]; then
+  deb_installed shellcheck || need+=(shellcheck)
 fi
 if [ ${#need[@]} -gt 0 ]; then
-  echo "setup: installing ${need[*]}"
-  sudo_cmd=""
-  [ "$(id -u)" = 0 ] || sudo_cmd="sudo"
-  $sudo_cmd apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${need[@]}" >/dev/null
+  echo "setup: installing Debian packages: ${need[*]}"
+  sudo_cmd=()
+  if [ "$(id -u)" != 0 ]; then
+    step="looking for sudo (apt-get needs root)"
+    hint="run as root, or install sudo, or install these packages yourself: apt-get install ${need[*]}"
+    command -v sudo >/dev/null
+    sudo_cmd=(sudo)
+  fi
+  step="running apt-get update"
+  hint="check that the Debian package mirrors are reachable (apt-get update), then run again"
+  "${sudo_cmd[@]}" apt-get update -qq
+  step="installing the Debian packages ${need[*]}"
+  hint="run '${sudo_cmd[*]:+${sudo_cmd[*]} }apt-get install ${need[*]}' to see apt's full message"
+  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 
 if [ "$want_browser" = 1 ]; then
-  if ! rustup target list --installed 2>/dev/null | grep -q wasm32-unknown-unknown; then
+  step="looking for rustup and cargo"
+  hint="install Rust with rustup (https://rustup.rs), then run again"
+  command -v rustup >/dev/null
+  command -v cargo >/dev/null
+
+  step="adding the Rust target wasm32-unknown-unknown"
+  hint="run 'rustup target add wasm32-unknown-unknown' to see its full message"
+  targets=$(rustup target list --installed 2>/dev/null || true)
+  if ! grep -qx wasm32-unknown-unknown <<<"$targets"; then
     echo "setup: adding the wasm32-unknown-unknown target"
     rustup target add wasm32-unknown-unknown
   fi
-  # wasm-bindgen-cli must be exactly the version of the wasm-bindgen crate in Cargo.lock. It is installed into
-  # ~/.cargo/bin, where the next run (and CI's next run) finds it. No --locked: its lockfile pins a crate version
-  # the registry no longer has.
+
+  # wasm-bindgen-cli must be exactly the version of the wasm-bindgen crate in Cargo.lock. cargo installs it into
+  # ~/.cargo/bin (or CARGO_INSTALL_ROOT/bin), where the next run finds it. No --locked: its lockfile pins a crate
+  # version the registry no longer has.
+  step="reading the wasm-bindgen version from Cargo.lock"
+  hint="Cargo.lock must list the wasm-bindgen crate; run 'cargo generate-lockfile' if it is missing"
   want=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/version = |"/, ""); print; exit }' Cargo.lock)
-  have=$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')
+  [ -n "$want" ]
+  have=""
+  if command -v wasm-bindgen >/dev/null; then
+    have=$(wasm-bindgen --version 2>/dev/null | awk '{ print $2 }' || true)
+  fi
   if [ "$have" != "$want" ]; then
-    echo "setup: installing wasm-bindgen-cli $want (about two minutes, once)"
+    echo "setup: installing wasm-bindgen-cli $want (about three minutes, once)${have:+, replacing $have}"
+    step="installing wasm-bindgen-cli $want (cargo install)"
+    hint="run 'cargo install wasm-bindgen-cli --version $want' to see cargo's full message"
     cargo install wasm-bindgen-cli --version "$want" --quiet
+    step="checking the installed wasm-bindgen"
+    hint="cargo installed it into ${CARGO_INSTALL_ROOT:-${CARGO_HOME:-$HOME/.cargo}}/bin: put that folder on the PATH"
+    have=$(wasm-bindgen --version 2>/dev/null | awk '{ print $2 }' || true)
+    [ "$have" = "$want" ]
   fi
-  if [ ! -d www/lib/node_modules ] || [ ! -d www/demo/node_modules ] || [ ! -d node_modules ]; then
-    echo "setup: installing npm packages"
-    (cd www/lib && npm install --no-audit --no-fund --silent)
-    (cd www/demo && npm install --no-audit --no-fund --silent)
-    npm install --no-audit --no-fund --silent
-  fi
+
+  # npm ci installs exactly the lockfile; it runs again whenever the lockfile is newer than what was installed.
+  for dir in www/lib www/demo .; do
+    if [ ! -f "$dir/node_modules/.package-lock.json" ] || [ "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ]; then
+      echo "setup: installing npm packages in $dir"
+      step="installing the npm packages of $dir (npm ci)"
+      hint="run '(cd $dir && npm ci)' to see npm's full message; the npm registry must be reachable"
+      (cd "$dir" && npm ci --no-audit --no-fund --silent)
+    fi
+  done
 fi
+trap - ERR

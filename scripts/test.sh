@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# Runs every test. Installs what it needs first (scripts/setup.sh: lavapipe, Chromium, the wasm target,
-# wasm-bindgen-cli, npm packages). Usage: npm test   (or scripts/test.sh)
+# Runs every test. Installs what it needs first (scripts/setup.sh --test: lavapipe, Chromium, shellcheck, the wasm
+# target, wasm-bindgen-cli, npm packages). Usage: npm test   (or scripts/test.sh)
 #   1. native: kernel, model, sampler, converter and CLI tests on the Vulkan adapter (lavapipe without a GPU)
 #   2. browser: the same kernels and models in headless Chromium's WebGPU (wasm-bindgen-test)
-#   3. end to end: the built page driven by Playwright (playwright-core + the system Chromium)
+#   3. end to end: the built page driven by Playwright (playwright-core + the system Chromium), and the scripts
+#      themselves: shellcheck, and scripts/setup.sh run as a fresh machine sees it
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh --browser
+scripts/setup.sh --test
 . scripts/env.sh
 
 # lavapipe has shader-f16, so on it both fp16 weight paths must be tested.
@@ -18,9 +19,11 @@ echo "== 1/3 native tests (cargo test)"
 cargo test --locked
 
 echo "== 2/3 browser tests (wasm-bindgen-test in headless Chromium)"
+# The whole suite compiles for wasm (native-only test files are gated off there); tests/web.rs is what runs.
+cargo test --locked --target wasm32-unknown-unknown --no-run
 CHROMEDRIVER=/usr/bin/chromedriver WASM_BINDGEN_TEST_TIMEOUT=900 \
   cargo test --locked --target wasm32-unknown-unknown --test web -- --nocapture
 
-echo "== 3/3 end-to-end tests (Playwright on the built page)"
+echo "== 3/3 end-to-end tests (Playwright on the built page; the scripts)"
 scripts/build-site.sh
-node --test --test-concurrency=1 tests/e2e/
+node --test --test-concurrency=1 tests/e2e/ tests/scripts/

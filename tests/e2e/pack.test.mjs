@@ -1,5 +1,6 @@
-// The npm package as a user gets it: `npm pack` of www/lib, installed offline into a fresh Vite project next to
-// nothing else, built, and used to generate an image in Chromium (WebGPU on SwiftShader).
+// The npm package as a user gets it: `npm pack` of www/lib, installed into a fresh Vite project next to nothing else
+// (Vite from npm's cache where it is there, else from the registry, as on a fresh machine), built, and used to
+// generate an image in Chromium (WebGPU on SwiftShader).
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
@@ -11,7 +12,7 @@ import { serve } from "./server.mjs";
 
 const repo = path.resolve(import.meta.dirname, "../..");
 
-test("npm pack -> a fresh Vite project installs it offline and generates an image", async () => {
+test("npm pack -> a fresh Vite project installs it and generates an image", async () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "dit-wasm-app-"));
   const npm = (args, cwd) => execFileSync("npm", args, { cwd, stdio: ["ignore", "pipe", "inherit"] }).toString();
   const tgz = npm(["pack", path.join(repo, "www/lib"), "--pack-destination", dir, "--silent"], dir).trim().split("\n").pop();
@@ -31,7 +32,7 @@ const r = await s.generate({ classLabels: [1], steps: 4, sampler: "ddim", seed: 
 window.__done = { width: r.width, count: r.images.length, sum: r.images[0].reduce((a, b) => a + b, 0) };
 s.dispose();
 `);
-  npm(["install", "--offline", "--no-audit", "--no-fund", "--silent"], dir);
+  npm(["install", "--prefer-offline", "--no-audit", "--no-fund", "--silent"], dir);
   execFileSync("npx", ["vite", "build", "--logLevel", "warn"], { cwd: dir, stdio: "inherit" });
 
   const server = await serve(path.join(dir, "dist"));
