@@ -204,11 +204,31 @@ struct BenchArgs {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    quiet_runtime_dir();
     match pollster::block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// Mesa's Vulkan drivers (lavapipe among them) print "error: XDG_RUNTIME_DIR is invalid or not set" when creating an
+/// instance without a runtime directory, a line that is not the user's error. Where none is usable, point it at a
+/// private one, as the login manager would (the scripts' env.sh does the same). Runs before any thread starts.
+fn quiet_runtime_dir() {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+        let usable = std::env::var_os("XDG_RUNTIME_DIR").is_some_and(|d| Path::new(&d).is_dir());
+        if usable {
+            return;
+        }
+        let uid = std::fs::metadata("/proc/self").map(|m| m.uid()).unwrap_or(0);
+        let dir = std::env::temp_dir().join(format!("dit-wasm-xdg-{uid}"));
+        if std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&dir).is_ok() {
+            std::env::set_var("XDG_RUNTIME_DIR", &dir);
         }
     }
 }
@@ -319,16 +339,49 @@ fn write_images(out: &Path, images: &[f32], n: usize, h: usize, w: usize, cols: 
     }
 }
 
+/// Checks an image or latent output before any slow work: a .png or .npy name that can be written.
 fn check_output_path(out: &Path) -> Result<()> {
     match out.extension().and_then(|e| e.to_str()) {
-        Some("png") | Some("npy") => Ok(()),
+        Some("png") | Some("npy") => check_writable(out),
         _ => Err(Error::input(format!("{}: the output must end in .png or .npy", out.display()))),
+    }
+}
+
+/// Checks that a file can be written at `out` (its folder exists and takes a new file; `out` is no folder), so that
+/// a mistyped path fails at once instead of after the sampling. Nothing is left behind: the probe file is removed and
+/// an existing `out` is not touched.
+fn check_writable(out: &Path) -> Result<()> {
+    if out.is_dir() {
+        return Err(Error::input(format!("{}: is a folder; give a file name", out.display())));
+    }
+    let dir = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    if !dir.is_dir() {
+        return Err(Error::input(format!(
+            "{}: the folder {} does not exist; create it or choose another output path",
+            out.display(),
+            dir.display()
+        )));
+    }
+    // Permission bits do not tell (root, ACLs, read-only mounts): try it.
+    let probe = dir.join(format!(".dit-write-probe-{}", std::process::id()));
+    match std::fs::OpenOptions::new().write(true).create_new(true).open(&probe) {
+        Ok(_) => {
+            let _ = std::fs::remove_file(&probe);
+            Ok(())
+        }
+        Err(e) => Err(Error::input(format!("{}: cannot write in {}: {e}", out.display(), dir.display()))),
     }
 }
 
 async fn sample(a: SampleArgs) -> Result<()> {
     // Check every argument before the (slow) model load.
     check_output_path(&a.out)?;
+    if let Some(p) = &a.latent_out {
+        check_writable(p)?;
+    }
     let sampler = SamplerKind::parse(&a.sampler)?;
     let cfg_channels = CfgChannels::parse(&a.cfg_channels)?;
     let steps = Spacing::parse(&a.steps)?;
@@ -477,6 +530,7 @@ async fn load_dit(gpu: &Gpu, dir: &Path) -> Result<Dit> {
 }
 
 async fn forward(model: &Path, x: &Path, t: &Path, y: &Path, out: &Path, g: &GpuArgs) -> Result<()> {
+    check_writable(out)?;
     let xa = npy::read_f32(x)?;
     let ta = npy::read_f32(t)?;
     let ya = npy::read_int(y)?;
