@@ -1,5 +1,7 @@
 //! The `dit` binary end to end: convert -> info -> forward against the reference, bench JSON, and every kind of bad
 //! input ending in a one-line error and a non-zero exit (never a panic).
+// Native only (a GPU through wgpu's native backends, files, processes); the browser tests are tests/web.rs.
+#![cfg(not(target_arch = "wasm32"))]
 
 mod common;
 
@@ -312,4 +314,32 @@ fn sample_uses_the_embedded_demo_model_by_default() {
         (u32::from_be_bytes(png[16..20].try_into().unwrap()), u32::from_be_bytes(png[20..24].try_into().unwrap()));
     println!("dit sample --class 7 (no --model): {w}x{h} PNG, {} bytes", png.len());
     assert_eq!((w, h), (36, 36));
+}
+
+#[test]
+fn output_paths_are_checked_before_any_work() {
+    let tmp = tempfile::tempdir().unwrap();
+    let missing = tmp.path().join("no/such/dir/x.png");
+    // The model does not exist either: the output is checked first, before anything is loaded or sampled.
+    let args = ["sample", "--model", "/no/such/model", "--class", "1", "--out", missing.to_str().unwrap()];
+    fails_with(&args, "does not exist");
+    let latent = tmp.path().join("nope/z.npy");
+    let args = ["sample", "--class", "1", "--latent-out", latent.to_str().unwrap(), "--out", "x.png"];
+    fails_with(&args, "does not exist");
+    let (png, folder) = (tmp.path().join("d.png"), tmp.path().to_str().unwrap());
+    fails_with(&["sample", "--class", "1", "--out", png.to_str().unwrap(), "--latent-out", folder], "is a folder");
+    let fwd = ["forward", "--model", "m", "--x", "x.npy", "--t", "t.npy", "--y", "y.npy", "--out", "/no/such/o.npy"];
+    fails_with(&fwd, "does not exist");
+    assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0, "a failed check leaves nothing behind");
+}
+
+#[test]
+fn no_foreign_error_lines_without_a_runtime_dir() {
+    // Mesa's Vulkan drivers print "error: XDG_RUNTIME_DIR is invalid or not set" when there is none; the binary must
+    // not pass that on as if it were the user's error.
+    let o = Command::new(env!("CARGO_BIN_EXE_dit")).arg("gpu").env_remove("XDG_RUNTIME_DIR").output().unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    println!("dit gpu without XDG_RUNTIME_DIR: exit {:?}, stderr {stderr:?}", o.status.code());
+    assert!(o.status.success(), "{stderr}");
+    assert!(!stderr.lines().any(|l| l.contains("error")), "stderr has an error line: {stderr}");
 }

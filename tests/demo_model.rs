@@ -2,6 +2,8 @@
 //! guidance 4), classified by a softmax regression on pixels fitted on real held-out test images (never seen in
 //! training; tests/fixtures/fashion_test_1000.safetensors, made by tools/make_demo_eval.py). Accuracy must be at
 //! least 80%, and higher with guidance than without.
+// Native only (a GPU through wgpu's native backends, files, processes); the browser tests are tests/web.rs.
+#![cfg(not(target_arch = "wasm32"))]
 
 mod common;
 

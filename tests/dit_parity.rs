@@ -1,5 +1,7 @@
 //! DiT forward parity against diffusers configured to the official semantics (fixtures from tools/make_fixtures.py):
 //! each fixture is converted by `convert`, loaded through the model-directory loader, and run on both fp16 paths.
+// Native only (a GPU through wgpu's native backends, files, processes); the browser tests are tests/web.rs.
+#![cfg(not(target_arch = "wasm32"))]
 
 mod common;
 

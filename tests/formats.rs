@@ -1,6 +1,8 @@
 //! One model, every checkpoint layout: the release's .safetensors names, the official .pt (a zip pickle), a training
 //! checkpoint (its `ema` entry), and the diffusers layout all convert to byte-identical shards; a pickle that would
 //! run code is refused. Fixtures from tools/make_format_fixtures.py.
+// Native only (a GPU through wgpu's native backends, files, processes); the browser tests are tests/web.rs.
+#![cfg(not(target_arch = "wasm32"))]
 
 use dit_wasm::weights::convert::{convert, ConvertOptions};
 use std::path::{Path, PathBuf};

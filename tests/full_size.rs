@@ -4,6 +4,8 @@
 //!   --random-weights`);
 //! - the SD VAE decoding a 64x64 latent to 512x512 under WebGPU's default 128 MiB storage binding limit (its 256 MiB
 //!   activations in channel parts), against diffusers (tests/fixtures/vae_sd512_io.safetensors).
+// Native only (a GPU through wgpu's native backends, files, processes); the browser tests are tests/web.rs.
+#![cfg(not(target_arch = "wasm32"))]
 
 mod common;
 

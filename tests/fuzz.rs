@@ -1,6 +1,8 @@
 //! Property tests of every parser that reads untrusted bytes: safetensors headers, shards, the model index, the
 //! pickle machine, the .pt zip reader and the single-file (byte-range) loader must return an error, never panic, on
 //! random and on mutated inputs.
+// Native only (a GPU through wgpu's native backends, files, processes); the browser tests are tests/web.rs.
+#![cfg(not(target_arch = "wasm32"))]
 
 use dit_wasm::weights::convert::ConvertOptions;
 use dit_wasm::weights::input::parse_header;

@@ -1,6 +1,8 @@
 //! Sampler parity with fixed noise against the reference of tools/make_sampler_fixtures.py (the release's DDPM and
 //! DDIM formulas in float64, diffusers' DPMSolverMultistepScheduler), on the DiT fixture dit_p2_hd64 with guidance:
 //! official (channels 0..2) and all-channel.
+// Native only (a GPU through wgpu's native backends, files, processes); the browser tests are tests/web.rs.
+#![cfg(not(target_arch = "wasm32"))]
 
 mod common;
 

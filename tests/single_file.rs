@@ -2,6 +2,8 @@
 //! names, the diffusers DiT, the SD-VAE in diffusers, legacy diffusers and ldm names) the tensors handed to the GPU are
 //! byte for byte those `dit convert` writes; a whole-file sha256 is checked; truncated files, corrupt headers and
 //! sources that ignore the range asked for are errors, never panics.
+// Native only (a GPU through wgpu's native backends, files, processes); the browser tests are tests/web.rs.
+#![cfg(not(target_arch = "wasm32"))]
 
 use dit_wasm::error::Error;
 use dit_wasm::weights::convert::{convert, ConvertOptions};

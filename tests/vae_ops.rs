@@ -1,5 +1,7 @@
 //! Parity of the VAE kernels (conv, GroupNorm, softmax, matmul, layout) against the CPU references, on every weight
 //! path (packed buffers, shader-f16 buffers, textures).
+// Native only (a GPU through wgpu's native backends, files, processes); the browser tests are tests/web.rs.
+#![cfg(not(target_arch = "wasm32"))]
 
 mod common;
 

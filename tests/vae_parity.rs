@@ -1,5 +1,7 @@
 //! SD-VAE decoder parity against diffusers' AutoencoderKL (fixtures from tools/make_vae_fixtures.py): a small-channel
 //! config converted from each checkpoint layout, and the real sd-vae architecture at a 32x32 latent.
+// Native only (a GPU through wgpu's native backends, files, processes); the browser tests are tests/web.rs.
+#![cfg(not(target_arch = "wasm32"))]
 
 mod common;
 
