@@ -29,11 +29,12 @@ on_error() {
 }
 trap on_error ERR
 
-# 0 when the Debian package is installed. A machine without dpkg-query (not Debian) reports every package missing.
+# 0 when the Debian package is installed (held packages and several architectures too). A machine without dpkg-query
+# (not Debian) reports every package missing.
 deb_installed() {
   local status
-  status=$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null) || return 1
-  [ "$status" = "install ok installed" ]
+  status=$(dpkg-query -W -f='${db:Status-Status}\n' "$1" 2>/dev/null) || return 1
+  grep -qx installed <<<"$status"
 }
 
 need=()
@@ -49,11 +50,15 @@ if [ "$want_test" = 1 ]; then
 fi
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing Debian packages: ${need[*]}"
+  step="looking for apt-get"
+  hint="this set-up is for Debian and its derivatives; elsewhere install the equivalents of: ${need[*]}"
+  command -v apt-get >/dev/null
   sudo_cmd=()
   if [ "$(id -u)" != 0 ]; then
-    step="looking for sudo (apt-get needs root)"
-    hint="run as root, or install sudo, or install these packages yourself: apt-get install ${need[*]}"
+    step="getting root through sudo (apt-get needs root)"
+    hint="run as root, or set up sudo for this user, or install these packages yourself: apt-get install ${need[*]}"
     command -v sudo >/dev/null
+    sudo true
     sudo_cmd=(sudo)
   fi
   step="running apt-get update"
@@ -61,10 +66,18 @@ if [ ${#need[@]} -gt 0 ]; then
   "${sudo_cmd[@]}" apt-get update -qq
   step="installing the Debian packages ${need[*]}"
   hint="run '${sudo_cmd[*]:+${sudo_cmd[*]} }apt-get install ${need[*]}' to see apt's full message"
-  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq "${need[@]}" >/dev/null
+  # Through env: sudo does not pass the caller's environment on.
+  "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 
 if [ "$want_browser" = 1 ]; then
+  # The page's build (Vite 8) needs Node 20.19 or newer.
+  step="checking Node and npm (20.19 or newer)"
+  node_version=$(node --version 2>/dev/null || echo "no node")
+  hint="install Node 20.19 or newer (with npm), then run again; this machine has $node_version"
+  command -v npm >/dev/null
+  node -e 'const [a, b] = process.versions.node.split(".").map(Number); process.exitCode = a * 100 + b >= 2019 ? 0 : 1'
+
   step="looking for rustup and cargo"
   hint="install Rust with rustup (https://rustup.rs), then run again"
   command -v rustup >/dev/null
@@ -79,8 +92,9 @@ if [ "$want_browser" = 1 ]; then
   fi
 
   # wasm-bindgen-cli must be exactly the version of the wasm-bindgen crate in Cargo.lock. cargo installs it into
-  # ~/.cargo/bin (or CARGO_INSTALL_ROOT/bin), where the next run finds it. No --locked: its lockfile pins a crate
-  # version the registry no longer has.
+  # ~/.cargo/bin (or CARGO_INSTALL_ROOT/bin), where the next run finds it; its build is kept in target/tools (or
+  # CARGO_TARGET_DIR), where the set-up test finds it again. No --locked: its lockfile pins a crate version the
+  # registry no longer has.
   step="reading the wasm-bindgen version from Cargo.lock"
   hint="Cargo.lock must list the wasm-bindgen crate; run 'cargo generate-lockfile' if it is missing"
   want=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/version = |"/, ""); print; exit }' Cargo.lock)
@@ -93,16 +107,20 @@ if [ "$want_browser" = 1 ]; then
     echo "setup: installing wasm-bindgen-cli $want (about three minutes, once)${have:+, replacing $have}"
     step="installing wasm-bindgen-cli $want (cargo install)"
     hint="run 'cargo install wasm-bindgen-cli --version $want' to see cargo's full message"
-    cargo install wasm-bindgen-cli --version "$want" --quiet
+    CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target/tools}" cargo install wasm-bindgen-cli --version "$want" --quiet
+    hash -r
     step="checking the installed wasm-bindgen"
-    hint="cargo installed it into ${CARGO_INSTALL_ROOT:-${CARGO_HOME:-$HOME/.cargo}}/bin: put that folder on the PATH"
+    bin="${CARGO_INSTALL_ROOT:-${CARGO_HOME:-$HOME/.cargo}}/bin"
+    found=$(command -v wasm-bindgen || echo none)
+    hint="cargo installed it into $bin: put that folder on the PATH, ahead of any other wasm-bindgen (found: $found)"
     have=$(wasm-bindgen --version 2>/dev/null | awk '{ print $2 }' || true)
     [ "$have" = "$want" ]
   fi
 
   # npm ci installs exactly the lockfile; it runs again whenever the lockfile is newer than what was installed.
   for dir in www/lib www/demo .; do
-    if [ ! -f "$dir/node_modules/.package-lock.json" ] || [ "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ]; then
+    installed="$dir/node_modules/.package-lock.json"
+    if [ ! -f "$installed" ] || [ "$dir/package-lock.json" -nt "$installed" ]; then
       echo "setup: installing npm packages in $dir"
       step="installing the npm packages of $dir (npm ci)"
       hint="run '(cd $dir && npm ci)' to see npm's full message; the npm registry must be reachable"

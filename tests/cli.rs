@@ -331,6 +331,11 @@ fn output_paths_are_checked_before_any_work() {
     let fwd = ["forward", "--model", "m", "--x", "x.npy", "--t", "t.npy", "--y", "y.npy", "--out", "/no/such/o.npy"];
     fails_with(&fwd, "does not exist");
     assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0, "a failed check leaves nothing behind");
+    // An existing output passes the check untouched (here the missing model fails the run after it).
+    let existing = tmp.path().join("existing.png");
+    std::fs::write(&existing, b"keep").unwrap();
+    fails_with(&["sample", "--model", "/no/such/model", "--class", "1", "--out", existing.to_str().unwrap()], "model");
+    assert_eq!(std::fs::read(&existing).unwrap(), b"keep");
 }
 
 #[test]

@@ -2,8 +2,9 @@
 //   - wasm-bindgen absent from the PATH (every PATH folder that holds one is replaced by a copy without it) and cargo
 //     installing into a throw-away root: the real `cargo install wasm-bindgen-cli` runs, and the installed binary must
 //     be the version locked in Cargo.lock;
-//   - stubs for apt-get, dpkg-query and rustup, which record what they were asked to install and report it installed
-//     afterwards (so a second run must install nothing);
+//   - stubs for apt-get and rustup, which record what they were asked to install, and for dpkg-query, which reports
+//     what apt-get installed (so a second run must install nothing); `id -u` answers 1000 and `sudo` runs its
+//     command, so the path of a user who is not root is the one taken;
 //   - a new, empty npm cache: the real `npm ci` of the three package folders runs against the registry.
 // A run with a failing apt-get must exit non-zero and name the step that failed.
 import { test } from "node:test";
@@ -14,25 +15,36 @@ import os from "node:os";
 import path from "node:path";
 
 const repo = path.resolve(import.meta.dirname, "../..");
-const lockedWasmBindgen = /name = "wasm-bindgen"\nversion = "([^"]+)"/.exec(fs.readFileSync(path.join(repo, "Cargo.lock"), "utf8"))[1];
+const lock = fs.readFileSync(path.join(repo, "Cargo.lock"), "utf8");
+const lockedWasmBindgen = /name = "wasm-bindgen"\nversion = "([^"]+)"/.exec(lock)[1];
 
 const STUBS = {
   // Debian: installed packages are those in $STUB_STATE/debs, which the apt-get stub writes.
   "dpkg-query": `#!/bin/sh
 pkg=$(eval echo "\\$$#")
 grep -qx "$pkg" "$STUB_STATE/debs" 2>/dev/null || { echo "dpkg-query: no packages found matching $pkg" >&2; exit 1; }
-echo "install ok installed"
+echo installed
 `,
   "apt-get": `#!/bin/sh
 echo "apt-get $*" >> "$STUB_STATE/apt.log"
 [ -n "\${STUB_APT_FAIL:-}" ] && { echo "E: Unable to locate package (stub)" >&2; exit 100; }
-if [ "$1" = install ]; then for a in "$@"; do case "$a" in -*|install) ;; *) echo "$a" >> "$STUB_STATE/debs" ;; esac; done; fi
-exit 0
+[ "$1" = install ] || exit 0
+for a in "$@"; do case "$a" in -*|install) ;; *) echo "$a" >> "$STUB_STATE/debs" ;; esac; done
+`,
+  sudo: `#!/bin/sh
+echo "sudo $*" >> "$STUB_STATE/sudo.log"
+exec "$@"
+`,
+  id: `#!/bin/sh
+[ "$1" = -u ] && { echo 1000; exit 0; }
+exec /usr/bin/id "$@"
 `,
   rustup: `#!/bin/sh
-if [ "$1 $2" = "target list" ]; then cat "$STUB_STATE/targets" 2>/dev/null; echo x86_64-unknown-linux-gnu; exit 0; fi
-if [ "$1 $2" = "target add" ]; then echo "rustup $*" >> "$STUB_STATE/rustup.log"; echo "$3" >> "$STUB_STATE/targets"; exit 0; fi
-exec "$REAL_RUSTUP" "$@"
+case "$1 $2" in
+  "target list") cat "$STUB_STATE/targets" 2>/dev/null; echo x86_64-unknown-linux-gnu ;;
+  "target add") echo "rustup $*" >> "$STUB_STATE/rustup.log"; echo "$3" >> "$STUB_STATE/targets" ;;
+  *) exec "$REAL_RUSTUP" "$@" ;;
+esac
 `,
 };
 
@@ -68,7 +80,9 @@ function freshMachine() {
     if (!entries.some((e) => e.startsWith("wasm-bindgen"))) return dirs.push(dir);
     const filtered = path.join(tmp, `path-${i}`);
     fs.mkdirSync(filtered);
-    for (const e of entries) if (!e.startsWith("wasm-bindgen")) fs.symlinkSync(path.join(dir, e), path.join(filtered, e));
+    for (const e of entries.filter((e) => !e.startsWith("wasm-bindgen"))) {
+      fs.symlinkSync(path.join(dir, e), path.join(filtered, e));
+    }
     dirs.push(filtered);
   });
   const env = {
@@ -77,8 +91,8 @@ function freshMachine() {
     STUB_STATE: state,
     REAL_RUSTUP: which("rustup") ?? "rustup",
     CARGO_INSTALL_ROOT: root,
-    // The build of wasm-bindgen-cli is kept between runs of this test (the install itself still happens).
-    CARGO_TARGET_DIR: path.join(repo, "target/setup-test"),
+    // Where setup.sh keeps the build of wasm-bindgen-cli in the repository: the install itself still happens.
+    CARGO_TARGET_DIR: path.join(repo, "target/tools"),
     npm_config_cache: path.join(tmp, "npm-cache"),
   };
   delete env.STUB_APT_FAIL;
@@ -95,7 +109,7 @@ function runSetup(m, extraEnv = {}) {
 
 const read = (p) => (fs.existsSync(p) ? fs.readFileSync(p, "utf8") : "");
 
-test("setup.sh on a fresh machine installs wasm-bindgen, the Debian packages, the wasm target and npm packages", () => {
+test("setup.sh on a fresh machine installs wasm-bindgen, Debian packages, the wasm target, npm packages", () => {
   const m = freshMachine();
   try {
     const probe = spawnSync("bash", ["-c", "command -v wasm-bindgen"], { env: m.env, encoding: "utf8" });
@@ -111,6 +125,7 @@ test("setup.sh on a fresh machine installs wasm-bindgen, the Debian packages, th
 
     const apt = read(path.join(m.state, "apt.log"));
     assert.match(apt, /^apt-get update/m);
+    assert.match(read(path.join(m.state, "sudo.log")), /^sudo env DEBIAN_FRONTEND=noninteractive apt-get install/m);
     const install = apt.split("\n").find((l) => l.startsWith("apt-get install"));
     assert.ok(install, `apt-get install was run: ${apt}`);
     for (const pkg of ["mesa-vulkan-drivers", "libvulkan1", "chromium", "chromium-driver", "shellcheck"]) {

@@ -225,9 +225,13 @@ fn quiet_runtime_dir() {
         if usable {
             return;
         }
-        let uid = std::fs::metadata("/proc/self").map(|m| m.uid()).unwrap_or(0);
+        let Ok(uid) = std::fs::metadata("/proc/self").map(|m| m.uid()) else { return };
         let dir = std::env::temp_dir().join(format!("dit-wasm-xdg-{uid}"));
-        if std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&dir).is_ok() {
+        let _ = std::fs::DirBuilder::new().mode(0o700).create(&dir);
+        // Only a folder of this user's that no one else can enter (one made by another user is not trusted).
+        let ours =
+            std::fs::symlink_metadata(&dir).is_ok_and(|m| m.is_dir() && m.uid() == uid && m.mode() & 0o777 == 0o700);
+        if ours {
             std::env::set_var("XDG_RUNTIME_DIR", &dir);
         }
     }
@@ -347,12 +351,18 @@ fn check_output_path(out: &Path) -> Result<()> {
     }
 }
 
-/// Checks that a file can be written at `out` (its folder exists and takes a new file; `out` is no folder), so that
-/// a mistyped path fails at once instead of after the sampling. Nothing is left behind: the probe file is removed and
-/// an existing `out` is not touched.
+/// Checks that a file can be written at `out` (an existing file opens for writing; else its folder exists and takes
+/// a new file; `out` is no folder), so that a mistyped path fails at once instead of after the sampling. Nothing is
+/// changed: an existing `out` is opened without truncating, and the probe file in its folder is removed.
 fn check_writable(out: &Path) -> Result<()> {
     if out.is_dir() {
         return Err(Error::input(format!("{}: is a folder; give a file name", out.display())));
+    }
+    if out.exists() {
+        return match std::fs::OpenOptions::new().write(true).open(out) {
+            Ok(_) => Ok(()),
+            Err(e) => Err(Error::input(format!("{}: cannot be overwritten: {e}", out.display()))),
+        };
     }
     let dir = match out.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
@@ -366,7 +376,8 @@ fn check_writable(out: &Path) -> Result<()> {
         )));
     }
     // Permission bits do not tell (root, ACLs, read-only mounts): try it.
-    let probe = dir.join(format!(".dit-write-probe-{}", std::process::id()));
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+    let probe = dir.join(format!(".dit-write-probe-{}-{nanos}", std::process::id()));
     match std::fs::OpenOptions::new().write(true).create_new(true).open(&probe) {
         Ok(_) => {
             let _ = std::fs::remove_file(&probe);
