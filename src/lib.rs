@@ -1,6 +1,7 @@
 //! dit-wasm: DiT ("Scalable Diffusion Models with Transformers", Peebles & Xie) and the Stable Diffusion VAE decoder
 //! on WebGPU compute shaders, natively through wgpu and in the browser through wasm.
 
+pub mod arch;
 pub mod bench;
 pub mod diffusion;
 pub mod error;
@@ -15,6 +16,7 @@ pub mod util;
 pub mod web;
 pub mod weights;
 
+pub use arch::DitConfig;
 pub use error::{Error, Result};
 pub use gpu::{Gpu, GpuOptions};
-pub use model::{Dit, DitConfig, DitPlan, GpuWeights};
+pub use model::{Dit, DitPlan, GpuWeights};

@@ -2,11 +2,12 @@
 //! the VAE decode. The loop uploads only the step's timesteps, scalars and (DDPM) noise; it reads nothing back until
 //! the end.
 
+use crate::arch::null_class;
 use crate::diffusion::sampler::{coefficients, Step};
 use crate::diffusion::{CfgChannels, NoiseRng, SamplerKind, Schedule, Spacing};
 use crate::error::{Error, Result};
 use crate::gpu::{Arena, Gpu, Tensor};
-use crate::model::{null_class, Dit, DitPlan, Vae};
+use crate::model::{Dit, DitPlan, Vae};
 use crate::util::now_seconds;
 
 /// What to generate.

@@ -4,10 +4,11 @@
 
 #![cfg(target_arch = "wasm32")]
 
+use crate::arch::{DitConfig, VaeConfig};
 use crate::diffusion::{CfgChannels, SamplerKind, Spacing};
 use crate::error::Error;
 use crate::gpu::{F16Mode, Gpu, GpuOptions, LinearPath};
-use crate::model::{Dit, DitConfig, GpuWeights, Vae, VaeConfig, VaePlan};
+use crate::model::{Dit, GpuWeights, Vae, VaePlan};
 use crate::pipeline::{to_rgb8, SampleRequest, Sampling};
 use crate::weights::url::{RangeUrl, UrlSource};
 use crate::weights::{ModelIndex, ModelKind};
@@ -362,7 +363,7 @@ pub async fn bench_forward(options: JsValue) -> Result<JsValue, JsValue> {
     let gpu = Gpu::new(&gpu_options(opts.f16.as_deref(), opts.linear.as_deref())).await.map_err(to_js)?;
     let cfg = DitConfig::preset(&opts.preset, opts.res.unwrap_or(256)).map_err(to_js)?;
     let batch = opts.batch.unwrap_or(2).max(1);
-    let w = GpuWeights::random(&gpu, &crate::model::dit_tensors(&cfg), 0).map_err(to_js)?;
+    let w = GpuWeights::random(&gpu, &crate::arch::dit_tensors(&cfg), 0).map_err(to_js)?;
     let dit = Dit::load(&gpu, cfg, w).map_err(to_js)?;
     let latent = dit.cfg.input_size;
     let r =

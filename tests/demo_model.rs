@@ -7,8 +7,9 @@
 
 mod common;
 
+use dit_wasm::arch::{DitConfig, VaeConfig};
 use dit_wasm::diffusion::{SamplerKind, Spacing};
-use dit_wasm::model::{Dit, DitConfig, GpuWeights, Vae, VaeConfig};
+use dit_wasm::model::{Dit, GpuWeights, Vae};
 use dit_wasm::pipeline::{decode, sample, SampleRequest};
 use dit_wasm::weights::DirSource;
 use dit_wasm::{Gpu, GpuOptions};

@@ -9,7 +9,8 @@
 
 mod common;
 
-use dit_wasm::model::{dit_tensors, vae_tensors, Vae, VaeConfig};
+use dit_wasm::arch::{dit_tensors, vae_tensors, VaeConfig};
+use dit_wasm::model::Vae;
 use dit_wasm::{Dit, DitConfig, Gpu, GpuOptions, GpuWeights};
 
 #[test]

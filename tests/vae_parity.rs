@@ -6,7 +6,8 @@
 mod common;
 
 use common::{check, gpus, label};
-use dit_wasm::model::{vae_tensors, Vae, VaeConfig};
+use dit_wasm::arch::{vae_tensors, VaeConfig};
+use dit_wasm::model::Vae;
 use dit_wasm::weights::convert::{convert, ConvertOptions};
 use dit_wasm::weights::DirSource;
 use dit_wasm::{Gpu, GpuOptions, GpuWeights};

@@ -2,13 +2,14 @@
 //! model parity with the native fixtures, and a full tiny generate. Run by scripts/test.sh.
 #![cfg(target_arch = "wasm32")]
 
+use dit_wasm::arch::TensorSpec;
+use dit_wasm::arch::{DitConfig, VaeConfig};
 use dit_wasm::diffusion::{CfgChannels, NoiseRng, SamplerKind, Spacing};
 use dit_wasm::gpu::{Arena, Gpu, GpuOptions, Tensor};
-use dit_wasm::model::{Dit, DitConfig, GpuWeights, Vae, VaeConfig};
+use dit_wasm::model::{Dit, GpuWeights, Vae};
 use dit_wasm::ops::{self, cpu, Epilogue, Linear, LinearKernel};
 use dit_wasm::pipeline::{sample, SampleRequest};
 use dit_wasm::util::SplitMix64;
-use dit_wasm::weights::writer::Planned;
 use wasm_bindgen_test::*;
 
 wasm_bindgen_test_configure!(run_in_browser);
@@ -65,7 +66,7 @@ fn get(t: &[(String, Vec<usize>, Vec<f32>)], name: &str) -> Vec<f32> {
 /// The DiT fixture as GPU weights (the official names are already the model directory's; `pos_embed` is fixed).
 async fn dit_fixture(gpu: &Gpu) -> Dit {
     let t: Vec<_> = tensors(DIT_WEIGHTS).into_iter().filter(|x| x.0 != "pos_embed").collect();
-    let planned: Vec<Planned> = t.iter().map(|(n, s, _)| Planned { name: n.clone(), shape: s.clone() }).collect();
+    let planned: Vec<TensorSpec> = t.iter().map(|(n, s, _)| TensorSpec { name: n.clone(), shape: s.clone() }).collect();
     let w = GpuWeights::from_values(gpu, &planned, |p| get(&t, &p.name)).unwrap();
     let cfg = DitConfig {
         depth: 2,
@@ -170,7 +171,7 @@ async fn vae_matches_diffusers() {
         scaling_factor: 0.18215,
         mid_block_add_attention: true,
     };
-    let planned = dit_wasm::model::vae_tensors(&cfg);
+    let planned = dit_wasm::arch::vae_tensors(&cfg);
     let w = GpuWeights::from_values(&gpu, &planned, |p| get(&t, &p.name)).unwrap();
     let vae = Vae::load(&gpu, cfg, w).unwrap();
     let io = tensors(VAE_IO);

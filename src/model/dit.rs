@@ -4,12 +4,11 @@
 //! [`Dit::load`] takes the weights; [`Dit::plan`] allocates activations and builds every dispatch for one batch size
 //! and latent size; [`DitPlan`] then runs a forward as one command encoder with no readback until the output.
 
-use super::config::{null_class, DitConfig};
 use super::store::GpuWeights;
+use crate::arch::{null_class, pos_embed_2d, DitConfig, FREQ_DIM};
 use crate::error::{Error, Result};
 use crate::gpu::{Arena, DType, Dispatch, Gpu, Tensor};
-use crate::ops::{self, Epilogue, Linear, LinearKernel, FREQ_DIM};
-use crate::weights::writer::Planned;
+use crate::ops::{self, Epilogue, Linear, LinearKernel};
 
 /// Column offsets of the six adaLN-Zero chunks in a block's modulation vector, in units of D (the release's
 /// `chunk(6)` order).
@@ -19,49 +18,6 @@ const GATE_MSA: usize = 2;
 const SHIFT_MLP: usize = 3;
 const SCALE_MLP: usize = 4;
 const GATE_MLP: usize = 5;
-
-/// Every tensor of a DiT model directory, with official names and shapes (the fixed `pos_embed` is not stored).
-pub fn dit_tensors(cfg: &DitConfig) -> Vec<Planned> {
-    let (d, f, c, p) = (cfg.hidden_size, cfg.mlp_hidden(), cfg.in_channels, cfg.patch_size);
-    let mut v = vec![];
-    let mut add = |name: String, shape: Vec<usize>| v.push(Planned { name, shape });
-    let mut linear = |name: &str, inp: usize, out: usize| {
-        add(format!("{name}.weight"), vec![out, inp]);
-        add(format!("{name}.bias"), vec![out]);
-    };
-    linear("t_embedder.mlp.0", FREQ_DIM, d);
-    linear("t_embedder.mlp.2", d, d);
-    for i in 0..cfg.depth {
-        linear(&format!("blocks.{i}.adaLN_modulation.1"), d, 6 * d);
-        linear(&format!("blocks.{i}.attn.qkv"), d, 3 * d);
-        linear(&format!("blocks.{i}.attn.proj"), d, d);
-        linear(&format!("blocks.{i}.mlp.fc1"), d, f);
-        linear(&format!("blocks.{i}.mlp.fc2"), f, d);
-    }
-    linear("final_layer.adaLN_modulation.1", d, 2 * d);
-    linear("final_layer.linear", d, p * p * cfg.out_channels());
-    v.push(Planned { name: "x_embedder.proj.weight".into(), shape: vec![d, c, p, p] });
-    v.push(Planned { name: "x_embedder.proj.bias".into(), shape: vec![d] });
-    v.push(Planned { name: "y_embedder.embedding_table.weight".into(), shape: vec![cfg.num_classes + 1, d] });
-    v
-}
-
-/// The fixed 2D sin-cos position embedding [G*G, D], computed in f64 as the release does (numpy float64) and used as
-/// f32. Token (r, c) gets `[sin(c w), cos(c w), sin(r w), cos(r w)]`, w_k = 10000^(-k / (D/4)): column first.
-pub fn pos_embed_2d(d: usize, grid: usize) -> Vec<f32> {
-    let q = d / 4;
-    let mut out = Vec::with_capacity(grid * grid * d);
-    for r in 0..grid {
-        for c in 0..grid {
-            for pos in [c as f64, r as f64] {
-                let args: Vec<f64> = (0..q).map(|k| pos * 10000f64.powf(-(k as f64) / q as f64)).collect();
-                out.extend(args.iter().map(|a| a.sin() as f32));
-                out.extend(args.iter().map(|a| a.cos() as f32));
-            }
-        }
-    }
-    out
-}
 
 struct Block {
     ada: Linear,

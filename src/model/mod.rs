@@ -1,11 +1,9 @@
-//! Model graphs: configs, weights on the GPU, and the networks.
+//! Model graphs over weights on the GPU (the configs and tensor manifests they read are in `arch`).
 
-pub mod config;
 pub mod dit;
 pub mod store;
 pub mod vae;
 
-pub use config::{null_class, DitConfig};
-pub use dit::{dit_tensors, pos_embed_2d, Dit, DitPlan};
+pub use dit::{Dit, DitPlan};
 pub use store::GpuWeights;
-pub use vae::{vae_tensors, Vae, VaeConfig, VaePlan};
+pub use vae::{Vae, VaePlan};

@@ -1,10 +1,10 @@
 //! fp16 weights on the GPU, taken by name with shape checks.
 
+use crate::arch::TensorSpec;
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, Tensor};
 use crate::ops::Linear;
 use crate::util::SplitMix64;
-use crate::weights::writer::Planned;
 use crate::weights::{self, ModelIndex, Source};
 use std::collections::BTreeMap;
 
@@ -52,8 +52,8 @@ impl GpuWeights {
     /// Weights made by `values(tensor)` (f32 values, rounded to fp16) for every planned tensor.
     pub fn from_values(
         gpu: &Gpu,
-        tensors: &[Planned],
-        mut values: impl FnMut(&Planned) -> Vec<f32>,
+        tensors: &[TensorSpec],
+        mut values: impl FnMut(&TensorSpec) -> Vec<f32>,
     ) -> Result<GpuWeights> {
         let mut map = BTreeMap::new();
         for p in tensors {
@@ -65,7 +65,7 @@ impl GpuWeights {
 
     /// Random fp16 weights for every planned tensor (benchmarks and full-size smoke tests): uniform with the scale of
     /// PyTorch's default init, 1/sqrt(fan_in), and unit scale for embedding tables.
-    pub fn random(gpu: &Gpu, tensors: &[Planned], seed: u64) -> Result<GpuWeights> {
+    pub fn random(gpu: &Gpu, tensors: &[TensorSpec], seed: u64) -> Result<GpuWeights> {
         let mut rng = SplitMix64(seed);
         Self::from_values(gpu, tensors, |p| {
             let fan_in: usize = if p.shape.len() > 1 { p.shape[1..].iter().product() } else { p.shape[0] };

@@ -1,14 +1,14 @@
 //! Multi-head self-attention with an online softmax (`shaders/attention.wgsl`).
 
+use super::weight::stageable;
 use crate::error::{Error, Result};
-use crate::gpu::{Bind, DType, Dispatch, Gpu, KernelSpec, Prelude, Res, Stage, Tensor};
+use crate::gpu::{Bind, DType, Dispatch, Gpu, KernelSpec, Prelude, Res, Stage, Staging, Tensor};
 
 const SOURCE: &str = include_str!("../../shaders/attention.wgsl");
 const SOURCE_TEX: &str = include_str!("../../shaders/attention_tex.wgsl");
 const TEX_QKV: [&str; 2] = crate::texture_decl!(1, "qkvt", "rgba32float");
 
-/// Largest head dim the kernel's register arrays hold (`4 * MAX_HD4` in the shader).
-pub const MAX_HEAD_DIM: usize = 128;
+pub use crate::arch::MAX_HEAD_DIM;
 
 /// Queries per workgroup (`BQ` in the shader).
 const BQ: u32 = 64;
@@ -71,15 +71,8 @@ pub fn attention_with(
         AttentionParams { tokens: tokens as u32, heads: heads as u32, d: d as u32, scale: 1.0 / (hd as f32).sqrt() };
     let groups = [(tokens as u32).div_ceil(BQ), heads as u32, batch as u32];
     let flops = 4.0 * (batch * heads * tokens * tokens * hd) as f64;
-    // The texture variant stages qkv into an rgba32float texture: rows of 3D values must be whole multiples of the
-    // 256-byte copy row alignment and fit the texture size limit.
-    let max_tex = gpu.report.max_texture_dimension_2d as usize;
-    if kernel == AttentionKernel::Auto
-        && gpu.report.texture_linears
-        && (3 * d * 4).is_multiple_of(256)
-        && 3 * d / 4 <= max_tex
-        && rows <= max_tex
-    {
+    // The texture variant stages qkv (rows of 3D f32 values) into an rgba32float texture.
+    if kernel == AttentionKernel::Auto && gpu.report.texture_linears && stageable(gpu, 12 * d, 3 * d / 4, rows) {
         let kern = gpu.kernel(&KernelSpec {
             name: "attention_tex",
             source: &[
@@ -93,8 +86,7 @@ pub fn attention_with(
             constants: vec![],
             prelude: Prelude::default(),
         })?;
-        let staging = gpu.staging_texture(3 * d as u32 / 4, rows as u32, 0);
-        let view = staging.create_view(&Default::default());
+        let (staging, view) = gpu.staging_texture(3 * d as u32 / 4, rows as u32, Staging::Input);
         // Two queries per invocation (see the shader).
         let groups = [(tokens as u32).div_ceil(2 * BQ), heads as u32, batch as u32];
         let mut disp =

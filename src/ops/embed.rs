@@ -5,8 +5,7 @@ use crate::gpu::{Bind, DType, Dispatch, Gpu, KernelSpec, Prelude, Res, Tensor};
 
 const SOURCE: &str = include_str!("../../shaders/embed.wgsl");
 
-/// Width of the sinusoidal timestep features (`frequency_embedding_size` in the release).
-pub const FREQ_DIM: usize = 256;
+pub use crate::arch::FREQ_DIM;
 /// `max_period` of the timestep features.
 pub const MAX_PERIOD: f32 = 10000.0;
 

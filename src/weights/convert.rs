@@ -8,7 +8,8 @@ use super::input::{to_f16, SafetensorsFile, SrcTensor};
 pub use super::plan::{
     check_pos_embed, diffusers_dit_parts, infer_dit_config, infer_vae_config, plan, vae_canonical_name, ConvertOptions,
 };
-use super::writer::{write_model, Planned};
+use super::writer::write_model;
+use crate::arch::TensorSpec;
 use crate::error::{Error, Result};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -76,7 +77,7 @@ pub fn convert(inputs: &[PathBuf], out: &Path, opts: &ConvertOptions) -> Result<
         let stored = ck.read_f32(t)?;
         check_pos_embed(&ck.describe(), t, &stored, cfg)?;
     }
-    let planned: Vec<Planned> = plan.items.iter().map(|i| i.planned.clone()).collect();
+    let planned: Vec<TensorSpec> = plan.items.iter().map(|i| i.planned.clone()).collect();
     let parts: HashMap<&str, &Vec<SrcTensor>> =
         plan.items.iter().map(|i| (i.planned.name.as_str(), &i.parts)).collect();
     write_model(out, plan.kind, plan.config.clone(), plan.extra.clone(), &planned, opts.shard_mib, |p| {

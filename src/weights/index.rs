@@ -34,7 +34,7 @@ pub struct IndexMetadata {
     pub format: String,
     pub format_version: u32,
     pub kind: ModelKind,
-    /// The model config (a [`DitConfig`](crate::model::DitConfig) for `dit`).
+    /// The model config (a [`DitConfig`](crate::arch::DitConfig) for `dit`).
     pub config: serde_json::Value,
     /// Total bytes of tensor data (the hub convention's `total_size`).
     pub total_size: u64,

@@ -5,9 +5,9 @@
 
 use super::index::ModelKind;
 use super::input::{SrcDType, SrcTensor};
-use super::writer::{Planned, DEFAULT_SHARD_MIB};
+use super::writer::DEFAULT_SHARD_MIB;
+use crate::arch::{dit_tensors, pos_embed_2d, vae_tensors, DitConfig, TensorSpec, VaeConfig, SD_SCALING_FACTOR};
 use crate::error::{Error, Result};
-use crate::model::{dit_tensors, pos_embed_2d, vae_tensors, DitConfig, VaeConfig};
 use std::collections::{BTreeMap, HashMap};
 
 /// Options of `dit convert`.
@@ -106,7 +106,7 @@ pub fn infer_vae_config(
         block_out_channels: rev.iter().rev().copied().collect(),
         layers_per_block: resnets - 1,
         norm_num_groups: opts.norm_groups.or(from_json("norm_num_groups").map(|v| v as usize)).unwrap_or(32),
-        scaling_factor: from_json("scaling_factor").unwrap_or(crate::model::vae::SD_SCALING_FACTOR),
+        scaling_factor: from_json("scaling_factor").unwrap_or(SD_SCALING_FACTOR),
         mid_block_add_attention: by_name.contains_key("decoder.mid_block.attentions.0.to_q.weight"),
     };
     cfg.validate()?;
@@ -218,7 +218,7 @@ pub fn diffusers_dit_parts(src: &[SrcTensor]) -> Result<Vec<(String, Vec<SrcTens
 /// part, except diffusers' separate q, k and v).
 #[derive(Clone, Debug)]
 pub struct Item {
-    pub planned: Planned,
+    pub planned: TensorSpec,
     pub parts: Vec<SrcTensor>,
 }
 

@@ -2,6 +2,7 @@
 //! Tensors are fetched one shard at a time, so converting needs memory for one shard, not the model.
 
 use super::index::{IndexMetadata, ModelIndex, ModelKind, ShardInfo, FORMAT, FORMAT_VERSION, INDEX_FILE};
+use crate::arch::TensorSpec;
 use crate::error::{Error, Result};
 use half::f16;
 use sha2::{Digest, Sha256};
@@ -10,19 +11,6 @@ use std::path::Path;
 
 /// Default shard size: small enough for parallel fetches and Cache Storage entries, large enough to keep requests few.
 pub const DEFAULT_SHARD_MIB: u64 = 32;
-
-/// A tensor to write: its final name and shape (data is fetched later).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Planned {
-    pub name: String,
-    pub shape: Vec<usize>,
-}
-
-impl Planned {
-    pub fn bytes(&self) -> u64 {
-        self.shape.iter().product::<usize>() as u64 * 2
-    }
-}
 
 /// Orders names with embedded numbers numerically (`blocks.2` before `blocks.10`), the canonical tensor order, so
 /// the same model from any source gives the same shards.
@@ -53,11 +41,11 @@ pub fn natural_cmp(a: &str, b: &str) -> std::cmp::Ordering {
 }
 
 /// Assigns tensors (in canonical order) to shards of at most `shard_bytes` (a larger tensor gets a shard alone).
-pub fn plan_shards(tensors: &[Planned], shard_bytes: u64) -> Vec<Vec<Planned>> {
+pub fn plan_shards(tensors: &[TensorSpec], shard_bytes: u64) -> Vec<Vec<TensorSpec>> {
     let mut sorted = tensors.to_vec();
     sorted.sort_by(|a, b| natural_cmp(&a.name, &b.name));
-    let mut shards: Vec<Vec<Planned>> = vec![];
-    let mut cur: Vec<Planned> = vec![];
+    let mut shards: Vec<Vec<TensorSpec>> = vec![];
+    let mut cur: Vec<TensorSpec> = vec![];
     let mut cur_bytes = 0;
     for t in sorted {
         if !cur.is_empty() && cur_bytes + t.bytes() > shard_bytes {
@@ -79,7 +67,7 @@ pub fn shard_name(i: usize, count: usize) -> String {
 }
 
 /// Serializes one shard (fp16 tensors) into safetensors bytes.
-pub fn shard_bytes(tensors: &[(Planned, Vec<f16>)]) -> Result<Vec<u8>> {
+pub fn shard_bytes(tensors: &[(TensorSpec, Vec<f16>)]) -> Result<Vec<u8>> {
     let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = tensors
         .iter()
         .map(|(p, data)| {
@@ -103,9 +91,9 @@ pub fn write_model(
     kind: ModelKind,
     config: serde_json::Value,
     extra: BTreeMap<String, serde_json::Value>,
-    tensors: &[Planned],
+    tensors: &[TensorSpec],
     shard_mib: u64,
-    mut fetch: impl FnMut(&Planned) -> Result<Vec<f16>>,
+    mut fetch: impl FnMut(&TensorSpec) -> Result<Vec<f16>>,
 ) -> Result<ModelIndex> {
     if shard_mib == 0 {
         return Err(Error::input("--shard-mib must be at least 1"));
@@ -172,11 +160,11 @@ mod tests {
 
     #[test]
     fn shards_respect_the_size_bound() {
-        let t: Vec<Planned> = (0..10).map(|i| Planned { name: format!("t{i}"), shape: vec![100, 10] }).collect();
+        let t: Vec<TensorSpec> = (0..10).map(|i| TensorSpec { name: format!("t{i}"), shape: vec![100, 10] }).collect();
         let plan = plan_shards(&t, 4000); // 2000 bytes each: two per shard
         assert_eq!(plan.len(), 5);
         assert!(plan.iter().all(|s| s.len() == 2));
-        let big = vec![Planned { name: "big".into(), shape: vec![10000] }];
+        let big = vec![TensorSpec { name: "big".into(), shape: vec![10000] }];
         assert_eq!(plan_shards(&big, 4000).len(), 1);
     }
 }

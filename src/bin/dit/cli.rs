@@ -2,10 +2,11 @@
 //! benchmark).
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use dit_wasm::arch::{dit_tensors, DitConfig, VaeConfig};
 use dit_wasm::bench::{bench_attention, bench_dit_forward, bench_linear, ForwardBench, DIT_XL_LINEARS};
 use dit_wasm::diffusion::{CfgChannels, SamplerKind, Spacing};
 use dit_wasm::gpu::{F16Mode, Gpu, GpuOptions, LinearPath};
-use dit_wasm::model::{dit_tensors, DitConfig, Vae, VaeConfig};
+use dit_wasm::model::Vae;
 use dit_wasm::ops::LinearKernel;
 use dit_wasm::pipeline::{self, SampleRequest};
 use dit_wasm::weights::convert::{convert, ConvertOptions};

@@ -1,7 +1,15 @@
-//! Model configurations, with presets named as upstream names them (`DiT-XL/2`, ...).
+//! The DiT architecture as data: its config (the release's `DiT(...)` arguments) with the paper's presets named as
+//! upstream names them (`DiT-XL/2`, ...), the tensor manifest of a checkpoint, and the fixed position embedding.
 
+use super::TensorSpec;
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
+
+/// Width of the sinusoidal timestep features (the release's `frequency_embedding_size`).
+pub const FREQ_DIM: usize = 256;
+
+/// The largest attention head dim the kernels run (their register arrays hold `4 * MAX_HD4` in the shader).
+pub const MAX_HEAD_DIM: usize = 128;
 
 /// Index of the null ("unconditional") class in the label table: the row after the last real class. ImageNet DiT
 /// checkpoints have 1000 classes, so the null class is 1000 (the release's `LabelEmbedder` with `use_cfg_embedding`).
@@ -139,8 +147,8 @@ impl DitConfig {
             return err(format!("hidden_size {} is not divisible by num_heads {}", self.hidden_size, self.num_heads));
         }
         let hd = self.head_dim();
-        if !hd.is_multiple_of(4) || hd > crate::ops::MAX_HEAD_DIM {
-            return err(format!("head dim {hd} must be a multiple of 4 and at most {}", crate::ops::MAX_HEAD_DIM));
+        if !hd.is_multiple_of(4) || hd > MAX_HEAD_DIM {
+            return err(format!("head dim {hd} must be a multiple of 4 and at most {}", MAX_HEAD_DIM));
         }
         if !self.hidden_size.is_multiple_of(4) || !self.mlp_hidden().is_multiple_of(4) {
             return err("hidden_size and the MLP width must be multiples of 4".into());
@@ -154,6 +162,49 @@ impl DitConfig {
         }
         Ok(())
     }
+}
+
+/// Every tensor of a DiT model directory, with official names and shapes (the fixed `pos_embed` is not stored).
+pub fn dit_tensors(cfg: &DitConfig) -> Vec<TensorSpec> {
+    let (d, f, c, p) = (cfg.hidden_size, cfg.mlp_hidden(), cfg.in_channels, cfg.patch_size);
+    let mut v = vec![];
+    let mut add = |name: String, shape: Vec<usize>| v.push(TensorSpec { name, shape });
+    let mut linear = |name: &str, inp: usize, out: usize| {
+        add(format!("{name}.weight"), vec![out, inp]);
+        add(format!("{name}.bias"), vec![out]);
+    };
+    linear("t_embedder.mlp.0", FREQ_DIM, d);
+    linear("t_embedder.mlp.2", d, d);
+    for i in 0..cfg.depth {
+        linear(&format!("blocks.{i}.adaLN_modulation.1"), d, 6 * d);
+        linear(&format!("blocks.{i}.attn.qkv"), d, 3 * d);
+        linear(&format!("blocks.{i}.attn.proj"), d, d);
+        linear(&format!("blocks.{i}.mlp.fc1"), d, f);
+        linear(&format!("blocks.{i}.mlp.fc2"), f, d);
+    }
+    linear("final_layer.adaLN_modulation.1", d, 2 * d);
+    linear("final_layer.linear", d, p * p * cfg.out_channels());
+    v.push(TensorSpec { name: "x_embedder.proj.weight".into(), shape: vec![d, c, p, p] });
+    v.push(TensorSpec { name: "x_embedder.proj.bias".into(), shape: vec![d] });
+    v.push(TensorSpec { name: "y_embedder.embedding_table.weight".into(), shape: vec![cfg.num_classes + 1, d] });
+    v
+}
+
+/// The fixed 2D sin-cos position embedding [G*G, D], computed in f64 as the release does (numpy float64) and used as
+/// f32. Token (r, c) gets `[sin(c w), cos(c w), sin(r w), cos(r w)]`, w_k = 10000^(-k / (D/4)): column first.
+pub fn pos_embed_2d(d: usize, grid: usize) -> Vec<f32> {
+    let q = d / 4;
+    let mut out = Vec::with_capacity(grid * grid * d);
+    for r in 0..grid {
+        for c in 0..grid {
+            for pos in [c as f64, r as f64] {
+                let args: Vec<f64> = (0..q).map(|k| pos * 10000f64.powf(-(k as f64) / q as f64)).collect();
+                out.extend(args.iter().map(|a| a.sin() as f32));
+                out.extend(args.iter().map(|a| a.cos() as f32));
+            }
+        }
+    }
+    out
 }
 
 #[cfg(test)]
