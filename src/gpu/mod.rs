@@ -180,6 +180,21 @@ pub enum Res<'a> {
     Tex(&'a wgpu::TextureView),
 }
 
+/// The slots of the shared staging textures ([`Gpu::staging_texture`]). Dispatches that stage the same shape into the
+/// same slot share one texture; a dispatch that stages two operands puts them in two slots, and LayerNorm's two keep
+/// slots of their own, apart from the linear kernels' 0 and 1.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Staging {
+    /// The (first) input of a linear, matmul or attention kernel.
+    Input = 0,
+    /// The second operand of a matmul.
+    SecondInput = 1,
+    /// LayerNorm's x.
+    NormInput = 2,
+    /// LayerNorm's modulation (shift, scale).
+    NormModulation = 3,
+}
+
 /// A copy of rows of an f32 buffer into an `rgba32float` texture (4 values per texel), recorded before a dispatch
 /// that reads its input through the texture path.
 pub struct Stage {
@@ -589,12 +604,12 @@ impl Gpu {
     }
 
     /// An `rgba32float` texture of `width` x `height` texels for staging kernel inputs, shared by every dispatch
-    /// that stages that shape into that slot (they run one after another on one queue). A dispatch that stages two
-    /// operands uses slots 0 and 1.
-    pub fn staging_texture(&self, width: u32, height: u32, slot: u32) -> wgpu::Texture {
-        self.staging
+    /// that stages that shape into that slot (they run one after another on one queue), with a view of it.
+    pub fn staging_texture(&self, width: u32, height: u32, slot: Staging) -> (wgpu::Texture, wgpu::TextureView) {
+        let tex = self
+            .staging
             .borrow_mut()
-            .entry((width, height, slot))
+            .entry((width, height, slot as u32))
             .or_insert_with(|| {
                 self.device.create_texture(&wgpu::TextureDescriptor {
                     label: Some("staging"),
@@ -610,7 +625,26 @@ impl Gpu {
                     view_formats: &[],
                 })
             })
-            .clone()
+            .clone();
+        let view = tex.create_view(&Default::default());
+        (tex, view)
+    }
+
+    /// An `rgba16float` texture of `width` x `height` texels for weights, written once by a compute pass (storage
+    /// binding) and read by the kernels (texture binding), with its view.
+    pub fn weight_texture(&self, label: &str, width: u32, height: u32) -> (wgpu::Texture, wgpu::TextureView) {
+        let tex = self.device.create_texture(&wgpu::TextureDescriptor {
+            label: Some(label),
+            size: wgpu::Extent3d { width, height, depth_or_array_layers: 1 },
+            mip_level_count: 1,
+            sample_count: 1,
+            dimension: wgpu::TextureDimension::D2,
+            format: wgpu::TextureFormat::Rgba16Float,
+            usage: wgpu::TextureUsages::TEXTURE_BINDING | wgpu::TextureUsages::STORAGE_BINDING,
+            view_formats: &[],
+        });
+        let view = tex.create_view(&Default::default());
+        (tex, view)
     }
 
     /// A storage buffer of at least `bytes` for intermediate results that live within one dispatch pair (the split-K

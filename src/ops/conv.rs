@@ -1,7 +1,7 @@
 //! 2D convolution as an implicit GEMM over NHWC activations (`shaders/conv.wgsl`), with the decoder's nearest x2
-//! upsample and the ResNet residual fused in, and the one-time weight reordering (`shaders/permute*.wgsl`).
+//! upsample and the ResNet residual fused in.
 
-use super::linear::Weight;
+use super::weight::{permute, texture_fits, Weight};
 use crate::error::{Error, Result};
 use crate::gpu::{grid, Bind, DType, Dispatch, Gpu, KernelSpec, Prelude, Res, Tensor};
 
@@ -9,9 +9,6 @@ const CONV: &str = include_str!("../../shaders/conv.wgsl");
 const WEIGHTS_BUF: &str = include_str!("../../shaders/weights_buf.wgsl");
 const WEIGHTS_TEX: &str = include_str!("../../shaders/weights_tex.wgsl");
 const TEX_W: [&str; 2] = crate::texture_decl!(2, "wtex", "rgba16float");
-const PERMUTE: &str = include_str!("../../shaders/permute.wgsl");
-const PERMUTE_BUF: &str = include_str!("../../shaders/permute_buf.wgsl");
-const PERMUTE_TEX: &str = include_str!("../../shaders/permute_tex.wgsl");
 
 /// Uniform parameters of `conv.wgsl`.
 #[repr(C)]
@@ -32,16 +29,6 @@ pub struct ConvParams {
     pub _pad: u32,
 }
 
-/// Uniform parameters of `permute.wgsl`.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
-pub struct PermuteParams {
-    pub cout: u32,
-    pub cout_pad: u32,
-    pub cin: u32,
-    pub taps: u32,
-}
-
 /// A square convolution with stride 1 and "same" zero padding, weights reordered to [Cout_pad, KH, KW, Cin] fp16
 /// (in a buffer, or in a texture on the texture path) and the bias padded to Cout_pad = Cout rounded up to 4.
 pub struct Conv2d {
@@ -51,57 +38,6 @@ pub struct Conv2d {
     pub cout: usize,
     pub cout_pad: usize,
     pub ksize: usize,
-}
-
-/// Reorders `src` ([rows, cin, taps] fp16) into [rows_pad, taps * cin], as a buffer or a texture (with one tap this
-/// is a plain copy: how linear weights reach their texture).
-pub(crate) fn permute(
-    gpu: &Gpu,
-    src: &Tensor,
-    rows: usize,
-    rows_pad: usize,
-    cin: usize,
-    taps: usize,
-    texture: bool,
-) -> Result<Weight> {
-    let params = PermuteParams { cout: rows as u32, cout_pad: rows_pad as u32, cin: cin as u32, taps: taps as u32 };
-    let total = rows_pad * taps * cin;
-    let invocations = if texture { total / 4 } else { total / 2 };
-    let binds: &'static [Bind] =
-        if texture { &[Bind::Read, Bind::StorageTextureF16] } else { &[Bind::Read, Bind::ReadWrite] };
-    let kern = gpu.kernel(&KernelSpec {
-        name: "permute",
-        source: if texture { &[PERMUTE, PERMUTE_TEX] } else { &[PERMUTE, PERMUTE_BUF] },
-        entry: "main",
-        binds,
-        constants: vec![],
-        prelude: Prelude::Fp16,
-    })?;
-    let groups = grid((invocations as u32).div_ceil(64));
-    let weight = if texture {
-        let tex = gpu.device.create_texture(&wgpu::TextureDescriptor {
-            label: Some("conv weight"),
-            size: wgpu::Extent3d { width: (taps * cin / 4) as u32, height: rows_pad as u32, depth_or_array_layers: 1 },
-            mip_level_count: 1,
-            sample_count: 1,
-            dimension: wgpu::TextureDimension::D2,
-            format: wgpu::TextureFormat::Rgba16Float,
-            usage: wgpu::TextureUsages::TEXTURE_BINDING | wgpu::TextureUsages::STORAGE_BINDING,
-            view_formats: &[],
-        });
-        let view = tex.create_view(&Default::default());
-        gpu.run([&gpu.dispatch(&kern, "permute", &params, &[Res::Buf(&src.buf), Res::Tex(&view)], groups, 0.0)?]);
-        Weight::Texture(tex, view)
-    } else {
-        let dst = Tensor {
-            buf: gpu.storage("conv weight", (total * 2) as u64)?,
-            shape: vec![rows_pad, taps * cin],
-            dtype: DType::F16,
-        };
-        gpu.run([&gpu.dispatch(&kern, "permute", &params, &[Res::Buf(&src.buf), Res::Buf(&dst.buf)], groups, 0.0)?]);
-        Weight::Buffer(dst)
-    };
-    Ok(weight)
 }
 
 impl Conv2d {
@@ -116,8 +52,7 @@ impl Conv2d {
             )));
         }
         let cout_pad = cout.div_ceil(4) * 4;
-        let max = gpu.report.max_texture_dimension_2d as usize;
-        let texture = gpu.report.texture_linears && k * k * cin / 4 <= max && cout_pad <= max;
+        let texture = gpu.report.texture_linears && texture_fits(gpu, k * k * cin / 4, cout_pad);
         let weight = permute(gpu, w, cout, cout_pad, cin, k * k, texture)?;
         // The bias is a [Cout, 1] "weight" padded the same way (copies cannot move 2-byte rows).
         let Weight::Buffer(bias) = permute(gpu, b, cout, cout_pad, 1, 1, false)? else { unreachable!() };

@@ -1,7 +1,8 @@
 //! Linear layers on fp16 weights with fused epilogues (`shaders/linear.wgsl`).
 
+use super::weight::{permute, stageable, Weight};
 use crate::error::{Error, Result};
-use crate::gpu::{grid, Bind, DType, Dispatch, Gpu, KernelSpec, Prelude, Res, Stage, Tensor};
+use crate::gpu::{grid, Bind, DType, Dispatch, Gpu, KernelSpec, Prelude, Res, Stage, Staging, Tensor};
 
 const EPILOGUE: &str = include_str!("../../shaders/epilogue.wgsl");
 const SOURCE: &str = include_str!("../../shaders/linear.wgsl");
@@ -25,15 +26,6 @@ pub struct LinearParams {
     pub aux_off: u32,
     pub row0: u32,
     pub _pad: u32,
-}
-
-/// Where a linear layer's fp16 weight [out, in] lives.
-#[derive(Clone, Debug)]
-pub enum Weight {
-    /// A storage buffer, read through the `W4` prelude (packed u32 or shader-f16).
-    Buffer(Tensor),
-    /// An `rgba16float` texture of `in / 4` x `out` texels (the same values, read with `textureLoad`).
-    Texture(wgpu::Texture, wgpu::TextureView),
 }
 
 /// A linear layer: weight [out, in] and bias [out], fp16, as `nn.Linear` stores them.
@@ -68,8 +60,7 @@ impl Linear {
     /// Whether a layer of this shape can use the texture path on this device: rows of the staged input (4K bytes)
     /// must be whole multiples of the 256-byte copy row alignment, and both textures fit the size limit.
     pub fn texture_fits(gpu: &Gpu, n: usize, k: usize) -> bool {
-        let max = gpu.report.max_texture_dimension_2d as usize;
-        k.is_multiple_of(64) && n.is_multiple_of(4) && k / 4 <= max && n <= max
+        n.is_multiple_of(4) && stageable(gpu, 4 * k, k / 4, n)
     }
 
     /// Moves the weight into the layout this device's linear kernels read best (see `gpu::LinearPath`): on the texture
@@ -102,7 +93,7 @@ impl Linear {
                 if !Self::texture_fits(gpu, self.n, self.k) {
                     return Err(Error::Config(format!("linear {}->{} does not fit the texture path", self.k, self.n)));
                 }
-                let weight = super::conv::permute(gpu, w, self.n, self.n, self.k, 1, true)?;
+                let weight = permute(gpu, w, self.n, self.n, self.k, 1, true)?;
                 Ok(Linear { weight, ..self })
             }
             Weight::Texture(..) => Ok(self),
@@ -244,10 +235,8 @@ pub fn matmul(gpu: &Gpu, a: &Tensor, b: &Tensor, y: &Tensor, epi: Epilogue<'_>) 
     // A zero bias: the kernels always add one.
     let zero_bias = Tensor { buf: gpu.storage("zero bias", (n * 2) as u64)?, shape: vec![n], dtype: DType::F16 };
     let params = LinearParams { m: m as u32, n: n as u32, k: k as u32, tokens: 1, ..Default::default() };
-    let max = gpu.report.max_texture_dimension_2d as usize;
-    if gpu.report.texture_linears && k % 64 == 0 && k / 4 <= max && n <= max {
-        let tex = gpu.staging_texture(k as u32 / 4, n as u32, 1);
-        let view = tex.create_view(&Default::default());
+    if gpu.report.texture_linears && stageable(gpu, 4 * k, k / 4, n) {
+        let (tex, view) = gpu.staging_texture(k as u32 / 4, n as u32, Staging::SecondInput);
         let stage_b = Stage { src: b.buf.clone(), src_offset: 0, width: k as u32 / 4, rows: n as u32, dst: tex };
         let b_tex = (&view, false);
         texture_product(gpu, a, b_tex, vec![stage_b], &zero_bias, &zero_bias.buf, y, params, epi, LinearKernel::Tiled)
@@ -400,8 +389,7 @@ fn texture_product(
         constants,
         prelude: Prelude::Fp16,
     })?;
-    let staging = gpu.staging_texture(k / 4, chunk as u32, 0);
-    let staging_view = staging.create_view(&Default::default());
+    let (staging, staging_view) = gpu.staging_texture(k / 4, chunk as u32, Staging::Input);
     let mut out = vec![];
     for row0 in (0..m).step_by(chunk) {
         let rows = chunk.min(m - row0);

@@ -12,17 +12,17 @@ mod linear;
 mod linear_wg;
 mod norm;
 mod patch;
+mod weight;
 
 /// `bcast4`, the subgroup broadcast the texture kernels' subgroup variants share.
 const BCAST8: &str = include_str!("../../shaders/bcast8.wgsl");
 
 pub use attention::{attention, attention_with, AttentionKernel, AttentionParams, MAX_HEAD_DIM};
 pub use attention_gpu::SPLITS as ATTENTION_SPLITS;
-pub use conv::{conv2d, conv2d_slice, Conv2d, ConvParams, ConvSlice, PermuteParams};
+pub use conv::{conv2d, conv2d_slice, Conv2d, ConvParams, ConvSlice};
 pub use embed::{condition, timestep_freqs, EmbedParams, FREQ_DIM, MAX_PERIOD};
 pub use layout::{nchw_to_nhwc, softmax_rows, transpose, LayoutParams, SoftmaxParams};
-pub use linear::{
-    linear, linear_wg_fits, matmul, Epilogue, Linear, LinearKernel, LinearParams, Weight, WgTile, WG_TILES,
-};
+pub use linear::{linear, linear_wg_fits, matmul, Epilogue, Linear, LinearKernel, LinearParams, WgTile, WG_TILES};
 pub use norm::{group_norm, group_norm_part, layernorm_modulate, GroupNormParams, NormParams, GN_EPS, LN_EPS};
 pub use patch::{patchify, unpatchify, PatchParams};
+pub use weight::{stageable, texture_fits, PermuteParams, Weight, COPY_ROW_ALIGNMENT};

@@ -1,7 +1,8 @@
 //! LayerNorm without affine fused with adaLN modulate (`shaders/layernorm.wgsl`).
 
+use super::weight::stageable;
 use crate::error::{Error, Result};
-use crate::gpu::{grid, Bind, DType, Dispatch, Gpu, KernelSpec, Prelude, Res, Stage, Tensor};
+use crate::gpu::{grid, Bind, DType, Dispatch, Gpu, KernelSpec, Prelude, Res, Stage, Staging, Tensor};
 
 const PARAMS: &str = include_str!("../../shaders/layernorm_params.wgsl");
 const SOURCE: &str = include_str!("../../shaders/layernorm.wgsl");
@@ -175,14 +176,7 @@ pub fn layernorm_modulate(
     // their rows can be staged (whole multiples of the 256-byte copy alignment, within the texture size limit);
     // GPUs one workgroup per row.
     let per_row = gpu.report.texture_linears;
-    let max = gpu.report.max_texture_dimension_2d as usize;
-    let staged = per_row
-        && d.is_multiple_of(64)
-        && stride.is_multiple_of(64)
-        && d / 4 <= max
-        && stride / 4 <= max
-        && rows <= max
-        && batch <= max;
+    let staged = per_row && stageable(gpu, 4 * d, d / 4, rows) && stageable(gpu, 4 * stride, stride / 4, batch);
     if staged {
         let kern = gpu.kernel(&KernelSpec {
             name: "layernorm_tex",
@@ -192,10 +186,8 @@ pub fn layernorm_modulate(
             constants: vec![],
             prelude: Prelude::default(),
         })?;
-        // Slots 2 and 3: the linear kernels stage into slots 0 and 1.
-        let xt = gpu.staging_texture((d / 4) as u32, rows as u32, 2);
-        let mt = gpu.staging_texture((stride / 4) as u32, batch as u32, 3);
-        let (xv, mv) = (xt.create_view(&Default::default()), mt.create_view(&Default::default()));
+        let (xt, xv) = gpu.staging_texture((d / 4) as u32, rows as u32, Staging::NormInput);
+        let (mt, mv) = gpu.staging_texture((stride / 4) as u32, batch as u32, Staging::NormModulation);
         let groups = grid((rows as u32).div_ceil(64));
         let mut dispatch = gpu.dispatch(
             &kern,
