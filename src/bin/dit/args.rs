@@ -1,0 +1,103 @@
+//! The command line: the commands and the arguments several of them share.
+
+use crate::bench::BenchArgs;
+use crate::sample::SampleArgs;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(name = "dit", version, about = "DiT (Peebles & Xie) on WebGPU compute shaders")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+pub enum Cmd {
+    /// Show the GPU adapter this machine gives: name, backend, features, limits.
+    Gpu(GpuArgs),
+    /// Show a model directory: kind, config, parameters, bytes; verifies every shard's sha256.
+    Info {
+        /// Model directory (holds model.safetensors.index.json).
+        dir: PathBuf,
+    },
+    /// Convert a checkpoint into a model directory of fp16 shards.
+    Convert {
+        /// Checkpoint file: a .safetensors with the release's DiT key names, or an SD-VAE (diffusers or ldm layout).
+        #[arg(required = true)]
+        inputs: Vec<PathBuf>,
+        /// Output directory.
+        #[arg(long)]
+        out: PathBuf,
+        /// Shard size in MiB.
+        #[arg(long, default_value_t = 32)]
+        shard_mib: u64,
+        /// Attention heads, when depth and width are not a paper preset.
+        #[arg(long)]
+        heads: Option<usize>,
+        /// Latent side the model runs at by default, when the checkpoint has no pos_embed (default 32 = 256 px).
+        #[arg(long)]
+        input_size: Option<usize>,
+        /// VAE GroupNorm groups, when there is no config.json beside the checkpoint (default 32).
+        #[arg(long)]
+        norm_groups: Option<usize>,
+        /// A JSON list of class names to store with a DiT (the page and `dit info` show them).
+        #[arg(long)]
+        class_names: Option<PathBuf>,
+    },
+    /// Run one DiT forward: x [N,C,H,W], t [N], y [N] -> out [N,Cout,H,W] (all .npy).
+    Forward {
+        #[arg(long)]
+        model: PathBuf,
+        #[arg(long)]
+        x: PathBuf,
+        #[arg(long)]
+        t: PathBuf,
+        #[arg(long)]
+        y: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+        #[command(flatten)]
+        gpu: GpuArgs,
+    },
+    /// Benchmark a DiT forward; prints a table, or one JSON object with --json.
+    Bench(BenchArgs),
+    /// Generate images of ImageNet classes (or the model's classes): DiT sampling with guidance, then the VAE.
+    Sample(SampleArgs),
+    /// Decode latents [N, 4, h, w] (.npy, as `sample --latent-out` writes them) into images.
+    Decode {
+        #[arg(long)]
+        vae: PathBuf,
+        #[arg(long)]
+        latent: PathBuf,
+        /// `.png` (a grid, clamped to 8 bits) or `.npy` ([N, 3, H, W] f32, unclamped).
+        #[arg(long)]
+        out: PathBuf,
+        #[command(flatten)]
+        gpu: GpuArgs,
+    },
+}
+
+#[derive(Args, Clone)]
+pub struct GpuArgs {
+    /// How fp16 weights are read: shader-f16 when offered (auto), always packed u32, or require shader-f16.
+    #[arg(long, value_enum, default_value_t = F16Arg::Auto)]
+    pub f16: F16Arg,
+    /// Where linear layers read weights and inputs: textures on CPU adapters (auto), storage buffers, or textures.
+    #[arg(long, value_enum, default_value_t = LinearArg::Auto)]
+    pub linear: LinearArg,
+}
+
+#[derive(ValueEnum, Clone, Copy, PartialEq, Eq)]
+pub enum LinearArg {
+    Auto,
+    Buffers,
+    Textures,
+}
+
+#[derive(ValueEnum, Clone, Copy, PartialEq, Eq)]
+pub enum F16Arg {
+    Auto,
+    Packed,
+    Native,
+}

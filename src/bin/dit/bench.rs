@@ -1,0 +1,292 @@
+//! `dit bench`: a DiT forward timed (with a baseline and optionally one whole image), or the kernels alone, printed
+//! as tables or as JSON.
+
+use crate::args::{GpuArgs, LinearArg};
+use crate::gpu::open_gpu;
+use crate::load::{dit_config, load_vae, load_weights};
+use clap::Args;
+use dit_wasm::arch::{dit_tensors, DitConfig};
+use dit_wasm::bench::{bench_attention, bench_dit_forward, bench_linear, ForwardBench, DIT_XL_LINEARS};
+use dit_wasm::diffusion::{SamplerKind, Spacing};
+use dit_wasm::gpu::Gpu;
+use dit_wasm::ops::LinearKernel;
+use dit_wasm::pipeline::{self, SampleRequest};
+use dit_wasm::{Dit, Error, GpuWeights, Result};
+use std::path::PathBuf;
+
+#[derive(Args)]
+pub struct BenchArgs {
+    /// Model directory to benchmark.
+    #[arg(long, conflicts_with = "preset")]
+    model: Option<PathBuf>,
+    /// Paper preset (S/2, B/4, XL/2, ...), used with --random-weights.
+    #[arg(long, requires = "random_weights")]
+    preset: Option<String>,
+    /// Fill the preset with random weights instead of loading a directory.
+    #[arg(long)]
+    random_weights: bool,
+    /// Image resolution in pixels (latent = res / 8); default: the model's own.
+    #[arg(long)]
+    res: Option<usize>,
+    /// Batch size of the forward (2 = one guided sample).
+    #[arg(long, default_value_t = 2)]
+    batch: usize,
+    /// Timed runs; the median is reported.
+    #[arg(long, default_value_t = 5)]
+    repeat: usize,
+    #[arg(long, default_value_t = 1)]
+    warmup: usize,
+    /// Skip the baseline run with the simple linear kernel.
+    #[arg(long)]
+    no_baseline: bool,
+    /// Also time generating one image: DDIM with this many steps, guidance 4, then the VAE (needs --model, --vae).
+    #[arg(long, default_value_t = 0)]
+    sample_steps: usize,
+    /// VAE decoder directory, for --sample-steps.
+    #[arg(long)]
+    vae: Option<PathBuf>,
+    /// Benchmark the linear kernels alone on DiT-XL/2's layer shapes (M = 512, K = 1152 or 4608, N = 1152..4608):
+    /// the texture kernel, the register-tiled and the simple storage-buffer kernels, in one run.
+    #[arg(long, conflicts_with_all = ["model", "preset"])]
+    kernels: bool,
+    /// With --kernels: time these linear shapes instead (M x K x N, comma-separated, e.g. 512x1152x3456) and skip
+    /// attention.
+    #[arg(long, requires = "kernels", value_delimiter = ',', value_parser = parse_shape)]
+    shapes: Vec<[usize; 3]>,
+    /// Print one JSON object.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    gpu: GpuArgs,
+}
+
+/// Loads the benchmarked model: a directory, or a preset with random weights (seed 0, so every load is the same).
+async fn bench_model(gpu: &Gpu, b: &BenchArgs) -> Result<(Dit, String, u64)> {
+    match (&b.model, &b.preset, b.random_weights) {
+        (Some(dir), None, false) => {
+            let (index, w) = load_weights(gpu, dir).await?;
+            let bytes = w.bytes();
+            Ok((Dit::load(gpu, dit_config(&index)?, w)?, dir.display().to_string(), bytes))
+        }
+        (None, Some(preset), true) => {
+            let cfg = DitConfig::preset(preset, b.res.unwrap_or(256))?;
+            let w = GpuWeights::random(gpu, &dit_tensors(&cfg), 0)?;
+            let bytes = w.bytes();
+            let name = cfg.preset_name().unwrap_or_else(|| preset.clone());
+            Ok((Dit::load(gpu, cfg, w)?, name, bytes))
+        }
+        _ => Err(Error::input("give --model DIR, or --preset NAME --random-weights")),
+    }
+}
+
+/// Runs one benchmark of a model's forward; returns the timings, whether the output was finite, and activation bytes.
+async fn bench_forward(gpu: &Gpu, dit: &Dit, b: &BenchArgs, latent: usize) -> Result<(ForwardBench, bool, u64)> {
+    let r = bench_dit_forward(gpu, dit, b.batch, latent, b.warmup, b.repeat).await?;
+    Ok((r.bench, r.finite, r.activation_bytes))
+}
+
+pub async fn run(b: BenchArgs) -> Result<()> {
+    if b.batch == 0 {
+        return Err(Error::input("--batch must be at least 1"));
+    }
+    let gpu = open_gpu(&b.gpu).await?;
+    if b.kernels {
+        return bench_linears(&gpu, &b).await;
+    }
+    let (dit, name, weight_bytes) = bench_model(&gpu, &b).await?;
+    let latent = b.res.map_or(dit.cfg.input_size, |r| r / 8);
+    let (main, finite, activation_bytes) = bench_forward(&gpu, &dit, &b, latent).await?;
+    // The baseline: the same model with weights in storage buffers and the simple linear kernel, same run.
+    let baseline = if b.no_baseline {
+        None
+    } else {
+        let base_args = GpuArgs { linear: LinearArg::Buffers, ..b.gpu.clone() };
+        let base_gpu = open_gpu(&base_args).await?;
+        let (mut base_dit, _, _) = bench_model(&base_gpu, &b).await?;
+        base_dit.set_linear_kernel(LinearKernel::Simple);
+        Some(bench_forward(&base_gpu, &base_dit, &b, latent).await?.0)
+    };
+    let generate = if b.sample_steps > 0 {
+        let vae_dir = b.vae.as_ref().ok_or_else(|| Error::input("--sample-steps needs --vae DIR"))?;
+        let vae = load_vae(&gpu, vae_dir).await?;
+        let mut req = SampleRequest::new(vec![0]);
+        req.steps = Spacing::Even(b.sample_steps);
+        req.sampler = SamplerKind::Ddim;
+        let mut times = vec![];
+        for _ in 0..2 {
+            let t0 = std::time::Instant::now();
+            let z = pipeline::sample(&gpu, &dit, &req, |_| true).await?;
+            pipeline::decode(&gpu, &vae, &z, 1, latent, latent).await?;
+            times.push(t0.elapsed().as_secs_f64());
+        }
+        Some(
+            serde_json::json!({ "steps": b.sample_steps, "sampler": "ddim", "cfg": 4.0, "seconds_first": times[0], "seconds": times[1] }),
+        )
+    } else {
+        None
+    };
+    let report = serde_json::json!({
+        "model": name,
+        "generate_one_image": generate,
+        "resolution": latent * 8,
+        "latent": latent,
+        "batch": b.batch,
+        "adapter": main.adapter,
+        "linear_path": gpu.report.linear_path(),
+        "tuned": gpu.tuned_all().iter().map(|(op, s, c)| match *op {
+            "linear" => format!("linear {}x{}x{}: {}", s[0], s[2], s[1], dit_wasm::ops::WG_TILES[*c]),
+            _ => {
+                let (qw, g) = dit_wasm::ops::ATTENTION_SPLITS[*c];
+                format!("attention {}x{}x{}x{}: {qw} queries x {g} key groups", s[0], s[1], s[2], s[3])
+            }
+        }).collect::<Vec<_>>(),
+        "ms_per_forward": main.ms_per_forward,
+        "gflops_per_s": main.gflops_per_s,
+        "gflop_per_forward": main.gflop_per_forward,
+        "paper_gmacs_per_image": dit.cfg.macs(latent) / 1e9,
+        "dispatches_per_forward": main.dispatches_per_forward,
+        "weight_bytes": weight_bytes,
+        "activation_bytes": activation_bytes,
+        "output_finite": finite,
+        "timer": main.timer,
+        "ops": main.ops,
+        "ms_runs": main.ms_runs,
+        "baseline": baseline.as_ref().map(|bb| baseline_json(&main, bb)),
+    });
+    if b.json {
+        println!("{report}");
+    } else {
+        print_table(&report, &main, baseline.as_ref());
+    }
+    if !finite {
+        return Err(Error::Gpu("the forward produced NaN or infinity".into()));
+    }
+    Ok(())
+}
+
+/// One `--shapes` entry: `MxKxN`, M positive, K and N multiples of 4.
+fn parse_shape(s: &str) -> std::result::Result<[usize; 3], String> {
+    let v: Vec<usize> = s
+        .split('x')
+        .map(|d| d.trim().parse::<usize>())
+        .collect::<std::result::Result<_, _>>()
+        .map_err(|_| format!("`{s}` is not MxKxN (e.g. 512x1152x3456)"))?;
+    match v[..] {
+        [m, k, n] if m > 0 && k > 0 && n > 0 && k % 4 == 0 && n % 4 == 0 && m * k.max(n) <= 1 << 26 => Ok([m, k, n]),
+        _ => Err(format!("`{s}`: need MxKxN with M, K, N positive, K and N multiples of 4, at most 64M elements")),
+    }
+}
+
+/// `dit bench --kernels`: every linear kernel on DiT-XL/2's shapes.
+async fn bench_linears(gpu: &Gpu, b: &BenchArgs) -> Result<()> {
+    let mut all = vec![];
+    let shapes: Vec<[usize; 3]> = if b.shapes.is_empty() {
+        DIT_XL_LINEARS.iter().map(|&(m, k, n)| [m, k, n]).collect()
+    } else {
+        b.shapes.clone()
+    };
+    for [m, k, n] in shapes {
+        all.push(bench_linear(gpu, m, k, n, b.repeat).await?);
+    }
+    // DiT-XL/2's attention at 256 px, batch 2: 256 tokens, 16 heads of 72.
+    let attention = if b.shapes.is_empty() { bench_attention(gpu, 2, 256, 16, 72, b.repeat).await? } else { vec![] };
+    if b.json {
+        println!("{}", serde_json::json!({ "adapter": gpu.report, "linear": all, "attention": attention }));
+        return Ok(());
+    }
+    println!(
+        "linear kernels on {}, {} ({}, fp16 {})",
+        if b.shapes.is_empty() { "DiT-XL/2's shapes" } else { "the given shapes" },
+        gpu.report.name,
+        gpu.report.backend,
+        gpu.report.f16_weights_path
+    );
+    println!("{:<20} {:<30} {:>10} {:>10} {:>22}", "M x K x N", "kernel", "ms", "GFLOP/s", "vs register-tiled");
+    for r in &all {
+        for t in &r.kernels {
+            println!(
+                "{:<20} {:<30} {:>10.2} {:>10.2} {:>21.2}x",
+                format!("{} x {} x {}", r.m, r.k, r.n),
+                t.kernel,
+                t.ms,
+                t.gflops_per_s,
+                t.vs_register_tiled
+            );
+        }
+    }
+    if attention.is_empty() {
+        return Ok(());
+    }
+    println!("attention, DiT-XL/2 at 256 px (batch 2, 256 tokens, 16 heads of 72)");
+    println!("{:<20} {:<30} {:>10} {:>10} {:>22}", "", "kernel", "ms", "GFLOP/s", "vs per-query");
+    for t in &attention {
+        println!("{:<20} {:<30} {:>10.3} {:>10.2} {:>21.2}x", "", t.kernel, t.ms, t.gflops_per_s, t.vs_register_tiled);
+    }
+    Ok(())
+}
+
+fn baseline_json(main: &ForwardBench, base: &ForwardBench) -> serde_json::Value {
+    let lin = |b: &ForwardBench| b.ops.get("linear").map_or(0.0, |o| o.gflops_per_s);
+    serde_json::json!({
+        "linear_kernel": "simple (storage buffers, 1x4 outputs per thread)",
+        "ms_per_forward": base.ms_per_forward,
+        "linear_gflops_per_s": lin(base),
+        "forward_speedup": base.ms_per_forward / main.ms_per_forward,
+        "linear_speedup": if lin(base) > 0.0 { lin(main) / lin(base) } else { 0.0 },
+    })
+}
+
+fn print_table(r: &serde_json::Value, main: &ForwardBench, base: Option<&ForwardBench>) {
+    println!(
+        "{} at a {}x{} latent, batch {} on {} ({}, linear layers on {}, fp16 {})",
+        r["model"].as_str().unwrap_or_default(),
+        r["latent"],
+        r["latent"],
+        r["batch"],
+        main.adapter.name,
+        main.adapter.backend,
+        r["linear_path"].as_str().unwrap_or_default(),
+        main.adapter.f16_weights_path
+    );
+    println!(
+        "forward: {:.1} ms (median of {}), {:.2} GFLOP/s, {} dispatches, weights {:.1} MB, activations {:.1} MB",
+        main.ms_per_forward,
+        main.ms_runs.len(),
+        main.gflops_per_s,
+        main.dispatches_per_forward,
+        r["weight_bytes"].as_f64().unwrap_or(0.0) / 1e6,
+        r["activation_bytes"].as_f64().unwrap_or(0.0) / 1e6
+    );
+    if let Some(tuned) = r["tuned"].as_array().filter(|t| !t.is_empty()) {
+        let tuned: Vec<&str> = tuned.iter().filter_map(|t| t.as_str()).collect();
+        println!(
+            "kernel choices, tuned at load or kept from an earlier run \
+             (linear M x K x N, attention batch x tokens x heads x head dim):"
+        );
+        for t in tuned {
+            println!("  {t}");
+        }
+    }
+    println!("{:<12} {:>10} {:>10} {:>10} {:>12}   ({})", "op", "dispatches", "ms", "GFLOP", "GFLOP/s", main.timer);
+    for (op, t) in &main.ops {
+        println!("{op:<12} {:>10} {:>10.2} {:>10.3} {:>12.2}", t.dispatches, t.ms, t.gflop, t.gflops_per_s);
+    }
+    if let Some(g) = r["generate_one_image"].as_object() {
+        println!(
+            "one image, {} DDIM steps with guidance + VAE decode: {:.2} s (first run, with shader compile: {:.2} s)",
+            g["steps"],
+            g["seconds"].as_f64().unwrap_or(0.0),
+            g["seconds_first"].as_f64().unwrap_or(0.0)
+        );
+    }
+    if let Some(b) = base {
+        let v = baseline_json(main, b);
+        println!(
+            "baseline (simple buffer linear kernel, same run): {:.1} ms per forward, linear {:.2} GFLOP/s -> {:.2}x faster (linear {:.2}x)",
+            b.ms_per_forward,
+            v["linear_gflops_per_s"].as_f64().unwrap_or(0.0),
+            v["forward_speedup"].as_f64().unwrap_or(0.0),
+            v["linear_speedup"].as_f64().unwrap_or(0.0)
+        );
+    }
+}

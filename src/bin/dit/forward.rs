@@ -1,0 +1,55 @@
+//! `dit forward`: one DiT forward on .npy inputs.
+
+use crate::args::GpuArgs;
+use crate::gpu::open_gpu;
+use crate::load::load_dit;
+use crate::output::check_writable;
+use dit_wasm::{npy, Error, Result};
+use std::path::Path;
+
+pub async fn run(model: &Path, x: &Path, t: &Path, y: &Path, out: &Path, g: &GpuArgs) -> Result<()> {
+    check_writable(out)?;
+    let xa = npy::read_f32(x)?;
+    let ta = npy::read_f32(t)?;
+    let ya = npy::read_int(y)?;
+    let &[n, c, h, w] = xa.shape.as_slice() else {
+        return Err(Error::input(format!("{}: x must be [N, C, H, W], got shape {:?}", x.display(), xa.shape)));
+    };
+    if h != w {
+        return Err(Error::input(format!("{}: latent must be square, got {h}x{w}", x.display())));
+    }
+    for (path, shape, what) in [(t, &ta.shape, "timesteps"), (y, &ya.shape, "labels")] {
+        if shape.as_slice() != [n] {
+            return Err(Error::input(format!(
+                "{}: {what} must have shape [{n}] to match x, got {shape:?}",
+                path.display()
+            )));
+        }
+    }
+    let labels: Vec<u32> = ya
+        .data
+        .iter()
+        .map(|&v| u32::try_from(v).map_err(|_| Error::input(format!("{}: class label {v} is negative", y.display()))))
+        .collect::<Result<_>>()?;
+    let gpu = open_gpu(g).await?;
+    let dit = load_dit(&gpu, model).await?;
+    if c != dit.cfg.in_channels {
+        return Err(Error::input(format!(
+            "{}: x has {c} channels, the model takes {}",
+            x.display(),
+            dit.cfg.in_channels
+        )));
+    }
+    if h % dit.cfg.patch_size != 0 {
+        return Err(Error::input(format!(
+            "{}: latent side {h} is not a multiple of the patch size {}",
+            x.display(),
+            dit.cfg.patch_size
+        )));
+    }
+    let plan = dit.plan(&gpu, n, h)?;
+    let y_out = plan.forward(&gpu, &xa.data, &ta.data, &labels).await?;
+    npy::write_f32(out, &plan.out.shape, &y_out)?;
+    eprintln!("wrote {} {:?}", out.display(), plan.out.shape);
+    Ok(())
+}

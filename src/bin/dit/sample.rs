@@ -1,0 +1,135 @@
+//! `dit sample`: class-conditional images, DiT sampling with guidance and then the VAE.
+
+use crate::args::GpuArgs;
+use crate::gpu::open_gpu;
+use crate::load::{load_dit, load_vae};
+use crate::output::{check_output_path, check_writable, write_images};
+use clap::Args;
+use dit_wasm::diffusion::{CfgChannels, SamplerKind, Spacing};
+use dit_wasm::pipeline::{self, SampleRequest};
+use dit_wasm::{npy, Error, Result};
+use std::path::PathBuf;
+
+#[derive(Args)]
+pub struct SampleArgs {
+    /// DiT model directory, or one .safetensors checkpoint (`FILE.safetensors#heads=N` when not a paper preset).
+    /// Default: the embedded demo model, models/demo/dit (with its VAE, models/demo/vae).
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// VAE decoder directory or .safetensors file (needed for a .png output).
+    #[arg(long)]
+    vae: Option<PathBuf>,
+    /// Class id, repeatable: one image each (the null class gives an unconditional sample).
+    #[arg(long = "class", required = true, allow_negative_numbers = true)]
+    classes: Vec<i64>,
+    /// Guidance scale (the release samples with 4.0; 1 turns guidance off).
+    #[arg(long, default_value_t = 4.0, allow_negative_numbers = true)]
+    cfg: f32,
+    /// Steps as the release writes them: `250` (evenly respaced) or `ddim50`.
+    #[arg(long, default_value = "250")]
+    steps: String,
+    /// ddpm (learned-variance DDPM, the paper's), ddim (eta 0) or dpmpp2m (DPM-Solver++(2M)).
+    #[arg(long, default_value = "ddpm")]
+    sampler: String,
+    /// Guidance on eps channels 0..2 as the release does (official) or on all four (all).
+    #[arg(long, default_value = "official")]
+    cfg_channels: String,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Noise from outside, [K+1, N, C, h, w] f32: index 0 the starting latent, index i+1 the noise of step i.
+    #[arg(long)]
+    noise: Option<PathBuf>,
+    /// Also write the final latents [N, C, h, w] here (.npy).
+    #[arg(long)]
+    latent_out: Option<PathBuf>,
+    /// `.png` (a grid of the images) or `.npy` ([N, 3, H, W] f32).
+    #[arg(long)]
+    out: PathBuf,
+    /// Columns of the PNG grid (default: about the square root of the image count).
+    #[arg(long)]
+    cols: Option<usize>,
+    /// Hide the progress bar.
+    #[arg(long)]
+    quiet: bool,
+    #[command(flatten)]
+    gpu: GpuArgs,
+}
+
+pub async fn run(a: SampleArgs) -> Result<()> {
+    // Check every argument before the (slow) model load.
+    check_output_path(&a.out)?;
+    if let Some(p) = &a.latent_out {
+        check_writable(p)?;
+    }
+    let sampler = SamplerKind::parse(&a.sampler)?;
+    let cfg_channels = CfgChannels::parse(&a.cfg_channels)?;
+    let steps = Spacing::parse(&a.steps)?;
+    steps.timesteps()?;
+    if !a.cfg.is_finite() {
+        return Err(Error::input(format!("--cfg {} is not a finite number", a.cfg)));
+    }
+    let classes: Vec<u32> = a
+        .classes
+        .iter()
+        .map(|&c| u32::try_from(c).map_err(|_| Error::input(format!("class {c} is negative"))))
+        .collect::<Result<_>>()?;
+    let noise = match &a.noise {
+        Some(p) => Some(npy::read_f32(p)?.data),
+        None => None,
+    };
+    // Without --model: the embedded demo model and its VAE (paths relative to the repository root).
+    let vae_dir = a.vae.clone().or_else(|| a.model.is_none().then(|| PathBuf::from("models/demo/vae")));
+    let model = a.model.clone().unwrap_or_else(|| PathBuf::from("models/demo/dit"));
+    if a.model.is_none() && !model.exists() {
+        return Err(Error::input(format!(
+            "{}: no such model; give --model DIR (the demo model is models/demo/dit in the repository)",
+            model.display()
+        )));
+    }
+    let gpu = open_gpu(&a.gpu).await?;
+    let dit = load_dit(&gpu, &model).await?;
+    let vae = match &vae_dir {
+        Some(d) => Some(load_vae(&gpu, d).await?),
+        None => None,
+    };
+    if vae.is_none() && a.out.extension().is_some_and(|e| e == "png") {
+        return Err(Error::input("a .png output needs --vae DIR"));
+    }
+    let req = SampleRequest {
+        classes,
+        cfg_scale: a.cfg,
+        steps,
+        sampler,
+        cfg_channels,
+        seed: a.seed,
+        noise,
+        latent_size: None,
+    };
+    let bar = if a.quiet { indicatif::ProgressBar::hidden() } else { indicatif::ProgressBar::new(0) };
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} steps  {msg}  ETA {eta}")
+            .expect("valid template"),
+    );
+    let latents = pipeline::sample(&gpu, &dit, &req, |s| {
+        bar.set_length(s.total as u64);
+        bar.set_position(s.step as u64);
+        bar.set_message(format!("{:.0} ms/step  t={}", 1e3 * s.elapsed / s.step as f64, s.timestep));
+        true
+    })
+    .await?;
+    bar.finish_and_clear();
+    let (n, c, h) = (req.classes.len(), dit.cfg.in_channels, dit.cfg.input_size);
+    if let Some(p) = &a.latent_out {
+        npy::write_f32(p, &[n, c, h, h], &latents)?;
+    }
+    match &vae {
+        Some(v) => {
+            let images = pipeline::decode(&gpu, v, &latents, n, h, h).await?;
+            let s = h * v.cfg.upscale();
+            write_images(&a.out, &images, n, s, s, a.cols)?;
+        }
+        None => npy::write_f32(&a.out, &[n, c, h, h], &latents)?,
+    }
+    eprintln!("wrote {}", a.out.display());
+    Ok(())
+}
