@@ -11,6 +11,7 @@ pub mod model;
 pub mod npy;
 pub mod ops;
 pub mod pipeline;
+pub mod tune;
 pub mod util;
 #[cfg(target_arch = "wasm32")]
 pub mod web;

@@ -114,7 +114,7 @@ impl<'a> Sampling<'a> {
         }
         let guided = req.cfg_scale != 1.0;
         let batch = if guided { 2 * n } else { n };
-        crate::bench::tune_dit(gpu, dit, batch, latent, None).await?;
+        crate::tune::tune_dit(gpu, dit, batch, latent, None).await?;
         let plan = dit.plan(gpu, batch, latent)?;
         let mut arena = Arena::new();
         let noise_buf = arena.f32(gpu, "step noise", &[n, c, latent, latent])?;

@@ -197,12 +197,12 @@ impl WasmSampler {
         // the browser compile every pipeline now (SwiftShader takes tens of seconds, and blocks the page's
         // rendering meanwhile), so that "ready" means ready.
         // Tuning (GPUs only) is kept in Cache Storage per adapter, unless caching is off.
-        let tune_key = if cache && crate::bench::tunes(&gpu) {
-            Some(crate::bench::tune_cache::adapter_key_with(&gpu, &crate::bench::tune_cache::adapter_info().await))
+        let tune_key = if cache && crate::tune::tunes(&gpu) {
+            Some(crate::tune::cache::adapter_key_with(&gpu, &crate::tune::cache::adapter_info().await))
         } else {
             None
         };
-        crate::bench::tune_dit(&gpu, &dit, 2, latent, tune_key.as_deref()).await.map_err(to_js)?;
+        crate::tune::tune_dit(&gpu, &dit, 2, latent, tune_key.as_deref()).await.map_err(to_js)?;
         let warm = dit.plan(&gpu, 2, latent).map_err(to_js)?;
         gpu.run(warm.dispatches());
         let vae_plan = vae.plan(&gpu, latent, latent).map_err(to_js)?;

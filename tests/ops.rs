@@ -4,9 +4,9 @@
 
 mod common;
 
-use common::{check, gpus, label, random, to_f16};
-use dit_wasm::gpu::{Arena, DType, Gpu, Tensor};
-use dit_wasm::ops::{self, cpu, AttentionKernel, Epilogue, Linear, LinearKernel, Weight};
+use common::{check, cpu, gpus, label, random, to_f16};
+use dit_wasm::gpu::{Arena, DType, Gpu, Tensor, TuneKey};
+use dit_wasm::ops::{self, AttentionKernel, Epilogue, Linear, LinearKernel, Weight};
 
 fn run(gpu: &Gpu, d: &[dit_wasm::gpu::Dispatch]) {
     gpu.run(d);
@@ -100,46 +100,47 @@ fn linear_all_epilogues_every_kernel() {
 #[test]
 fn tuning_records_the_fastest_variant() {
     let gpu = &gpus()[0];
-    assert_eq!(gpu.tuned("linear", [64, 32, 64, 0]), None);
-    let times = pollster::block_on(dit_wasm::bench::tune_linear(gpu, 64, 64, 32)).unwrap();
+    assert_eq!(gpu.choice(&TuneKey::Linear { m: 64, k: 64, n: 32 }), None);
+    let times = pollster::block_on(dit_wasm::tune::tune_linear(gpu, 64, 64, 32)).unwrap();
     assert_eq!(times.len(), ops::WG_TILES.len());
     assert!(times.iter().all(|t| t.is_finite() && *t > 0.0), "{times:?}");
-    let best = gpu.tuned("linear", [64, 32, 64, 0]).expect("a tile was recorded");
+    let best = gpu.choice(&TuneKey::Linear { m: 64, k: 64, n: 32 }).expect("a tile was recorded");
     assert!(times.iter().all(|&t| t >= times[best]), "{times:?}, chose {best}");
     // Split-K scratch past the storage binding limit: those configs are not tried, nor used.
     let opts = dit_wasm::gpu::GpuOptions { max_storage_binding: Some(24 << 10), ..Default::default() };
     let capped = pollster::block_on(Gpu::new(&opts)).unwrap();
-    let times = pollster::block_on(dit_wasm::bench::tune_linear(&capped, 64, 64, 64)).unwrap();
+    let times = pollster::block_on(dit_wasm::tune::tune_linear(&capped, 64, 64, 64)).unwrap();
     for (t, tile) in times.iter().zip(ops::WG_TILES) {
         assert_eq!(t.is_finite(), tile.splits == 1, "{tile}: {t} ms");
     }
-    let chosen = capped.tuned("linear", [64, 64, 64, 0]).unwrap();
+    let chosen = capped.choice(&TuneKey::Linear { m: 64, k: 64, n: 64 }).unwrap();
     assert_eq!(ops::WG_TILES[chosen].splits, 1);
     assert!(!ops::linear_wg_fits(&capped, 8, 64, 64) && ops::linear_wg_fits(gpu, 8, 64, 64));
-    let times = pollster::block_on(dit_wasm::bench::tune_attention(gpu, 1, 40, 2, 16)).unwrap();
+    let times = pollster::block_on(dit_wasm::tune::tune_attention(gpu, 1, 40, 2, 16)).unwrap();
     assert_eq!(times.len(), ops::ATTENTION_SPLITS.len());
-    let best = gpu.tuned("attention", [1, 40, 2, 16]).expect("a split was recorded");
+    let best =
+        gpu.choice(&TuneKey::Attention { batch: 1, tokens: 40, heads: 2, head_dim: 16 }).expect("a split was recorded");
     assert!(times.iter().all(|&t| t >= times[best]), "{times:?}, chose {best}");
 
     // The choices survive a new device on the same adapter through the cache file, and not onto another adapter key.
-    use dit_wasm::bench::tune_cache;
+    use dit_wasm::tune::cache as tune_cache;
     let dir = std::env::temp_dir().join(format!("dit-tune-{}", std::process::id()));
     let file = dir.join("tuning.json");
     let _ = std::fs::remove_file(&file);
     tune_cache::save_to(&file, gpu);
     let fresh = &gpus()[0];
-    assert_eq!(fresh.tuned("attention", [1, 40, 2, 16]), None);
+    assert_eq!(fresh.choice(&TuneKey::Attention { batch: 1, tokens: 40, heads: 2, head_dim: 16 }), None);
     tune_cache::load_from(&file, fresh);
-    assert_eq!(fresh.tuned_all(), gpu.tuned_all());
+    assert_eq!(fresh.choices(), gpu.choices());
     let text = std::fs::read_to_string(&file).unwrap();
     assert!(text.contains(&tune_cache::adapter_key(gpu)), "{text}");
     std::fs::write(&file, text.replace("dit-wasm ", "dit-wasm other-")).unwrap();
     let other = &gpus()[0];
     tune_cache::load_from(&file, other);
-    assert!(other.tuned_all().is_empty());
+    assert!(other.choices().is_empty());
     std::fs::write(&file, "not json").unwrap();
     tune_cache::load_from(&file, other);
-    assert!(other.tuned_all().is_empty());
+    assert!(other.choices().is_empty());
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -5,9 +5,9 @@
 
 mod common;
 
-use common::{check, gpus, label, random, to_f16};
+use common::{check, cpu, gpus, label, random, to_f16};
 use dit_wasm::gpu::{Arena, Gpu, Tensor};
-use dit_wasm::ops::{self, cpu, Conv2d, Epilogue};
+use dit_wasm::ops::{self, Conv2d, Epilogue};
 
 fn read(gpu: &Gpu, t: &Tensor) -> Vec<f32> {
     pollster::block_on(gpu.read_f32(t)).expect("readback")

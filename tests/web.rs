@@ -7,12 +7,16 @@ use dit_wasm::arch::{DitConfig, VaeConfig};
 use dit_wasm::diffusion::{CfgChannels, NoiseRng, SamplerKind, Spacing};
 use dit_wasm::gpu::{Arena, Gpu, GpuOptions, Tensor};
 use dit_wasm::model::{Dit, GpuWeights, Vae};
-use dit_wasm::ops::{self, cpu, Epilogue, Linear, LinearKernel};
+use dit_wasm::ops::{self, Epilogue, Linear, LinearKernel};
 use dit_wasm::pipeline::{sample, SampleRequest};
 use dit_wasm::util::SplitMix64;
 use wasm_bindgen_test::*;
 
 wasm_bindgen_test_configure!(run_in_browser);
+
+#[allow(dead_code)]
+#[path = "common/cpu.rs"]
+mod cpu;
 
 const DIT_WEIGHTS: &[u8] = include_bytes!("fixtures/dit_p2_hd64.safetensors");
 const DIT_IO: &[u8] = include_bytes!("fixtures/dit_p2_hd64_io.safetensors");
@@ -114,20 +118,21 @@ async fn linear_and_attention_match_cpu() {
 #[wasm_bindgen_test]
 async fn tuning_is_kept_in_cache_storage() {
     // Kernel choices saved under an adapter key come back onto a new device, and not under another key.
-    use dit_wasm::bench::tune_cache;
+    use dit_wasm::tune::cache as tune_cache;
     let gpu = gpu().await;
     let info = tune_cache::adapter_info().await;
     console_log!("adapter info: {info:?}");
     let key = tune_cache::adapter_key_with(&gpu, &format!("{info} | test"));
-    gpu.set_tuned("linear", [512, 1152, 1152, 0], 3);
-    gpu.set_tuned("attention", [2, 256, 16, 72], 1);
+    use dit_wasm::gpu::TuneKey;
+    gpu.set_choice(TuneKey::Linear { m: 512, k: 1152, n: 1152 }, 3);
+    gpu.set_choice(TuneKey::Attention { batch: 2, tokens: 256, heads: 16, head_dim: 72 }, 1);
     tune_cache::save_browser(&gpu, &key).await;
     let fresh = self::gpu().await;
-    assert!(fresh.tuned_all().is_empty());
+    assert!(fresh.choices().is_empty());
     tune_cache::load_browser(&fresh, &format!("{key} | other")).await;
-    assert!(fresh.tuned_all().is_empty());
+    assert!(fresh.choices().is_empty());
     tune_cache::load_browser(&fresh, &key).await;
-    let (mut got, mut want) = (fresh.tuned_all(), gpu.tuned_all());
+    let (mut got, mut want) = (fresh.choices(), gpu.choices());
     got.sort();
     want.sort();
     assert_eq!(got, want);

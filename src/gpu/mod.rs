@@ -1,13 +1,15 @@
 //! The one place that talks to wgpu: adapter and device selection, the pipeline cache, buffers, dispatch recording,
 //! timing and readback. Everything above this module speaks in [`Tensor`]s and [`Dispatch`]es.
 
+mod choice;
 mod tensor;
 
+pub use choice::TuneKey;
 pub use tensor::{Arena, DType, Tensor};
 
 use crate::error::{Error, Result};
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 
@@ -278,7 +280,7 @@ pub struct Gpu {
     timestamps: bool,
     kernels: RefCell<HashMap<String, Rc<Kernel>>>,
     staging: RefCell<HashMap<(u32, u32, u32), wgpu::Texture>>,
-    tuned: RefCell<HashMap<(&'static str, [usize; 4]), usize>>,
+    choices: RefCell<BTreeMap<TuneKey, usize>>,
     scratch: RefCell<Option<wgpu::Buffer>>,
     errors: Arc<Mutex<Vec<String>>>,
     lost: Arc<Mutex<Option<String>>>,
@@ -405,29 +407,27 @@ impl Gpu {
             timestamps,
             kernels: RefCell::new(HashMap::new()),
             staging: RefCell::new(HashMap::new()),
-            tuned: RefCell::new(HashMap::new()),
+            choices: RefCell::new(BTreeMap::new()),
             scratch: RefCell::new(None),
             errors,
             lost,
         })
     }
 
-    /// The kernel variant recorded for an op on a problem shape on this device (`bench::tune_linear` and
-    /// `bench::tune_attention` time the candidates and record the fastest), if one was.
-    pub fn tuned(&self, op: &'static str, shape: [usize; 4]) -> Option<usize> {
-        self.tuned.borrow().get(&(op, shape)).copied()
+    /// The kernel variant recorded for a problem shape on this device (`tune::tune_linear` and
+    /// `tune::tune_attention` time the candidates and record the fastest), if one was.
+    pub fn choice(&self, key: &TuneKey) -> Option<usize> {
+        self.choices.borrow().get(key).copied()
     }
 
-    /// Records the variant to use for an op on a shape (see [`Gpu::tuned`]).
-    pub fn set_tuned(&self, op: &'static str, shape: [usize; 4], choice: usize) {
-        self.tuned.borrow_mut().insert((op, shape), choice);
+    /// Records the variant to use for a problem shape (see [`Gpu::choice`]).
+    pub fn set_choice(&self, key: TuneKey, variant: usize) {
+        self.choices.borrow_mut().insert(key, variant);
     }
 
-    /// Every recorded choice, sorted: (op, shape, variant).
-    pub fn tuned_all(&self) -> Vec<(&'static str, [usize; 4], usize)> {
-        let mut v: Vec<_> = self.tuned.borrow().iter().map(|((op, s), c)| (*op, *s, *c)).collect();
-        v.sort_unstable();
-        v
+    /// Every recorded choice, sorted by key.
+    pub fn choices(&self) -> Vec<(TuneKey, usize)> {
+        self.choices.borrow().iter().map(|(k, v)| (*k, *v)).collect()
     }
 
     /// Whether weights are read as `f16` (true) or as packed `u32` pairs (false).

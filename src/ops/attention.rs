@@ -2,7 +2,7 @@
 
 use super::weight::stageable;
 use crate::error::{Error, Result};
-use crate::gpu::{Bind, DType, Dispatch, Gpu, KernelSpec, Prelude, Res, Stage, Staging, Tensor};
+use crate::gpu::{Bind, DType, Dispatch, Gpu, KernelSpec, Prelude, Res, Stage, Staging, Tensor, TuneKey};
 
 const SOURCE: &str = include_str!("../../shaders/attention.wgsl");
 const SOURCE_TEX: &str = include_str!("../../shaders/attention_tex.wgsl");
@@ -27,7 +27,7 @@ pub struct AttentionParams {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum AttentionKernel {
     /// The texture kernel on the texture path where the width qualifies; else, on GPUs, the generated kernel with
-    /// the split `bench::tune_attention` recorded for the shape (else the first), and on CPU adapters one query per
+    /// the split `tune::tune_attention` recorded for the shape (else the first), and on CPU adapters one query per
     /// invocation.
     #[default]
     Auto,
@@ -102,7 +102,7 @@ pub fn attention_with(
     }
     let split = match kernel {
         AttentionKernel::Auto if !gpu.report.is_cpu() => {
-            Some(gpu.tuned("attention", [batch, tokens, heads, hd]).unwrap_or(0))
+            Some(gpu.choice(&TuneKey::Attention { batch, tokens, heads, head_dim: hd }).unwrap_or(0))
         }
         AttentionKernel::Split(i) if i < super::attention_gpu::SPLITS.len() => Some(i),
         AttentionKernel::Split(i) => return Err(Error::Config(format!("attention split {i} does not exist"))),

@@ -166,6 +166,6 @@ mod tests {
     #[test]
     fn params_match_the_wgsl_structs() {
         assert_eq!(std::mem::size_of::<super::ConvParams>(), 48);
-        assert_eq!(std::mem::size_of::<super::PermuteParams>(), 16);
+        assert_eq!(std::mem::size_of::<crate::ops::PermuteParams>(), 16);
     }
 }

@@ -2,7 +2,7 @@
 
 use super::weight::{permute, stageable, Weight};
 use crate::error::{Error, Result};
-use crate::gpu::{grid, Bind, DType, Dispatch, Gpu, KernelSpec, Prelude, Res, Stage, Staging, Tensor};
+use crate::gpu::{grid, Bind, DType, Dispatch, Gpu, KernelSpec, Prelude, Res, Stage, Staging, Tensor, TuneKey};
 
 const EPILOGUE: &str = include_str!("../../shaders/epilogue.wgsl");
 const SOURCE: &str = include_str!("../../shaders/linear.wgsl");
@@ -142,7 +142,7 @@ impl Epilogue<'_> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum LinearKernel {
     /// Buffer weights: on GPUs, the workgroup-memory kernel for inputs of at least 32 rows (the tile
-    /// `bench::tune_linear` recorded for the shape, else the first), else the register-tiled kernel. Texture weights: the subgroup kernel where the device
+    /// `tune::tune_linear` recorded for the shape, else the first), else the register-tiled kernel. Texture weights: the subgroup kernel where the device
     /// has subgroups, else the plain texture kernel.
     #[default]
     Tiled,
@@ -262,7 +262,7 @@ fn buffer_product(
     let (m, n) = (params.m, params.n);
     let kernel = match kernel {
         LinearKernel::Tiled if !gpu.report.is_cpu() && m >= 32 => {
-            let tuned = gpu.tuned("linear", [m as usize, n as usize, params.k as usize, 0]);
+            let tuned = gpu.choice(&TuneKey::Linear { m: m as usize, k: params.k as usize, n: n as usize });
             LinearKernel::Workgroup(tuned.filter(|&i| linear_wg_fits(gpu, i, m as usize, n as usize)).unwrap_or(0))
         }
         LinearKernel::Tiled => LinearKernel::Register,

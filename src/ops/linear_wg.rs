@@ -61,7 +61,7 @@ const fn split(t: WgTile, splits: u32) -> WgTile {
     WgTile { splits, ..t }
 }
 
-/// The tile configs tried at load on GPUs (`bench::tune_linear`). All fit WebGPU's default limits: at most 256
+/// The tile configs tried at load on GPUs (`tune::tune_linear`). All fit WebGPU's default limits: at most 256
 /// invocations and 16 KiB of workgroup memory.
 pub const WG_TILES: [WgTile; 10] = [
     tile(64, 64, 4, 4, 16),

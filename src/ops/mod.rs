@@ -1,11 +1,11 @@
 //! One builder per op family. Each validates shapes, picks its kernel (`shaders/*.wgsl`) and returns a
-//! [`Dispatch`](crate::gpu::Dispatch) to record; [`cpu`] holds a plain reference for every kernel.
+//! [`Dispatch`](crate::gpu::Dispatch) to record (the tests hold a plain CPU reference for every kernel:
+//! `tests/common/cpu.rs`).
 
 mod attention;
 mod attention_gpu;
 mod attention_tex;
 mod conv;
-pub mod cpu;
 mod embed;
 mod layout;
 mod linear;

@@ -1,5 +1,8 @@
-//! Shared test helpers: one GPU per fp16 weight path, random data, comparisons that print their max difference.
+//! Shared test helpers: one GPU per fp16 weight path, random data, comparisons that print their max difference, and
+//! the CPU references of the kernels (`cpu`).
 #![allow(dead_code)]
+
+pub mod cpu;
 
 use dit_wasm::gpu::{F16Mode, Gpu, GpuOptions, LinearPath};
 use dit_wasm::util::SplitMix64;

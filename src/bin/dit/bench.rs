@@ -8,7 +8,7 @@ use clap::Args;
 use dit_wasm::arch::{dit_tensors, DitConfig};
 use dit_wasm::bench::{bench_attention, bench_dit_forward, bench_linear, ForwardBench, DIT_XL_LINEARS};
 use dit_wasm::diffusion::{SamplerKind, Spacing};
-use dit_wasm::gpu::Gpu;
+use dit_wasm::gpu::{Gpu, TuneKey};
 use dit_wasm::ops::LinearKernel;
 use dit_wasm::pipeline::{self, SampleRequest};
 use dit_wasm::{Dit, Error, GpuWeights, Result};
@@ -133,11 +133,11 @@ pub async fn run(b: BenchArgs) -> Result<()> {
         "batch": b.batch,
         "adapter": main.adapter,
         "linear_path": gpu.report.linear_path(),
-        "tuned": gpu.tuned_all().iter().map(|(op, s, c)| match *op {
-            "linear" => format!("linear {}x{}x{}: {}", s[0], s[2], s[1], dit_wasm::ops::WG_TILES[*c]),
-            _ => {
-                let (qw, g) = dit_wasm::ops::ATTENTION_SPLITS[*c];
-                format!("attention {}x{}x{}x{}: {qw} queries x {g} key groups", s[0], s[1], s[2], s[3])
+        "tuned": gpu.choices().iter().map(|&(key, c)| match key {
+            TuneKey::Linear { m, k, n } => format!("linear {m}x{k}x{n}: {}", dit_wasm::ops::WG_TILES[c]),
+            TuneKey::Attention { batch, tokens, heads, head_dim } => {
+                let (qw, g) = dit_wasm::ops::ATTENTION_SPLITS[c];
+                format!("attention {batch}x{tokens}x{heads}x{head_dim}: {qw} queries x {g} key groups")
             }
         }).collect::<Vec<_>>(),
         "ms_per_forward": main.ms_per_forward,

@@ -1,5 +1,5 @@
-//! Plain CPU references for every kernel, written straight from the formulas in f64 where it matters. Tests compare
-//! the kernels against these; they are not used on the sampling path.
+//! Plain CPU references for every kernel, written straight from the formulas in f64 where it matters. The tests
+//! compare the kernels against these (natively through `common`, in the browser tests through a `#[path]` module).
 
 /// tanh-approximated GELU: `0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))`.
 pub fn gelu_tanh(x: f32) -> f32 {
