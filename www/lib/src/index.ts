@@ -12,113 +12,38 @@
  */
 import { AbortError, DitError, errorFromKind, NoWebGPUError } from "./errors.js";
 import type { FromWorker, ToWorker, WithoutId } from "./protocol.js";
+import type {
+  BenchForwardOptions,
+  BenchForwardResult,
+  BenchKernelsOptions,
+  CreateSamplerOptions,
+  GenerateOptions,
+  GenerateResult,
+  KernelBench,
+  LoadProgress,
+  SamplerInfo,
+  StepEvent,
+} from "./types.js";
 
 export * from "./errors.js";
-
-/** Loading progress: bytes while downloading, then the phases. */
-export interface LoadProgress {
-  phase: "adapter" | "download" | "compile" | "ready";
-  /** The file being downloaded. */
-  file?: string;
-  /** Bytes of weights obtained so far and in all (the current model). */
-  loaded?: number;
-  total?: number;
-  /** Whether the file came from Cache Storage. */
-  cached?: boolean;
-}
-
-export interface CreateSamplerOptions {
-  /**
-   * Base URL of a DiT model directory (as written by `dit convert`), absolute or relative to the page; or the URL of one
-   * `.safetensors` checkpoint (release names or diffusers layout; f32, bf16 or f16) on a server that honours HTTP Range
-   * requests, read in ranges with no conversion step. Its fragment may give `#sha256=<hex of the whole file>` (then
-   * every byte is read and checked), `&heads=N` (a DiT that is not a paper preset) and `&input_size=S` (its latent side,
-   * when the file has no `pos_embed`).
-   */
-  model: string | URL;
-  /** Base URL of a VAE-decoder model directory, or one `.safetensors` file (its `config.json` beside it is read). */
-  vae: string | URL;
-  onProgress?: (event: LoadProgress) => void;
-  /** Keep downloaded shards, and on GPUs the kernel choices tuned at load, in Cache Storage (default) or not. */
-  cache?: "cache-storage" | "none";
-  /** Read fp16 weights with shader-f16 where offered (default) or always as packed u32. */
-  f16?: "auto" | "packed";
-  /** Where linear layers read their operands: decided per adapter (default), storage buffers, or textures. */
-  linear?: "auto" | "buffers" | "textures";
-  /** Request at most this storage-binding size (bytes) from the adapter. */
-  maxStorageBufferBindingSize?: number;
-  /**
-   * Milliseconds a response, or the next bytes of a body, may take before the request counts as stalled and is retried
-   * (default 30000); after the retries it is a `DownloadError` saying it timed out.
-   */
-  timeoutMs?: number;
-  /** A worker running this package's worker script, for bundlers that need it created in the app. */
-  worker?: Worker;
-}
-
-export interface AdapterInfo {
-  name: string;
-  backend: string;
-  shader_f16: boolean;
-  f16_weights_path: string;
-  texture_linears: boolean;
-  max_storage_buffer_binding_size: number;
-  [key: string]: unknown;
-}
-
-export interface SamplerInfo {
-  adapter: AdapterInfo;
-  model: {
-    preset?: string;
-    numClasses: number;
-    classNames?: string[];
-    latentSize: number;
-    imageSize: number;
-    parameters: number;
-    bytes: number;
-  };
-}
-
-export interface Images {
-  width: number;
-  height: number;
-  /** One RGBA image per class label (width * height * 4 bytes). */
-  images: Uint8ClampedArray[];
-}
-
-export interface StepEvent {
-  step: number;
-  total: number;
-  /** The training timestep just evaluated (0..999). */
-  timestep: number;
-  /** Seconds since sampling started. */
-  elapsed: number;
-  /** The decoded current estimate, every `previewEvery` steps. */
-  preview?: Images;
-}
-
-export interface GenerateOptions {
-  /** One image per label (0..numClasses-1; numClasses is the null class, an unconditional sample). */
-  classLabels: number[];
-  /** Classifier-free guidance scale; the release samples with 4. 1 turns guidance off. */
-  cfgScale?: number;
-  /** Steps as the release writes them: 250 (evenly respaced) or "ddim50". Default 250. */
-  steps?: number | string;
-  /** "ddpm" (learned-variance DDPM, the paper's; default), "ddim" (eta 0) or "dpmpp2m" (DPM-Solver++(2M)). */
-  sampler?: "ddpm" | "ddim" | "dpmpp2m";
-  /** Guidance on eps channels 0..2 as the release does ("official", default) or on all of them. */
-  cfgChannels?: "official" | "all";
-  /** Noise seed (a whole number); the same seed gives the same image here and from the native `dit sample`. */
-  seed?: number;
-  signal?: AbortSignal;
-  onStep?: (event: StepEvent) => void;
-  /** Decode a preview every N steps (0: none). */
-  previewEvery?: number;
-}
-
-export interface GenerateResult extends Images {
-  seed: number;
-}
+export type {
+  AdapterInfo,
+  BenchForwardOptions,
+  BenchForwardResult,
+  BenchKernelsOptions,
+  CreateSamplerOptions,
+  ForwardBench,
+  GenerateOptions,
+  GenerateResult,
+  Images,
+  KernelBench,
+  KernelTiming,
+  LinearBench,
+  LoadProgress,
+  OpTiming,
+  SamplerInfo,
+  StepEvent,
+} from "./types.js";
 
 export interface Sampler {
   readonly info: SamplerInfo;
@@ -222,29 +147,6 @@ export async function createSampler(options: CreateSamplerOptions): Promise<Samp
   }
 }
 
-export interface BenchKernelsOptions {
-  /** `[M, K, N]` shapes of `y = x W^T + b`; default DiT-XL/2's four linear layers at 256 px, batch 2. */
-  shapes?: [number, number, number][];
-  /** Timed runs per kernel and shape (the median is reported); default 3. */
-  repeat?: number;
-  f16?: "auto" | "packed";
-  /** A worker running dist/worker.js, for bundlers that need to create it themselves. */
-  worker?: Worker;
-}
-
-export interface KernelTiming {
-  kernel: string;
-  ms: number;
-  gflops_per_s: number;
-  /** Speed relative to the register-tiled storage-buffer kernel in the same run. */
-  vs_register_tiled: number;
-}
-
-export interface KernelBench {
-  adapter: Record<string, unknown>;
-  linear: { m: number; k: number; n: number; kernels: KernelTiming[] }[];
-}
-
 /**
  * Times each linear kernel (texture, register-tiled and simple storage-buffer kernels) on DiT-XL/2's layer shapes,
  * on a device of its own in a worker: the browser side of `dit bench --kernels`.
@@ -253,26 +155,12 @@ export async function benchKernels(options: BenchKernelsOptions = {}): Promise<K
   return (await runBench("benchKernels", options)) as KernelBench;
 }
 
-export interface BenchForwardOptions {
-  /** A paper preset: "S/2", "B/4", "XL/2", ... */
-  preset: string;
-  /** Image resolution in pixels (latent = res / 8); default 256. */
-  res?: number;
-  /** Batch of the forward; default 2 (one guided step). */
-  batch?: number;
-  /** Timed runs (the median is reported); default 5. */
-  repeat?: number;
-  f16?: "auto" | "packed";
-  linear?: "auto" | "buffers" | "textures";
-  worker?: Worker;
-}
-
 /**
  * One DiT forward of a paper preset with random weights (nothing is downloaded), timed on a device of its own in a
  * worker: the browser side of `dit bench --preset P --random-weights --json`. `bench.ms_per_forward` is the median.
  */
-export async function benchForward(options: BenchForwardOptions): Promise<Record<string, unknown>> {
-  return (await runBench("benchForward", options)) as Record<string, unknown>;
+export async function benchForward(options: BenchForwardOptions): Promise<BenchForwardResult> {
+  return (await runBench("benchForward", options)) as BenchForwardResult;
 }
 
 async function runBench(type: "benchKernels" | "benchForward", options: { worker?: Worker }): Promise<unknown> {
