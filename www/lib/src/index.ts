@@ -11,7 +11,8 @@
  * and kept in Cache Storage for the next visit.
  */
 import { AbortError, DitError, errorFromKind, NoWebGPUError } from "./errors.js";
-import type { FromWorker, ToWorker, WithoutId } from "./protocol.js";
+import { isResultOf } from "./protocol.js";
+import type { FromWorker, Request, RequestKind, RequestParams, RequestResults, ToWorker } from "./protocol.js";
 import type {
   BenchForwardOptions,
   BenchForwardResult,
@@ -52,14 +53,20 @@ export interface Sampler {
   dispose(): void;
 }
 
-interface Pending {
-  resolve: (v: unknown) => void;
-  reject: (e: unknown) => void;
-  onEvent?: (type: "progress" | "step", event: unknown) => void;
+/** What the page does with the events of a request. */
+interface EventHandlers {
+  onProgress?: (event: LoadProgress) => void;
+  onStep?: (event: StepEvent) => void;
 }
 
-class WorkerSampler implements Sampler {
-  info!: SamplerInfo;
+/** A request in flight: its event handlers, and what settles its promise from the worker's answer. */
+interface Pending extends EventHandlers {
+  settle: (answer: Extract<FromWorker, { type: "result" | "error" }>) => void;
+  fail: (error: DitError) => void;
+}
+
+/** The page's end of the protocol (protocol.ts): one worker, requests told apart by id. */
+class WorkerClient {
   private nextId = 1;
   private pending = new Map<number, Pending>();
   private disposed = false;
@@ -68,81 +75,113 @@ class WorkerSampler implements Sampler {
     worker.onmessage = (ev: MessageEvent<FromWorker>) => this.onMessage(ev.data);
     worker.onerror = (ev: ErrorEvent) => {
       const why = ev.message || "its script did not load; check that the server serves dit-wasm's dist/worker.js";
-      const err = new DitError("gpu", `the dit-wasm worker failed: ${why}`);
-      for (const p of this.pending.values()) p.reject(err);
-      this.pending.clear();
+      this.failAll(new DitError("gpu", `the dit-wasm worker failed: ${why}`));
     };
   }
 
   private onMessage(msg: FromWorker) {
     const p = this.pending.get(msg.id);
     if (!p) return;
-    if (msg.type === "progress" || msg.type === "step") {
-      p.onEvent?.(msg.type, msg.event);
-    } else {
+    if (msg.type === "progress") p.onProgress?.(msg.event);
+    else if (msg.type === "step") p.onStep?.(msg.event);
+    else {
       this.pending.delete(msg.id);
-      if (msg.type === "result") p.resolve(msg.value);
-      else p.reject(errorFromKind(msg.kind, msg.message));
+      p.settle(msg);
     }
   }
 
-  call(msg: WithoutId<ToWorker>, onEvent?: Pending["onEvent"]): { id: number; done: Promise<unknown> } {
+  private failAll(error: DitError) {
+    for (const p of this.pending.values()) p.fail(error);
+    this.pending.clear();
+  }
+
+  /** Sends a request of kind `type`; `done` resolves to that kind's result. */
+  call<K extends RequestKind>(
+    type: K,
+    params: RequestParams[K],
+    handlers: EventHandlers = {},
+  ): { id: number; done: Promise<RequestResults[K]> } {
     if (this.disposed) throw new DitError("invalid-input", "this sampler was disposed; create a new one");
     const id = this.nextId++;
-    const done = new Promise((resolve, reject) => this.pending.set(id, { resolve, reject, onEvent }));
-    this.worker.postMessage({ ...msg, id } as ToWorker);
+    const done = new Promise<RequestResults[K]>((resolve, reject) => {
+      const settle: Pending["settle"] = (answer) => {
+        if (answer.type === "error") reject(errorFromKind(answer.kind, answer.message));
+        else if (isResultOf(answer, type)) resolve(answer.value);
+        else reject(new DitError("gpu", `the dit-wasm worker answered a ${type} request as ${answer.request}`));
+      };
+      this.pending.set(id, { ...handlers, settle, fail: reject });
+    });
+    const request: Request<K> = { type, id, params };
+    this.worker.postMessage(request);
     return { id, done };
   }
 
-  async generate(options: GenerateOptions): Promise<GenerateResult> {
-    const { signal, onStep, ...rest } = options;
-    if (signal?.aborted) throw new AbortError();
-    const { id, done } = this.call({ type: "generate", options: rest as Record<string, unknown> }, (type, event) => {
-      if (type === "step") onStep?.(event as StepEvent);
-    });
-    const onAbort = () => this.worker.postMessage({ type: "abort", id } satisfies ToWorker);
-    signal?.addEventListener("abort", onAbort, { once: true });
-    try {
-      return (await done) as GenerateResult;
-    } finally {
-      signal?.removeEventListener("abort", onAbort);
-    }
+  /** Asks the worker to stop request `id` at its next step. */
+  abort(id: number) {
+    this.worker.postMessage({ type: "abort", id } satisfies ToWorker);
   }
 
   dispose() {
     if (this.disposed) return;
     this.disposed = true;
     this.worker.terminate();
-    const err = new DitError("invalid-input", "the sampler was disposed");
-    for (const p of this.pending.values()) p.reject(err);
-    this.pending.clear();
+    this.failAll(new DitError("invalid-input", "the sampler was disposed"));
+  }
+}
+
+class WorkerSampler implements Sampler {
+  constructor(
+    private client: WorkerClient,
+    readonly info: SamplerInfo,
+  ) {}
+
+  async generate(options: GenerateOptions): Promise<GenerateResult> {
+    const { signal, onStep, ...params } = options;
+    if (signal?.aborted) throw new AbortError();
+    const { id, done } = this.client.call("generate", params, { onStep });
+    const onAbort = () => this.client.abort(id);
+    signal?.addEventListener("abort", onAbort, { once: true });
+    try {
+      return await done;
+    } finally {
+      signal?.removeEventListener("abort", onAbort);
+    }
+  }
+
+  dispose() {
+    this.client.dispose();
   }
 }
 
 function absolute(u: string | URL): string {
-  const base = typeof document !== "undefined" ? document.baseURI : (globalThis as { location?: Location }).location?.href;
+  const base = typeof document !== "undefined" ? document.baseURI : globalThis.location?.href;
   return new URL(u.toString(), base).href;
+}
+
+function hasWebGPU(): boolean {
+  return typeof navigator !== "undefined" && "gpu" in navigator && Boolean(navigator.gpu);
+}
+
+/** A worker running this package's worker script: the caller's, or one started here. */
+function startWorker(given: Worker | undefined): WorkerClient {
+  return new WorkerClient(given ?? new Worker(new URL("./worker.js", import.meta.url), { type: "module" }));
 }
 
 /** Starts a worker, opens the GPU and loads the model and the VAE (downloading what Cache Storage lacks). */
 export async function createSampler(options: CreateSamplerOptions): Promise<Sampler> {
-  if (typeof navigator === "undefined" || !("gpu" in navigator) || !(navigator as { gpu?: unknown }).gpu) {
+  if (!hasWebGPU()) {
     throw new NoWebGPUError(
-      "this browser has no WebGPU: use a recent Chrome, Edge or Safari (or enable WebGPU) on an https or localhost page",
+      "this browser has no WebGPU: use a recent Chrome, Edge or Safari (or enable WebGPU) on an https or " +
+        "localhost page",
     );
   }
-  const worker = options.worker ?? new Worker(new URL("./worker.js", import.meta.url), { type: "module" });
-  const sampler = new WorkerSampler(worker);
-  const { onProgress, worker: _w, ...rest } = options;
-  const opts = { ...rest, model: absolute(options.model), vae: absolute(options.vae) };
+  const { onProgress, worker, model, vae, ...rest } = options;
+  const client = startWorker(worker);
   try {
-    const { done } = sampler.call({ type: "create", options: opts }, (type, event) => {
-      if (type === "progress") onProgress?.(event as LoadProgress);
-    });
-    sampler.info = (await done) as SamplerInfo;
-    return sampler;
+    const { done } = client.call("create", { ...rest, model: absolute(model), vae: absolute(vae) }, { onProgress });
+    return new WorkerSampler(client, await done);
   } catch (e) {
-    sampler.dispose();
+    client.dispose();
     throw e;
   }
 }
@@ -152,7 +191,8 @@ export async function createSampler(options: CreateSamplerOptions): Promise<Samp
  * on a device of its own in a worker: the browser side of `dit bench --kernels`.
  */
 export async function benchKernels(options: BenchKernelsOptions = {}): Promise<KernelBench> {
-  return (await runBench("benchKernels", options)) as KernelBench;
+  const { worker, ...params } = options;
+  return runBench(worker, "benchKernels", params);
 }
 
 /**
@@ -160,21 +200,24 @@ export async function benchKernels(options: BenchKernelsOptions = {}): Promise<K
  * worker: the browser side of `dit bench --preset P --random-weights --json`. `bench.ms_per_forward` is the median.
  */
 export async function benchForward(options: BenchForwardOptions): Promise<BenchForwardResult> {
-  return (await runBench("benchForward", options)) as BenchForwardResult;
+  const { worker, ...params } = options;
+  return runBench(worker, "benchForward", params);
 }
 
-async function runBench(type: "benchKernels" | "benchForward", options: { worker?: Worker }): Promise<unknown> {
-  if (typeof navigator === "undefined" || !("gpu" in navigator) || !(navigator as { gpu?: unknown }).gpu) {
+/** Runs one bench request in a worker of its own, ended afterwards. */
+async function runBench<K extends "benchKernels" | "benchForward">(
+  worker: Worker | undefined,
+  type: K,
+  params: RequestParams[K],
+): Promise<RequestResults[K]> {
+  if (!hasWebGPU()) {
     throw new NoWebGPUError("this browser has no WebGPU: use a recent Chrome, Edge or Safari (or enable WebGPU)");
   }
-  const { worker: given, ...rest } = options;
-  const worker = given ?? new Worker(new URL("./worker.js", import.meta.url), { type: "module" });
-  const runner = new WorkerSampler(worker);
+  const client = startWorker(worker);
   try {
-    const { done } = runner.call({ type, options: rest as Record<string, unknown> });
-    return await done;
+    return await client.call(type, params).done;
   } finally {
-    runner.dispose();
+    client.dispose();
   }
 }
 
