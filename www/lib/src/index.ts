@@ -46,6 +46,13 @@ export type {
   StepEvent,
 } from "./types.js";
 
+/**
+ * The Cache Storage caches the wasm module writes: weight shards, and the kernel choices tuned per GPU. The crate names
+ * them in Rust constants (`CACHE_NAME` in src/weights/url.rs and src/bench.rs); tests/scripts/contract.test.mjs checks
+ * that the two agree.
+ */
+export const CACHE_NAMES = { weights: "dit-wasm-weights-v1", tuning: "dit-wasm-tuning-v1" } as const;
+
 export interface Sampler {
   readonly info: SamplerInfo;
   generate(options: GenerateOptions): Promise<GenerateResult>;
@@ -223,6 +230,6 @@ async function runBench<K extends "benchKernels" | "benchForward">(
 
 /** Removes every cached weight shard, and the kernel choices kept per GPU, from Cache Storage. */
 export async function clearCache(): Promise<boolean> {
-  const [weights] = await Promise.all([caches.delete("dit-wasm-weights-v1"), caches.delete("dit-wasm-tuning-v1")]);
+  const [weights] = await Promise.all([caches.delete(CACHE_NAMES.weights), caches.delete(CACHE_NAMES.tuning)]);
   return weights;
 }
