@@ -16,7 +16,7 @@ const repeat = params.has("repeat") ? Number(params.get("repeat")) : undefined;
 async function forward(preset: string) {
   const t0 = performance.now();
   const res = params.has("res") ? Number(params.get("res")) : undefined;
-  const r = (await benchForward({ preset, res, repeat })) as { bench: { ms_per_forward: number; gflops_per_s: number; dispatches_per_forward: number } };
+  const r = await benchForward({ preset, res, repeat });
   status.textContent = `DiT-${preset} forward, batch 2: ${r.bench.ms_per_forward.toFixed(1)} ms (median), ` +
     `${r.bench.gflops_per_s.toFixed(2)} GFLOP/s, ${r.bench.dispatches_per_forward} dispatches; ` +
     `bench took ${((performance.now() - t0) / 1000).toFixed(1)} s`;
@@ -37,7 +37,8 @@ async function kernels() {
     }
   }
   table.hidden = false;
-  status.textContent = `${String(r.adapter.name || "adapter")} (${String(r.adapter.f16_weights_path)}), ${((performance.now() - t0) / 1000).toFixed(1)} s`;
+  status.textContent = `${r.adapter.name || "adapter"} (${r.adapter.f16_weights_path}), ` +
+    `${((performance.now() - t0) / 1000).toFixed(1)} s`;
   result.textContent = JSON.stringify(r);
 }
 

@@ -1,13 +1,26 @@
-/** Why an operation failed; every error the package throws is a {@link DitError} with one of these kinds. */
-export type DitErrorKind =
-  | "no-webgpu"
-  | "adapter-limits"
-  | "download"
-  | "integrity"
-  | "aborted"
-  | "device-lost"
-  | "invalid-input"
-  | "gpu";
+/**
+ * Why an operation failed; every error the package throws is a {@link DitError} with one of these kinds. The wasm
+ * module gives its errors the same `kind` strings (the crate's `src/web.rs`); tests/scripts/contract.test.mjs checks
+ * that the two lists agree.
+ */
+export const ERROR_KINDS = [
+  "no-webgpu",
+  "adapter-limits",
+  "download",
+  "integrity",
+  "aborted",
+  "device-lost",
+  "invalid-input",
+  "gpu",
+] as const;
+
+/** One of {@link ERROR_KINDS}. */
+export type DitErrorKind = (typeof ERROR_KINDS)[number];
+
+/** Whether `kind` is one of {@link ERROR_KINDS}. */
+export function isErrorKind(kind: unknown): kind is DitErrorKind {
+  return ERROR_KINDS.some((k) => k === kind);
+}
 
 /** Base class of the package's errors; `message` is a sentence a person can act on. */
 export class DitError extends Error {
@@ -76,24 +89,22 @@ export class GpuError extends DitError {
   }
 }
 
-/** Rebuilds a typed error from its kind and message (errors cross the worker boundary as plain data). */
+/** The class thrown for each kind. */
+const ERROR_CLASSES: { [K in DitErrorKind]: new (message: string) => DitError } = {
+  "no-webgpu": NoWebGPUError,
+  "adapter-limits": AdapterLimitsError,
+  download: DownloadError,
+  integrity: IntegrityError,
+  aborted: AbortError,
+  "device-lost": DeviceLostError,
+  "invalid-input": InvalidInputError,
+  gpu: GpuError,
+};
+
+/**
+ * Rebuilds a typed error from its kind and message (errors cross the worker boundary as plain data); a kind outside
+ * {@link ERROR_KINDS} gives a {@link GpuError}.
+ */
 export function errorFromKind(kind: string, message: string): DitError {
-  switch (kind) {
-    case "no-webgpu":
-      return new NoWebGPUError(message);
-    case "adapter-limits":
-      return new AdapterLimitsError(message);
-    case "download":
-      return new DownloadError(message);
-    case "integrity":
-      return new IntegrityError(message);
-    case "aborted":
-      return new AbortError(message);
-    case "device-lost":
-      return new DeviceLostError(message);
-    case "invalid-input":
-      return new InvalidInputError(message);
-    default:
-      return new GpuError(message);
-  }
+  return new ERROR_CLASSES[isErrorKind(kind) ? kind : "gpu"](message);
 }

@@ -11,114 +11,47 @@
  * and kept in Cache Storage for the next visit.
  */
 import { AbortError, DitError, errorFromKind, NoWebGPUError } from "./errors.js";
-import type { FromWorker, ToWorker, WithoutId } from "./protocol.js";
+import { isResultOf } from "./protocol.js";
+import type { FromWorker, Request, RequestKind, RequestParams, RequestResults, ToWorker } from "./protocol.js";
+import type {
+  BenchForwardOptions,
+  BenchForwardResult,
+  BenchKernelsOptions,
+  CreateSamplerOptions,
+  GenerateOptions,
+  GenerateResult,
+  KernelBench,
+  LoadProgress,
+  SamplerInfo,
+  StepEvent,
+} from "./types.js";
 
 export * from "./errors.js";
+export type {
+  AdapterInfo,
+  BenchForwardOptions,
+  BenchForwardResult,
+  BenchKernelsOptions,
+  CreateSamplerOptions,
+  ForwardBench,
+  GenerateOptions,
+  GenerateResult,
+  Images,
+  KernelBench,
+  KernelTiming,
+  LinearBench,
+  LoadProgress,
+  OpTiming,
+  SamplerInfo,
+  StepEvent,
+} from "./types.js";
 
-/** Loading progress: bytes while downloading, then the phases. */
-export interface LoadProgress {
-  phase: "adapter" | "download" | "compile" | "ready";
-  /** The file being downloaded. */
-  file?: string;
-  /** Bytes of weights obtained so far and in all (the current model). */
-  loaded?: number;
-  total?: number;
-  /** Whether the file came from Cache Storage. */
-  cached?: boolean;
-}
-
-export interface CreateSamplerOptions {
-  /**
-   * Base URL of a DiT model directory (as written by `dit convert`), absolute or relative to the page; or the URL of one
-   * `.safetensors` checkpoint (release names or diffusers layout; f32, bf16 or f16) on a server that honours HTTP Range
-   * requests, read in ranges with no conversion step. Its fragment may give `#sha256=<hex of the whole file>` (then
-   * every byte is read and checked), `&heads=N` (a DiT that is not a paper preset) and `&input_size=S` (its latent side,
-   * when the file has no `pos_embed`).
-   */
-  model: string | URL;
-  /** Base URL of a VAE-decoder model directory, or one `.safetensors` file (its `config.json` beside it is read). */
-  vae: string | URL;
-  onProgress?: (event: LoadProgress) => void;
-  /** Keep downloaded shards, and on GPUs the kernel choices tuned at load, in Cache Storage (default) or not. */
-  cache?: "cache-storage" | "none";
-  /** Read fp16 weights with shader-f16 where offered (default) or always as packed u32. */
-  f16?: "auto" | "packed";
-  /** Where linear layers read their operands: decided per adapter (default), storage buffers, or textures. */
-  linear?: "auto" | "buffers" | "textures";
-  /** Request at most this storage-binding size (bytes) from the adapter. */
-  maxStorageBufferBindingSize?: number;
-  /**
-   * Milliseconds a response, or the next bytes of a body, may take before the request counts as stalled and is retried
-   * (default 30000); after the retries it is a `DownloadError` saying it timed out.
-   */
-  timeoutMs?: number;
-  /** A worker running this package's worker script, for bundlers that need it created in the app. */
-  worker?: Worker;
-}
-
-export interface AdapterInfo {
-  name: string;
-  backend: string;
-  shader_f16: boolean;
-  f16_weights_path: string;
-  texture_linears: boolean;
-  max_storage_buffer_binding_size: number;
-  [key: string]: unknown;
-}
-
-export interface SamplerInfo {
-  adapter: AdapterInfo;
-  model: {
-    preset?: string;
-    numClasses: number;
-    classNames?: string[];
-    latentSize: number;
-    imageSize: number;
-    parameters: number;
-    bytes: number;
-  };
-}
-
-export interface Images {
-  width: number;
-  height: number;
-  /** One RGBA image per class label (width * height * 4 bytes). */
-  images: Uint8ClampedArray[];
-}
-
-export interface StepEvent {
-  step: number;
-  total: number;
-  /** The training timestep just evaluated (0..999). */
-  timestep: number;
-  /** Seconds since sampling started. */
-  elapsed: number;
-  /** The decoded current estimate, every `previewEvery` steps. */
-  preview?: Images;
-}
-
-export interface GenerateOptions {
-  /** One image per label (0..numClasses-1; numClasses is the null class, an unconditional sample). */
-  classLabels: number[];
-  /** Classifier-free guidance scale; the release samples with 4. 1 turns guidance off. */
-  cfgScale?: number;
-  /** Steps as the release writes them: 250 (evenly respaced) or "ddim50". Default 250. */
-  steps?: number | string;
-  /** "ddpm" (learned-variance DDPM, the paper's; default), "ddim" (eta 0) or "dpmpp2m" (DPM-Solver++(2M)). */
-  sampler?: "ddpm" | "ddim" | "dpmpp2m";
-  /** Guidance on eps channels 0..2 as the release does ("official", default) or on all of them. */
-  cfgChannels?: "official" | "all";
-  /** Noise seed (a whole number); the same seed gives the same image here and from the native `dit sample`. */
-  seed?: number;
-  signal?: AbortSignal;
-  onStep?: (event: StepEvent) => void;
-  /** Decode a preview every N steps (0: none). */
-  previewEvery?: number;
-}
-
-export interface GenerateResult extends Images {
-  seed: number;
-}
+/**
+ * The Cache Storage caches the wasm module writes: weight shards, and the kernel choices tuned per GPU. The crate names
+ * them in Rust constants (`CACHE_NAME` in src/weights/url.rs and src/bench.rs); tests/scripts/contract.test.mjs checks
+ * that the two agree.
+ */
+export const CACHE_NAMES = { weights: "dit-wasm-weights-v1", tuning: "dit-wasm-tuning-v1" } as const;
 
 export interface Sampler {
   readonly info: SamplerInfo;
@@ -127,14 +60,20 @@ export interface Sampler {
   dispose(): void;
 }
 
-interface Pending {
-  resolve: (v: unknown) => void;
-  reject: (e: unknown) => void;
-  onEvent?: (type: "progress" | "step", event: unknown) => void;
+/** What the page does with the events of a request. */
+interface EventHandlers {
+  onProgress?: (event: LoadProgress) => void;
+  onStep?: (event: StepEvent) => void;
 }
 
-class WorkerSampler implements Sampler {
-  info!: SamplerInfo;
+/** A request in flight: its event handlers, and what settles its promise from the worker's answer. */
+interface Pending extends EventHandlers {
+  settle: (answer: Extract<FromWorker, { type: "result" | "error" }>) => void;
+  fail: (error: DitError) => void;
+}
+
+/** The page's end of the protocol (protocol.ts): one worker, requests told apart by id. */
+class WorkerClient {
   private nextId = 1;
   private pending = new Map<number, Pending>();
   private disposed = false;
@@ -143,106 +82,115 @@ class WorkerSampler implements Sampler {
     worker.onmessage = (ev: MessageEvent<FromWorker>) => this.onMessage(ev.data);
     worker.onerror = (ev: ErrorEvent) => {
       const why = ev.message || "its script did not load; check that the server serves dit-wasm's dist/worker.js";
-      const err = new DitError("gpu", `the dit-wasm worker failed: ${why}`);
-      for (const p of this.pending.values()) p.reject(err);
-      this.pending.clear();
+      this.failAll(new DitError("gpu", `the dit-wasm worker failed: ${why}`));
     };
   }
 
   private onMessage(msg: FromWorker) {
     const p = this.pending.get(msg.id);
     if (!p) return;
-    if (msg.type === "progress" || msg.type === "step") {
-      p.onEvent?.(msg.type, msg.event);
-    } else {
+    if (msg.type === "progress") p.onProgress?.(msg.event);
+    else if (msg.type === "step") p.onStep?.(msg.event);
+    else {
       this.pending.delete(msg.id);
-      if (msg.type === "result") p.resolve(msg.value);
-      else p.reject(errorFromKind(msg.kind, msg.message));
+      p.settle(msg);
     }
   }
 
-  call(msg: WithoutId<ToWorker>, onEvent?: Pending["onEvent"]): { id: number; done: Promise<unknown> } {
+  private failAll(error: DitError) {
+    for (const p of this.pending.values()) p.fail(error);
+    this.pending.clear();
+  }
+
+  /** Sends a request of kind `type`; `done` resolves to that kind's result. */
+  call<K extends RequestKind>(
+    type: K,
+    params: RequestParams[K],
+    handlers: EventHandlers = {},
+  ): { id: number; done: Promise<RequestResults[K]> } {
     if (this.disposed) throw new DitError("invalid-input", "this sampler was disposed; create a new one");
     const id = this.nextId++;
-    const done = new Promise((resolve, reject) => this.pending.set(id, { resolve, reject, onEvent }));
-    this.worker.postMessage({ ...msg, id } as ToWorker);
+    const done = new Promise<RequestResults[K]>((resolve, reject) => {
+      const settle: Pending["settle"] = (answer) => {
+        if (answer.type === "error") reject(errorFromKind(answer.kind, answer.message));
+        else if (isResultOf(answer, type)) resolve(answer.value);
+        else reject(new DitError("gpu", `the dit-wasm worker answered a ${type} request as ${answer.request}`));
+      };
+      this.pending.set(id, { ...handlers, settle, fail: reject });
+    });
+    const request: Request<K> = { type, id, params };
+    this.worker.postMessage(request);
     return { id, done };
   }
 
-  async generate(options: GenerateOptions): Promise<GenerateResult> {
-    const { signal, onStep, ...rest } = options;
-    if (signal?.aborted) throw new AbortError();
-    const { id, done } = this.call({ type: "generate", options: rest as Record<string, unknown> }, (type, event) => {
-      if (type === "step") onStep?.(event as StepEvent);
-    });
-    const onAbort = () => this.worker.postMessage({ type: "abort", id } satisfies ToWorker);
-    signal?.addEventListener("abort", onAbort, { once: true });
-    try {
-      return (await done) as GenerateResult;
-    } finally {
-      signal?.removeEventListener("abort", onAbort);
-    }
+  /** Asks the worker to stop request `id` at its next step. */
+  abort(id: number) {
+    this.worker.postMessage({ type: "abort", id } satisfies ToWorker);
   }
 
   dispose() {
     if (this.disposed) return;
     this.disposed = true;
     this.worker.terminate();
-    const err = new DitError("invalid-input", "the sampler was disposed");
-    for (const p of this.pending.values()) p.reject(err);
-    this.pending.clear();
+    this.failAll(new DitError("invalid-input", "the sampler was disposed"));
+  }
+}
+
+class WorkerSampler implements Sampler {
+  constructor(
+    private client: WorkerClient,
+    readonly info: SamplerInfo,
+  ) {}
+
+  async generate(options: GenerateOptions): Promise<GenerateResult> {
+    const { signal, onStep, ...params } = options;
+    if (signal?.aborted) throw new AbortError();
+    const { id, done } = this.client.call("generate", params, { onStep });
+    const onAbort = () => this.client.abort(id);
+    signal?.addEventListener("abort", onAbort, { once: true });
+    try {
+      return await done;
+    } finally {
+      signal?.removeEventListener("abort", onAbort);
+    }
+  }
+
+  dispose() {
+    this.client.dispose();
   }
 }
 
 function absolute(u: string | URL): string {
-  const base = typeof document !== "undefined" ? document.baseURI : (globalThis as { location?: Location }).location?.href;
+  const base = typeof document !== "undefined" ? document.baseURI : globalThis.location?.href;
   return new URL(u.toString(), base).href;
+}
+
+function hasWebGPU(): boolean {
+  return typeof navigator !== "undefined" && "gpu" in navigator && Boolean(navigator.gpu);
+}
+
+/** A worker running this package's worker script: the caller's, or one started here. */
+function startWorker(given: Worker | undefined): WorkerClient {
+  return new WorkerClient(given ?? new Worker(new URL("./worker.js", import.meta.url), { type: "module" }));
 }
 
 /** Starts a worker, opens the GPU and loads the model and the VAE (downloading what Cache Storage lacks). */
 export async function createSampler(options: CreateSamplerOptions): Promise<Sampler> {
-  if (typeof navigator === "undefined" || !("gpu" in navigator) || !(navigator as { gpu?: unknown }).gpu) {
+  if (!hasWebGPU()) {
     throw new NoWebGPUError(
-      "this browser has no WebGPU: use a recent Chrome, Edge or Safari (or enable WebGPU) on an https or localhost page",
+      "this browser has no WebGPU: use a recent Chrome, Edge or Safari (or enable WebGPU) on an https or " +
+        "localhost page",
     );
   }
-  const worker = options.worker ?? new Worker(new URL("./worker.js", import.meta.url), { type: "module" });
-  const sampler = new WorkerSampler(worker);
-  const { onProgress, worker: _w, ...rest } = options;
-  const opts = { ...rest, model: absolute(options.model), vae: absolute(options.vae) };
+  const { onProgress, worker, model, vae, ...rest } = options;
+  const client = startWorker(worker);
   try {
-    const { done } = sampler.call({ type: "create", options: opts }, (type, event) => {
-      if (type === "progress") onProgress?.(event as LoadProgress);
-    });
-    sampler.info = (await done) as SamplerInfo;
-    return sampler;
+    const { done } = client.call("create", { ...rest, model: absolute(model), vae: absolute(vae) }, { onProgress });
+    return new WorkerSampler(client, await done);
   } catch (e) {
-    sampler.dispose();
+    client.dispose();
     throw e;
   }
-}
-
-export interface BenchKernelsOptions {
-  /** `[M, K, N]` shapes of `y = x W^T + b`; default DiT-XL/2's four linear layers at 256 px, batch 2. */
-  shapes?: [number, number, number][];
-  /** Timed runs per kernel and shape (the median is reported); default 3. */
-  repeat?: number;
-  f16?: "auto" | "packed";
-  /** A worker running dist/worker.js, for bundlers that need to create it themselves. */
-  worker?: Worker;
-}
-
-export interface KernelTiming {
-  kernel: string;
-  ms: number;
-  gflops_per_s: number;
-  /** Speed relative to the register-tiled storage-buffer kernel in the same run. */
-  vs_register_tiled: number;
-}
-
-export interface KernelBench {
-  adapter: Record<string, unknown>;
-  linear: { m: number; k: number; n: number; kernels: KernelTiming[] }[];
 }
 
 /**
@@ -250,48 +198,38 @@ export interface KernelBench {
  * on a device of its own in a worker: the browser side of `dit bench --kernels`.
  */
 export async function benchKernels(options: BenchKernelsOptions = {}): Promise<KernelBench> {
-  return (await runBench("benchKernels", options)) as KernelBench;
-}
-
-export interface BenchForwardOptions {
-  /** A paper preset: "S/2", "B/4", "XL/2", ... */
-  preset: string;
-  /** Image resolution in pixels (latent = res / 8); default 256. */
-  res?: number;
-  /** Batch of the forward; default 2 (one guided step). */
-  batch?: number;
-  /** Timed runs (the median is reported); default 5. */
-  repeat?: number;
-  f16?: "auto" | "packed";
-  linear?: "auto" | "buffers" | "textures";
-  worker?: Worker;
+  const { worker, ...params } = options;
+  return runBench(worker, "benchKernels", params);
 }
 
 /**
  * One DiT forward of a paper preset with random weights (nothing is downloaded), timed on a device of its own in a
  * worker: the browser side of `dit bench --preset P --random-weights --json`. `bench.ms_per_forward` is the median.
  */
-export async function benchForward(options: BenchForwardOptions): Promise<Record<string, unknown>> {
-  return (await runBench("benchForward", options)) as Record<string, unknown>;
+export async function benchForward(options: BenchForwardOptions): Promise<BenchForwardResult> {
+  const { worker, ...params } = options;
+  return runBench(worker, "benchForward", params);
 }
 
-async function runBench(type: "benchKernels" | "benchForward", options: { worker?: Worker }): Promise<unknown> {
-  if (typeof navigator === "undefined" || !("gpu" in navigator) || !(navigator as { gpu?: unknown }).gpu) {
+/** Runs one bench request in a worker of its own, ended afterwards. */
+async function runBench<K extends "benchKernels" | "benchForward">(
+  worker: Worker | undefined,
+  type: K,
+  params: RequestParams[K],
+): Promise<RequestResults[K]> {
+  if (!hasWebGPU()) {
     throw new NoWebGPUError("this browser has no WebGPU: use a recent Chrome, Edge or Safari (or enable WebGPU)");
   }
-  const { worker: given, ...rest } = options;
-  const worker = given ?? new Worker(new URL("./worker.js", import.meta.url), { type: "module" });
-  const runner = new WorkerSampler(worker);
+  const client = startWorker(worker);
   try {
-    const { done } = runner.call({ type, options: rest as Record<string, unknown> });
-    return await done;
+    return await client.call(type, params).done;
   } finally {
-    runner.dispose();
+    client.dispose();
   }
 }
 
 /** Removes every cached weight shard, and the kernel choices kept per GPU, from Cache Storage. */
 export async function clearCache(): Promise<boolean> {
-  const [weights] = await Promise.all([caches.delete("dit-wasm-weights-v1"), caches.delete("dit-wasm-tuning-v1")]);
+  const [weights] = await Promise.all([caches.delete(CACHE_NAMES.weights), caches.delete(CACHE_NAMES.tuning)]);
   return weights;
 }

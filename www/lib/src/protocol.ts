@@ -1,16 +1,107 @@
-/** Messages between the page and the worker. */
-export type ToWorker =
-  | { type: "create"; id: number; options: Record<string, unknown> }
-  | { type: "generate"; id: number; options: Record<string, unknown> }
-  | { type: "benchKernels"; id: number; options: Record<string, unknown> }
-  | { type: "benchForward"; id: number; options: Record<string, unknown> }
-  | { type: "abort"; id: number };
+/**
+ * Messages between the page (index.ts) and the worker (worker.ts). The page sends requests of four kinds, each with
+ * its params type, and an abort; the worker answers each request with events (progress while loading, steps while
+ * generating), then one result of the kind's result type, or an error.
+ */
+import type { DitErrorKind } from "./errors.js";
+import type {
+  BenchForwardOptions,
+  BenchForwardResult,
+  BenchKernelsOptions,
+  CreateSamplerOptions,
+  GenerateOptions,
+  GenerateResult,
+  KernelBench,
+  LoadProgress,
+  SamplerInfo,
+  StepEvent,
+} from "./types.js";
 
-export type FromWorker =
-  | { type: "progress"; id: number; event: unknown }
-  | { type: "step"; id: number; event: unknown }
-  | { type: "result"; id: number; value: unknown }
-  | { type: "error"; id: number; kind: string; message: string };
+/** Opens the GPU and loads both models: the options less what cannot cross to the worker. */
+export interface CreateParams extends Omit<CreateSamplerOptions, "model" | "vae" | "onProgress" | "worker"> {
+  /** The DiT's location, made absolute against the page's URL. */
+  model: string;
+  /** The VAE decoder's location, made absolute against the page's URL. */
+  vae: string;
+}
 
-/** A message without its id (distributes over the union). */
-export type WithoutId<T> = T extends unknown ? Omit<T, "id"> : never;
+/** Generates images with the loaded models. */
+export type GenerateParams = Omit<GenerateOptions, "signal" | "onStep">;
+
+/** Times the linear kernels on a device of the worker's own. */
+export type BenchKernelsParams = Omit<BenchKernelsOptions, "worker">;
+
+/** Times one forward of a preset with random weights on a device of the worker's own. */
+export type BenchForwardParams = Omit<BenchForwardOptions, "worker">;
+
+/** What each kind of request carries. */
+export interface RequestParams {
+  create: CreateParams;
+  generate: GenerateParams;
+  benchKernels: BenchKernelsParams;
+  benchForward: BenchForwardParams;
+}
+
+/** What each kind of request resolves to. */
+export interface RequestResults {
+  create: SamplerInfo;
+  generate: GenerateResult;
+  benchKernels: KernelBench;
+  benchForward: BenchForwardResult;
+}
+
+export type RequestKind = keyof RequestParams;
+
+/** A request; `id` is chosen by the page and names every message about it. */
+export type Request<K extends RequestKind = RequestKind> = {
+  [P in K]: { type: P; id: number; params: RequestParams[P] };
+}[K];
+
+/** Stops the generate request `id` at its next step (it then fails with kind "aborted"); has no answer of its own. */
+export interface AbortMessage {
+  type: "abort";
+  id: number;
+}
+
+export type ToWorker = Request | AbortMessage;
+
+/** Loading progress of a create request. */
+export interface ProgressMessage {
+  type: "progress";
+  id: number;
+  event: LoadProgress;
+}
+
+/** A step of a generate request. */
+export interface StepMessage {
+  type: "step";
+  id: number;
+  event: StepEvent;
+}
+
+/** The value a request of kind `K` resolved to. */
+export interface Result<K extends RequestKind> {
+  type: "result";
+  id: number;
+  /** The kind of the request answered. */
+  request: K;
+  value: RequestResults[K];
+}
+
+/** A result of any kind: one member per kind, so that `request` tells the type of `value`. */
+export type ResultMessage = { [K in RequestKind]: Result<K> }[RequestKind];
+
+/** Why a request failed. */
+export interface ErrorMessage {
+  type: "error";
+  id: number;
+  kind: DitErrorKind;
+  message: string;
+}
+
+export type FromWorker = ProgressMessage | StepMessage | ResultMessage | ErrorMessage;
+
+/** Whether `msg` answers a request of kind `kind`. */
+export function isResultOf<K extends RequestKind>(msg: Result<RequestKind>, kind: K): msg is Result<K> {
+  return msg.request === kind;
+}

@@ -1,7 +1,20 @@
 /// <reference lib="webworker" />
-// The worker: owns the wasm module and the GPU device; the page talks to it through messages (protocol.ts).
+// The worker: owns the wasm module and the GPU device; the page talks to it through messages (protocol.ts). What comes
+// out of the wasm module is untyped (`any`): the handlers' map gives each request's answer its type from types.ts, and
+// tests/scripts/contract.test.mjs checks the types there that mirror Rust structs against those structs.
 import init, { WasmSampler, benchForward, benchKernels } from "../pkg/dit_wasm.js";
-import type { FromWorker, ToWorker } from "./protocol.js";
+import { InvalidInputError, isErrorKind } from "./errors.js";
+import type {
+  ErrorMessage,
+  FromWorker,
+  Request,
+  RequestKind,
+  RequestParams,
+  RequestResults,
+  Result,
+  ToWorker,
+} from "./protocol.js";
+import type { Images, LoadProgress, StepEvent } from "./types.js";
 
 const scope = self as unknown as DedicatedWorkerGlobalScope;
 let sampler: WasmSampler | null = null;
@@ -12,16 +25,55 @@ function post(msg: FromWorker, transfer: Transferable[] = []) {
   scope.postMessage(msg, transfer);
 }
 
-function fail(id: number, e: unknown) {
-  const err = e as { kind?: string; message?: string };
-  post({ type: "error", id, kind: err?.kind ?? "gpu", message: err?.message ?? String(e) });
+/** The pixel buffers of `images`, handed over to the page rather than copied. */
+function buffers(images: Images): Transferable[] {
+  return images.images.map((im) => im.buffer);
 }
 
-function transferables(v: unknown): Transferable[] {
-  const out: Transferable[] = [];
-  const images = (v as { images?: Uint8ClampedArray[] })?.images;
-  if (Array.isArray(images)) for (const im of images) out.push(im.buffer);
-  return out;
+/** What a handler answers: the request's result, and the buffers to hand over with it. */
+interface Answer<K extends RequestKind> {
+  value: RequestResults[K];
+  transfer?: Transferable[];
+}
+
+/** What the worker does for each kind of request. */
+const handlers: { [K in RequestKind]: (params: RequestParams[K], id: number) => Promise<Answer<K>> } = {
+  async create(params, id) {
+    sampler?.free();
+    sampler = null;
+    sampler = await WasmSampler.create(params, (event: LoadProgress) => post({ type: "progress", id, event }));
+    return { value: sampler.info() };
+  },
+  async generate(params, id) {
+    if (!sampler) throw new InvalidInputError("the sampler is not created");
+    const value = await sampler.generate(params, (event: StepEvent) => {
+      post({ type: "step", id, event }, event.preview ? buffers(event.preview) : []);
+      return !aborted.has(id);
+    });
+    return { value, transfer: buffers(value) };
+  },
+  async benchKernels(params) {
+    return { value: JSON.parse(await benchKernels(params)) };
+  },
+  async benchForward(params) {
+    return { value: JSON.parse(await benchForward(params)) };
+  },
+};
+
+/** Runs a request and posts its result. */
+async function answer<K extends RequestKind>(msg: Request<K>) {
+  const { value, transfer = [] } = await handlers[msg.type](msg.params, msg.id);
+  const result: Result<K> = { type: "result", id: msg.id, request: msg.type, value };
+  scope.postMessage(result, transfer);
+}
+
+/** An error from the wasm module (a `kind` and a message) or from anywhere else, as it crosses to the page. */
+function failure(id: number, e: unknown): ErrorMessage {
+  const has = <P extends string>(o: unknown, p: P): o is Record<P, unknown> =>
+    typeof o === "object" && o !== null && p in o;
+  const kind = has(e, "kind") && isErrorKind(e.kind) ? e.kind : "gpu";
+  const message = has(e, "message") && typeof e.message === "string" ? e.message : String(e);
+  return { type: "error", id, kind, message };
 }
 
 scope.onmessage = async (ev: MessageEvent<ToWorker>) => {
@@ -32,25 +84,9 @@ scope.onmessage = async (ev: MessageEvent<ToWorker>) => {
   }
   try {
     await ready;
-    if (msg.type === "create") {
-      sampler?.free();
-      sampler = await WasmSampler.create(msg.options, (event: unknown) => post({ type: "progress", id: msg.id, event }));
-      post({ type: "result", id: msg.id, value: sampler.info() });
-    } else if (msg.type === "generate") {
-      if (!sampler) throw Object.assign(new Error("the sampler is not created"), { kind: "invalid-input" });
-      const value = await sampler.generate(msg.options, (event: unknown) => {
-        const preview = (event as { preview?: unknown }).preview;
-        post({ type: "step", id: msg.id, event }, preview ? transferables(preview) : []);
-        return !aborted.has(msg.id);
-      });
-      post({ type: "result", id: msg.id, value }, transferables(value));
-    } else if (msg.type === "benchKernels") {
-      post({ type: "result", id: msg.id, value: JSON.parse(await benchKernels(msg.options)) });
-    } else if (msg.type === "benchForward") {
-      post({ type: "result", id: msg.id, value: JSON.parse(await benchForward(msg.options)) });
-    }
+    await answer(msg);
   } catch (e) {
-    fail(msg.id, e);
+    post(failure(msg.id, e));
   } finally {
     aborted.delete(msg.id);
   }

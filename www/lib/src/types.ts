@@ -1,0 +1,215 @@
+/**
+ * The package's options, events and results. What the wasm module produces is described here as it produces it: the
+ * interfaces marked "Rust: ..." mirror a serialised Rust struct field for field, and tests/scripts/contract.test.mjs
+ * fails when the two sides differ.
+ */
+
+/** Loading progress: bytes while downloading, then the phases. */
+export interface LoadProgress {
+  phase: "adapter" | "download" | "compile" | "ready";
+  /** The file being downloaded. */
+  file?: string;
+  /** Bytes of weights obtained so far and in all (the current model). */
+  loaded?: number;
+  total?: number;
+  /** Whether the file came from Cache Storage. */
+  cached?: boolean;
+}
+
+export interface CreateSamplerOptions {
+  /**
+   * Base URL of a DiT model directory (as written by `dit convert`), absolute or relative to the page; or the URL of
+   * one `.safetensors` checkpoint (release names or diffusers layout; f32, bf16 or f16) on a server that honours HTTP
+   * Range requests, read in ranges with no conversion step. Its fragment may give `#sha256=<hex of the whole file>`
+   * (then every byte is read and checked), `&heads=N` (a DiT that is not a paper preset) and `&input_size=S` (its
+   * latent side, when the file has no `pos_embed`).
+   */
+  model: string | URL;
+  /** Base URL of a VAE-decoder model directory, or one `.safetensors` file (its `config.json` beside it is read). */
+  vae: string | URL;
+  onProgress?: (event: LoadProgress) => void;
+  /** Keep downloaded shards, and on GPUs the kernel choices tuned at load, in Cache Storage (default) or not. */
+  cache?: "cache-storage" | "none";
+  /** Read fp16 weights with shader-f16 where offered (default) or always as packed u32. */
+  f16?: "auto" | "packed";
+  /** Where linear layers read their operands: decided per adapter (default), storage buffers, or textures. */
+  linear?: "auto" | "buffers" | "textures";
+  /** Request at most this storage-binding size (bytes) from the adapter. */
+  maxStorageBufferBindingSize?: number;
+  /**
+   * Milliseconds a response, or the next bytes of a body, may take before the request counts as stalled and is retried
+   * (default 30000); after the retries it is a `DownloadError` saying it timed out.
+   */
+  timeoutMs?: number;
+  /** A worker running this package's worker script, for bundlers that need it created in the app. */
+  worker?: Worker;
+}
+
+/** What the adapter is and what it offers, as the device was opened. Rust: `AdapterReport` (src/gpu). */
+export interface AdapterInfo {
+  name: string;
+  /** wgpu's backend: "BrowserWebGpu" in a browser. */
+  backend: string;
+  /** wgpu's device type: "DiscreteGpu", "IntegratedGpu", "VirtualGpu", "Cpu" or "Other". */
+  device_type: string;
+  driver: string;
+  shader_f16: boolean;
+  /** How fp16 weights are read: "shader-f16" or "packed-u32". */
+  f16_weights_path: string;
+  timestamp_query: boolean;
+  max_storage_buffer_binding_size: number;
+  max_buffer_size: number;
+  max_compute_invocations_per_workgroup: number;
+  max_compute_workgroup_storage_size: number;
+  max_texture_dimension_2d: number;
+  /** How texture-path kernels read their textures. */
+  texture_reads: "sampled" | "storage";
+  /** Whether subgroup operations are enabled. */
+  subgroups: boolean;
+  /** Whether linear layers read weights and inputs through textures. */
+  texture_linears: boolean;
+  /** Fields a later version may add. */
+  [key: string]: unknown;
+}
+
+export interface SamplerInfo {
+  adapter: AdapterInfo;
+  model: {
+    preset?: string;
+    numClasses: number;
+    classNames?: string[];
+    latentSize: number;
+    imageSize: number;
+    parameters: number;
+    bytes: number;
+  };
+}
+
+export interface Images {
+  width: number;
+  height: number;
+  /** One RGBA image per class label (width * height * 4 bytes). */
+  images: Uint8ClampedArray[];
+}
+
+export interface StepEvent {
+  step: number;
+  total: number;
+  /** The training timestep just evaluated (0..999). */
+  timestep: number;
+  /** Seconds since sampling started. */
+  elapsed: number;
+  /** The decoded current estimate, every `previewEvery` steps. */
+  preview?: Images;
+}
+
+export interface GenerateOptions {
+  /** One image per label (0..numClasses-1; numClasses is the null class, an unconditional sample). */
+  classLabels: number[];
+  /** Classifier-free guidance scale; the release samples with 4. 1 turns guidance off. */
+  cfgScale?: number;
+  /** Steps as the release writes them: 250 (evenly respaced) or "ddim50". Default 250. */
+  steps?: number | string;
+  /** "ddpm" (learned-variance DDPM, the paper's; default), "ddim" (eta 0) or "dpmpp2m" (DPM-Solver++(2M)). */
+  sampler?: "ddpm" | "ddim" | "dpmpp2m";
+  /** Guidance on eps channels 0..2 as the release does ("official", default) or on all of them. */
+  cfgChannels?: "official" | "all";
+  /** Noise seed (a whole number); the same seed gives the same image here and from the native `dit sample`. */
+  seed?: number;
+  signal?: AbortSignal;
+  onStep?: (event: StepEvent) => void;
+  /** Decode a preview every N steps (0: none). */
+  previewEvery?: number;
+}
+
+export interface GenerateResult extends Images {
+  seed: number;
+}
+
+export interface BenchKernelsOptions {
+  /** `[M, K, N]` shapes of `y = x W^T + b`; default DiT-XL/2's four linear layers at 256 px, batch 2. */
+  shapes?: [number, number, number][];
+  /** Timed runs per kernel and shape (the median is reported); default 3. */
+  repeat?: number;
+  f16?: "auto" | "packed";
+  /** A worker running dist/worker.js, for bundlers that need to create it themselves. */
+  worker?: Worker;
+}
+
+/** One kernel's time on one linear shape. Rust: `KernelTiming` (src/bench). */
+export interface KernelTiming {
+  kernel: string;
+  ms: number;
+  gflops_per_s: number;
+  /** Speed relative to the register-tiled storage-buffer kernel in the same run. */
+  vs_register_tiled: number;
+}
+
+/** Every linear kernel on one shape `y [M, N] = x [M, K] W^T + b`. Rust: `LinearBench` (src/bench). */
+export interface LinearBench {
+  m: number;
+  k: number;
+  n: number;
+  kernels: KernelTiming[];
+}
+
+/** What `benchKernels` resolves to: the JSON of `dit bench --kernels --json`. */
+export interface KernelBench {
+  adapter: AdapterInfo;
+  linear: LinearBench[];
+}
+
+export interface BenchForwardOptions {
+  /** A paper preset: "S/2", "B/4", "XL/2", ... */
+  preset: string;
+  /** Image resolution in pixels (latent = res / 8); default 256. */
+  res?: number;
+  /** Batch of the forward; default 2 (one guided step). */
+  batch?: number;
+  /** Timed runs (the median is reported); default 5. */
+  repeat?: number;
+  f16?: "auto" | "packed";
+  linear?: "auto" | "buffers" | "textures";
+  worker?: Worker;
+}
+
+/** Time and throughput of one op family within a forward. Rust: `OpTiming` (src/bench). */
+export interface OpTiming {
+  dispatches: number;
+  ms: number;
+  gflop: number;
+  gflops_per_s: number;
+}
+
+/** A timed forward. Rust: `ForwardBench` (src/bench). */
+export interface ForwardBench {
+  adapter: AdapterInfo;
+  /** The median of `ms_runs`: wall time of submit + wait. */
+  ms_per_forward: number;
+  ms_runs: number[];
+  /** 2 x multiply-adds of the forward. */
+  gflop_per_forward: number;
+  gflops_per_s: number;
+  dispatches_per_forward: number;
+  /** GPU time per op family, summed over one forward. */
+  ops: Record<string, OpTiming>;
+  /** How `ops` was timed: "gpu-timestamps", or "cpu-per-dispatch" (with the reason when timestamps were offered). */
+  timer: string;
+}
+
+/**
+ * What `benchForward` resolves to: the JSON of `dit bench --preset P --random-weights --no-baseline --json`. A type
+ * rather than an interface so that it stays assignable to `Record<string, unknown>`, the type it had before.
+ */
+export type BenchForwardResult = {
+  /** The preset asked for. */
+  model: string;
+  /** Latent side (res / 8). */
+  latent: number;
+  batch: number;
+  /** Where linear layers read their operands: "buffers", or "textures (...)" with how. */
+  linear_path: string;
+  /** Whether every value of the forward's output was finite. */
+  output_finite: boolean;
+  bench: ForwardBench;
+};
