@@ -7,8 +7,25 @@ use crate::diffusion::sampler::{coefficients, Step};
 use crate::diffusion::{CfgChannels, NoiseRng, SamplerKind, Schedule, Spacing};
 use crate::error::{Error, Result};
 use crate::gpu::{Arena, Gpu, Tensor};
-use crate::model::{Dit, DitPlan, Vae};
+use crate::model::{Dit, DitPlan, Vae, VaePlan};
 use crate::util::now_seconds;
+
+/// The release's sampling defaults, used by the CLI's arguments, the browser API and [`SampleRequest::new`]:
+/// guidance 4, 250 evenly respaced DDPM steps, guidance on eps channels 0..2, seed 0.
+pub const DEFAULT_CFG_SCALE: f32 = 4.0;
+pub const DEFAULT_STEPS: usize = 250;
+pub const DEFAULT_SAMPLER: &str = "ddpm";
+pub const DEFAULT_CFG_CHANNELS: &str = "official";
+
+/// Rows of the DiT's batch for `images` images: with guidance (scale != 1) each image runs twice, with its class and
+/// with the null class.
+pub fn dit_batch(images: usize, cfg_scale: f32) -> usize {
+    if cfg_scale != 1.0 {
+        2 * images
+    } else {
+        images
+    }
+}
 
 /// What to generate.
 #[derive(Clone, Debug)]
@@ -31,14 +48,14 @@ pub struct SampleRequest {
 }
 
 impl SampleRequest {
-    /// The paper's defaults for a list of classes: 250 DDPM steps, guidance 4 on channels 0..2, seed 0.
+    /// The release's defaults for a list of classes ([`DEFAULT_CFG_SCALE`] and the rest).
     pub fn new(classes: Vec<u32>) -> SampleRequest {
         SampleRequest {
             classes,
-            cfg_scale: 4.0,
-            steps: Spacing::Even(250),
-            sampler: SamplerKind::Ddpm,
-            cfg_channels: CfgChannels::Official,
+            cfg_scale: DEFAULT_CFG_SCALE,
+            steps: Spacing::Even(DEFAULT_STEPS),
+            sampler: SamplerKind::parse(DEFAULT_SAMPLER).expect("a known sampler"),
+            cfg_channels: CfgChannels::parse(DEFAULT_CFG_CHANNELS).expect("a known guidance rule"),
             seed: 0,
             noise: None,
             latent_size: None,
@@ -113,7 +130,7 @@ impl<'a> Sampling<'a> {
             }
         }
         let guided = req.cfg_scale != 1.0;
-        let batch = if guided { 2 * n } else { n };
+        let batch = dit_batch(n, req.cfg_scale);
         crate::tune::tune_dit(gpu, dit, batch, latent, None).await?;
         let plan = dit.plan(gpu, batch, latent)?;
         let mut arena = Arena::new();
@@ -219,13 +236,30 @@ pub async fn decode(gpu: &Gpu, vae: &Vae, latents: &[f32], n: usize, h: usize, w
     if latents.len() != n * c * h * w {
         return Err(Error::input(format!("latents have {} values, expected [{n}, {c}, {h}, {w}]", latents.len())));
     }
-    let plan = vae.plan(gpu, h, w)?;
+    decode_with(gpu, &vae.plan(gpu, h, w)?, latents, n).await
+}
+
+/// [`decode`] through a plan made for the latents' size (the browser keeps one per model).
+pub async fn decode_with(gpu: &Gpu, plan: &VaePlan, latents: &[f32], n: usize) -> Result<Vec<f32>> {
+    let per = latents.len() / n.max(1);
     let mut images = vec![];
     for i in 0..n {
-        let per = c * h * w;
         images.extend(plan.decode(gpu, &latents[i * per..(i + 1) * per]).await?);
     }
     Ok(images)
+}
+
+/// Readies a DiT and a VAE plan for sampling at the model's size: tunes the GPU kernels for one guided image (the
+/// choices kept under `tune_key` in the browser's Cache Storage, if given) and runs a forward and a decode once, so
+/// that every pipeline is compiled now (SwiftShader takes tens of seconds) and "ready" means ready. One guided image
+/// must fit the adapter's limits: the plans check every buffer.
+pub async fn warm_up(gpu: &Gpu, dit: &Dit, vae_plan: &VaePlan, tune_key: Option<&str>) -> Result<()> {
+    let (batch, latent) = (dit_batch(1, DEFAULT_CFG_SCALE), dit.cfg.input_size);
+    crate::tune::tune_dit(gpu, dit, batch, latent, tune_key).await?;
+    let warm = dit.plan(gpu, batch, latent)?;
+    gpu.run(warm.dispatches());
+    gpu.run(vae_plan.dispatches());
+    gpu.sync().await
 }
 
 /// Images [N, 3, H, W] in about [-1, 1] to 8-bit RGB, as the release saves them: clamp(127.5 x + 128, 0, 255).

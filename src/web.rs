@@ -4,14 +4,14 @@
 
 #![cfg(target_arch = "wasm32")]
 
-use crate::arch::{DitConfig, VaeConfig};
+use crate::arch::DitConfig;
 use crate::diffusion::{CfgChannels, SamplerKind, Spacing};
 use crate::error::Error;
 use crate::gpu::{F16Mode, Gpu, GpuOptions, LinearPath};
+use crate::loader;
 use crate::model::{Dit, GpuWeights, Vae, VaePlan};
-use crate::pipeline::{to_rgb8, SampleRequest, Sampling};
-use crate::weights::url::{RangeUrl, UrlSource};
-use crate::weights::{ModelIndex, ModelKind};
+use crate::pipeline::{self, to_rgb8, SampleRequest, Sampling};
+use crate::weights::ModelIndex;
 use js_sys::{Array, Object, Reflect};
 use serde::Deserialize;
 use wasm_bindgen::prelude::*;
@@ -109,22 +109,6 @@ pub struct WasmSampler {
     dit_index: ModelIndex,
 }
 
-async fn load_model(
-    gpu: &Gpu,
-    base: &str,
-    cache: bool,
-    timeout_ms: u32,
-    on_progress: &Option<js_sys::Function>,
-) -> Result<(ModelIndex, GpuWeights), Error> {
-    if crate::weights::single::is_single_file(base) {
-        let (url, opts) = crate::weights::single::parse_location(base)?;
-        let src = RangeUrl::new(url, timeout_ms, on_progress.clone());
-        return GpuWeights::load_single(gpu, &src, &opts, |loaded, total| src.report(loaded, total)).await;
-    }
-    let src = UrlSource::new(base, cache, timeout_ms, on_progress.clone());
-    GpuWeights::load(gpu, &src).await
-}
-
 /// Device options from the JS `f16` ("auto" | "packed") and `linear` ("auto" | "buffers" | "textures") strings.
 fn gpu_options(f16: Option<&str>, linear: Option<&str>) -> GpuOptions {
     GpuOptions {
@@ -180,34 +164,19 @@ impl WasmSampler {
         })?;
         let cache = opts.cache.as_deref() != Some("none");
         let timeout = opts.timeout_ms.map_or(crate::weights::url::DEFAULT_TIMEOUT_MS, |t| t.clamp(1.0, 3.6e6) as u32);
-        let (dit_index, dw) = load_model(&gpu, &opts.model, cache, timeout, &on_progress).await.map_err(to_js)?;
-        let (vae_index, vw) = load_model(&gpu, &opts.vae, cache, timeout, &on_progress).await.map_err(to_js)?;
-        if dit_index.metadata.kind != ModelKind::Dit || vae_index.metadata.kind != ModelKind::VaeDecoder {
-            return Err(to_js(Error::input("the `model` URL must hold a DiT and the `vae` URL a VAE decoder")));
-        }
+        let fetch = loader::Fetch { cache, timeout_ms: timeout, on_progress: on_progress.clone() };
+        let (dit_index, dit) = loader::dit_from_url(&gpu, &opts.model, &fetch).await.map_err(to_js)?;
+        let vae = loader::vae_from_url(&gpu, &opts.vae, &fetch).await.map_err(to_js)?;
         progress(&on_progress, "compile");
-        let dcfg: DitConfig = serde_json::from_value(dit_index.metadata.config.clone())
-            .map_err(|e| to_js(Error::input(e.to_string())))?;
-        let vcfg: VaeConfig = serde_json::from_value(vae_index.metadata.config.clone())
-            .map_err(|e| to_js(Error::input(e.to_string())))?;
-        let latent = dcfg.input_size;
-        let dit = Dit::load(&gpu, dcfg, dw).map_err(to_js)?;
-        let vae = Vae::load(&gpu, vcfg, vw).map_err(to_js)?;
-        // One guided image must fit this adapter's limits; a plan checks every buffer. Running it once also makes
-        // the browser compile every pipeline now (SwiftShader takes tens of seconds, and blocks the page's
-        // rendering meanwhile), so that "ready" means ready.
         // Tuning (GPUs only) is kept in Cache Storage per adapter, unless caching is off.
         let tune_key = if cache && crate::tune::tunes(&gpu) {
             Some(crate::tune::cache::adapter_key_with(&gpu, &crate::tune::cache::adapter_info().await))
         } else {
             None
         };
-        crate::tune::tune_dit(&gpu, &dit, 2, latent, tune_key.as_deref()).await.map_err(to_js)?;
-        let warm = dit.plan(&gpu, 2, latent).map_err(to_js)?;
-        gpu.run(warm.dispatches());
+        let latent = dit.cfg.input_size;
         let vae_plan = vae.plan(&gpu, latent, latent).map_err(to_js)?;
-        gpu.run(vae_plan.dispatches());
-        gpu.sync().await.map_err(to_js)?;
+        pipeline::warm_up(&gpu, &dit, &vae_plan, tune_key.as_deref()).await.map_err(to_js)?;
         progress(&on_progress, "ready");
         Ok(WasmSampler { gpu, dit, vae, vae_plan, dit_index })
     }
@@ -241,7 +210,7 @@ impl WasmSampler {
         let o: GenerateOptions =
             serde_wasm_bindgen::from_value(options).map_err(|e| to_js(Error::input(format!("bad options: {e}"))))?;
         let steps = match o.steps {
-            None => Spacing::Even(250),
+            None => Spacing::Even(pipeline::DEFAULT_STEPS),
             Some(Steps::Count(k)) => Spacing::Even(k as usize),
             Some(Steps::Text(s)) => Spacing::parse(&s).map_err(to_js)?,
         };
@@ -250,14 +219,13 @@ impl WasmSampler {
             return Err(to_js(Error::input(format!("seed {seed} must be a whole number from 0 to 2^53 - 1"))));
         }
         let req = SampleRequest {
-            classes: o.class_labels,
-            cfg_scale: o.cfg_scale.unwrap_or(4.0),
+            cfg_scale: o.cfg_scale.unwrap_or(pipeline::DEFAULT_CFG_SCALE),
             steps,
-            sampler: SamplerKind::parse(o.sampler.as_deref().unwrap_or("ddpm")).map_err(to_js)?,
-            cfg_channels: CfgChannels::parse(o.cfg_channels.as_deref().unwrap_or("official")).map_err(to_js)?,
+            sampler: SamplerKind::parse(o.sampler.as_deref().unwrap_or(pipeline::DEFAULT_SAMPLER)).map_err(to_js)?,
+            cfg_channels: CfgChannels::parse(o.cfg_channels.as_deref().unwrap_or(pipeline::DEFAULT_CFG_CHANNELS))
+                .map_err(to_js)?,
             seed: seed as u64,
-            noise: None,
-            latent_size: None,
+            ..SampleRequest::new(o.class_labels)
         };
         let n = req.classes.len();
         let lat = self.dit.cfg.input_size;
@@ -273,13 +241,7 @@ impl WasmSampler {
                 set(&ev, "elapsed", info.elapsed);
                 if every > 0 && (info.step % every == 0 || info.step == info.total) {
                     let est = run.estimate().await.map_err(to_js)?;
-                    let per = est.len() / n;
-                    let mut imgs = vec![];
-                    for i in 0..n {
-                        imgs.extend(
-                            self.vae_plan.decode(&self.gpu, &est[i * per..(i + 1) * per]).await.map_err(to_js)?,
-                        );
-                    }
+                    let imgs = pipeline::decode_with(&self.gpu, &self.vae_plan, &est, n).await.map_err(to_js)?;
                     let p = Object::new();
                     set(&p, "width", size as u32);
                     set(&p, "height", size as u32);
@@ -293,11 +255,7 @@ impl WasmSampler {
             }
         }
         let latents = run.finish().await.map_err(to_js)?;
-        let per = latents.len() / n;
-        let mut images = vec![];
-        for i in 0..n {
-            images.extend(self.vae_plan.decode(&self.gpu, &latents[i * per..(i + 1) * per]).await.map_err(to_js)?);
-        }
+        let images = pipeline::decode_with(&self.gpu, &self.vae_plan, &latents, n).await.map_err(to_js)?;
         let out = Object::new();
         set(&out, "width", size as u32);
         set(&out, "height", size as u32);

@@ -8,8 +8,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 /// Each top-level module of the library (and the `dit` binary) with the modules it may import, bottom to top:
-/// `error`/`util` -> `arch`, `gpu` -> `weights` (arch only), `ops` (gpu), `diffusion` -> `model` -> `tune` ->
-/// `pipeline` -> `bench` -> `web`, `bin`.
+/// `error`/`util` -> `arch`, `gpu` -> `weights` (arch only), `ops` (gpu), `diffusion` -> `model` -> `loader`, `tune`
+/// -> `pipeline` -> `bench` -> `web`, `bin`.
 const ALLOWED: &[(&str, &[&str])] = &[
     ("error", &[]),
     ("util", &["error"]),
@@ -19,15 +19,13 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("weights", &["error", "util", "arch"]),
     ("ops", &["error", "util", "arch", "gpu"]),
     ("diffusion", &["error", "util", "gpu"]),
-    ("model", &["error", "util", "arch", "gpu", "ops", "weights"]),
+    ("model", &["error", "util", "arch", "gpu", "ops"]),
+    ("loader", &["error", "util", "arch", "gpu", "model", "weights"]),
     ("tune", &["error", "util", "arch", "gpu", "ops", "model", "weights"]),
     ("pipeline", &["error", "util", "arch", "gpu", "ops", "model", "diffusion", "tune"]),
     ("bench", &["error", "util", "arch", "gpu", "ops", "model", "weights", "diffusion", "tune", "pipeline"]),
-    ("web", &["error", "util", "arch", "gpu", "ops", "model", "weights", "diffusion", "tune", "pipeline", "bench"]),
-    (
-        "bin",
-        &["error", "util", "npy", "arch", "gpu", "ops", "model", "weights", "diffusion", "tune", "pipeline", "bench"],
-    ),
+    ("web", &["error", "arch", "gpu", "ops", "model", "weights", "diffusion", "loader", "tune", "pipeline", "bench"]),
+    ("bin", &["error", "npy", "arch", "gpu", "ops", "model", "weights", "diffusion", "loader", "pipeline", "bench"]),
 ];
 
 /// `#[macro_export]` macros (they live at the crate root) and the module that defines them.

@@ -9,7 +9,7 @@ mod common;
 
 use dit_wasm::arch::{DitConfig, VaeConfig};
 use dit_wasm::diffusion::{SamplerKind, Spacing};
-use dit_wasm::model::{Dit, GpuWeights, Vae};
+use dit_wasm::model::{Dit, Vae};
 use dit_wasm::pipeline::{decode, sample, SampleRequest};
 use dit_wasm::weights::DirSource;
 use dit_wasm::{Gpu, GpuOptions};
@@ -71,10 +71,10 @@ fn to_gray28(images: &[f32], i: usize) -> Vec<f32> {
 #[test]
 fn demo_model_generates_recognisable_classes() {
     let gpu = pollster::block_on(Gpu::new(&GpuOptions::default())).unwrap();
-    let (di, dw) =
-        pollster::block_on(GpuWeights::load(&gpu, &DirSource(repo("models/demo/dit")))).expect("models/demo/dit");
-    let (vi, vw) =
-        pollster::block_on(GpuWeights::load(&gpu, &DirSource(repo("models/demo/vae")))).expect("models/demo/vae");
+    let (di, dw) = pollster::block_on(dit_wasm::loader::from_dir(&gpu, &DirSource(repo("models/demo/dit"))))
+        .expect("models/demo/dit");
+    let (vi, vw) = pollster::block_on(dit_wasm::loader::from_dir(&gpu, &DirSource(repo("models/demo/vae"))))
+        .expect("models/demo/vae");
     let dcfg: DitConfig = serde_json::from_value(di.metadata.config).unwrap();
     let vcfg: VaeConfig = serde_json::from_value(vi.metadata.config).unwrap();
     assert_eq!(dcfg.num_classes, 10);

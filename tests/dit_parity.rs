@@ -8,7 +8,7 @@ mod common;
 use common::{check, gpus, label};
 use dit_wasm::weights::convert::{convert, ConvertOptions};
 use dit_wasm::weights::{read_index, DirSource};
-use dit_wasm::{Dit, DitConfig, GpuWeights};
+use dit_wasm::{Dit, DitConfig};
 use std::path::{Path, PathBuf};
 
 pub fn fixture(name: &str) -> PathBuf {
@@ -49,7 +49,7 @@ fn parity(name: &str) {
     // The texture path without subgroups (what browsers on CPU adapters run) keeps the per-sample layers in buffers.
     for gpu in gpus().into_iter().chain([common::texture_gpu_without_subgroups()]) {
         let src = DirSource(dir.path().to_path_buf());
-        let (index, weights) = pollster::block_on(GpuWeights::load(&gpu, &src)).expect("load");
+        let (index, weights) = pollster::block_on(dit_wasm::loader::from_dir(&gpu, &src)).expect("load");
         let cfg: DitConfig = serde_json::from_value(index.metadata.config).unwrap();
         let dit = Dit::load(&gpu, cfg.clone(), weights).expect("model");
         let plan = dit.plan(&gpu, batch, cfg.input_size).expect("plan");

@@ -11,7 +11,7 @@ use dit_wasm::diffusion::{CfgChannels, SamplerKind, Spacing};
 use dit_wasm::pipeline::{sample, SampleRequest};
 use dit_wasm::weights::convert::{convert, ConvertOptions};
 use dit_wasm::weights::DirSource;
-use dit_wasm::{Dit, DitConfig, GpuWeights};
+use dit_wasm::{Dit, DitConfig};
 use std::path::{Path, PathBuf};
 
 fn fixture(name: &str) -> PathBuf {
@@ -44,7 +44,8 @@ fn parity(case: &str) {
         latent_size: None,
     };
     for gpu in gpus() {
-        let (index, w) = pollster::block_on(GpuWeights::load(&gpu, &DirSource(dir.path().to_path_buf()))).unwrap();
+        let (index, w) =
+            pollster::block_on(dit_wasm::loader::from_dir(&gpu, &DirSource(dir.path().to_path_buf()))).unwrap();
         let cfg: DitConfig = serde_json::from_value(index.metadata.config).unwrap();
         let dit = Dit::load(&gpu, cfg, w).unwrap();
         let mut steps = 0;

@@ -66,7 +66,7 @@ fn small_vae_matches_diffusers_from_every_layout() {
     assert_eq!(cfg.norm_num_groups, 8);
     let (ls, latent, is, want) = io("vae_small_io.safetensors");
     for gpu in gpus() {
-        let (_, w) = pollster::block_on(GpuWeights::load(&gpu, &DirSource(dirs[0].clone()))).unwrap();
+        let (_, w) = pollster::block_on(dit_wasm::loader::from_dir(&gpu, &DirSource(dirs[0].clone()))).unwrap();
         let vae = Vae::load(&gpu, cfg.clone(), w).unwrap();
         let plan = vae.plan(&gpu, ls[2], ls[3]).unwrap();
         let img = pollster::block_on(plan.decode(&gpu, &latent)).unwrap();

@@ -5,7 +5,6 @@ use crate::error::{Error, Result};
 use crate::gpu::{Gpu, Tensor};
 use crate::ops::Linear;
 use crate::util::SplitMix64;
-use crate::weights::{self, ModelIndex, Source};
 use std::collections::BTreeMap;
 
 /// The tensors of a model directory, uploaded to the GPU; a model takes each one exactly once.
@@ -15,38 +14,9 @@ pub struct GpuWeights {
 }
 
 impl GpuWeights {
-    /// Verifies and uploads every tensor of a model, one shard in memory at a time.
-    pub async fn load<S: Source>(gpu: &Gpu, src: &S) -> Result<(ModelIndex, GpuWeights)> {
-        let index = weights::read_index(src).await?;
-        let mut map = BTreeMap::new();
-        weights::for_each_tensor(src, &index, |name, shape, bytes| {
-            map.insert(name.to_string(), Tensor::from_f16_bytes(gpu, name, shape, bytes)?);
-            Ok(())
-        })
-        .await?;
-        Ok((index, GpuWeights { map, prefix: String::new() }))
-    }
-
-    /// Loads the weights of one `.safetensors` checkpoint read by byte ranges (see `weights::single`), checking that
-    /// every tensor of the model is there with its shape.
-    pub async fn load_single<R: weights::single::RangeSource>(
-        gpu: &Gpu,
-        src: &R,
-        opts: &weights::single::SingleOptions,
-        on_progress: impl FnMut(u64, u64),
-    ) -> Result<(ModelIndex, GpuWeights)> {
-        let mut map = BTreeMap::new();
-        let index = weights::single::load_single(
-            src,
-            opts,
-            |name, shape, bytes| {
-                map.insert(name.to_string(), Tensor::from_f16_bytes(gpu, name, shape, bytes)?);
-                Ok(())
-            },
-            on_progress,
-        )
-        .await?;
-        Ok((index, GpuWeights { map, prefix: String::new() }))
+    /// Weights already on the GPU, by name (`loader` fills them from a model's files).
+    pub fn new(map: BTreeMap<String, Tensor>) -> GpuWeights {
+        GpuWeights { map, prefix: String::new() }
     }
 
     /// Weights made by `values(tensor)` (f32 values, rounded to fp16) for every planned tensor.

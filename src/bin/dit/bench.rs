@@ -3,12 +3,12 @@
 
 use crate::args::{GpuArgs, LinearArg};
 use crate::gpu::open_gpu;
-use crate::load::{dit_config, load_vae, load_weights};
 use clap::Args;
 use dit_wasm::arch::{dit_tensors, DitConfig};
 use dit_wasm::bench::{bench_attention, bench_dit_forward, bench_linear, ForwardBench, DIT_XL_LINEARS};
 use dit_wasm::diffusion::{SamplerKind, Spacing};
 use dit_wasm::gpu::{Gpu, TuneKey};
+use dit_wasm::loader;
 use dit_wasm::ops::LinearKernel;
 use dit_wasm::pipeline::{self, SampleRequest};
 use dit_wasm::{Dit, Error, GpuWeights, Result};
@@ -64,9 +64,10 @@ pub struct BenchArgs {
 async fn bench_model(gpu: &Gpu, b: &BenchArgs) -> Result<(Dit, String, u64)> {
     match (&b.model, &b.preset, b.random_weights) {
         (Some(dir), None, false) => {
-            let (index, w) = load_weights(gpu, dir).await?;
+            let (index, w) = loader::load_path(gpu, dir).await?;
             let bytes = w.bytes();
-            Ok((Dit::load(gpu, dit_config(&index)?, w)?, dir.display().to_string(), bytes))
+            let cfg = loader::dit_config(&index, &dir.display().to_string())?;
+            Ok((Dit::load(gpu, cfg, w)?, dir.display().to_string(), bytes))
         }
         (None, Some(preset), true) => {
             let cfg = DitConfig::preset(preset, b.res.unwrap_or(256))?;
@@ -108,7 +109,7 @@ pub async fn run(b: BenchArgs) -> Result<()> {
     };
     let generate = if b.sample_steps > 0 {
         let vae_dir = b.vae.as_ref().ok_or_else(|| Error::input("--sample-steps needs --vae DIR"))?;
-        let vae = load_vae(&gpu, vae_dir).await?;
+        let vae = loader::vae_at(&gpu, vae_dir).await?;
         let mut req = SampleRequest::new(vec![0]);
         req.steps = Spacing::Even(b.sample_steps);
         req.sampler = SamplerKind::Ddim;
@@ -120,7 +121,7 @@ pub async fn run(b: BenchArgs) -> Result<()> {
             times.push(t0.elapsed().as_secs_f64());
         }
         Some(
-            serde_json::json!({ "steps": b.sample_steps, "sampler": "ddim", "cfg": 4.0, "seconds_first": times[0], "seconds": times[1] }),
+            serde_json::json!({ "steps": b.sample_steps, "sampler": "ddim", "cfg": req.cfg_scale, "seconds_first": times[0], "seconds": times[1] }),
         )
     } else {
         None

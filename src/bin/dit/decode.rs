@@ -2,8 +2,8 @@
 
 use crate::args::GpuArgs;
 use crate::gpu::open_gpu;
-use crate::load::load_vae;
 use crate::output::{check_output_path, write_images};
+use dit_wasm::loader;
 use dit_wasm::{npy, pipeline, Error, Result};
 use std::path::Path;
 
@@ -14,7 +14,7 @@ pub async fn run(vae_dir: &Path, latent: &Path, out: &Path, g: &GpuArgs) -> Resu
         return Err(Error::input(format!("{}: latents must be [N, C, h, w], got {:?}", latent.display(), z.shape)));
     };
     let gpu = open_gpu(g).await?;
-    let vae = load_vae(&gpu, vae_dir).await?;
+    let vae = loader::vae_at(&gpu, vae_dir).await?;
     if c != vae.cfg.latent_channels {
         return Err(Error::input(format!(
             "{}: {c} channels, the VAE takes {}",

@@ -2,8 +2,8 @@
 
 use crate::args::GpuArgs;
 use crate::gpu::open_gpu;
-use crate::load::load_dit;
 use crate::output::check_writable;
+use dit_wasm::loader;
 use dit_wasm::{npy, Error, Result};
 use std::path::Path;
 
@@ -32,7 +32,7 @@ pub async fn run(model: &Path, x: &Path, t: &Path, y: &Path, out: &Path, g: &Gpu
         .map(|&v| u32::try_from(v).map_err(|_| Error::input(format!("{}: class label {v} is negative", y.display()))))
         .collect::<Result<_>>()?;
     let gpu = open_gpu(g).await?;
-    let dit = load_dit(&gpu, model).await?;
+    let (_, dit) = loader::dit_at(&gpu, model).await?;
     if c != dit.cfg.in_channels {
         return Err(Error::input(format!(
             "{}: x has {c} channels, the model takes {}",

@@ -1,6 +1,6 @@
 //! `dit info`: what a model directory holds, its shards verified.
 
-use crate::load::dit_config;
+use dit_wasm::loader::dit_config;
 use dit_wasm::weights::{self, DirSource, ModelKind};
 use dit_wasm::Result;
 use std::path::Path;
@@ -31,7 +31,7 @@ pub async fn run(dir: &Path) -> Result<()> {
     println!("bytes:       {} ({:.1} MB fp16) in {} shards", m.total_size, m.total_size as f64 / 1e6, m.shards.len());
     println!("shards:      all {} verified (sha256, size, tensors)", m.shards.len());
     if m.kind == ModelKind::Dit {
-        let cfg = dit_config(&index)?;
+        let cfg = dit_config(&index, &dir.display().to_string())?;
         println!(
             "GMACs/image: {:.2} per forward at a {}x{} latent",
             cfg.macs(cfg.input_size) / 1e9,

@@ -2,9 +2,9 @@
 //! benchmark). Native only; the browser uses the library through `web.rs`.
 //!
 //! `main.rs` parses the command line and runs the command; `args.rs` holds the commands and their shared arguments,
-//! `load.rs` loads models, `output.rs` checks and writes output files, and each command has its own file: `gpu.rs`
-//! (which also opens the GPU for the others), `convert.rs`, `info.rs`, `forward.rs`, `sample.rs`, `decode.rs` and
-//! `bench.rs`.
+//! `output.rs` checks and writes output files, and each command has its own file: `gpu.rs` (which also opens the GPU
+//! for the others), `convert.rs`, `info.rs`, `forward.rs`, `sample.rs`, `decode.rs` and `bench.rs`. Models are loaded
+//! through the library's `loader`, the same path as the browser's.
 
 #[cfg(not(target_arch = "wasm32"))]
 mod args;
@@ -20,8 +20,6 @@ mod forward;
 mod gpu;
 #[cfg(not(target_arch = "wasm32"))]
 mod info;
-#[cfg(not(target_arch = "wasm32"))]
-mod load;
 #[cfg(not(target_arch = "wasm32"))]
 mod output;
 #[cfg(not(target_arch = "wasm32"))]

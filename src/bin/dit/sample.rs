@@ -2,10 +2,10 @@
 
 use crate::args::GpuArgs;
 use crate::gpu::open_gpu;
-use crate::load::{load_dit, load_vae};
 use crate::output::{check_output_path, check_writable, write_images};
 use clap::Args;
 use dit_wasm::diffusion::{CfgChannels, SamplerKind, Spacing};
+use dit_wasm::loader;
 use dit_wasm::pipeline::{self, SampleRequest};
 use dit_wasm::{npy, Error, Result};
 use std::path::PathBuf;
@@ -23,16 +23,16 @@ pub struct SampleArgs {
     #[arg(long = "class", required = true, allow_negative_numbers = true)]
     classes: Vec<i64>,
     /// Guidance scale (the release samples with 4.0; 1 turns guidance off).
-    #[arg(long, default_value_t = 4.0, allow_negative_numbers = true)]
+    #[arg(long, default_value_t = pipeline::DEFAULT_CFG_SCALE, allow_negative_numbers = true)]
     cfg: f32,
     /// Steps as the release writes them: `250` (evenly respaced) or `ddim50`.
-    #[arg(long, default_value = "250")]
+    #[arg(long, default_value_t = pipeline::DEFAULT_STEPS.to_string())]
     steps: String,
     /// ddpm (learned-variance DDPM, the paper's), ddim (eta 0) or dpmpp2m (DPM-Solver++(2M)).
-    #[arg(long, default_value = "ddpm")]
+    #[arg(long, default_value = pipeline::DEFAULT_SAMPLER)]
     sampler: String,
     /// Guidance on eps channels 0..2 as the release does (official) or on all four (all).
-    #[arg(long, default_value = "official")]
+    #[arg(long, default_value = pipeline::DEFAULT_CFG_CHANNELS)]
     cfg_channels: String,
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -87,9 +87,9 @@ pub async fn run(a: SampleArgs) -> Result<()> {
         )));
     }
     let gpu = open_gpu(&a.gpu).await?;
-    let dit = load_dit(&gpu, &model).await?;
+    let (_, dit) = loader::dit_at(&gpu, &model).await?;
     let vae = match &vae_dir {
-        Some(d) => Some(load_vae(&gpu, d).await?),
+        Some(d) => Some(loader::vae_at(&gpu, d).await?),
         None => None,
     };
     if vae.is_none() && a.out.extension().is_some_and(|e| e == "png") {
