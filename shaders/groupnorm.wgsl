@@ -2,7 +2,8 @@
 // then a per-channel affine), optionally followed by SiLU (SILU = 1), as in the SD-VAE decoder's norms.
 //   x, y: [N, HW, C] f32; gamma, beta: fp16, the affine of channel c at c0 + c (x may be a channel part of a larger
 //   activation, holding whole groups); stats: [N, G, 2] f32 (mean, 1/sqrt(var + eps)).
-// `stats`: one workgroup of 256 invocations per (sample, group), two passes (mean, then variance around it).
+// `stats`: one workgroup of 256 invocations per (sample, group), two passes (mean, then variance around it), each
+// summed by common/reduce.wgsl.
 // `apply`: one invocation per 4 channels of one pixel. Needs (C / G) % 4 == 0.
 
 struct Params {
@@ -25,22 +26,6 @@ const WG: u32 = 256u;
 @group(0) @binding(3) var<storage, read> beta: array<W4>;
 @group(0) @binding(4) var<storage, read_write> stats: array<f32>;
 @group(0) @binding(5) var<storage, read_write> y: array<vec4<f32>>;
-
-var<workgroup> red: array<f32, WG>;
-
-fn workgroup_sum(lid: u32, v: f32) -> f32 {
-    red[lid] = v;
-    workgroupBarrier();
-    for (var s = WG / 2u; s > 0u; s >>= 1u) {
-        if (lid < s) {
-            red[lid] += red[lid + s];
-        }
-        workgroupBarrier();
-    }
-    let total = red[0];
-    workgroupBarrier();
-    return total;
-}
 
 @compute @workgroup_size(256)
 fn stats_main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
@@ -71,7 +56,7 @@ fn stats_main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_in
 @compute @workgroup_size(64)
 fn apply_main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let c4n = p.c / 4u;
-    let idx = gid.y * nwg.x * 64u + gid.x;
+    let idx = flat_index(gid, nwg);
     if (idx >= p.n * p.hw * c4n) {
         return;
     }

@@ -1,28 +1,12 @@
 // LayerNorm reading x and mod from storage buffers (see layernorm_params.wgsl). main (GPUs): one workgroup of 64
 // threads per row (flat workgroup index folded over x and y); each thread walks the row in vec4 steps, and the sums
-// are reduced in workgroup memory. x_at / mod_at serve layernorm_rows.wgsl's per_row on CPU adapters.
+// are reduced in workgroup memory (common/reduce.wgsl). x_at / mod_at serve layernorm_rows.wgsl's per_row on CPU
+// adapters.
 
 @group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> modv: array<vec4<f32>>;
 
 const WG: u32 = 64u;
-
-var<workgroup> red: array<f32, WG>;
-
-// Sum of `v` over the workgroup, returned to every thread.
-fn workgroup_sum(lid: u32, v: f32) -> f32 {
-    red[lid] = v;
-    workgroupBarrier();
-    for (var s = WG / 2u; s > 0u; s >>= 1u) {
-        if (lid < s) {
-            red[lid] += red[lid + s];
-        }
-        workgroupBarrier();
-    }
-    let total = red[0];
-    workgroupBarrier();
-    return total;
-}
 
 @compute @workgroup_size(64)
 fn main(
@@ -30,7 +14,7 @@ fn main(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let row = wg.y * nwg.x + wg.x;
+    let row = flat_workgroup(wg, nwg);
     if (row >= p.rows) {
         return;
     }

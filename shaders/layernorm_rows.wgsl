@@ -5,7 +5,7 @@
 
 @compute @workgroup_size(64)
 fn per_row(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let row = gid.y * nwg.x * 64u + gid.x;
+    let row = flat_index(gid, nwg);
     if (row >= p.rows) {
         return;
     }

@@ -17,13 +17,9 @@ struct Params {
 @group(0) @binding(1) var<storage, read> src: array<f32>;
 @group(0) @binding(2) var<storage, read_write> dst: array<f32>;
 
-fn flat(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
-    return gid.y * nwg.x * 64u + gid.x;
-}
-
 @compute @workgroup_size(64)
 fn nchw_to_nhwc(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = flat(gid, nwg);
+    let i = flat_index(gid, nwg);
     if (i >= p.n * p.c * p.h * p.w) {
         return;
     }
@@ -37,7 +33,7 @@ fn nchw_to_nhwc(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
 // Uses h = rows, w = cols.
 @compute @workgroup_size(64)
 fn transpose(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = flat(gid, nwg);
+    let i = flat_index(gid, nwg);
     if (i >= p.h * p.w) {
         return;
     }

@@ -8,7 +8,7 @@
 // was slower on the CPU adapters, and these tiles stay in cache on GPUs.
 // `simple`: one row and 4 columns per thread, the reference kernel and the benchmark baseline.
 //
-// The epilogue (bias, GELU, SiLU, gated residual, position table) is in epilogue.wgsl.
+// The epilogue (bias, GELU, SiLU, gated residual, position table) is in common/epilogue.wgsl.
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
@@ -64,7 +64,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
 @compute @workgroup_size(64)
 fn simple(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let n4 = p.n / 4u;
-    let idx = gid.y * nwg.x * 64u + gid.x;
+    let idx = flat_index(gid, nwg);
     if (idx >= p.m * n4) {
         return;
     }

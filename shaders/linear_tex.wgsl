@@ -11,7 +11,7 @@
 // `textureLoad` is a call into a generic fetch function (with per-invocation mip-level lookups), about twice the cost.
 // One of two entry points follows this file: linear_tex_plain.wgsl (8 rows x 32 columns per invocation) or
 // linear_tex_sg.wgsl (4 x 64, weights fetched once per subgroup and broadcast). Tall inputs are split into chunks of
-// rows (`row0`). The epilogue (bias, GELU, SiLU, gated residual, position table) is in epilogue.wgsl.
+// rows (`row0`). The epilogue (bias, GELU, SiLU, gated residual, position table) is in common/epilogue.wgsl.
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(3) var<storage, read> b: array<W4>;

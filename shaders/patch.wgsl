@@ -3,7 +3,7 @@
 // `patchify`: latent [N, C, H, W] -> patches [N*T, C*P*P], T = G*G tokens in row-major order over the patch grid,
 // each patch flattened in (channel, ky, kx) order: the conv with kernel = stride = P is then a linear map.
 // `unpatchify`: tokens [N*T, P*P*C] -> image [N, C, H, W], out[ch, r*P+py, c*P+px] = y[r*G + c, (py*P + px)*C + ch].
-// Indices are flat over the output, folded over x and y of the grid when it passes 65535 workgroups.
+// Indices are flat over the output, folded over x and y of the grid when it passes 65535 workgroups (common/index).
 
 struct Params {
     n: u32,
@@ -19,10 +19,6 @@ struct Params {
 @group(0) @binding(0) var<uniform> prm: Params;
 @group(0) @binding(1) var<storage, read> src: array<f32>;
 @group(0) @binding(2) var<storage, read_write> dst: array<f32>;
-
-fn flat_index(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
-    return gid.y * nwg.x * 64u + gid.x;
-}
 
 @compute @workgroup_size(64)
 fn patchify(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {

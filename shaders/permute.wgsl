@@ -28,7 +28,3 @@ fn value(o: u32) -> f32 {
     }
     return half_at((co * p.cin + ci) * p.taps + tap);
 }
-
-fn flat(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
-    return gid.y * nwg.x * 64u + gid.x;
-}

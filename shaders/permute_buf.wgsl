@@ -3,7 +3,7 @@
 
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = flat(gid, nwg);
+    let i = flat_index(gid, nwg);
     if (i * 2u >= p.cout_pad * p.taps * p.cin) {
         return;
     }

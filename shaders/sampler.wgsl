@@ -41,7 +41,7 @@ struct Params {
 
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = gid.y * nwg.x * 64u + gid.x;
+    let i = flat_index(gid, nwg);
     if (i >= p.count) {
         return;
     }

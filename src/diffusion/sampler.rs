@@ -5,6 +5,7 @@ use super::schedule::Schedule;
 use crate::error::{Error, Result};
 use crate::gpu::{grid, Bind, Dispatch, Gpu, KernelSpec, Prelude, Res, Tensor};
 
+const INDEX: &str = include_str!("../../shaders/common/index.wgsl");
 const SOURCE: &str = include_str!("../../shaders/sampler.wgsl");
 
 /// Which sampler.
@@ -192,7 +193,7 @@ impl Step {
         let uniform = gpu.uniform("sampler step", bytemuck::bytes_of(&base));
         let kern = gpu.kernel(&KernelSpec {
             name: "sampler",
-            source: &[SOURCE],
+            source: &[INDEX, SOURCE],
             entry: "main",
             binds: &[Bind::Read, Bind::Read, Bind::ReadWrite, Bind::ReadWrite],
             constants: vec![],

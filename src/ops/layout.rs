@@ -38,7 +38,7 @@ fn layout_kernel(
 ) -> Result<Dispatch> {
     let kern = gpu.kernel(&KernelSpec {
         name: "layout",
-        source: &[LAYOUT],
+        source: &[super::INDEX, LAYOUT],
         entry,
         binds: &[Bind::Read, Bind::ReadWrite],
         constants: vec![],
@@ -82,7 +82,7 @@ pub fn softmax_rows(gpu: &Gpu, s: &Tensor, scale: f32) -> Result<Dispatch> {
     let p = SoftmaxParams { rows: rows as u32, cols: cols as u32, scale, _pad: 0 };
     let kern = gpu.kernel(&KernelSpec {
         name: "softmax",
-        source: &[SOFTMAX],
+        source: &[super::INDEX, super::REDUCE, SOFTMAX],
         entry: "main",
         binds: &[Bind::ReadWrite],
         constants: vec![],

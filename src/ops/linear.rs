@@ -4,7 +4,7 @@ use super::weight::{permute, stageable, Weight};
 use crate::error::{Error, Result};
 use crate::gpu::{grid, Bind, DType, Dispatch, Gpu, KernelSpec, Prelude, Res, Stage, Staging, Tensor, TuneKey};
 
-const EPILOGUE: &str = include_str!("../../shaders/epilogue.wgsl");
+const EPILOGUE: &str = include_str!("../../shaders/common/epilogue.wgsl");
 const SOURCE: &str = include_str!("../../shaders/linear.wgsl");
 const SOURCE_TEX: &str = include_str!("../../shaders/linear_tex.wgsl");
 const TEX_X: [&str; 2] = crate::texture_decl!(1, "xt", "rgba32float");
@@ -286,7 +286,7 @@ fn buffer_product(
     };
     let kern = gpu.kernel(&KernelSpec {
         name: "linear",
-        source: &[EPILOGUE, SOURCE, tile],
+        source: &[super::INDEX, EPILOGUE, SOURCE, tile],
         entry,
         binds: &[Bind::Read, Bind::Read, Bind::Read, Bind::Read, Bind::ReadWrite],
         constants: vec![("EPI", epi.code())],
@@ -328,7 +328,7 @@ fn split_k_product(
     ] {
         let kern = gpu.kernel(&KernelSpec {
             name: "linear",
-            source: &[EPILOGUE, SOURCE, source],
+            source: &[super::INDEX, EPILOGUE, SOURCE, source],
             entry,
             binds: &binds,
             constants: vec![("EPI", epi.code())],

@@ -7,7 +7,7 @@
 //! TM x TN multiply-adds with them. Thread rows and columns are interleaved across the tile (vec4 block i * TY + ty,
 //! j * TX + tx), so the lanes of a subgroup read consecutive vec4s. The next step's tiles are read from memory into
 //! registers while the current step computes. Rows past M, columns past N and depth past K are loaded as zeros and
-//! not stored. The bindings, `w4` and `finish` are linear.wgsl's and epilogue.wgsl's.
+//! not stored. The bindings, `w4` and `finish` are linear.wgsl's and common/epilogue.wgsl's.
 //!
 //! Split-K (`splits` > 1), for layers with few output tiles (N = 1152 at M = 512 makes 144 workgroups, about one per
 //! multiprocessor on a large GPU): workgroup z of `splits` takes one slice of K and stores its raw sums in a scratch
@@ -232,7 +232,7 @@ fn wg(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li
 @compute @workgroup_size(64)
 fn wg_reduce(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let n4 = p.n / 4u;
-    let idx = gid.y * nwg.x * 64u + gid.x;
+    let idx = flat_index(gid, nwg);
     if (idx >= p.m * n4) {
         return;
     }

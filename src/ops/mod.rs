@@ -15,7 +15,11 @@ mod patch;
 mod weight;
 
 /// `bcast4`, the subgroup broadcast the texture kernels' subgroup variants share.
-const BCAST8: &str = include_str!("../../shaders/bcast8.wgsl");
+const BCAST8: &str = include_str!("../../shaders/common/bcast8.wgsl");
+/// `flat_index` / `flat_workgroup`, the flat indices over grids folded by `gpu::grid`.
+const INDEX: &str = include_str!("../../shaders/common/index.wgsl");
+/// `workgroup_sum` / `workgroup_max`, the workgroup tree reductions (the kernel declares `WG`).
+const REDUCE: &str = include_str!("../../shaders/common/reduce.wgsl");
 
 pub use attention::{attention, attention_with, AttentionKernel, AttentionParams, MAX_HEAD_DIM};
 pub use attention_gpu::SPLITS as ATTENTION_SPLITS;

@@ -93,7 +93,7 @@ pub fn group_norm_part(
     };
     let spec = |entry| KernelSpec {
         name: "groupnorm",
-        source: &[GROUPNORM],
+        source: &[super::INDEX, super::REDUCE, GROUPNORM],
         entry,
         binds: &[Bind::Read, Bind::Read, Bind::Read, Bind::ReadWrite, Bind::ReadWrite],
         constants: vec![("SILU", silu as u32 as f64)],
@@ -180,7 +180,7 @@ pub fn layernorm_modulate(
     if staged {
         let kern = gpu.kernel(&KernelSpec {
             name: "layernorm_tex",
-            source: &[PARAMS, gpu.texture_decl(TEX_X), gpu.texture_decl(TEX_MOD), SOURCE_TEX, ROWS],
+            source: &[super::INDEX, PARAMS, gpu.texture_decl(TEX_X), gpu.texture_decl(TEX_MOD), SOURCE_TEX, ROWS],
             entry: "per_row",
             binds: &[Bind::TexF32, Bind::TexF32, Bind::ReadWrite],
             constants: vec![],
@@ -205,7 +205,7 @@ pub fn layernorm_modulate(
     }
     let kern = gpu.kernel(&KernelSpec {
         name: "layernorm",
-        source: &[PARAMS, SOURCE, if per_row { ROWS } else { "" }],
+        source: &[super::INDEX, super::REDUCE, PARAMS, SOURCE, if per_row { ROWS } else { "" }],
         entry: if per_row { "per_row" } else { "main" },
         binds: &[Bind::Read, Bind::Read, Bind::ReadWrite],
         constants: vec![],

@@ -27,7 +27,7 @@ fn build(gpu: &Gpu, entry: &'static str, image: &[usize], p: usize, src: &Tensor
     let params = PatchParams { n: n as u32, c: c as u32, h: h as u32, w: w as u32, p: p as u32, _pad: [0; 3] };
     let kern = gpu.kernel(&KernelSpec {
         name: "patch",
-        source: &[SOURCE],
+        source: &[super::INDEX, SOURCE],
         entry,
         binds: &[Bind::Read, Bind::ReadWrite],
         constants: vec![],

@@ -61,7 +61,7 @@ pub(crate) fn permute(
         if texture { &[Bind::Read, Bind::StorageTextureF16] } else { &[Bind::Read, Bind::ReadWrite] };
     let kern = gpu.kernel(&KernelSpec {
         name: "permute",
-        source: if texture { &[PERMUTE, PERMUTE_TEX] } else { &[PERMUTE, PERMUTE_BUF] },
+        source: if texture { &[super::INDEX, PERMUTE, PERMUTE_TEX] } else { &[super::INDEX, PERMUTE, PERMUTE_BUF] },
         entry: "main",
         binds,
         constants: vec![],

@@ -1,5 +1,7 @@
-// Subgroup broadcast shared by the texture kernels' subgroup variants (subgroups of at least 8 invocations): lanes
-// 0..7 each load one texel (a column of weights, or a key), and every lane needs all 8.
+// Used by the texture kernels' subgroup variants (linear_tex_sg.wgsl, ops::attention_tex with subgroups).
+//
+// Subgroup broadcast for subgroups of at least 8 invocations: lanes 0..7 each load one texel (a column of weights, or
+// a key), and every lane needs all 8.
 
 // The texels v of lanes 4h .. 4h + 3 as the columns of a matrix, in every lane.
 fn bcast4(v: vec4<f32>, h: u32) -> mat4x4<f32> {

@@ -1,5 +1,7 @@
-// Parameters and fused epilogue shared by the linear kernels (linear.wgsl, linear_tex.wgsl). The including kernel
-// declares the bindings `p`, `aux` and `y` this file uses.
+// Used by the linear kernels (linear.wgsl with ops::linear_wg's tiles, linear_tex.wgsl).
+//
+// Parameters and fused epilogue of the linear kernels. The including kernel declares the bindings `p`, `aux` and `y`
+// this file uses.
 //
 // EPI (specialisation constant) picks what happens to v = (x W^T + b)[m, 4*col4 .. 4*col4+3] before it is stored:
 //   0: y = v
