@@ -46,25 +46,26 @@ pub async fn from_single<R: RangeSource>(
     Ok((index, GpuWeights::new(map)))
 }
 
+/// The config of a loaded index of `kind` (`name` in messages; `what` names the location).
+fn config<C: serde::de::DeserializeOwned>(index: &ModelIndex, kind: ModelKind, name: &str, what: &str) -> Result<C> {
+    if index.metadata.kind != kind {
+        return Err(Error::input(format!("{what}: holds a {:?} model, not a {name}", index.metadata.kind)));
+    }
+    serde_json::from_value(index.metadata.config.clone())
+        .map_err(|e| Error::format(weights::INDEX_FILE, format!("bad {name} config ({e})")))
+}
+
 /// The DiT config of a loaded index (`what` names the location in errors): the kind is checked and the config
 /// validated against what the kernels run.
 pub fn dit_config(index: &ModelIndex, what: &str) -> Result<DitConfig> {
-    if index.metadata.kind != ModelKind::Dit {
-        return Err(Error::input(format!("{what}: holds a {:?} model, not a DiT", index.metadata.kind)));
-    }
-    let cfg: DitConfig = serde_json::from_value(index.metadata.config.clone())
-        .map_err(|e| Error::format(weights::INDEX_FILE, format!("bad DiT config ({e})")))?;
+    let cfg: DitConfig = config(index, ModelKind::Dit, "DiT", what)?;
     cfg.validate()?;
     Ok(cfg)
 }
 
 /// The VAE decoder config of a loaded index, checked as [`dit_config`] does.
 pub fn vae_config(index: &ModelIndex, what: &str) -> Result<VaeConfig> {
-    if index.metadata.kind != ModelKind::VaeDecoder {
-        return Err(Error::input(format!("{what}: holds a {:?} model, not a VAE decoder", index.metadata.kind)));
-    }
-    let cfg: VaeConfig = serde_json::from_value(index.metadata.config.clone())
-        .map_err(|e| Error::format(weights::INDEX_FILE, format!("bad VAE config ({e})")))?;
+    let cfg: VaeConfig = config(index, ModelKind::VaeDecoder, "VAE decoder", what)?;
     cfg.validate()?;
     Ok(cfg)
 }
