@@ -2,6 +2,7 @@
 //! (one order for a shape). `tune` times the variants and records the fastest here; the op families in `ops` read it
 //! when they choose a kernel.
 
+use super::Gpu;
 use std::fmt;
 
 /// A problem shape whose kernel variant is chosen by timing.
@@ -39,5 +40,23 @@ impl TuneKey {
             }
             _ => None,
         }
+    }
+}
+
+impl Gpu {
+    /// The kernel variant recorded for a problem shape on this device (`tune::tune_linear` and
+    /// `tune::tune_attention` time the candidates and record the fastest), if one was.
+    pub fn choice(&self, key: &TuneKey) -> Option<usize> {
+        self.choices.borrow().get(key).copied()
+    }
+
+    /// Records the variant to use for a problem shape (see [`Gpu::choice`]).
+    pub fn set_choice(&self, key: TuneKey, variant: usize) {
+        self.choices.borrow_mut().insert(key, variant);
+    }
+
+    /// Every recorded choice, sorted by key.
+    pub fn choices(&self) -> Vec<(TuneKey, usize)> {
+        self.choices.borrow().iter().map(|(k, v)| (*k, *v)).collect()
     }
 }

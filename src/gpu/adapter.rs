@@ -1,0 +1,94 @@
+//! What the caller asks of the device ([`GpuOptions`]: the fp16 weight path, the linear path, limits) and what the
+//! adapter turned out to be ([`AdapterReport`], with how texture-path kernels read textures).
+
+/// How to choose the fp16 weight-reading path.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum F16Mode {
+    /// Use `shader-f16` when the adapter offers it.
+    #[default]
+    Auto,
+    /// Always read weights as packed `u32` pairs with `unpack2x16float` (works everywhere).
+    Packed,
+    /// Require `shader-f16`; fail if the adapter lacks it.
+    Native,
+}
+
+/// Where linear layers read their weights and inputs from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum LinearPath {
+    /// Textures on CPU adapters, storage buffers elsewhere.
+    #[default]
+    Auto,
+    /// Storage buffers (fp16 weights via the `W4` prelude).
+    Buffers,
+    /// `rgba16float` weight textures and `rgba32float` staged inputs. On CPU adapters (lavapipe) texel fetches are
+    /// vectorised while storage-buffer loads run lane by lane, which makes this path about 10x faster there.
+    Textures,
+}
+
+/// Options for [`Gpu::new`](super::Gpu::new).
+#[derive(Clone, Debug, Default)]
+pub struct GpuOptions {
+    pub f16: F16Mode,
+    pub linear_path: LinearPath,
+    /// Ask for at most this `maxStorageBufferBindingSize` (tests, or leaving memory to other work).
+    pub max_storage_binding: Option<u64>,
+    /// Prefer a low-power adapter (integrated GPU) over a discrete one.
+    pub low_power: bool,
+    /// Leave subgroup operations off even where offered (tests of the kernels without them).
+    pub no_subgroups: bool,
+}
+
+/// What the adapter is and what it offers, for logs, benchmarks and error messages.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct AdapterReport {
+    pub name: String,
+    pub backend: String,
+    pub device_type: String,
+    pub driver: String,
+    pub shader_f16: bool,
+    pub f16_weights_path: &'static str,
+    pub timestamp_query: bool,
+    pub max_storage_buffer_binding_size: u64,
+    pub max_buffer_size: u64,
+    pub max_compute_invocations_per_workgroup: u32,
+    pub max_compute_workgroup_storage_size: u32,
+    pub max_texture_dimension_2d: u32,
+    /// How texture-path kernels read textures: read-only storage textures on lavapipe, sampled elsewhere.
+    pub texture_reads: TextureReads,
+    /// Whether subgroup operations are enabled (subgroups of at least 8 invocations; native only).
+    pub subgroups: bool,
+    /// Whether linear layers read weights and inputs through textures (see `ops::linear`).
+    pub texture_linears: bool,
+}
+
+impl AdapterReport {
+    /// Whether the adapter is a CPU implementation (lavapipe, SwiftShader, a browser's fallback adapter).
+    pub fn is_cpu(&self) -> bool {
+        self.device_type == "Cpu"
+    }
+
+    /// Where linear layers read their operands: "buffers", or "textures" with how (e.g. "textures (storage reads,
+    /// subgroups)").
+    pub fn linear_path(&self) -> String {
+        if !self.texture_linears {
+            return "buffers".into();
+        }
+        let reads = match self.texture_reads {
+            TextureReads::Sampled => "sampled",
+            TextureReads::Storage => "storage reads",
+        };
+        format!("textures ({reads}{})", if self.subgroups { ", subgroups" } else { "" })
+    }
+}
+
+/// How kernels on the texture path read their textures. On lavapipe a read-only storage texture's load is inlined
+/// address arithmetic, where a sampled texture's `textureLoad` calls a generic fetch function (about twice the cost
+/// per linear layer); on SwiftShader it is the other way round (the texture linear kernel fell from 1.9-2.7x to
+/// 1.2-1.6x the register-tiled buffer kernel with storage reads).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TextureReads {
+    Sampled,
+    Storage,
+}
