@@ -8,6 +8,6 @@ profile=release
 flag=--release
 [ "${1:-}" = "--dev" ] && profile=debug && flag=
 cargo build $flag --locked --lib --target wasm32-unknown-unknown
-wasm-bindgen --target web --out-dir www/lib/pkg "target/wasm32-unknown-unknown/$profile/dit_wasm.wasm"
+wasm-bindgen --target web --out-dir www/lib/pkg "${CARGO_TARGET_DIR:-target}/wasm32-unknown-unknown/$profile/dit_wasm.wasm"
 (cd www/lib && npm run build --silent)
 echo "built www/lib (wasm $(du -h www/lib/pkg/dit_wasm_bg.wasm | cut -f1))"
