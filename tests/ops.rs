@@ -1,4 +1,4 @@
-//! Kernel parity: every op against its CPU reference (`ops::cpu`), on both fp16 weight paths.
+//! Kernel parity: every op against its CPU reference (`common::cpu`), on both fp16 weight paths.
 // Native only (a GPU through wgpu's native backends, files, processes); the browser tests are tests/web.rs.
 #![cfg(not(target_arch = "wasm32"))]
 
