@@ -209,24 +209,26 @@ impl WasmSampler {
     pub async fn generate(&self, options: JsValue, on_step: Option<js_sys::Function>) -> Result<JsValue, JsValue> {
         let o: GenerateOptions =
             serde_wasm_bindgen::from_value(options).map_err(|e| to_js(Error::input(format!("bad options: {e}"))))?;
-        let steps = match o.steps {
-            None => Spacing::Even(pipeline::DEFAULT_STEPS),
-            Some(Steps::Count(k)) => Spacing::Even(k as usize),
-            Some(Steps::Text(s)) => Spacing::parse(&s).map_err(to_js)?,
-        };
         let seed = o.seed.unwrap_or(0.0);
         if !(seed.is_finite() && seed >= 0.0 && seed.fract() == 0.0 && seed <= 9007199254740991.0) {
             return Err(to_js(Error::input(format!("seed {seed} must be a whole number from 0 to 2^53 - 1"))));
         }
-        let req = SampleRequest {
-            cfg_scale: o.cfg_scale.unwrap_or(pipeline::DEFAULT_CFG_SCALE),
-            steps,
-            sampler: SamplerKind::parse(o.sampler.as_deref().unwrap_or(pipeline::DEFAULT_SAMPLER)).map_err(to_js)?,
-            cfg_channels: CfgChannels::parse(o.cfg_channels.as_deref().unwrap_or(pipeline::DEFAULT_CFG_CHANNELS))
-                .map_err(to_js)?,
-            seed: seed as u64,
-            ..SampleRequest::new(o.class_labels)
-        };
+        // What the options leave out keeps the pipeline's defaults.
+        let mut req = SampleRequest { seed: seed as u64, ..SampleRequest::new(o.class_labels) };
+        if let Some(cfg) = o.cfg_scale {
+            req.cfg_scale = cfg;
+        }
+        match o.steps {
+            None => {}
+            Some(Steps::Count(k)) => req.steps = Spacing::Even(k as usize),
+            Some(Steps::Text(s)) => req.steps = Spacing::parse(&s).map_err(to_js)?,
+        }
+        if let Some(s) = &o.sampler {
+            req.sampler = SamplerKind::parse(s).map_err(to_js)?;
+        }
+        if let Some(c) = &o.cfg_channels {
+            req.cfg_channels = CfgChannels::parse(c).map_err(to_js)?;
+        }
         let n = req.classes.len();
         let lat = self.dit.cfg.input_size;
         let size = lat * self.vae.cfg.upscale();

@@ -5,7 +5,6 @@ use super::schedule::Schedule;
 use crate::error::{Error, Result};
 use crate::gpu::{grid, Bind, Dispatch, Gpu, KernelSpec, Prelude, Res, Tensor};
 
-const INDEX: &str = include_str!("../../shaders/common/index.wgsl");
 const SOURCE: &str = include_str!("../../shaders/sampler.wgsl");
 
 /// Which sampler.
@@ -193,7 +192,7 @@ impl Step {
         let uniform = gpu.uniform("sampler step", bytemuck::bytes_of(&base));
         let kern = gpu.kernel(&KernelSpec {
             name: "sampler",
-            source: &[INDEX, SOURCE],
+            source: &[crate::gpu::INDEX_WGSL, SOURCE],
             entry: "main",
             binds: &[Bind::Read, Bind::Read, Bind::ReadWrite, Bind::ReadWrite],
             constants: vec![],

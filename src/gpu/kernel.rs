@@ -6,6 +6,10 @@ use crate::error::{Error, Result};
 use std::rc::Rc;
 
 /// WGSL read by every kernel that touches fp16 weights, in the variant without `shader-f16`: 4 halves in two `u32`s.
+/// `flat_index` and `flat_workgroup` (`shaders/common/index.wgsl`): the 1D index of a grid folded into 2D by
+/// [`grid`](super::grid), shared by the op kernels and the sampler step.
+pub const INDEX_WGSL: &str = include_str!("../../shaders/common/index.wgsl");
+
 const PRELUDE_PACKED: &str = include_str!("../../shaders/prelude_packed.wgsl");
 /// The same interface where the adapter has `shader-f16`: the buffer is read as `vec4<f16>` directly.
 const PRELUDE_F16: &str = include_str!("../../shaders/prelude_f16.wgsl");

@@ -24,7 +24,7 @@ mod tensor;
 pub use adapter::{AdapterReport, F16Mode, GpuOptions, LinearPath, TextureReads};
 pub use choice::TuneKey;
 pub use dispatch::{grid, Dispatch, Res, Stage};
-pub use kernel::{Bind, Kernel, KernelSpec, Prelude};
+pub use kernel::{Bind, Kernel, KernelSpec, Prelude, INDEX_WGSL};
 pub use memory::Staging;
 pub use tensor::{Arena, DType, Tensor};
 

@@ -16,8 +16,9 @@ mod weight;
 
 /// `bcast4`, the subgroup broadcast the texture kernels' subgroup variants share.
 const BCAST8: &str = include_str!("../../shaders/common/bcast8.wgsl");
-/// `flat_index` / `flat_workgroup`, the flat indices over grids folded by `gpu::grid`.
-const INDEX: &str = include_str!("../../shaders/common/index.wgsl");
+/// `flat_index` / `flat_workgroup`, the flat indices over grids folded by `gpu::grid` (kept in `gpu`: the sampler
+/// step uses it too).
+const INDEX: &str = crate::gpu::INDEX_WGSL;
 /// `workgroup_sum` / `workgroup_max`, the workgroup tree reductions (the kernel declares `WG`).
 const REDUCE: &str = include_str!("../../shaders/common/reduce.wgsl");
 

@@ -137,8 +137,8 @@ pub async fn tune_dit(
     if !tunes(gpu) {
         return Ok(());
     }
-    let (tokens, heads) = ((latent / dit.cfg.patch_size).pow(2), dit.cfg.num_heads);
-    let attention = TuneKey::Attention { batch, tokens, heads, head_dim: dit.cfg.hidden_size / heads.max(1) };
+    let (tokens, heads, head_dim) = (dit.cfg.tokens(latent), dit.cfg.num_heads, dit.cfg.head_dim());
+    let attention = TuneKey::Attention { batch, tokens, heads, head_dim };
     let linears: Vec<_> = dit.linear_shapes(batch, latent).into_iter().filter(|s| s.0 >= 32).collect();
     let missing = |gpu: &Gpu| {
         gpu.choice(&attention).is_none()
@@ -162,7 +162,7 @@ pub async fn tune_dit(
         }
     }
     if gpu.choice(&attention).is_none() {
-        tune_attention(gpu, batch, tokens, heads, dit.cfg.hidden_size / heads.max(1)).await?;
+        tune_attention(gpu, batch, tokens, heads, head_dim).await?;
     }
     #[cfg(not(target_arch = "wasm32"))]
     cache::save(gpu);
