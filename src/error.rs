@@ -21,6 +21,12 @@ pub enum Error {
     /// A download failed (HTTP status, network error, server misbehaving).
     #[error("{url}: {msg}")]
     Download { url: String, msg: String },
+    /// The server has no such file (HTTP 404): a wrong repository, revision or path.
+    #[error("{url}: not found (HTTP 404); check the repository name, the revision and the path")]
+    NotFound { url: String },
+    /// The server refuses access (HTTP 401 or 403), as the Hub does for a gated or private repository.
+    #[error("{url}: access refused (HTTP {status}); the repository is gated or private: accept its conditions on the Hub and use files you may download, or host them yourself")]
+    Gated { url: String, status: u16 },
     /// A file could not be read or written.
     #[error("{path}: {source}")]
     Io {

@@ -32,12 +32,24 @@ pub async fn from_single<R: RangeSource>(
     opts: &SingleOptions,
     on_progress: impl FnMut(u64, u64),
 ) -> Result<(ModelIndex, GpuWeights)> {
+    from_single_with(gpu, src, opts, on_progress, |_, _, _| {}).await
+}
+
+/// [`from_single`], also handing each checked fp16 tensor to `also` (name, shape, bytes) once it is on the GPU.
+pub async fn from_single_with<R: RangeSource>(
+    gpu: &Gpu,
+    src: &R,
+    opts: &SingleOptions,
+    on_progress: impl FnMut(u64, u64),
+    mut also: impl FnMut(&str, &[usize], &[u8]),
+) -> Result<(ModelIndex, GpuWeights)> {
     let mut map = BTreeMap::new();
     let index = weights::single::load_single(
         src,
         opts,
         |name, shape, bytes| {
             map.insert(name.to_string(), Tensor::from_f16_bytes(gpu, name, shape, bytes)?);
+            also(name, shape, bytes);
             Ok(())
         },
         on_progress,
@@ -97,12 +109,14 @@ pub async fn vae_at(gpu: &Gpu, path: &std::path::Path) -> Result<Vae> {
     Vae::load(gpu, vae_config(&index, &path.display().to_string())?, w)
 }
 
-/// How the browser fetches: Cache Storage on or off, the stall timeout, and the JS progress callback.
+/// How the browser fetches: Cache Storage on or off, the stall timeout, the JS progress callback, and the Hub
+/// endpoint that `hf://` locations resolve against.
 #[cfg(target_arch = "wasm32")]
 pub struct Fetch {
     pub cache: bool,
     pub timeout_ms: u32,
     pub on_progress: Option<js_sys::Function>,
+    pub hub_endpoint: String,
 }
 
 /// Loads the weights at a URL: a model directory (shards kept in Cache Storage) or one `.safetensors` checkpoint
@@ -132,4 +146,252 @@ pub async fn dit_from_url(gpu: &Gpu, base: &str, fetch: &Fetch) -> Result<(Model
 pub async fn vae_from_url(gpu: &Gpu, base: &str, fetch: &Fetch) -> Result<Vae> {
     let (index, w) = load_url(gpu, base, fetch).await?;
     Vae::load(gpu, vae_config(&index, base)?, w)
+}
+
+/// The DiT and the VAE decoder of a page: `model` is a URL (as [`load_url`]) or an `hf://` repo; `vae` likewise, or
+/// absent for a Hub pipeline (its `vae/`).
+#[cfg(target_arch = "wasm32")]
+pub async fn models_from_urls(
+    gpu: &Gpu,
+    model: &str,
+    vae: Option<&str>,
+    fetch: &Fetch,
+) -> Result<(ModelIndex, Dit, Vae)> {
+    let (dit_index, dit) = match hub::HubRepo::parse(model)? {
+        Some(repo) => {
+            let repo = hub::resolve(&repo, fetch).await?;
+            let (index, w) = hub::load_component(gpu, &repo, repo.pipeline.then_some("transformer"), fetch).await?;
+            let cfg = dit_config(&index, model)?;
+            let dit = Dit::load(gpu, cfg, w)?;
+            let vae = match vae {
+                Some(v) => vae_at_url(gpu, v, fetch).await?,
+                None if repo.pipeline => {
+                    let (index, w) = hub::load_component(gpu, &repo, Some("vae"), fetch).await?;
+                    Vae::load(gpu, vae_config(&index, &format!("{model} (vae/)"))?, w)?
+                }
+                None => {
+                    return Err(Error::input(format!(
+                        "{model} is one model, not a pipeline with a vae/ folder: give the VAE's location too"
+                    )))
+                }
+            };
+            return Ok((index, dit, vae));
+        }
+        None => dit_from_url(gpu, model, fetch).await?,
+    };
+    let Some(vae) = vae else {
+        return Err(Error::input(format!("{model}: a VAE location is needed (only a Hub pipeline brings its own)")));
+    };
+    Ok((dit_index, dit, vae_at_url(gpu, vae, fetch).await?))
+}
+
+/// A VAE decoder from a URL or an `hf://` repo (a pipeline's `vae/`, or one component).
+#[cfg(target_arch = "wasm32")]
+async fn vae_at_url(gpu: &Gpu, location: &str, fetch: &Fetch) -> Result<Vae> {
+    match hub::HubRepo::parse(location)? {
+        Some(repo) => {
+            let repo = hub::resolve(&repo, fetch).await?;
+            let (index, w) = hub::load_component(gpu, &repo, repo.pipeline.then_some("vae"), fetch).await?;
+            Vae::load(gpu, vae_config(&index, location)?, w)
+        }
+        None => vae_from_url(gpu, location, fetch).await,
+    }
+}
+
+/// `hf://` repos in the browser: the repo's revision resolved to a commit, a pipeline's components found from its
+/// `model_index.json`, each component's weights read by HTTP Range from the Hub's resolve URLs (followed to its
+/// CDN), and the fp16 tensors kept in Cache Storage under endpoint + repo + commit + path.
+#[cfg(target_arch = "wasm32")]
+mod hub {
+    use super::{from_single_with, Fetch};
+    use crate::error::{Error, Result};
+    use crate::gpu::{Gpu, Tensor};
+    use crate::model::GpuWeights;
+    use crate::weights::single::SingleOptions;
+    use crate::weights::url::{cache_get, cache_put, open_cache, CachedRange, RangeUrl, TensorCache, CACHE_NAME};
+    use crate::weights::ModelIndex;
+    use std::collections::BTreeMap;
+
+    /// `hf://OWNER/NAME[@REVISION][/SUBFOLDER]`.
+    pub struct HubRepo {
+        pub repo: String,
+        pub revision: String,
+        pub subfolder: String,
+    }
+
+    impl HubRepo {
+        /// `Ok(None)` when `location` is not an `hf://` location.
+        pub fn parse(location: &str) -> Result<Option<HubRepo>> {
+            let Some(rest) = location.strip_prefix("hf://") else { return Ok(None) };
+            let bad = || {
+                Error::input(format!(
+                    "{location}: a Hub location is hf://OWNER/NAME[@REVISION][/SUBFOLDER], e.g. hf://facebook/DiT-XL-2-256"
+                ))
+            };
+            let mut parts = rest.trim_end_matches('/').splitn(3, '/');
+            let owner = parts.next().filter(|s| !s.is_empty()).ok_or_else(bad)?;
+            let name_rev = parts.next().filter(|s| !s.is_empty()).ok_or_else(bad)?;
+            let subfolder = parts.next().unwrap_or("").to_string();
+            let (name, revision) = match name_rev.split_once('@') {
+                Some((n, r)) if !r.is_empty() => (n, r.to_string()),
+                Some(_) => return Err(bad()),
+                None => (name_rev, "main".to_string()),
+            };
+            let ok = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+            if !ok(owner) || !ok(name) || subfolder.split('/').any(|p| p == ".." || p == ".") {
+                return Err(bad());
+            }
+            Ok(Some(HubRepo { repo: format!("{owner}/{name}"), revision, subfolder }))
+        }
+    }
+
+    /// A repo whose revision is resolved: what its files are read and cached under.
+    pub struct Resolved {
+        pub endpoint: String,
+        pub repo: String,
+        /// The commit when the Hub told it (the small files' redirect names it), else the revision as given.
+        pub commit: String,
+        pub subfolder: String,
+        /// A diffusers pipeline (`model_index.json`: `transformer/`, `vae/`), or one component.
+        pub pipeline: bool,
+    }
+
+    impl Resolved {
+        fn url(&self, path: &str) -> String {
+            let enc = |s: &str| String::from(js_sys::encode_uri_component(s));
+            let path: Vec<String> =
+                self.subfolder.split('/').chain(path.split('/')).filter(|p| !p.is_empty()).map(enc).collect();
+            format!("{}/{}/resolve/{}/{}", self.endpoint, self.repo, enc(&self.commit), path.join("/"))
+        }
+
+        fn key(&self, component: &str) -> String {
+            format!("{}|{}|{}|{}|{}", self.endpoint, self.repo, self.commit, self.subfolder, component)
+        }
+    }
+
+    /// The cache entry of a revision's resolution (for offline visits).
+    fn ref_url(endpoint: &str, repo: &HubRepo) -> String {
+        let key = format!("{endpoint}|{}|{}|{}", repo.repo, repo.revision, repo.subfolder);
+        format!("https://refs.dit-wasm.invalid/{}", String::from(js_sys::encode_uri_component(&key)))
+    }
+
+    /// The commit named in a small file's final URL (`/api/resolve-cache/models/OWNER/NAME/COMMIT/...`).
+    fn commit_in(url: &str, repo: &str) -> Option<String> {
+        let at = url.find(&format!("/api/resolve-cache/models/{repo}/"))?;
+        let rest = &url[at + "/api/resolve-cache/models/".len() + repo.len() + 1..];
+        let commit = rest.split('/').next()?;
+        (commit.len() == 40 && commit.bytes().all(|b| b.is_ascii_hexdigit())).then(|| commit.to_string())
+    }
+
+    /// Resolves the revision and tells a pipeline from a component by asking for `model_index.json`. Offline (or
+    /// with the Hub unreachable), the resolution of the last visit is used, from Cache Storage.
+    pub async fn resolve(repo: &HubRepo, fetch: &Fetch) -> Result<Resolved> {
+        let endpoint = fetch.hub_endpoint.trim_end_matches('/').to_string();
+        let mut r = Resolved {
+            endpoint: endpoint.clone(),
+            repo: repo.repo.clone(),
+            commit: repo.revision.clone(),
+            subfolder: repo.subfolder.clone(),
+            pipeline: false,
+        };
+        let probe = RangeUrl::new(&r.url("model_index.json"), fetch.timeout_ms, None);
+        let cache = if fetch.cache { open_cache(CACHE_NAME).await } else { None };
+        let key = ref_url(&endpoint, repo);
+        match probe.get_small(probe.url()).await {
+            Ok(found) => {
+                if let Some((bytes, final_url)) = &found {
+                    serde_json::from_slice::<serde_json::Value>(bytes)
+                        .map_err(|e| Error::format(probe.url(), format!("model_index.json is not valid JSON ({e})")))?;
+                    if let Some(c) = commit_in(final_url, &repo.repo) {
+                        r.commit = c;
+                    }
+                }
+                r.pipeline = found.is_some();
+                if let Some(c) = &cache {
+                    let entry = serde_json::json!({ "commit": r.commit, "pipeline": r.pipeline });
+                    cache_put(c, &key, entry.to_string().as_bytes()).await;
+                }
+                Ok(r)
+            }
+            Err(e @ Error::Download { .. }) => {
+                let Some(c) = &cache else { return Err(e) };
+                let Some(entry) = cache_get(c, &key).await else { return Err(e) };
+                let v: serde_json::Value = serde_json::from_slice(&entry).map_err(|_| e)?;
+                r.commit = v["commit"].as_str().unwrap_or(&repo.revision).to_string();
+                r.pipeline = v["pipeline"].as_bool().unwrap_or(false);
+                Ok(r)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The weights of one component (`transformer`, `vae`, or the repo itself): from Cache Storage when a whole
+    /// copy is there, else read by ranges from `diffusion_pytorch_model.safetensors` (or `.bin`), cached as they
+    /// arrive; nothing stays cached when the load fails.
+    pub async fn load_component(
+        gpu: &Gpu,
+        repo: &Resolved,
+        component: Option<&str>,
+        fetch: &Fetch,
+    ) -> Result<(ModelIndex, GpuWeights)> {
+        let component = component.unwrap_or("");
+        let cache = if fetch.cache { TensorCache::open(&repo.key(component)).await } else { None };
+        if let Some(c) = &cache {
+            let mut map = BTreeMap::new();
+            let cached = c
+                .load(&fetch.on_progress, |name, shape, bytes| {
+                    map.insert(name.to_string(), Tensor::from_f16_bytes(gpu, name, shape, bytes)?);
+                    Ok(())
+                })
+                .await?;
+            if let Some(index) = cached {
+                return Ok((index, GpuWeights::new(map)));
+            }
+        }
+        let files = ["diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin"];
+        for file in files {
+            let path = if component.is_empty() { file.to_string() } else { format!("{component}/{file}") };
+            let src = RangeUrl::new(&repo.url(&path), fetch.timeout_ms, fetch.on_progress.clone());
+            if let Some(c) = &cache {
+                c.set_file(file);
+            }
+            let ranged = CachedRange::new(&src, cache.as_ref());
+            let mut shapes = vec![];
+            let result = from_single_with(
+                gpu,
+                &ranged,
+                &SingleOptions::default(),
+                |loaded, total| src.report(loaded, total),
+                |name, shape, bytes| {
+                    if let Some(c) = &cache {
+                        c.put(name, bytes);
+                    }
+                    shapes.push((name.to_string(), shape.to_vec()));
+                },
+            )
+            .await;
+            match result {
+                Ok((index, w)) => {
+                    if let Some(c) = &cache {
+                        c.commit(&index, shapes, &fetch.on_progress).await;
+                    }
+                    return Ok((index, w));
+                }
+                Err(e) => {
+                    if let Some(c) = &cache {
+                        c.discard().await;
+                    }
+                    match e {
+                        Error::NotFound { .. } => {}
+                        e => return Err(e),
+                    }
+                }
+            }
+        }
+        let dir: Vec<&str> = [repo.subfolder.as_str(), component].into_iter().filter(|s| !s.is_empty()).collect();
+        let dir = if dir.is_empty() { String::new() } else { format!("{}/", dir.join("/")) };
+        Err(Error::NotFound {
+            url: format!("hf://{}@{}/{dir}diffusion_pytorch_model.{{safetensors,bin}}", repo.repo, repo.commit),
+        })
+    }
 }

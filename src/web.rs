@@ -1,6 +1,6 @@
 //! The wasm-bindgen API, a thin layer over the same pipeline as the CLI. The npm package `dit-wasm` (www/lib) runs it
 //! in a Worker and gives it types. Errors reach JS as `Error`s with a `kind`: `no-webgpu`, `adapter-limits`,
-//! `download`, `integrity`, `aborted`, `device-lost`, `invalid-input`, `gpu`.
+//! `download`, `not-found`, `gated`, `integrity`, `aborted`, `device-lost`, `invalid-input`, `gpu`.
 
 #![cfg(target_arch = "wasm32")]
 
@@ -16,6 +16,9 @@ use js_sys::{Array, Object, Reflect};
 use serde::Deserialize;
 use wasm_bindgen::prelude::*;
 
+/// Where `hf://` locations resolve unless `hubEndpoint` says otherwise.
+const DEFAULT_HUB_ENDPOINT: &str = "https://huggingface.co";
+
 #[wasm_bindgen(start)]
 fn start() {
     console_error_panic_hook::set_once();
@@ -27,6 +30,8 @@ fn kind(e: &Error) -> &'static str {
         Error::NoAdapter(_) => "no-webgpu",
         Error::Limit { .. } => "adapter-limits",
         Error::Download { .. } => "download",
+        Error::NotFound { .. } => "not-found",
+        Error::Gated { .. } => "gated",
         Error::Integrity { .. } => "integrity",
         Error::Format { .. } | Error::MissingTensor(_) | Error::Shape { .. } => "integrity",
         Error::Cancelled => "aborted",
@@ -59,7 +64,12 @@ fn progress(f: &Option<js_sys::Function>, phase: &str) {
 #[serde(rename_all = "camelCase")]
 struct CreateOptions {
     model: String,
-    vae: String,
+    /// Absent for a Hub pipeline, whose `vae/` is used.
+    #[serde(default)]
+    vae: Option<String>,
+    /// Where `hf://` locations resolve (default the Hugging Face Hub).
+    #[serde(default)]
+    hub_endpoint: Option<String>,
     #[serde(default)]
     cache: Option<String>,
     #[serde(default)]
@@ -136,8 +146,8 @@ fn images_js(images: &[f32], n: usize, h: usize, w: usize) -> Array {
 
 #[wasm_bindgen]
 impl WasmSampler {
-    /// Opens the GPU and loads both models. `options`: `{ model, vae, cache?: "cache-storage" | "none",
-    /// f16?: "auto" | "packed", linear?: "auto" | "buffers" | "textures" }`. `on_progress` receives
+    /// Opens the GPU and loads both models. `options`: `{ model, vae?, hubEndpoint?, cache?: "cache-storage" |
+    /// "none", f16?: "auto" | "packed", linear?: "auto" | "buffers" | "textures" }`. `on_progress` receives
     /// `{ phase: "adapter" | "download" | "compile" | "ready", file?, loaded?, total?, cached? }`.
     pub async fn create(options: JsValue, on_progress: Option<js_sys::Function>) -> Result<WasmSampler, JsValue> {
         let opts: CreateOptions =
@@ -164,9 +174,12 @@ impl WasmSampler {
         })?;
         let cache = opts.cache.as_deref() != Some("none");
         let timeout = opts.timeout_ms.map_or(crate::weights::url::DEFAULT_TIMEOUT_MS, |t| t.clamp(1.0, 3.6e6) as u32);
-        let fetch = loader::Fetch { cache, timeout_ms: timeout, on_progress: on_progress.clone() };
-        let (dit_index, dit) = loader::dit_from_url(&gpu, &opts.model, &fetch).await.map_err(to_js)?;
-        let vae = loader::vae_from_url(&gpu, &opts.vae, &fetch).await.map_err(to_js)?;
+        let hub_endpoint = opts.hub_endpoint.unwrap_or_else(|| DEFAULT_HUB_ENDPOINT.to_string());
+        let fetch = loader::Fetch { cache, timeout_ms: timeout, on_progress: on_progress.clone(), hub_endpoint };
+        let (dit_index, dit, vae) =
+            loader::models_from_urls(&gpu, &opts.model, opts.vae.as_deref().filter(|v| !v.is_empty()), &fetch)
+                .await
+                .map_err(to_js)?;
         progress(&on_progress, "compile");
         // Tuning (GPUs only) is kept in Cache Storage per adapter, unless caching is off.
         let tune_key = if cache && crate::tune::tunes(&gpu) {

@@ -7,6 +7,8 @@ export const ERROR_KINDS = [
   "no-webgpu",
   "adapter-limits",
   "download",
+  "not-found",
+  "gated",
   "integrity",
   "aborted",
   "device-lost",
@@ -53,6 +55,20 @@ export class DownloadError extends DitError {
     this.name = "DownloadError";
   }
 }
+/** A model file or repository is not there (HTTP 404): check the repository name, the revision and the path. */
+export class NotFoundError extends DitError {
+  constructor(message: string) {
+    super("not-found", message);
+    this.name = "NotFoundError";
+  }
+}
+/** The server refused access (HTTP 401/403), as the Hub does for a gated or private repository. */
+export class GatedError extends DitError {
+  constructor(message: string) {
+    super("gated", message);
+    this.name = "GatedError";
+  }
+}
 /** A model file is corrupt or is not the model it claims to be (sha256 mismatch, wrong tensors). */
 export class IntegrityError extends DitError {
   constructor(message: string) {
@@ -94,6 +110,8 @@ const ERROR_CLASSES: { [K in DitErrorKind]: new (message: string) => DitError } 
   "no-webgpu": NoWebGPUError,
   "adapter-limits": AdapterLimitsError,
   download: DownloadError,
+  "not-found": NotFoundError,
+  gated: GatedError,
   integrity: IntegrityError,
   aborted: AbortError,
   "device-lost": DeviceLostError,

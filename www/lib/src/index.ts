@@ -8,7 +8,8 @@
  * s.dispose();
  * ```
  * The model runs in a dedicated Worker; the page never blocks. Weights are fetched shard by shard, verified (sha256)
- * and kept in Cache Storage for the next visit.
+ * and kept in Cache Storage for the next visit. `model` may also be a Hub repo:
+ * `createSampler({ model: "hf://facebook/DiT-XL-2-256" })` reads the pipeline's transformer and VAE in place.
  */
 import { AbortError, DitError, errorFromKind, NoWebGPUError } from "./errors.js";
 import { isResultOf } from "./protocol.js";
@@ -143,9 +144,25 @@ class WorkerSampler implements Sampler {
   }
 }
 
+/** A location made absolute against the page (an `hf://` location is left as it is). */
 function absolute(u: string | URL): string {
+  if (u.toString().startsWith("hf://")) return u.toString();
   const base = typeof document !== "undefined" ? document.baseURI : globalThis.location?.href;
   return new URL(u.toString(), base).href;
+}
+
+/**
+ * Asks the browser to keep this site's storage (the cached weights) under storage pressure. Only a page can ask
+ * (`navigator.storage.persist` is not offered to workers); the browser may say no, which changes nothing else.
+ */
+async function askPersistentStorage(): Promise<void> {
+  try {
+    if (typeof navigator !== "undefined" && navigator.storage?.persist && !(await navigator.storage.persisted())) {
+      await navigator.storage.persist();
+    }
+  } catch {
+    // Not offered here (an insecure context, an embedded frame): the weights are cached as best effort.
+  }
 }
 
 function hasWebGPU(): boolean {
@@ -166,9 +183,11 @@ export async function createSampler(options: CreateSamplerOptions): Promise<Samp
     );
   }
   const { onProgress, worker, model, vae, ...rest } = options;
+  if (rest.cache !== "none" && model.toString().startsWith("hf://")) await askPersistentStorage();
   const client = startWorker(worker);
   try {
-    const { done } = client.call("create", { ...rest, model: absolute(model), vae: absolute(vae) }, { onProgress });
+    const where = { model: absolute(model), ...(vae ? { vae: absolute(vae) } : {}) };
+    const { done } = client.call("create", { ...rest, ...where }, { onProgress });
     return new WorkerSampler(client, await done);
   } catch (e) {
     client.dispose();

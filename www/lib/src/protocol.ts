@@ -21,8 +21,8 @@ import type {
 export interface CreateParams extends Omit<CreateSamplerOptions, "model" | "vae" | "onProgress" | "worker"> {
   /** The DiT's location, made absolute against the page's URL. */
   model: string;
-  /** The VAE decoder's location, made absolute against the page's URL. */
-  vae: string;
+  /** The VAE decoder's location, made absolute against the page's URL (absent: a Hub pipeline's own `vae/`). */
+  vae?: string;
 }
 
 /** Generates images with the loaded models. */

@@ -14,6 +14,11 @@ export interface LoadProgress {
   total?: number;
   /** Whether the file came from Cache Storage. */
   cached?: boolean;
+  /**
+   * Something the page should show: for example that the browser's storage cannot hold the model, so it loads
+   * uncached and downloads again on the next visit.
+   */
+  notice?: string;
 }
 
 export interface CreateSamplerOptions {
@@ -22,11 +27,19 @@ export interface CreateSamplerOptions {
    * one `.safetensors` checkpoint (release names or diffusers layout; f32, bf16 or f16) on a server that honours HTTP
    * Range requests, read in ranges with no conversion step. Its fragment may give `#sha256=<hex of the whole file>`
    * (then every byte is read and checked), `&heads=N` (a DiT that is not a paper preset) and `&input_size=S` (its
-   * latent side, when the file has no `pos_embed`).
+   * latent side, when the file has no `pos_embed`). Or a Hub repo, `hf://OWNER/NAME[@REVISION][/SUBFOLDER]` (for
+   * example `hf://facebook/DiT-XL-2-256`): a diffusers pipeline (its `transformer/`, and its `vae/` unless `vae` is
+   * given) or one component, read in place by HTTP Range requests from `hubEndpoint`; its fp16 weights are kept in
+   * Cache Storage per endpoint, repo, commit and file, so a second visit downloads nothing and works offline.
    */
   model: string | URL;
-  /** Base URL of a VAE-decoder model directory, or one `.safetensors` file (its `config.json` beside it is read). */
-  vae: string | URL;
+  /**
+   * Base URL of a VAE-decoder model directory, one `.safetensors` file (its `config.json` beside it is read), or an
+   * `hf://` repo. May be left out when `model` is a Hub pipeline: its `vae/` is used.
+   */
+  vae?: string | URL;
+  /** Where `hf://` locations resolve: `https://huggingface.co` (default), a mirror, or a server that behaves alike. */
+  hubEndpoint?: string;
   onProgress?: (event: LoadProgress) => void;
   /** Keep downloaded shards, and on GPUs the kernel choices tuned at load, in Cache Storage (default) or not. */
   cache?: "cache-storage" | "none";
