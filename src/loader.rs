@@ -158,8 +158,8 @@ pub async fn models_from_urls(
     fetch: &Fetch,
 ) -> Result<(ModelIndex, Dit, Vae)> {
     let (dit_index, dit) = match hub::HubRepo::parse(model)? {
-        Some(repo) => {
-            let repo = hub::resolve(&repo, fetch).await?;
+        Some(asked) => {
+            let repo = hub::resolve(&asked, fetch).await?;
             let (index, w) = hub::load_component(gpu, &repo, repo.pipeline.then_some("transformer"), fetch).await?;
             let cfg = dit_config(&index, model)?;
             let dit = Dit::load(gpu, cfg, w)?;
@@ -175,6 +175,7 @@ pub async fn models_from_urls(
                     )))
                 }
             };
+            hub::remember(&asked, &repo, fetch).await;
             return Ok((index, dit, vae));
         }
         None => dit_from_url(gpu, model, fetch).await?,
@@ -189,10 +190,12 @@ pub async fn models_from_urls(
 #[cfg(target_arch = "wasm32")]
 async fn vae_at_url(gpu: &Gpu, location: &str, fetch: &Fetch) -> Result<Vae> {
     match hub::HubRepo::parse(location)? {
-        Some(repo) => {
-            let repo = hub::resolve(&repo, fetch).await?;
+        Some(asked) => {
+            let repo = hub::resolve(&asked, fetch).await?;
             let (index, w) = hub::load_component(gpu, &repo, repo.pipeline.then_some("vae"), fetch).await?;
-            Vae::load(gpu, vae_config(&index, location)?, w)
+            let vae = Vae::load(gpu, vae_config(&index, location)?, w)?;
+            hub::remember(&asked, &repo, fetch).await;
+            Ok(vae)
         }
         None => vae_from_url(gpu, location, fetch).await,
     }
@@ -295,8 +298,6 @@ mod hub {
             pipeline: false,
         };
         let probe = RangeUrl::new(&r.url("model_index.json"), fetch.timeout_ms, None);
-        let cache = if fetch.cache { open_cache(CACHE_NAME).await } else { None };
-        let key = ref_url(&endpoint, repo);
         match probe.get_small(probe.url()).await {
             Ok(found) => {
                 if let Some((bytes, final_url)) = &found {
@@ -307,21 +308,29 @@ mod hub {
                     }
                 }
                 r.pipeline = found.is_some();
-                if let Some(c) = &cache {
-                    let entry = serde_json::json!({ "commit": r.commit, "pipeline": r.pipeline });
-                    cache_put(c, &key, entry.to_string().as_bytes()).await;
-                }
                 Ok(r)
             }
             Err(e @ Error::Download { .. }) => {
+                let cache = if fetch.cache { open_cache(CACHE_NAME).await } else { None };
                 let Some(c) = &cache else { return Err(e) };
-                let Some(entry) = cache_get(c, &key).await else { return Err(e) };
+                let Some(entry) = cache_get(c, &ref_url(&endpoint, repo)).await else { return Err(e) };
                 let v: serde_json::Value = serde_json::from_slice(&entry).map_err(|_| e)?;
                 r.commit = v["commit"].as_str().unwrap_or(&repo.revision).to_string();
                 r.pipeline = v["pipeline"].as_bool().unwrap_or(false);
                 Ok(r)
             }
             Err(e) => Err(e),
+        }
+    }
+
+    /// Keeps the resolution of `repo` for offline visits, once its models loaded (a failed load keeps nothing).
+    pub async fn remember(repo: &HubRepo, r: &Resolved, fetch: &Fetch) {
+        if !fetch.cache {
+            return;
+        }
+        if let Some(c) = open_cache(CACHE_NAME).await {
+            let entry = serde_json::json!({ "commit": r.commit, "pipeline": r.pipeline });
+            cache_put(&c, &ref_url(&r.endpoint, repo), entry.to_string().as_bytes()).await;
         }
     }
 

@@ -639,6 +639,8 @@ impl TensorCache {
             return Ok(None);
         };
         let total: f64 = m.tensors.iter().map(|(_, s)| (s.iter().product::<usize>() * 2) as f64).sum();
+        // Named in progress as the download named it (its URL), so that the page tells the files apart.
+        let label = m.index.metadata.extra.get("source").and_then(|v| v.as_str()).unwrap_or(&m.file).to_string();
         let mut loaded = 0.0;
         for (name, shape) in &m.tensors {
             let bytes = cache_get(&self.cache, &self.tensor_url(&m.file, name)).await;
@@ -648,7 +650,7 @@ impl TensorCache {
             };
             on_tensor(name, shape, &bytes)?;
             loaded += bytes.len() as f64;
-            report_download(progress, &m.file, loaded, total, true);
+            report_download(progress, &label, loaded, total, true);
         }
         Ok(Some(m.index))
     }

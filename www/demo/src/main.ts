@@ -6,6 +6,8 @@ const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as 
 const el = {
   adapter: $("adapter"),
   modelChoice: $<HTMLSelectElement>("model-choice"),
+  modelSize: $("model-size"),
+  notice: $("notice"),
   urlFields: $("url-fields"),
   modelUrl: $<HTMLInputElement>("model-url"),
   vaeUrl: $<HTMLInputElement>("vae-url"),
@@ -33,7 +35,7 @@ const el = {
 };
 
 /** Counters for automation: how many weight files came from the network and from Cache Storage. */
-const stats = { downloaded: 0, cached: 0, generated: 0 };
+const stats = { downloaded: 0, cached: 0, generated: 0, notices: [] as string[] };
 (window as unknown as { __ditStats: typeof stats }).__ditStats = stats;
 
 let sampler: Sampler | null = null;
@@ -41,6 +43,31 @@ let classNames: string[] = [];
 let running: AbortController | null = null;
 
 const params = new URLSearchParams(location.search);
+
+/**
+ * The revision of the official repos that the page downloads. It is `main`: the commits could not be read where this
+ * page was written (no access to the Hub), so set it to each repo's commit to pin the files (see the README). The
+ * cached weights are keyed by the commit the Hub resolves `main` to (its redirects name it), so a change of `main` is
+ * never mistaken for the cached copy.
+ */
+const OFFICIAL_REVISION = "main";
+
+/**
+ * Bytes a first visit downloads for an official DiT-XL/2 pipeline: the transformer's 674,834,720 f32 parameters
+ * (its file holds about 300 MB more, the 27 duplicated copies of the timestep and class embedders, which are not
+ * read) and the SD VAE decoder's 49,490,199 (the encoder is not read). The same at 256 and 512 px (the position
+ * embedding is computed, not stored). They are kept in fp16: half as many bytes.
+ */
+const OFFICIAL_DOWNLOAD_BYTES = 674_834_720 * 4 + 49_490_199 * 4;
+
+/** The models the choice offers besides the demo: Hub locations and what they download. */
+const OFFICIAL: Record<string, { location: string; bytes: number }> = {
+  "hf-256": { location: `hf://facebook/DiT-XL-2-256@${OFFICIAL_REVISION}`, bytes: OFFICIAL_DOWNLOAD_BYTES },
+  "hf-512": { location: `hf://facebook/DiT-XL-2-512@${OFFICIAL_REVISION}`, bytes: OFFICIAL_DOWNLOAD_BYTES },
+};
+
+/** Where `hf://` locations resolve: `?endpoint=` (a mirror, or a local server in tests), else the Hub. */
+const hubEndpoint = params.get("endpoint") ?? undefined;
 
 function showError(e: unknown) {
   const msg = e instanceof DitError ? `${e.name}: ${e.message}` : String((e as Error)?.message ?? e);
@@ -64,12 +91,29 @@ function fmtBytes(n: number) {
   return n > 1e9 ? `${(n / 1e9).toFixed(2)} GB` : n > 1e6 ? `${(n / 1e6).toFixed(1)} MB` : `${(n / 1e3).toFixed(0)} kB`;
 }
 
-function modelUrls(): { model: string; vae: string } {
+function modelUrls(): { model: string; vae?: string } {
   const choice = el.modelChoice.value;
-  if (choice === "demo") {
-    return { model: params.get("model") ?? "./demo/dit", vae: params.get("vae") ?? "./demo/vae" };
-  }
-  return { model: el.modelUrl.value.trim(), vae: el.vaeUrl.value.trim() };
+  if (choice === "demo") return { model: "./demo/dit", vae: "./demo/vae" };
+  if (choice in OFFICIAL) return { model: OFFICIAL[choice].location };
+  const model = el.modelUrl.value.trim();
+  // A Hub pipeline brings its VAE; another location without one uses the embedded demo VAE.
+  const vae = el.vaeUrl.value.trim() || (model.startsWith("hf://") ? undefined : "./demo/vae");
+  return { model, vae };
+}
+
+/** Shows what the chosen model downloads, before it starts. */
+function showSize() {
+  const official = OFFICIAL[el.modelChoice.value];
+  el.modelSize.textContent = official
+    ? `Downloads about ${fmtBytes(official.bytes)} once (the transformer without its duplicated embedders, and the ` +
+      `VAE's decoder) and keeps ${fmtBytes(official.bytes / 2)} in this browser for the next visits.`
+    : "";
+}
+
+function showNotice(text: string) {
+  el.notice.textContent = text;
+  el.notice.hidden = false;
+  stats.notices.push(text);
 }
 
 function fillClasses(filter = "") {
@@ -93,11 +137,13 @@ async function load() {
   sampler = null;
   el.generate.disabled = true;
   const { model, vae } = modelUrls();
-  if (!model || !vae) {
-    showError(new DitError("invalid-input", "Enter the URLs of a converted DiT and VAE (see the README: `dit convert`)."));
+  if (!model) {
+    showError(new DitError("invalid-input", "Enter an hf:// repo or the URL of a DiT (see the README)."));
     return;
   }
-  localStorage.setItem("dit-wasm:urls", JSON.stringify({ choice: el.modelChoice.value, model: el.modelUrl.value, vae: el.vaeUrl.value }));
+  el.notice.hidden = true;
+  // A choice made on the page is shown on the next visit; one made by `?model=` is not.
+  if (!params.get("model")) localStorage.setItem("dit-wasm:urls", JSON.stringify({ choice: el.modelChoice.value, model: el.modelUrl.value, vae: el.vaeUrl.value }));
   const t0 = performance.now();
   let fromCache = 0;
   let fetched = 0;
@@ -107,11 +153,13 @@ async function load() {
     const maxBinding = params.get("maxBinding");
     sampler = await createSampler({
       model,
-      vae,
+      ...(vae ? { vae } : {}),
+      ...(hubEndpoint ? { hubEndpoint } : {}),
       ...(maxBinding ? { maxStorageBufferBindingSize: Number(maxBinding) } : {}),
       ...(params.get("timeout") ? { timeoutMs: Number(params.get("timeout")) } : {}),
       onProgress: (p: LoadProgress) => {
-        if (p.phase === "download") {
+        if (p.notice) showNotice(p.notice);
+        if (p.phase === "download" && p.loaded !== undefined) {
           if (p.file && !seen.has(p.file) && p.loaded !== undefined && p.total !== undefined) {
             if (p.cached) {
               seen.add(p.file);
@@ -229,7 +277,8 @@ async function generate() {
 
 // Wiring.
 el.modelChoice.addEventListener("change", () => {
-  el.urlFields.hidden = el.modelChoice.value === "demo";
+  el.urlFields.hidden = el.modelChoice.value !== "url";
+  showSize();
 });
 el.load.addEventListener("click", load);
 el.clearCache.addEventListener("click", async () => {
@@ -243,16 +292,33 @@ el.dice.addEventListener("click", () => {
 el.generate.addEventListener("click", generate);
 el.cancel.addEventListener("click", () => running?.abort());
 
+// `?model=<location>` (and `?vae=`) preselects a model and loads it on open; else the last choice is shown, and the
+// demo loads on open.
+const asked = params.get("model");
 const saved = JSON.parse(localStorage.getItem("dit-wasm:urls") ?? "null");
-if (saved && saved.choice !== "demo") {
+if (asked) {
+  const official = Object.keys(OFFICIAL).find((k) => OFFICIAL[k].location === asked);
+  el.modelChoice.value = official ?? "url";
+  if (!official) {
+    el.modelUrl.value = asked;
+    el.vaeUrl.value = params.get("vae") ?? "";
+  }
+} else if (saved && [...el.modelChoice.options].some((o) => o.value === saved.choice)) {
   el.modelChoice.value = saved.choice;
   el.modelUrl.value = saved.model ?? "";
   el.vaeUrl.value = saved.vae ?? "";
-  el.urlFields.hidden = false;
 }
+el.urlFields.hidden = el.modelChoice.value !== "url";
+showSize();
 if (!("gpu" in navigator)) {
   el.adapter.textContent = "This browser has no WebGPU.";
   showError(new DitError("no-webgpu", "This browser has no WebGPU (navigator.gpu is missing)."));
-} else if (el.modelChoice.value === "demo") {
+} else if (asked || el.modelChoice.value === "demo") {
   load();
+}
+
+// The page's own files are kept by a service worker (src/sw.ts) so that a visit without a network opens it; not in
+// the dev server, which has no sw.js (the registration then fails, quietly).
+if ("serviceWorker" in navigator) {
+  navigator.serviceWorker.register("./sw.js").catch((e) => console.warn("no offline copy of the page:", e));
 }

@@ -1,0 +1,253 @@
+// End-to-end tests of `hf://` locations on the page (www/demo, built), through the Hub stand-in (hub-server.mjs: a
+// 302 to a CDN on another origin, the CDN's CORS headers, a refused Range preflight, single ranges only, faults).
+// The repos are the tiny models of tests/fixtures/hub in the official layout (legacy config, torch .bin with each
+// block's copy of the embedders, the VAE's .bin with its encoder) and a safetensors pipeline of the same weights.
+// Chromium's WebGPU adapter here is SwiftShader (CPU): each load compiles the pipelines, so the tests share one
+// browser context (one profile: its Cache Storage is the cache under test) and load as few times as they can.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { chromium } from "playwright-core";
+import { serve } from "./server.mjs";
+import { startHubServer } from "./hub-server.mjs";
+
+const repo = path.resolve(import.meta.dirname, "../..");
+const site = path.join(repo, "www/demo/dist");
+const fixtures = path.join(repo, "tests/fixtures");
+const LOAD = 300_000;
+const ARGS = ["--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-sandbox"];
+const chromiumPath = process.env.CHROMIUM ?? "/usr/bin/chromium";
+const WEIGHTS = /diffusion_pytorch_model\.(bin|safetensors)$/;
+
+let page, hub, browser, context, root;
+
+/** Repos of the stand-in: `test/<name>` -> a folder. The safetensors pipeline holds the same weights as DiT-tiny. */
+function makeRepos() {
+  root = fs.mkdtempSync(path.join(os.tmpdir(), "dit-hub-"));
+  const owner = path.join(root, "test");
+  fs.mkdirSync(owner);
+  const tiny = path.join(fixtures, "hub/DiT-tiny");
+  for (const name of ["DiT-tiny", "DiT-tiny-again", "DiT-tiny-gated"]) fs.symlinkSync(tiny, path.join(owner, name));
+  for (const name of ["PixArt-tiny", "DiT-truncated", "DiT-evil"]) fs.symlinkSync(path.join(fixtures, "hub", name), path.join(owner, name));
+  for (const name of ["DiT-st", "DiT-st-drop", "DiT-st-norange"]) {
+    const dir = path.join(owner, name);
+    fs.mkdirSync(path.join(dir, "transformer"), { recursive: true });
+    fs.mkdirSync(path.join(dir, "vae"));
+    fs.copyFileSync(path.join(tiny, "model_index.json"), path.join(dir, "model_index.json"));
+    fs.copyFileSync(path.join(tiny, "transformer/config.json"), path.join(dir, "transformer/config.json"));
+    fs.copyFileSync(path.join(fixtures, "dit_p2_hd64.safetensors"), path.join(dir, "transformer/diffusion_pytorch_model.safetensors"));
+    fs.copyFileSync(path.join(fixtures, "vae_small/config.json"), path.join(dir, "vae/config.json"));
+    fs.copyFileSync(path.join(fixtures, "vae_small/diffusion_pytorch_model.safetensors"), path.join(dir, "vae/diffusion_pytorch_model.safetensors"));
+  }
+}
+
+let site_;
+before(async () => {
+  makeRepos();
+  site_ = await serve(site);
+  hub = await startHubServer({ root });
+  browser = await chromium.launch({ executablePath: chromiumPath, args: ["--enable-unsafe-webgpu", ...ARGS] });
+  context = await browser.newContext();
+});
+after(async () => {
+  await browser?.close();
+  site_?.close();
+  await hub?.close();
+  if (root) fs.rmSync(root, { recursive: true, force: true });
+});
+
+const at = (model, extra = "") => `?model=${encodeURIComponent(model)}&endpoint=${encodeURIComponent(hub.url)}${extra}`;
+
+async function waitLoaded(p) {
+  await p.waitForFunction(
+    () => !document.querySelector("[data-testid=generate]").disabled || !document.querySelector("[data-testid=error]").hidden,
+    null,
+    { timeout: LOAD },
+  );
+}
+
+async function open(query) {
+  const p = await context.newPage();
+  p.on("pageerror", (e) => console.log("page error:", e.message));
+  await p.goto(`${site_.url}/${query}`);
+  await waitLoaded(p);
+  return p;
+}
+
+async function errorKind(p) {
+  const e = p.locator("[data-testid=error]");
+  return (await e.isHidden()) ? null : { kind: await e.getAttribute("data-kind"), text: await e.textContent() };
+}
+
+/** Generates one image of class 3 (10 DPM-Solver++ steps, guidance 4, seed 7); returns its RGBA pixels. */
+async function generate(p) {
+  await p.fill("[data-testid=steps]", "10");
+  await p.selectOption("[data-testid=sampler]", "dpmpp2m");
+  await p.fill("[data-testid=seed]", "7");
+  await p.fill("[data-testid=cfg]", "4");
+  await p.fill("[data-testid=count]", "1");
+  await p.selectOption("[data-testid=class-select]", "3");
+  const n = await p.locator("[data-testid=result]").count();
+  await p.click("[data-testid=generate]");
+  await p.waitForFunction((k) => document.querySelectorAll("[data-testid=result]").length > k, n, { timeout: LOAD });
+  return p.evaluate(() => {
+    const c = document.querySelector("[data-testid=result]");
+    return Array.from(c.getContext("2d").getImageData(0, 0, c.width, c.height).data);
+  });
+}
+
+/** Weight bytes the stand-in sent per file since the last reset. */
+function weightBytes() {
+  return Object.fromEntries(Object.entries(hub.stats().files).filter(([f]) => WEIGHTS.test(f)).map(([f, s]) => [f, s.bytes]));
+}
+
+/** Keys of the page's Cache Storage entries that name `repoName`. */
+async function cachedKeys(p, repoName) {
+  return p.evaluate(async (r) => {
+    const out = [];
+    for (const name of await caches.keys()) {
+      const c = await caches.open(name);
+      for (const req of await c.keys()) if (decodeURIComponent(decodeURIComponent(req.url)).includes(r)) out.push(req.url);
+    }
+    return out;
+  }, repoName);
+}
+
+/** `dit sample` on the same files and settings: [3, H, W] f32 in [-1, 1] -> the page's uint8 rounding. */
+function nativeImage(args) {
+  const dit = process.env.DIT_BIN ?? path.join(repo, "target/debug/dit");
+  const out = path.join(os.tmpdir(), `dit-hub-e2e-${process.pid}.npy`);
+  execFileSync(dit, ["sample", ...args, "--class", "3", "--cfg", "4", "--steps", "10", "--sampler", "dpmpp2m", "--seed", "7", "--quiet", "--out", out]);
+  const buf = fs.readFileSync(out);
+  const headerLen = buf.readUInt16LE(8);
+  return new Float32Array(buf.buffer.slice(buf.byteOffset + 10 + headerLen, buf.byteOffset + buf.length));
+}
+
+function maxDiff(native, pixels) {
+  const hw = native.length / 3;
+  assert.equal(hw * 4, pixels.length, "same image size");
+  let d = 0;
+  for (let p = 0; p < hw; p++) {
+    for (let c = 0; c < 3; c++) {
+      const v = Math.min(255, Math.max(0, Math.trunc(127.5 * native[c * hw + p] + 128)));
+      d = Math.max(d, Math.abs(v - pixels[p * 4 + c]));
+    }
+  }
+  return d;
+}
+
+let firstBytes;
+
+test("?model=hf://<pipeline>&endpoint=<server> loads the official layout (.bin, duplicated embedders not read) and generates what `dit sample` does", async () => {
+  hub.resetStats();
+  page = await open(at("hf://test/DiT-tiny"));
+  assert.equal(await errorKind(page), null, "no error");
+  const stats = hub.stats();
+  firstBytes = weightBytes();
+  console.log("first load, weight bytes sent:", firstBytes);
+  const size = (f) => fs.statSync(path.join(fixtures, "hub/DiT-tiny", f)).size;
+  const tBytes = firstBytes["test/DiT-tiny/transformer/diffusion_pytorch_model.bin"];
+  assert.ok(tBytes > 0 && tBytes < size("transformer/diffusion_pytorch_model.bin"), `the transformer's duplicated embedders are not read (${tBytes} bytes of ${size("transformer/diffusion_pytorch_model.bin")})`);
+  const vBytes = firstBytes["test/DiT-tiny/vae/diffusion_pytorch_model.bin"];
+  assert.ok(vBytes > 0 && vBytes < size("vae/diffusion_pytorch_model.bin"), "the VAE's encoder is not read");
+  // What the browser sent: no preflight, and only single `bytes=N-M` ranges (what the Hub's CDN accepts).
+  assert.equal(stats.log.filter((r) => r.method === "OPTIONS").length, 0, "no CORS preflight");
+  const ranges = stats.log.filter((r) => r.range).map((r) => r.range);
+  assert.ok(ranges.length > 0 && ranges.every((r) => /^bytes=\d+-\d+$/.test(r)), `single ranges only: ${ranges.join(", ")}`);
+  assert.ok(stats.log.some((r) => r.origin === "cdn" && r.status === 206), "weights come from the CDN origin after the 302");
+  const pixels = await generate(page);
+  const d = maxDiff(nativeImage(["--model", path.join(fixtures, "hub/DiT-tiny")]), pixels);
+  console.log(`browser (hf://test/DiT-tiny) vs native dit sample --model tests/fixtures/hub/DiT-tiny: max uint8 difference ${d}`);
+  assert.ok(d <= 2, `max difference ${d} > 2`);
+  page.pixels = pixels;
+});
+
+test("a second load (same profile) fetches no weight bytes; offline, a reload still generates", async () => {
+  hub.resetStats();
+  const again = await open(at("hf://test/DiT-tiny"));
+  assert.equal(await errorKind(again), null, "no error");
+  const bytes = weightBytes();
+  console.log("second load, weight bytes sent:", bytes, "page stats:", await again.evaluate(() => window.__ditStats));
+  assert.equal(Object.values(bytes).reduce((a, b) => a + b, 0), 0, "no weight bytes");
+  const px = await generate(again);
+  assert.deepEqual(px, page.pixels, "the cached weights give the same image");
+  // The page's own files come from its service worker, the weights from Cache Storage.
+  await again.evaluate(() => navigator.serviceWorker.ready);
+  hub.resetStats();
+  await context.setOffline(true);
+  try {
+    await again.reload();
+    await waitLoaded(again);
+    assert.equal(await errorKind(again), null, "no error offline");
+    const off = await generate(again);
+    assert.deepEqual(off, page.pixels, "offline: the same image");
+    console.log("offline reload: generated; requests that reached the stand-in:", hub.stats().requests);
+  } finally {
+    await context.setOffline(false);
+  }
+  await again.close();
+});
+
+test("a dropped connection resumes from the byte it reached, not from zero", async () => {
+  const file = "test/DiT-st-drop/transformer/diffusion_pytorch_model.safetensors";
+  const size = fs.statSync(path.join(root, file)).size;
+  hub.resetStats();
+  hub.control({ reset: true, dropAfter: { [file]: Math.floor(size / 3) } });
+  const p = await open(at("hf://test/DiT-st-drop"));
+  assert.equal(await errorKind(p), null, "no error");
+  const sent = weightBytes()[file];
+  const requests = hub.stats().log.filter((r) => r.origin === "cdn" && r.url.endsWith("transformer/diffusion_pytorch_model.safetensors"));
+  console.log(`dropped after ${Math.floor(size / 3)} bytes: ${sent} bytes sent in all for a ${size}-byte file;`, requests.map((r) => r.range).join(", "));
+  assert.ok(sent <= size, `${sent} bytes sent for ${size}: the rest was asked for, not the whole range again`);
+  assert.ok(requests.some((r) => r.range && Number(r.range.match(/^bytes=(\d+)/)[1]) === Math.floor(size / 3) + Number(requests[0].range.match(/^bytes=(\d+)/)[1])), "a range starts where the drop happened");
+  const px = await generate(p);
+  const d = maxDiff(nativeImage(["--model", path.join(fixtures, "dit_p2_hd64.safetensors"), "--vae", path.join(fixtures, "vae_small")]), px);
+  console.log(`browser (hf://test/DiT-st-drop, safetensors) vs native: max uint8 difference ${d}`);
+  assert.ok(d <= 2, `max difference ${d} > 2`);
+  await p.close();
+});
+
+test("bad repos are typed errors and leave nothing cached: 404, gated (401/403), another architecture, a truncated .bin, a disallowed pickle global, a server ignoring Range", async () => {
+  hub.control({ reset: true, ignoreRange: ["test/DiT-st-norange/transformer/diffusion_pytorch_model.safetensors"], gated: { "test/DiT-tiny-gated": { status: 403 } } });
+  for (const [repoName, kind, text] of [
+    ["test/no-such-repo", "not-found", /404/],
+    ["test/DiT-tiny-gated", "gated", /gated/],
+    ["test/PixArt-tiny", null, /PixArt|ada_norm_single|architecture/i],
+    ["test/DiT-truncated", "integrity", /truncated/i],
+    ["test/DiT-evil", "integrity", /os|system|global/i],
+    ["test/DiT-st-norange", "download", /Range/],
+  ]) {
+    const p = await open(at(`hf://${repoName}`));
+    const e = await errorKind(p);
+    console.log(`hf://${repoName} ->`, e);
+    assert.ok(e, `hf://${repoName}: an error`);
+    if (kind) assert.equal(e.kind, kind, `hf://${repoName}`);
+    assert.match(e.text, text);
+    assert.deepEqual(await cachedKeys(p, `${repoName}|`), [], `hf://${repoName}: nothing cached`);
+    await p.close();
+  }
+  hub.control({ reset: true });
+  // 401 (no token) also says gated.
+  hub.control({ gated: { "test/DiT-tiny-gated": { status: 401 } } });
+  const p = await open(at("hf://test/DiT-tiny-gated"));
+  const e = await errorKind(p);
+  console.log("hf://test/DiT-tiny-gated (401) ->", e);
+  assert.equal(e?.kind, "gated");
+  await p.close();
+  hub.control({ reset: true });
+});
+
+test("the page offers the official DiT-XL/2 repos with their download size, before any download", async () => {
+  const p = await context.newPage();
+  await p.goto(`${site_.url}/?endpoint=${encodeURIComponent(hub.url)}`);
+  const options = await p.locator("[data-testid=model-select] option").allTextContents();
+  assert.ok(options.some((o) => /facebook\/DiT-XL-2-256/.test(o)) && options.some((o) => /facebook\/DiT-XL-2-512/.test(o)), options.join(" | "));
+  await p.selectOption("[data-testid=model-select]", "hf-256");
+  const size = await p.locator("[data-testid=model-size]").textContent();
+  console.log("DiT-XL/2 256:", size);
+  assert.match(size, /2\.90 GB/);
+  await p.close();
+});
