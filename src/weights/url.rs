@@ -26,6 +26,8 @@ pub struct UrlSource {
     /// Bytes of shards obtained so far and in all (for progress).
     loaded: Cell<f64>,
     total: Cell<f64>,
+    /// The status of the last answer that no retry changes (404, 401, 403), for a typed error.
+    refused: Cell<Option<u16>>,
 }
 
 fn js_err(e: JsValue) -> String {
@@ -144,6 +146,7 @@ impl UrlSource {
             progress,
             loaded: Cell::new(0.0),
             total: Cell::new(0.0),
+            refused: Cell::new(None),
         }
     }
 
@@ -177,6 +180,9 @@ impl UrlSource {
         let resp: web_sys::Response = resp.dyn_into().map_err(|_| ("not an HTTP response".to_string(), false))?;
         if !resp.ok() {
             let status = resp.status();
+            if matches!(status, 401 | 403 | 404) {
+                self.refused.set(Some(status));
+            }
             return Err((format!("HTTP {status} {}", resp.status_text()), status >= 500 || status == 429));
         }
         let Some(body) = resp.body() else {
@@ -210,6 +216,7 @@ impl UrlSource {
         let url = self.url(file);
         let start = self.loaded.get();
         let mut last = String::new();
+        self.refused.set(None);
         for attempt in 0..ATTEMPTS {
             if attempt > 0 {
                 sleep_ms(250 << attempt).await;
@@ -224,6 +231,9 @@ impl UrlSource {
                     }
                 }
             }
+        }
+        if let Some(status) = self.refused.get() {
+            return Err(status_error(&url, status, ""));
         }
         Err(Error::Download { url, msg: format!("{last} (after retries); check the model URL and your connection") })
     }

@@ -189,7 +189,7 @@ test("one f32 .safetensors file per model, read by HTTP Range requests, gives th
   for (const [query, kind, text] of [
     [`?model=${dit("norange")}`, "download", /Range/],
     [`?model=${dit("flip", `&sha256=${sha}`)}`, "integrity", /sha256/],
-    [`?model=${dit("404")}`, "download", /404/],
+    [`?model=${dit("404")}`, "not-found", /404/],
   ]) {
     const q = await open(query);
     const e = await errorKind(q);
@@ -200,9 +200,9 @@ test("one f32 .safetensors file per model, read by HTTP Range requests, gives th
   }
 });
 
-test("error states: download (404, a stalled server timing out), integrity, adapter limits", async () => {
+test("error states: not found (404), download (a stalled server timing out), integrity, adapter limits", async () => {
   for (const [query, kind, text] of [
-    ["?model=./faulty/404/demo/dit", "download", /404/],
+    ["?model=./faulty/404/demo/dit", "not-found", /404/],
     ["?model=./faulty/stall/demo/dit&timeout=1000", "download", /timed out/],
     ["?model=./faulty/flip/demo/dit", "integrity"],
     ["?maxBinding=4096", "adapter-limits"],
