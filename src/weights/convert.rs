@@ -66,10 +66,12 @@ pub fn convert(inputs: &[PathBuf], out: &Path, opts: &ConvertOptions) -> Result<
     };
     let mut ck = open_checkpoint(input)?;
     let config_json = match input.parent().map(|d| d.join("config.json")).filter(|p| p.is_file()) {
-        Some(p) => Some(
-            serde_json::from_slice::<serde_json::Value>(&std::fs::read(&p).map_err(|e| Error::io(&p, e))?)
-                .map_err(|e| Error::format(p.display().to_string(), format!("not valid JSON ({e})")))?,
-        ),
+        Some(p) => {
+            let v = serde_json::from_slice::<serde_json::Value>(&std::fs::read(&p).map_err(|e| Error::io(&p, e))?)
+                .map_err(|e| Error::format(p.display().to_string(), format!("not valid JSON ({e})")))?;
+            super::diffusers::classify_value(&p.display().to_string(), &v, None)?;
+            Some(v)
+        }
         None => None,
     };
     let plan = plan(&ck.describe(), ck.tensors(), config_json.as_ref(), opts)?;

@@ -5,11 +5,9 @@
 //! types) and `collections.OrderedDict`. `argparse.Namespace` (the `args` of training checkpoints) is accepted as an
 //! opaque value that is never constructed. Any other global is an error: a checkpoint cannot run code here.
 
-use super::input::{decode_f32, SrcDType, SrcTensor};
+use super::input::{SrcDType, SrcTensor};
 use crate::error::{Error, Result};
 use std::collections::HashMap;
-use std::io::Read;
-use std::path::{Path, PathBuf};
 
 /// A value built by the pickle machine.
 #[derive(Clone, Debug, PartialEq)]
@@ -324,17 +322,35 @@ fn rebuild_tensor(file: &str, args: &[Value]) -> Result<Value> {
     Ok(Value::Tensor { dtype: *dtype, storage: storage.clone(), offset: *offset as usize, shape })
 }
 
+/// The tensors of a checkpoint's `data.pkl` (run by [`unpickle`]): a state dict, or the `ema` (else `model`) entry
+/// of a training checkpoint. Each names its storage (the zip entry `<dir>/data/<storage>`) and its element offset in it.
+pub fn checkpoint_tensors(file: &str, pkl: &[u8]) -> Result<Vec<SrcTensor>> {
+    let top = unpickle(file, pkl)?;
+    let dict = state_dict(file, top)?;
+    let mut tensors = vec![];
+    for (k, v) in dict {
+        let (Value::Str(k), Value::Tensor { dtype, storage, offset, shape }) = (k, v) else {
+            return Err(Error::format(file, "the state dict holds something other than named tensors"));
+        };
+        tensors.push(SrcTensor { name: k, shape, dtype, offset: offset as u64, storage });
+    }
+    Ok(tensors)
+}
+
 /// A PyTorch `.pt` checkpoint: its tensors (the plain state dict, or the `ema` entry of a training checkpoint),
 /// read one storage at a time.
+#[cfg(not(target_arch = "wasm32"))]
 pub struct PtFile {
-    pub path: PathBuf,
+    pub path: std::path::PathBuf,
     archive: zip::ZipArchive<std::fs::File>,
     prefix: String,
     pub tensors: Vec<SrcTensor>,
 }
 
+#[cfg(not(target_arch = "wasm32"))]
 impl PtFile {
-    pub fn open(path: &Path) -> Result<PtFile> {
+    pub fn open(path: &std::path::Path) -> Result<PtFile> {
+        use std::io::Read;
         let name = path.display().to_string();
         let f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
         let mut archive =
@@ -351,20 +367,13 @@ impl PtFile {
             .take(1 << 30)
             .read_to_end(&mut bytes)
             .map_err(|e| Error::io(path, e))?;
-        let top = unpickle(&name, &bytes)?;
-        let dict = state_dict(&name, top)?;
-        let mut tensors = vec![];
-        for (k, v) in dict {
-            let (Value::Str(k), Value::Tensor { dtype, storage, offset, shape }) = (k, v) else {
-                return Err(Error::format(&name, "the state dict holds something other than named tensors"));
-            };
-            tensors.push(SrcTensor { name: k, shape, dtype, offset: offset as u64, storage });
-        }
+        let tensors = checkpoint_tensors(&name, &bytes)?;
         Ok(PtFile { path: path.to_path_buf(), archive, prefix, tensors })
     }
 
     /// Reads one tensor as f32 values.
     pub fn read_f32(&mut self, t: &SrcTensor) -> Result<Vec<f32>> {
+        use std::io::Read;
         let name = self.path.display().to_string();
         let entry = format!("{}data/{}", self.prefix, t.storage);
         let mut raw = vec![];
@@ -376,7 +385,7 @@ impl PtFile {
         if raw.len() != len {
             return Err(Error::format(&name, format!("tensor `{}`: storage {entry} is truncated", t.name)));
         }
-        Ok(decode_f32(&t.name, t.dtype, &raw))
+        Ok(super::input::decode_f32(&t.name, t.dtype, &raw))
     }
 }
 
