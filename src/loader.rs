@@ -251,13 +251,19 @@ pub async fn models_from_urls(
     let (dit_index, dit) = match hub::HubRepo::parse(model)? {
         Some(asked) => {
             let repo = hub::resolve(&asked, fetch).await?;
-            let (index, w) = hub::load_component(gpu, &repo, repo.pipeline.then_some("transformer"), fetch).await?;
+            let dit_sub = repo.pipeline.as_ref().map(|(dit, _)| dit.clone());
+            let (index, w) = hub::load_component(gpu, &repo, dit_sub.as_deref(), fetch).await?;
             let cfg = dit_config(&index, model)?;
             let dit = Dit::load(gpu, cfg, w)?;
             let vae = match vae {
                 Some(v) => vae_at_url(gpu, v, fetch).await?,
-                None if repo.pipeline => {
-                    let (index, w) = hub::load_component(gpu, &repo, Some("vae"), fetch).await?;
+                None if repo.pipeline.is_some() => {
+                    let Some(vae_sub) = repo.pipeline.as_ref().and_then(|(_, vae)| vae.clone()) else {
+                        return Err(Error::input(format!(
+                            "{model}: the pipeline lists no `vae`; give the VAE's location"
+                        )));
+                    };
+                    let (index, w) = hub::load_component(gpu, &repo, Some(&vae_sub), fetch).await?;
                     Vae::load(gpu, vae_config(&index, &format!("{model} (vae/)"))?, w)?
                 }
                 None => {
@@ -283,7 +289,14 @@ async fn vae_at_url(gpu: &Gpu, location: &str, fetch: &Fetch) -> Result<Vae> {
     match hub::HubRepo::parse(location)? {
         Some(asked) => {
             let repo = hub::resolve(&asked, fetch).await?;
-            let (index, w) = hub::load_component(gpu, &repo, repo.pipeline.then_some("vae"), fetch).await?;
+            let vae_sub = match &repo.pipeline {
+                Some((_, Some(vae))) => Some(vae.clone()),
+                Some((_, None)) => {
+                    return Err(Error::input(format!("{location}: the pipeline lists no `vae` component")));
+                }
+                None => None,
+            };
+            let (index, w) = hub::load_component(gpu, &repo, vae_sub.as_deref(), fetch).await?;
             let vae = Vae::load(gpu, vae_config(&index, location)?, w)?;
             hub::remember(&asked, &repo, fetch).await;
             Ok(vae)
@@ -301,6 +314,7 @@ mod hub {
     use crate::error::{Error, Result};
     use crate::gpu::{Gpu, Tensor};
     use crate::model::GpuWeights;
+    use crate::weights::diffusers::{Arch, Pipeline, MODEL_INDEX, WEIGHT_FILES};
     use crate::weights::single::SingleOptions;
     use crate::weights::url::{cache_get, cache_put, open_cache, CachedRange, RangeUrl, TensorCache, CACHE_NAME};
     use crate::weights::ModelIndex;
@@ -346,8 +360,8 @@ mod hub {
         /// The commit when the Hub told it (the small files' redirect names it), else the revision as given.
         pub commit: String,
         pub subfolder: String,
-        /// A diffusers pipeline (`model_index.json`: `transformer/`, `vae/`), or one component.
-        pub pipeline: bool,
+        /// A diffusers pipeline's DiT and VAE subfolders (from `model_index.json`); `None` for one component.
+        pub pipeline: Option<(String, Option<String>)>,
     }
 
     impl Resolved {
@@ -386,19 +400,19 @@ mod hub {
             repo: repo.repo.clone(),
             commit: repo.revision.clone(),
             subfolder: repo.subfolder.clone(),
-            pipeline: false,
+            pipeline: None,
         };
-        let probe = RangeUrl::new(&r.url("model_index.json"), fetch.timeout_ms, None);
+        let probe = RangeUrl::new(&r.url(MODEL_INDEX), fetch.timeout_ms, None);
         match probe.get_small(probe.url()).await {
             Ok(found) => {
                 if let Some((bytes, final_url)) = &found {
-                    serde_json::from_slice::<serde_json::Value>(bytes)
-                        .map_err(|e| Error::format(probe.url(), format!("model_index.json is not valid JSON ({e})")))?;
+                    let what = format!("hf://{}/{}", repo.repo, MODEL_INDEX);
+                    let p = Pipeline::parse(&what, bytes)?;
+                    r.pipeline = Some((p.subfolder(&what, Arch::Dit)?.to_string(), p.vae.clone()));
                     if let Some(c) = commit_in(final_url, &repo.repo) {
                         r.commit = c;
                     }
                 }
-                r.pipeline = found.is_some();
                 Ok(r)
             }
             Err(e @ Error::Download { .. }) => {
@@ -407,7 +421,7 @@ mod hub {
                 let Some(entry) = cache_get(c, &ref_url(&endpoint, repo)).await else { return Err(e) };
                 let v: serde_json::Value = serde_json::from_slice(&entry).map_err(|_| e)?;
                 r.commit = v["commit"].as_str().unwrap_or(&repo.revision).to_string();
-                r.pipeline = v["pipeline"].as_bool().unwrap_or(false);
+                r.pipeline = serde_json::from_value(v["pipeline"].clone()).unwrap_or(None);
                 Ok(r)
             }
             Err(e) => Err(e),
@@ -448,8 +462,7 @@ mod hub {
                 return Ok((index, GpuWeights::new(map)));
             }
         }
-        let files = ["diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin"];
-        for file in files {
+        for file in WEIGHT_FILES {
             let path = if component.is_empty() { file.to_string() } else { format!("{component}/{file}") };
             let src = RangeUrl::new(&repo.url(&path), fetch.timeout_ms, fetch.on_progress.clone());
             if let Some(c) = &cache {
