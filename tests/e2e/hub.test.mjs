@@ -35,7 +35,7 @@ function makeRepos() {
   const tiny = path.join(fixtures, "hub/DiT-tiny");
   for (const name of ["DiT-tiny", "DiT-tiny-again", "DiT-tiny-gated"]) fs.symlinkSync(tiny, path.join(owner, name));
   for (const name of ["PixArt-tiny", "DiT-truncated", "DiT-evil"]) fs.symlinkSync(path.join(fixtures, "hub", name), path.join(owner, name));
-  for (const name of ["DiT-st", "DiT-st-drop", "DiT-st-norange"]) {
+  for (const name of ["DiT-st", "DiT-st-drop", "DiT-st-norange", "DiT-st-quota"]) {
     const dir = path.join(owner, name);
     fs.mkdirSync(path.join(dir, "transformer"), { recursive: true });
     fs.mkdirSync(path.join(dir, "vae"));
@@ -255,6 +255,34 @@ test("bad repos are typed errors and leave nothing cached: 404, gated (401/403),
   assert.equal(e?.kind, "gated");
   await p.close();
   hub.control({ reset: true });
+});
+
+// Chromium's quota override makes the writes fail but leaves navigator.storage.estimate() as it was, so this covers
+// the refused writes; the estimate checked before the download takes the same way out (TensorCache::ensure_room).
+test("where the storage cannot hold the model (writes refused over the quota), it loads uncached with a visible notice", async () => {
+  const p = await context.newPage();
+  await p.goto(`${site_.url}/?endpoint=${encodeURIComponent(hub.url)}`);
+  await p.evaluate(() => navigator.serviceWorker.ready);
+  const { usage } = await p.evaluate(() => navigator.storage.estimate());
+  const cdp = await context.newCDPSession(p);
+  // Room for less than the model's fp16 weights (the transformer alone needs about 250 kB).
+  await cdp.send("Storage.overrideQuotaForOrigin", { origin: site_.url, quotaSize: usage + 50_000 });
+  try {
+    hub.resetStats();
+    await p.goto(`${site_.url}/${at("hf://test/DiT-st-quota")}`);
+    await waitLoaded(p);
+    assert.equal(await errorKind(p), null, "no error");
+    const notice = await p.locator("[data-testid=notice]");
+    assert.ok(await notice.isVisible(), "a notice is shown");
+    console.log("notice:", await notice.textContent());
+    assert.match(await notice.textContent(), /not kept for the next visit/);
+    assert.ok(Object.values(weightBytes()).reduce((a, b) => a + b, 0) > 0, "weights were downloaded");
+    await generate(p);
+    assert.deepEqual(await cachedKeys(p, "test/DiT-st-quota|"), [], "nothing cached");
+  } finally {
+    await cdp.send("Storage.overrideQuotaForOrigin", { origin: site_.url });
+  }
+  await p.close();
 });
 
 test("the page offers the official DiT-XL/2 repos with their download size, before any download", async () => {
