@@ -70,9 +70,11 @@ pub fn vae_config(index: &ModelIndex, what: &str) -> Result<VaeConfig> {
     Ok(cfg)
 }
 
-/// Loads the weights at a path: a model directory, or one `.safetensors` checkpoint used as it is.
+/// Loads the weights at a path: a model directory, or one `.safetensors` checkpoint used as it is; a `hf://`
+/// location is its folder in the Hub's cache, downloaded when it is not there ([`crate::hub::local_location`]).
 #[cfg(not(target_arch = "wasm32"))]
 pub async fn load_path(gpu: &Gpu, path: &std::path::Path) -> Result<(ModelIndex, GpuWeights)> {
+    let path = &crate::hub::local_location(path)?;
     let s = path.to_string_lossy();
     if weights::single::is_single_file(&s) {
         let (file, opts) = weights::single::parse_location(&s)?;

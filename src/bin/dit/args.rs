@@ -18,7 +18,7 @@ pub enum Cmd {
     Gpu(GpuArgs),
     /// Show a model directory: kind, config, parameters, bytes; verifies every shard's sha256.
     Info {
-        /// Model directory (holds model.safetensors.index.json).
+        /// Model directory (holds model.safetensors.index.json), or a Hub location hf://OWNER/NAME[@REV][/SUBFOLDER].
         dir: PathBuf,
     },
     /// Convert a checkpoint into a model directory of fp16 shards.

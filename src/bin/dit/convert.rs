@@ -22,6 +22,8 @@ pub fn run(
         None => None,
     };
     let opts = ConvertOptions { shard_mib, heads, input_size, norm_groups, class_names };
+    let inputs: Vec<PathBuf> = inputs.iter().map(|p| dit_wasm::hub::local_location(p)).collect::<Result<_>>()?;
+    let inputs = &inputs[..];
     let idx = convert(inputs, out, &opts)?;
     println!(
         "wrote {} ({} tensors, {} shards, {:.1} MB) in {:.1} s",

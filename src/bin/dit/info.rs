@@ -6,6 +6,7 @@ use dit_wasm::Result;
 use std::path::Path;
 
 pub async fn run(dir: &Path) -> Result<()> {
+    let dir = &dit_wasm::hub::local_location(dir)?;
     let src = DirSource(dir.to_path_buf());
     let index = weights::read_index(&src).await?;
     let mut tensors = 0usize;

@@ -12,11 +12,12 @@ use std::path::PathBuf;
 
 #[derive(Args)]
 pub struct SampleArgs {
-    /// DiT model directory, or one .safetensors checkpoint (`FILE.safetensors#heads=N` when not a paper preset).
+    /// DiT model directory, or one .safetensors checkpoint (`FILE.safetensors#heads=N` when not a paper preset),
+    /// or a Hub location hf://OWNER/NAME[@REVISION][/SUBFOLDER] (HF_ENDPOINT, HF_HOME as the Hub's tools).
     /// Default: the embedded demo model, models/demo/dit (with its VAE, models/demo/vae).
     #[arg(long)]
     model: Option<PathBuf>,
-    /// VAE decoder directory or .safetensors file (needed for a .png output).
+    /// VAE decoder directory or .safetensors file, or a hf:// location (needed for a .png output).
     #[arg(long)]
     vae: Option<PathBuf>,
     /// Class id, repeatable: one image each (the null class gives an unconditional sample).
@@ -80,6 +81,9 @@ pub async fn run(a: SampleArgs) -> Result<()> {
     // Without --model: the embedded demo model and its VAE (paths relative to the repository root).
     let vae_dir = a.vae.clone().or_else(|| a.model.is_none().then(|| PathBuf::from("models/demo/vae")));
     let model = a.model.clone().unwrap_or_else(|| PathBuf::from("models/demo/dit"));
+    // A hf:// location is its folder in the Hub's cache (downloaded when it is not there).
+    let model = dit_wasm::hub::local_location(&model)?;
+    let vae_dir = vae_dir.map(|d| dit_wasm::hub::local_location(&d)).transpose()?;
     if a.model.is_none() && !model.exists() {
         return Err(Error::input(format!(
             "{}: no such model; give --model DIR (the demo model is models/demo/dit in the repository)",
