@@ -159,14 +159,14 @@ pub fn fetch(cache: &HubCache, loc: &HubLocation) -> Result<PathBuf> {
         .with_retries(RETRIES)
         .build()
         .map_err(|e| api_error(cache, loc, "", e))?;
-    let (commit, files) = listing(&api, cache, loc)?;
-    let wanted = select(loc, &commit, &files)?;
+    let Info { sha: commit, siblings } = listing(&api, cache, loc)?;
+    let wanted = select(loc, &commit, &siblings)?;
     let snapshot = cache.snapshot(loc, &commit);
     let commit_ref = cache.ref_path(loc, &commit);
     let had_commit_ref = commit_ref.exists();
     // Downloads at the commit, so that every file comes from it even if the branch moves meanwhile.
     let repo = api.repo(Repo::with_revision(loc.repo_id(), RepoType::Model, commit.clone()));
-    for (path, size) in &wanted {
+    for Sibling { rfilename: path, size } in &wanted {
         let local = snapshot.join(path);
         if local.is_file() && size.is_none_or(|s| file_len(&local) == Some(s)) {
             continue;
@@ -259,8 +259,8 @@ fn component_complete(dir: &Path) -> bool {
     map.values().filter_map(|f| f.as_str()).all(|f| !f.contains('/') && !f.contains("..") && dir.join(f).is_file())
 }
 
-/// One file of the Hub's listing (`?blobs=true` adds the size).
-#[derive(serde::Deserialize)]
+/// One file of the Hub's listing: its path in the repo and (with `?blobs=true`) its size.
+#[derive(Clone, serde::Deserialize)]
 struct Sibling {
     rfilename: String,
     size: Option<u64>,
@@ -273,7 +273,7 @@ struct Info {
 }
 
 /// The revision's commit and its files with their sizes: one request.
-fn listing(api: &Api, cache: &HubCache, loc: &HubLocation) -> Result<(String, Vec<(String, Option<u64>)>)> {
+fn listing(api: &Api, cache: &HubCache, loc: &HubLocation) -> Result<Info> {
     let url = loc.info_url(&cache.endpoint);
     let repo = api.repo(Repo::with_revision(loc.repo_id(), RepoType::Model, loc.revision.clone()));
     let resp = repo.info_request().query("blobs", "true").call().map_err(|e| http_error(cache, loc, "", e))?;
@@ -284,18 +284,18 @@ fn listing(api: &Api, cache: &HubCache, loc: &HubLocation) -> Result<(String, Ve
     if !is_commit(&info.sha) {
         return Err(Error::Download { url, msg: format!("the Hub's commit `{}` is not a commit hash", info.sha) });
     }
-    Ok((info.sha, info.siblings.into_iter().map(|s| (s.rfilename, s.size)).collect()))
+    Ok(info)
 }
 
 /// The files (path in the repo, size) a location needs at a commit, chosen from the repo's listing.
-fn select(loc: &HubLocation, commit: &str, files: &[(String, Option<u64>)]) -> Result<Vec<(String, Option<u64>)>> {
-    let find = |p: &str| files.iter().find(|(f, _)| f == p).cloned();
+fn select(loc: &HubLocation, commit: &str, files: &[Sibling]) -> Result<Vec<Sibling>> {
+    let find = |p: &str| files.iter().find(|f| f.rfilename == p).cloned();
     let sub = &loc.subfolder;
     if let Some(file) = find(sub).filter(|_| !sub.is_empty()) {
         return Ok(vec![file]);
     }
     let short = &commit[..8];
-    let component = |dir: &str| -> Result<Vec<(String, Option<u64>)>> {
+    let component = |dir: &str| -> Result<Vec<Sibling>> {
         let at = |f: &str| if dir.is_empty() { f.to_string() } else { format!("{dir}/{f}") };
         if let Some(config) = find(&at("config.json")) {
             let weights = WEIGHTS.iter().find_map(|w| find(&at(w))).ok_or_else(|| {
@@ -310,8 +310,8 @@ fn select(loc: &HubLocation, commit: &str, files: &[(String, Option<u64>)]) -> R
         }
         if let Some(index) = find(&at("model.safetensors.index.json")) {
             let prefix = at("");
-            let shards = files.iter().filter(|(f, _)| {
-                f.strip_prefix(&prefix).is_some_and(|n| !n.contains('/') && n.ends_with(".safetensors"))
+            let shards = files.iter().filter(|f| {
+                f.rfilename.strip_prefix(&prefix).is_some_and(|n| !n.contains('/') && n.ends_with(".safetensors"))
             });
             return Ok(std::iter::once(index).chain(shards.cloned()).collect());
         }
@@ -325,7 +325,7 @@ fn select(loc: &HubLocation, commit: &str, files: &[(String, Option<u64>)]) -> R
         if let Some(index) = find("model_index.json") {
             let mut out = vec![index];
             for c in COMPONENTS {
-                let present = files.iter().any(|(f, _)| f.starts_with(&format!("{c}/")));
+                let present = files.iter().any(|f| f.rfilename.starts_with(&format!("{c}/")));
                 if present {
                     out.extend(component(c)?);
                 } else if c == COMPONENTS[0] {
