@@ -327,19 +327,25 @@ fn dit(args: &[&str], endpoint: &str, home: &Path) -> (bool, String, String) {
     (o.status.success(), String::from_utf8_lossy(&o.stdout).into(), String::from_utf8_lossy(&o.stderr).into())
 }
 
+/// The embedded demo model's DiT and VAE, served as Hub repos `acme/demo-dit` and `acme/demo-vae` of `dit convert`
+/// shards (LFS files behind the CDN redirect).
+fn demo_repos() -> tempfile::TempDir {
+    let root = tempfile::tempdir().unwrap();
+    for (dir, repo) in [("dit", "acme/demo-dit"), ("vae", "acme/demo-vae")] {
+        let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/demo").join(dir);
+        for f in std::fs::read_dir(&demo).unwrap() {
+            let f = f.unwrap().path();
+            let name = f.file_name().unwrap().to_string_lossy().into_owned();
+            write(root.path(), &format!("{repo}/{name}"), &std::fs::read(&f).unwrap());
+        }
+    }
+    root
+}
+
 #[test]
 fn dit_info_reads_a_hub_repo_into_hf_home_and_a_second_run_makes_no_request() {
-    // The embedded demo model, served as a Hub repo of `dit convert` shards (LFS files behind the CDN redirect).
-    let root = tempfile::tempdir().unwrap();
+    let root = demo_repos();
     let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/demo/dit");
-    for f in std::fs::read_dir(&demo).unwrap() {
-        let f = f.unwrap().path();
-        write(
-            root.path(),
-            &format!("acme/demo-dit/{}", f.file_name().unwrap().to_string_lossy()),
-            &std::fs::read(&f).unwrap(),
-        );
-    }
     let hub = Hub::start(root.path());
     let home = tempfile::tempdir().unwrap();
     let (ok, out, err) = dit(&["info", "hf://acme/demo-dit"], &hub.url, home.path());
@@ -363,4 +369,37 @@ fn dit_info_reads_a_hub_repo_into_hf_home_and_a_second_run_makes_no_request() {
     assert!(!ok && lines.len() == 1 && lines[0].starts_with("error: ") && lines[0].contains("no such repo or file"));
     let (ok, _, err) = dit(&["info", "hf://acme/demo-dit/../x"], &hub.url, home.path());
     assert!(!ok && err.trim().lines().count() == 1 && err.contains("not a valid folder"), "{err}");
+}
+
+#[test]
+fn dit_sample_from_hub_locations_equals_the_local_folders_and_a_second_run_makes_no_request() {
+    let root = demo_repos();
+    let hub = Hub::start(root.path());
+    let home = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/demo");
+    let run = |model: &str, vae: &str, png: &Path| {
+        let png = png.to_string_lossy();
+        let a = ["sample", "--model", model, "--vae", vae, "--class", "3", "--steps", "4", "--sampler", "ddim"];
+        let a: Vec<&str> = a.into_iter().chain(["--seed", "5", "--quiet", "--out", &png]).collect();
+        let (ok, _, err) = dit(&a, &hub.url, home.path());
+        assert!(ok, "dit {}: {err}", a.join(" "));
+    };
+    let local = out.path().join("local.png");
+    run(&demo.join("dit").to_string_lossy(), &demo.join("vae").to_string_lossy(), &local);
+    hub.take_stats();
+    let first = out.path().join("hub1.png");
+    run("hf://acme/demo-dit", "hf://acme/demo-vae", &first);
+    let stats = hub.take_stats();
+    println!("first run: {} requests, {} bytes", stats["requests"], stats["bytes"]);
+    assert!(stats["requests"].as_u64().unwrap() > 0);
+    let second = out.path().join("hub2.png");
+    run("hf://acme/demo-dit", "hf://acme/demo-vae", &second);
+    assert_eq!(hub.take_stats()["requests"], 0, "the second run asks the Hub nothing");
+    let png = |p: &Path| std::fs::read(p).unwrap();
+    assert!(png(&first) == png(&local), "the same image as from the local folders");
+    assert!(png(&second) == png(&local));
+    for repo in ["demo-dit", "demo-vae"] {
+        assert!(home.path().join(format!("hub/models--acme--{repo}/refs/main")).is_file());
+    }
 }
