@@ -25,7 +25,7 @@
 
 use super::{is_commit, is_hub_location, HubLocation, DEFAULT_ENDPOINT};
 use crate::error::{Error, Result};
-use hf_hub::api::sync::{Api, ApiBuilder, ApiError};
+use hf_hub::api::sync::{Api, ApiBuilder, ApiError, ApiRepo};
 use hf_hub::{Cache, Repo, RepoType};
 use std::path::{Path, PathBuf};
 
@@ -64,7 +64,7 @@ impl HubCache {
             Some(h) => Some(PathBuf::from(h)),
             None => env("XDG_CACHE_HOME")
                 .map(PathBuf::from)
-                .or_else(|| env("HOME").map(|h| Path::new(&h).join(".cache")))
+                .or_else(|| env("HOME").or_else(|| env("USERPROFILE")).map(|h| Path::new(&h).join(".cache")))
                 .map(|c| c.join("huggingface")),
         };
         let dir = match env("HF_HUB_CACHE") {
@@ -166,40 +166,42 @@ pub fn fetch(cache: &HubCache, loc: &HubLocation) -> Result<PathBuf> {
     let had_commit_ref = commit_ref.exists();
     // Downloads at the commit, so that every file comes from it even if the branch moves meanwhile.
     let repo = api.repo(Repo::with_revision(loc.repo_id(), RepoType::Model, commit.clone()));
-    for Sibling { rfilename: path, size } in &wanted {
-        let local = snapshot.join(path);
-        if local.is_file() && size.is_none_or(|s| file_len(&local) == Some(s)) {
-            continue;
-        }
-        let mut tries = 0;
-        loop {
-            let got = repo.download(path).map_err(|e| api_error(cache, loc, path, e))?;
-            remove_lock(&got);
-            match size {
-                Some(s) if file_len(&got) != Some(*s) => {
-                    let found = file_len(&got).unwrap_or(0);
-                    discard(&got);
-                    tries += 1;
-                    if tries > 1 {
-                        return Err(Error::Download {
-                            url: loc.resolve_url(&cache.endpoint, path),
-                            msg: format!(
-                                "the download has {found} bytes, the Hub lists {s}; nothing was kept, try again"
-                            ),
-                        });
-                    }
-                }
-                _ => break,
-            }
-        }
-    }
+    let done = wanted.iter().try_for_each(|f| download(&repo, cache, loc, &snapshot, f));
+    // hf-hub writes `refs/<commit>` for a download at a commit; Python's cache has none.
     if !had_commit_ref {
         let _ = std::fs::remove_file(&commit_ref);
     }
+    done?;
     if !is_commit(&loc.revision) {
         write_ref(&cache.ref_path(loc, &loc.revision), &commit)?;
     }
     Ok(snapshot.join(&loc.subfolder))
+}
+
+/// One file into the snapshot (unless it is there), checked against the listed size: a wrong one is removed and
+/// downloaded once more from the start.
+fn download(repo: &ApiRepo, cache: &HubCache, loc: &HubLocation, snapshot: &Path, file: &Sibling) -> Result<()> {
+    let Sibling { rfilename: path, size } = file;
+    let local = snapshot.join(path);
+    if local.is_file() && size.is_none_or(|s| file_len(&local) == Some(s)) {
+        return Ok(());
+    }
+    for _ in 0..2 {
+        let got = repo.download(path).map_err(|e| api_error(cache, loc, path, e))?;
+        remove_lock(&got);
+        let found = file_len(&got).unwrap_or(0);
+        if size.is_none_or(|s| found == s) {
+            return Ok(());
+        }
+        discard(&got);
+    }
+    Err(Error::Download {
+        url: loc.resolve_url(&cache.endpoint, path),
+        msg: format!(
+            "the download has the wrong size (the Hub lists {} bytes); nothing was kept, try again",
+            size.unwrap_or(0)
+        ),
+    })
 }
 
 /// The size of a file (through a symlink), if it is there.
