@@ -73,7 +73,8 @@ fn write(root: &Path, path: &str, data: &[u8]) {
 }
 
 /// A root with `acme/dit-pipe` (a diffusers pipeline in the official repos' layout: `.bin` transformer, a VAE with
-/// both `.safetensors` and `.bin`) and `acme/vae` (one component at the repo's root).
+/// both `.safetensors` and `.bin`), `acme/no-vae` (a pipeline whose `vae/` has no weights) and `acme/vae` (one
+/// component at the repo's root).
 fn repos() -> tempfile::TempDir {
     let root = tempfile::tempdir().unwrap();
     let r = root.path();
@@ -86,6 +87,10 @@ fn repos() -> tempfile::TempDir {
     write(r, "acme/dit-pipe/vae/config.json", br#"{"_class_name": "AutoencoderKL"}"#);
     write(r, "acme/dit-pipe/vae/diffusion_pytorch_model.safetensors", &bytes(2, 100_000));
     write(r, "acme/dit-pipe/vae/diffusion_pytorch_model.bin", &bytes(3, 100_000));
+    write(r, "acme/no-vae/model_index.json", br#"{"transformer": ["diffusers", "Transformer2DModel"], "vae": []}"#);
+    write(r, "acme/no-vae/transformer/config.json", b"{}");
+    write(r, "acme/no-vae/transformer/diffusion_pytorch_model.bin", &bytes(5, 1000));
+    write(r, "acme/no-vae/vae/config.json", b"{}");
     write(r, "acme/vae/config.json", b"{}");
     write(r, "acme/vae/diffusion_pytorch_model.safetensors", &bytes(4, 70_000));
     root
@@ -196,6 +201,12 @@ fn a_subfolder_a_commit_and_a_component_repo() {
     assert_eq!(std::fs::read(&one).unwrap(), bytes(3, 100_000));
     let v = fetch(&cache, &loc("hf://acme/vae")).unwrap();
     assert_eq!(files_under(&v), ["config.json", "diffusion_pytorch_model.safetensors"]);
+    // A pipeline whose vae/ has no weights brings its transformer (the loader reports what is wrong).
+    let p = fetch(&cache, &loc("hf://acme/no-vae")).unwrap();
+    assert_eq!(
+        files_under(&p),
+        ["model_index.json", "transformer/config.json", "transformer/diffusion_pytorch_model.bin"]
+    );
 }
 
 #[test]

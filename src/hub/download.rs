@@ -2,8 +2,8 @@
 //! <commit>, refs/<revision>}` under `HF_HUB_CACHE`, `HF_HOME/hub` or `~/.cache/huggingface/hub`), downloaded with
 //! the `hf-hub` crate from `HF_ENDPOINT` (default <https://huggingface.co>).
 //!
-//! Which files: a pipeline (`model_index.json`) brings `transformer/` and `vae/`, each its `config.json` and
-//! weights (`diffusion_pytorch_model.safetensors`, else `.bin`); a component folder (`config.json`) or a `dit
+//! Which files: a pipeline (`model_index.json`) brings `transformer/` and `vae/` (when it holds weights), each its
+//! `config.json` and weights (`diffusion_pytorch_model.safetensors`, else `.bin`); a component folder (`config.json`) or a `dit
 //! convert` folder (`model.safetensors.index.json` and its shards) brings itself; a subfolder that names one file
 //! brings that file.
 //!
@@ -244,8 +244,9 @@ fn complete(snapshot: &Path, subfolder: &str) -> bool {
     if subfolder.is_empty() && index.is_file() {
         let Ok(json) = std::fs::read(&index) else { return false };
         let Ok(serde_json::Value::Object(listed)) = serde_json::from_slice(&json) else { return false };
-        return listed.contains_key(COMPONENTS[0])
-            && COMPONENTS.iter().filter(|c| listed.contains_key(**c)).all(|c| component_complete(&root.join(c)));
+        let [transformer, vae] = COMPONENTS;
+        return component_complete(&root.join(transformer))
+            && (!listed.contains_key(vae) || component_complete(&root.join(vae)));
     }
     component_complete(&root)
 }
@@ -325,15 +326,14 @@ fn select(loc: &HubLocation, commit: &str, files: &[Sibling]) -> Result<Vec<Sibl
     };
     if sub.is_empty() {
         if let Some(index) = find("model_index.json") {
+            // The transformer is needed; the VAE is brought when it is whole (the loader says what a missing one
+            // means, and a bad transformer is the error to report first).
             let mut out = vec![index];
             for c in COMPONENTS {
-                let present = files.iter().any(|f| f.rfilename.starts_with(&format!("{c}/")));
-                if present {
-                    out.extend(component(c)?);
-                } else if c == COMPONENTS[0] {
-                    return Err(Error::input(format!(
-                        "{loc}: a pipeline (model_index.json) without `{c}/` at {short}"
-                    )));
+                match component(c) {
+                    Ok(files) => out.extend(files),
+                    Err(e) if c == COMPONENTS[0] => return Err(e),
+                    Err(_) => {}
                 }
             }
             return Ok(out);

@@ -56,7 +56,7 @@ pub struct SampleArgs {
     gpu: GpuArgs,
 }
 
-pub async fn run(a: SampleArgs) -> Result<()> {
+pub async fn run(mut a: SampleArgs) -> Result<()> {
     // Check every argument before the (slow) model load.
     check_output_path(&a.out)?;
     if let Some(p) = &a.latent_out {
@@ -78,12 +78,12 @@ pub async fn run(a: SampleArgs) -> Result<()> {
         Some(p) => Some(npy::read_f32(p)?.data),
         None => None,
     };
+    // A hf:// location is its folder in the Hub's cache (downloaded when it is not there).
+    a.model = a.model.map(|m| dit_wasm::hub::local_location(&m)).transpose()?;
+    a.vae = a.vae.map(|v| dit_wasm::hub::local_location(&v)).transpose()?;
     // Without --model: the embedded demo model and its VAE (paths relative to the repository root).
     let vae_dir = a.vae.clone().or_else(|| a.model.is_none().then(|| PathBuf::from("models/demo/vae")));
     let model = a.model.clone().unwrap_or_else(|| PathBuf::from("models/demo/dit"));
-    // A hf:// location is its folder in the Hub's cache (downloaded when it is not there).
-    let model = dit_wasm::hub::local_location(&model)?;
-    let vae_dir = vae_dir.map(|d| dit_wasm::hub::local_location(&d)).transpose()?;
     if a.model.is_none() && !model.exists() {
         return Err(Error::input(format!(
             "{}: no such model; give --model DIR (the demo model is models/demo/dit in the repository)",
