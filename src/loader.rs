@@ -90,12 +90,15 @@ pub fn vae_config(index: &ModelIndex, what: &str) -> Result<VaeConfig> {
 /// - a diffusers component folder (`config.json` + `diffusion_pytorch_model.{safetensors,bin}`): its weights file,
 ///   after its config is checked to describe `want` (when given);
 /// - a diffusers pipeline folder (`model_index.json`): the component of `want` (`transformer/` for a DiT, `vae/`),
-///   resolved as above; a pipeline needs `want`.
+///   resolved as above; a pipeline needs `want`;
+/// - a `hf://` location: its folder in the Hub's cache, downloaded when it is not there
+///   ([`crate::hub::local_location`]), resolved as above.
 ///
 /// The rules are `weights::diffusers`'s, shared with the URL loaders; only the listing of files is native here.
 #[cfg(not(target_arch = "wasm32"))]
 pub fn resolve_path(path: &std::path::Path, want: Option<Arch>) -> Result<std::path::PathBuf> {
     use crate::weights::diffusers::{self, Folder, Pipeline};
+    let path = &crate::hub::local_location(path)?;
     if !path.is_dir() {
         return Ok(path.to_path_buf());
     }
@@ -138,10 +141,11 @@ pub fn resolve_path(path: &std::path::Path, want: Option<Arch>) -> Result<std::p
 }
 
 /// The components of a diffusers pipeline folder this project runs (its DiT, its VAE when listed), to resolve one at a
-/// time with [`resolve_path`]; `None` when `path` is not a pipeline.
+/// time with [`resolve_path`]; `None` when `path` is not a pipeline (a `hf://` location: its folder in the Hub's cache).
 #[cfg(not(target_arch = "wasm32"))]
 pub fn pipeline_components(path: &std::path::Path) -> Result<Option<Vec<Arch>>> {
     use crate::weights::diffusers::{Pipeline, MODEL_INDEX};
+    let path = &crate::hub::local_location(path)?;
     let index = path.join(MODEL_INDEX);
     if !index.is_file() {
         return Ok(None);
@@ -248,8 +252,9 @@ pub async fn models_from_urls(
     vae: Option<&str>,
     fetch: &Fetch,
 ) -> Result<(ModelIndex, Dit, Vae)> {
-    let (dit_index, dit) = match hub::HubRepo::parse(model)? {
-        Some(asked) => {
+    let (dit_index, dit) = match crate::hub::is_hub_location(model) {
+        true => {
+            let asked = crate::hub::HubLocation::parse(model)?;
             let repo = hub::resolve(&asked, fetch).await?;
             let dit_sub = repo.pipeline.as_ref().map(|(dit, _)| dit.clone());
             let (index, w) = hub::load_component(gpu, &repo, dit_sub.as_deref(), fetch).await?;
@@ -275,7 +280,7 @@ pub async fn models_from_urls(
             hub::remember(&asked, &repo, fetch).await;
             return Ok((index, dit, vae));
         }
-        None => dit_from_url(gpu, model, fetch).await?,
+        false => dit_from_url(gpu, model, fetch).await?,
     };
     let Some(vae) = vae else {
         return Err(Error::input(format!("{model}: a VAE location is needed (only a Hub pipeline brings its own)")));
@@ -286,8 +291,9 @@ pub async fn models_from_urls(
 /// A VAE decoder from a URL or an `hf://` repo (a pipeline's `vae/`, or one component).
 #[cfg(target_arch = "wasm32")]
 async fn vae_at_url(gpu: &Gpu, location: &str, fetch: &Fetch) -> Result<Vae> {
-    match hub::HubRepo::parse(location)? {
-        Some(asked) => {
+    match crate::hub::is_hub_location(location) {
+        true => {
+            let asked = crate::hub::HubLocation::parse(location)?;
             let repo = hub::resolve(&asked, fetch).await?;
             let vae_sub = match &repo.pipeline {
                 Some((_, Some(vae))) => Some(vae.clone()),
@@ -301,7 +307,7 @@ async fn vae_at_url(gpu: &Gpu, location: &str, fetch: &Fetch) -> Result<Vae> {
             hub::remember(&asked, &repo, fetch).await;
             Ok(vae)
         }
-        None => vae_from_url(gpu, location, fetch).await,
+        false => vae_from_url(gpu, location, fetch).await,
     }
 }
 
@@ -313,6 +319,7 @@ mod hub {
     use super::{from_single_with, Fetch};
     use crate::error::{Error, Result};
     use crate::gpu::{Gpu, Tensor};
+    use crate::hub::HubLocation;
     use crate::model::GpuWeights;
     use crate::weights::diffusers::{Arch, Pipeline, MODEL_INDEX, WEIGHT_FILES};
     use crate::weights::single::SingleOptions;
@@ -320,66 +327,30 @@ mod hub {
     use crate::weights::ModelIndex;
     use std::collections::BTreeMap;
 
-    /// `hf://OWNER/NAME[@REVISION][/SUBFOLDER]`.
-    pub struct HubRepo {
-        pub repo: String,
-        pub revision: String,
-        pub subfolder: String,
-    }
-
-    impl HubRepo {
-        /// `Ok(None)` when `location` is not an `hf://` location.
-        pub fn parse(location: &str) -> Result<Option<HubRepo>> {
-            let Some(rest) = location.strip_prefix("hf://") else { return Ok(None) };
-            let bad = || {
-                Error::input(format!(
-                    "{location}: a Hub location is hf://OWNER/NAME[@REVISION][/SUBFOLDER], e.g. hf://facebook/DiT-XL-2-256"
-                ))
-            };
-            let mut parts = rest.trim_end_matches('/').splitn(3, '/');
-            let owner = parts.next().filter(|s| !s.is_empty()).ok_or_else(bad)?;
-            let name_rev = parts.next().filter(|s| !s.is_empty()).ok_or_else(bad)?;
-            let subfolder = parts.next().unwrap_or("").to_string();
-            let (name, revision) = match name_rev.split_once('@') {
-                Some((n, r)) if !r.is_empty() => (n, r.to_string()),
-                Some(_) => return Err(bad()),
-                None => (name_rev, "main".to_string()),
-            };
-            let ok = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
-            if !ok(owner) || !ok(name) || subfolder.split('/').any(|p| p == ".." || p == ".") {
-                return Err(bad());
-            }
-            Ok(Some(HubRepo { repo: format!("{owner}/{name}"), revision, subfolder }))
-        }
-    }
-
     /// A repo whose revision is resolved: what its files are read and cached under.
     pub struct Resolved {
         pub endpoint: String,
-        pub repo: String,
-        /// The commit when the Hub told it (the small files' redirect names it), else the revision as given.
-        pub commit: String,
-        pub subfolder: String,
+        /// The location asked for, its revision replaced by the commit when the Hub told it (the small files'
+        /// redirect names it); else the revision as given.
+        pub loc: HubLocation,
         /// A diffusers pipeline's DiT and VAE subfolders (from `model_index.json`); `None` for one component.
         pub pipeline: Option<(String, Option<String>)>,
     }
 
     impl Resolved {
         fn url(&self, path: &str) -> String {
-            let enc = |s: &str| String::from(js_sys::encode_uri_component(s));
-            let path: Vec<String> =
-                self.subfolder.split('/').chain(path.split('/')).filter(|p| !p.is_empty()).map(enc).collect();
-            format!("{}/{}/resolve/{}/{}", self.endpoint, self.repo, enc(&self.commit), path.join("/"))
+            self.loc.resolve_url(&self.endpoint, &self.loc.path_in_repo(path))
         }
 
         fn key(&self, component: &str) -> String {
-            format!("{}|{}|{}|{}|{}", self.endpoint, self.repo, self.commit, self.subfolder, component)
+            let l = &self.loc;
+            format!("{}|{}|{}|{}|{component}", self.endpoint, l.repo_id(), l.revision, l.subfolder)
         }
     }
 
     /// The cache entry of a revision's resolution (for offline visits).
-    fn ref_url(endpoint: &str, repo: &HubRepo) -> String {
-        let key = format!("{endpoint}|{}|{}|{}", repo.repo, repo.revision, repo.subfolder);
+    fn ref_url(endpoint: &str, repo: &HubLocation) -> String {
+        let key = format!("{endpoint}|{}|{}|{}", repo.repo_id(), repo.revision, repo.subfolder);
         format!("https://refs.dit-wasm.invalid/{}", String::from(js_sys::encode_uri_component(&key)))
     }
 
@@ -393,24 +364,18 @@ mod hub {
 
     /// Resolves the revision and tells a pipeline from a component by asking for `model_index.json`. Offline (or
     /// with the Hub unreachable), the resolution of the last visit is used, from Cache Storage.
-    pub async fn resolve(repo: &HubRepo, fetch: &Fetch) -> Result<Resolved> {
+    pub async fn resolve(repo: &HubLocation, fetch: &Fetch) -> Result<Resolved> {
         let endpoint = fetch.hub_endpoint.trim_end_matches('/').to_string();
-        let mut r = Resolved {
-            endpoint: endpoint.clone(),
-            repo: repo.repo.clone(),
-            commit: repo.revision.clone(),
-            subfolder: repo.subfolder.clone(),
-            pipeline: None,
-        };
+        let mut r = Resolved { endpoint: endpoint.clone(), loc: repo.clone(), pipeline: None };
         let probe = RangeUrl::new(&r.url(MODEL_INDEX), fetch.timeout_ms, None);
         match probe.get_small(probe.url()).await {
             Ok(found) => {
                 if let Some((bytes, final_url)) = &found {
-                    let what = format!("hf://{}/{}", repo.repo, MODEL_INDEX);
+                    let what = format!("hf://{}/{}", repo.repo_id(), repo.path_in_repo(MODEL_INDEX));
                     let p = Pipeline::parse(&what, bytes)?;
                     r.pipeline = Some((p.subfolder(&what, Arch::Dit)?.to_string(), p.vae.clone()));
-                    if let Some(c) = commit_in(final_url, &repo.repo) {
-                        r.commit = c;
+                    if let Some(c) = commit_in(final_url, &repo.repo_id()) {
+                        r.loc.revision = c;
                     }
                 }
                 Ok(r)
@@ -420,7 +385,7 @@ mod hub {
                 let Some(c) = &cache else { return Err(e) };
                 let Some(entry) = cache_get(c, &ref_url(&endpoint, repo)).await else { return Err(e) };
                 let v: serde_json::Value = serde_json::from_slice(&entry).map_err(|_| e)?;
-                r.commit = v["commit"].as_str().unwrap_or(&repo.revision).to_string();
+                r.loc.revision = v["commit"].as_str().unwrap_or(&repo.revision).to_string();
                 r.pipeline = serde_json::from_value(v["pipeline"].clone()).unwrap_or(None);
                 Ok(r)
             }
@@ -429,12 +394,12 @@ mod hub {
     }
 
     /// Keeps the resolution of `repo` for offline visits, once its models loaded (a failed load keeps nothing).
-    pub async fn remember(repo: &HubRepo, r: &Resolved, fetch: &Fetch) {
+    pub async fn remember(repo: &HubLocation, r: &Resolved, fetch: &Fetch) {
         if !fetch.cache {
             return;
         }
         if let Some(c) = open_cache(CACHE_NAME).await {
-            let entry = serde_json::json!({ "commit": r.commit, "pipeline": r.pipeline });
+            let entry = serde_json::json!({ "commit": r.loc.revision, "pipeline": r.pipeline });
             cache_put(&c, &ref_url(&r.endpoint, repo), entry.to_string().as_bytes()).await;
         }
     }
@@ -501,10 +466,14 @@ mod hub {
                 }
             }
         }
-        let dir: Vec<&str> = [repo.subfolder.as_str(), component].into_iter().filter(|s| !s.is_empty()).collect();
+        let dir: Vec<&str> = [repo.loc.subfolder.as_str(), component].into_iter().filter(|s| !s.is_empty()).collect();
         let dir = if dir.is_empty() { String::new() } else { format!("{}/", dir.join("/")) };
         Err(Error::NotFound {
-            url: format!("hf://{}@{}/{dir}diffusion_pytorch_model.{{safetensors,bin}}", repo.repo, repo.commit),
+            url: format!(
+                "hf://{}@{}/{dir}diffusion_pytorch_model.{{safetensors,bin}}",
+                repo.loc.repo_id(),
+                repo.loc.revision
+            ),
         })
     }
 }

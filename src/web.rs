@@ -16,9 +16,6 @@ use js_sys::{Array, Object, Reflect};
 use serde::Deserialize;
 use wasm_bindgen::prelude::*;
 
-/// Where `hf://` locations resolve unless `hubEndpoint` says otherwise.
-const DEFAULT_HUB_ENDPOINT: &str = "https://huggingface.co";
-
 #[wasm_bindgen(start)]
 fn start() {
     console_error_panic_hook::set_once();
@@ -174,7 +171,7 @@ impl WasmSampler {
         })?;
         let cache = opts.cache.as_deref() != Some("none");
         let timeout = opts.timeout_ms.map_or(crate::weights::url::DEFAULT_TIMEOUT_MS, |t| t.clamp(1.0, 3.6e6) as u32);
-        let hub_endpoint = opts.hub_endpoint.unwrap_or_else(|| DEFAULT_HUB_ENDPOINT.to_string());
+        let hub_endpoint = opts.hub_endpoint.unwrap_or_else(|| crate::hub::DEFAULT_ENDPOINT.to_string());
         let fetch = loader::Fetch { cache, timeout_ms: timeout, on_progress: on_progress.clone(), hub_endpoint };
         let (dit_index, dit, vae) =
             loader::models_from_urls(&gpu, &opts.model, opts.vae.as_deref().filter(|v| !v.is_empty()), &fetch)

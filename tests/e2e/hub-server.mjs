@@ -10,7 +10,8 @@
 //       origin with X-Repo-Commit, ETag and X-Linked-Etag (the file's sha256), X-Linked-Size; small files answer 302 to
 //       the relative `/api/resolve-cache/models/<owner>/<name>/<commit>/<path>?etag=<git blob sha1>`.
 //   GET|HEAD /api/resolve-cache/models/<owner>/<name>/<commit>/<path>   the small file's bytes (X-Repo-Commit, ETag)
-//   GET /api/models/<owner>/<name>[/revision/<rev>]   {id, sha, siblings: [{rfilename}], ...} (hf-hub, huggingface.js)
+//   GET /api/models/<owner>/<name>[/revision/<rev>][?blobs=true]   {id, sha, siblings: [{rfilename}], ...} (hf-hub,
+//       huggingface.js); with blobs=true each sibling also has blobId, size and, for LFS files, lfs: {sha256, size}
 //   GET /api/models/<owner>/<name>/tree/<rev>[/<path>]   [{type, path, size, oid, lfs?}] (huggingface.js listFiles)
 // CDN origin (`cdnUrl`, another port, so it is cross-origin for a page):
 //   GET|HEAD /repos/<owner>/<name>/<commit>/<path>   the bytes, with the CDN's CORS headers: Allow-Origin *, the
@@ -25,9 +26,10 @@
 //   POST /__control  JSON, merged into the fault state:
 //       gated: {"owner/name": {status?: 401|403, tokens?: ["hf_..."]}}  a request without one of `tokens` as a bearer
 //              token is refused: with `status`, or else 401 without a token and 403 with another one
-//       dropAfter: {"owner/name/path": N}   the next body of that file is cut after N bytes (the connection is
-//              destroyed), once; later requests succeed
-//       ignoreRange: true | ["owner/name/path", ...]   Range is ignored: 200 with the whole file
+//       dropAfter: {"owner/name/path": N}   the next body of that file longer than N bytes is cut after N bytes
+//              (the connection is destroyed), once; later requests succeed
+//       ignoreRange: true | "resume" | ["owner/name/path", ...]   Range is ignored: 200 with the whole file (for
+//              every request, for those whose range starts past byte 0, or for those files)
 //       down: true       every request's connection is destroyed (the Hub is unreachable)
 //       reset: true      clears every fault first
 //   GET /__stats     {requests, bytes, files: {"owner/name/path": {requests, bytes}}, log: [{method, url, range,
@@ -178,8 +180,12 @@ export async function startHubServer({ root, port = 0, cdnPort = 0, host = "127.
     let start = 0;
     let end = size - 1;
     let status = 200;
-    const ignore = faults.ignoreRange === true || (Array.isArray(faults.ignoreRange) && faults.ignoreRange.includes(key));
     const range = req.headers.range;
+    const resume = /^bytes=[1-9]/.test(range ?? "");
+    const ignore =
+      faults.ignoreRange === true ||
+      (faults.ignoreRange === "resume" && resume) ||
+      (Array.isArray(faults.ignoreRange) && faults.ignoreRange.includes(key));
     if (range && !ignore) {
       const m = range.match(/^bytes=(\d+)-(\d*)$/);
       if (!m || (m[2] !== "" && Number(m[2]) < Number(m[1])) || Number(m[1]) >= size) {
@@ -195,7 +201,7 @@ export async function startHubServer({ root, port = 0, cdnPort = 0, host = "127.
     res.writeHead(status, { ...headers, "accept-ranges": "bytes", "content-length": length });
     if (req.method === "HEAD" || length === 0) return res.end();
     let limit = Infinity;
-    if (faults.dropAfter && key in faults.dropAfter) {
+    if (faults.dropAfter && key in faults.dropAfter && length > faults.dropAfter[key]) {
       limit = faults.dropAfter[key];
       delete faults.dropAfter[key];
     }
@@ -314,7 +320,18 @@ export async function startHubServer({ root, port = 0, cdnPort = 0, host = "127.
         body = entries;
       } else {
         const g = faults.gated?.[loc.repo];
-        body = { _id: loc.commit.slice(0, 24), id: loc.repo, modelId: loc.repo, sha: loc.commit, private: false, gated: g ? "manual" : false, disabled: false, tags: [], library_name: "diffusers", siblings: files.map((rfilename) => ({ rfilename })) };
+        const siblings = [];
+        for (const rfilename of files) {
+          if (url.searchParams.get("blobs") !== "true") {
+            siblings.push({ rfilename });
+            continue;
+          }
+          const l = locate(owner, name, rev, rfilename);
+          const s = { rfilename, blobId: gitSha1(l.full), size: l.size };
+          if (l.large) s.lfs = { sha256: await sha256Of(l.full), size: l.size, pointerSize: 134 };
+          siblings.push(s);
+        }
+        body = { _id: loc.commit.slice(0, 24), id: loc.repo, modelId: loc.repo, sha: loc.commit, private: false, gated: g ? "manual" : false, disabled: false, tags: [], library_name: "diffusers", siblings };
       }
       const text = JSON.stringify(body);
       res.writeHead(200, { ...cors(req), "content-type": "application/json; charset=utf-8", "content-length": Buffer.byteLength(text) });

@@ -131,6 +131,9 @@ test("the model info lists the files at the commit; the tree gives sizes and LFS
     assert.deepEqual(info.siblings.map((s) => s.rfilename), ["model_index.json", "transformer/config.json", "transformer/diffusion_pytorch_model.bin"]);
   }
   assert.equal((await get(`${hub.url}/api/models/acme/dit-test/revision/dev`)).status, 404);
+  const blobs = await (await get(`${hub.url}/api/models/acme/dit-test?blobs=true`)).json();
+  assert.deepEqual(blobs.siblings[1], { rfilename: "transformer/config.json", blobId: gitSha1(small), size: small.length });
+  assert.deepEqual(blobs.siblings[2].lfs, { sha256: sha256(big), size: big.length, pointerSize: 134 });
   const tree = await (await get(`${hub.url}/api/models/acme/dit-test/tree/main/transformer`)).json();
   assert.deepEqual(tree.map((e) => [e.path, e.size, e.lfs?.oid ?? null]), [
     ["transformer/config.json", small.length, null],
