@@ -353,8 +353,12 @@ impl PtFile {
         use std::io::Read;
         let name = path.display().to_string();
         let f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-        let mut archive =
-            zip::ZipArchive::new(f).map_err(|e| Error::format(&name, format!("not a zip archive ({e})")))?;
+        let mut archive = zip::ZipArchive::new(f).map_err(|e| {
+            Error::format(
+                &name,
+                format!("not a zip archive ({e}); the file is truncated or is not a PyTorch checkpoint"),
+            )
+        })?;
         let pkl = (0..archive.len())
             .filter_map(|i| archive.name_for_index(i).and_then(|s| s.ok()).map(|s| s.to_string()))
             .find(|n| n.ends_with("data.pkl") && n.matches('/').count() == 1)
