@@ -5,8 +5,9 @@
 #![cfg(not(target_arch = "wasm32"))]
 
 use dit_wasm::weights::convert::ConvertOptions;
+use dit_wasm::weights::convert::{Checkpoint, PtFile};
 use dit_wasm::weights::input::parse_header;
-use dit_wasm::weights::pickle::{unpickle, PtFile};
+use dit_wasm::weights::pickle::unpickle;
 use dit_wasm::weights::single::{load_single, MemoryRange, SingleOptions};
 use dit_wasm::weights::torchzip::{data_offset, parse_central, parse_end, parse_zip64_end, CentralDir, Entry};
 use dit_wasm::weights::{for_each_tensor, MemorySource, ModelIndex};
@@ -73,7 +74,7 @@ proptest! {
         let p = dir.path().join("m.pt");
         std::fs::write(&p, bytes).unwrap();
         if let Ok(mut pt) = PtFile::open(&p) {
-            for t in pt.tensors.clone() {
+            for t in pt.tensors().to_vec() {
                 let _ = pt.read_f32(&t);
             }
         }

@@ -1,9 +1,9 @@
 //! Models in the layout of the official DiT repos on the Hugging Face Hub (tests/fixtures/hub, written by
 //! tools/make_hub_fixtures.py): a diffusers pipeline folder whose weights are `torch.save` `.bin` files, read in
 //! place by byte ranges.
-//! - the ranged `.bin` reader gives the tensors of the whole-file reader (`dit convert`) and of the source model, and
-//!   reads neither the per-block copies of the embedders nor the VAE's encoder (bytes counted through a wrapping
-//!   source);
+//! - the ranged `.bin` reader gives the tensors of the source model (the safetensors the fixture was made from) and
+//!   of `dit convert` on the same file, and reads neither the per-block copies of the embedders nor the VAE's encoder
+//!   (bytes counted through a wrapping source, checked against the entries the zip crate lists);
 //! - `dit sample --model <pipeline> --class N` (VAE from the pipeline) matches the sampler parity references;
 //! - bad input (another architecture, a truncated `.bin`, a pickle with a disallowed global, a folder with no model)
 //!   is a one-line error from `dit sample`, `dit info` and `dit convert`.
@@ -32,7 +32,7 @@ fn hub(name: &str) -> PathBuf {
 
 type Tensors = BTreeMap<String, (Vec<usize>, Vec<u8>)>;
 
-/// The tensors `dit convert` writes for `input` (the whole-file readers: safetensors, and the zip crate for `.pt`).
+/// The tensors `dit convert` writes for `input`.
 fn converted(input: &Path, opts: &ConvertOptions) -> Tensors {
     let tmp = tempfile::tempdir().unwrap();
     convert(&[input.to_path_buf()], tmp.path(), opts).unwrap();
@@ -84,14 +84,17 @@ fn single<R: RangeSource>(src: &R, opts: &SingleOptions) -> Result<Tensors, Erro
 }
 
 /// Byte ranges of the data of the zip entries holding the storages of the tensors `skip` selects, from the zip crate
-/// and the whole-file pickle reader (independent of the ranged reader under test).
+/// and the pickle of data.pkl as the zip crate reads it (independent of the ranged reader under test).
 fn skipped_data(path: &Path, skip: impl Fn(&str) -> bool) -> (Vec<(u64, u64)>, usize) {
-    let pt = dit_wasm::weights::pickle::PtFile::open(path).unwrap();
+    use std::io::Read;
     let mut zip = zip::ZipArchive::new(std::fs::File::open(path).unwrap()).unwrap();
     let prefix = zip.name_for_index(0).unwrap().unwrap().split('/').next().unwrap().to_string();
+    let mut pkl = vec![];
+    zip.by_name(&format!("{prefix}/data.pkl")).unwrap().read_to_end(&mut pkl).unwrap();
+    let tensors = dit_wasm::weights::pickle::checkpoint_tensors("pkl", &pkl).unwrap();
     let mut out = vec![];
     let mut n = 0;
-    for t in pt.tensors.iter().filter(|t| skip(&t.name)) {
+    for t in tensors.iter().filter(|t| skip(&t.name)) {
         let e = zip.by_name(&format!("{prefix}/data/{}", t.storage)).unwrap();
         let start = e.data_start().unwrap_or(e.header_start());
         out.push((start, start + e.size()));
@@ -115,7 +118,7 @@ fn union(ranges: &[(u64, u64)]) -> u64 {
 }
 
 #[test]
-fn bin_read_in_place_matches_the_whole_file_reader_and_skips_what_the_model_does_not_use() {
+fn bin_read_in_place_matches_the_source_model_and_skips_what_the_model_does_not_use() {
     type Skip = fn(&str) -> bool;
     let cases: [(&str, &str, Skip); 2] = [
         ("DiT-tiny/transformer/diffusion_pytorch_model.bin", "dit_p2_hd64.safetensors", |n| {
@@ -128,12 +131,12 @@ fn bin_read_in_place_matches_the_whole_file_reader_and_skips_what_the_model_does
     for (bin, source, skip) in cases {
         let path = hub(bin);
         let file_len = std::fs::metadata(&path).unwrap().len();
-        // The reference: the original model, and the same .bin through the whole-file (zip crate) reader.
+        // The references: the model the fixture was made from, and `dit convert` of the same .bin.
         let heads = ConvertOptions { heads: Some(2), ..Default::default() };
         let plain = ConvertOptions::default();
         let want = converted(&fixture(source), if bin.contains("transformer") { &heads } else { &plain });
         let whole = converted(&path, &ConvertOptions::default());
-        assert!(whole == want, "{bin}: the whole-file reader disagrees with {source}");
+        assert!(whole == want, "{bin}: `dit convert` of it disagrees with {source}");
         let (skipped, n_skipped) = skipped_data(&path, skip);
         assert!(n_skipped > 0, "{bin}: nothing to skip");
         let skipped_bytes: u64 = skipped.iter().map(|(s, e)| e - s).sum();
@@ -154,7 +157,7 @@ fn bin_read_in_place_matches_the_whole_file_reader_and_skips_what_the_model_does
             }
             let distinct = union(&reads);
             println!(
-                "{bin} (ranges of {range_bytes} B): {} tensors identical to {source} and to the whole-file reader; \
+                "{bin} (ranges of {range_bytes} B): {} tensors identical to {source} and to `dit convert`; \
                  {} reads, {read} bytes ({distinct} distinct) of {file_len}; {n_skipped} unused tensors \
                  ({skipped_bytes} bytes) not read",
                 got.len(),
