@@ -1,4 +1,5 @@
-//! A safe reader for PyTorch checkpoints (`torch.save`: a zip with `data.pkl` and one entry per storage).
+//! A safe reader for the pickle of PyTorch checkpoints (`torch.save`: a zip with `data.pkl` and one entry per storage;
+//! the zip itself is read by `weights::torchzip`).
 //!
 //! The pickle is interpreted as data, never executed: the opcodes build plain values, and the only globals accepted
 //! are those that rebuild tensors (`torch._utils._rebuild_tensor_v2`, `_rebuild_parameter`, the `torch.*Storage`
@@ -335,58 +336,6 @@ pub fn checkpoint_tensors(file: &str, pkl: &[u8]) -> Result<Vec<SrcTensor>> {
         tensors.push(SrcTensor { name: k, shape, dtype, offset: offset as u64, storage });
     }
     Ok(tensors)
-}
-
-/// A PyTorch `.pt` checkpoint: its tensors (the plain state dict, or the `ema` entry of a training checkpoint),
-/// read one storage at a time.
-#[cfg(not(target_arch = "wasm32"))]
-pub struct PtFile {
-    pub path: std::path::PathBuf,
-    archive: zip::ZipArchive<std::fs::File>,
-    prefix: String,
-    pub tensors: Vec<SrcTensor>,
-}
-
-#[cfg(not(target_arch = "wasm32"))]
-impl PtFile {
-    pub fn open(path: &std::path::Path) -> Result<PtFile> {
-        use std::io::Read;
-        let name = path.display().to_string();
-        let f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-        let mut archive =
-            zip::ZipArchive::new(f).map_err(|e| Error::format(&name, format!("not a zip archive ({e})")))?;
-        let pkl = (0..archive.len())
-            .filter_map(|i| archive.name_for_index(i).and_then(|s| s.ok()).map(|s| s.to_string()))
-            .find(|n| n.ends_with("data.pkl") && n.matches('/').count() == 1)
-            .ok_or_else(|| Error::format(&name, "not a PyTorch checkpoint (no <dir>/data.pkl in the zip)"))?;
-        let prefix = pkl.trim_end_matches("data.pkl").to_string();
-        let mut bytes = vec![];
-        archive
-            .by_name(&pkl)
-            .map_err(|e| Error::format(&name, e.to_string()))?
-            .take(1 << 30)
-            .read_to_end(&mut bytes)
-            .map_err(|e| Error::io(path, e))?;
-        let tensors = checkpoint_tensors(&name, &bytes)?;
-        Ok(PtFile { path: path.to_path_buf(), archive, prefix, tensors })
-    }
-
-    /// Reads one tensor as f32 values.
-    pub fn read_f32(&mut self, t: &SrcTensor) -> Result<Vec<f32>> {
-        use std::io::Read;
-        let name = self.path.display().to_string();
-        let entry = format!("{}data/{}", self.prefix, t.storage);
-        let mut raw = vec![];
-        let mut f = self.archive.by_name(&entry).map_err(|e| Error::format(&name, format!("storage {entry}: {e}")))?;
-        let start = t.offset as usize * t.dtype.size();
-        let len = t.numel() * t.dtype.size();
-        std::io::copy(&mut (&mut f).take(start as u64), &mut std::io::sink()).map_err(|e| Error::io(&self.path, e))?;
-        (&mut f).take(len as u64).read_to_end(&mut raw).map_err(|e| Error::io(&self.path, e))?;
-        if raw.len() != len {
-            return Err(Error::format(&name, format!("tensor `{}`: storage {entry} is truncated", t.name)));
-        }
-        Ok(super::input::decode_f32(&t.name, t.dtype, &raw))
-    }
 }
 
 /// The tensors of a checkpoint: a state dict, or the `ema` (else `model`) entry of a training checkpoint.

@@ -1,6 +1,6 @@
 //! PyTorch zip checkpoints (`torch.save`: the Hub's `diffusion_pytorch_model.bin`, the release's `.pt`) read in
-//! place by byte ranges, the file never held whole: the end of the central directory is found in one read at the end
-//! of the file (zip64 too: the official DiT-XL/2 transformer is 3 GB), the central directory is read, then
+//! place by byte ranges, the file never held whole: the end of the central directory is found in a read of the last
+//! 4 KiB (zip64 too: the official DiT-XL/2 transformer is 3 GB), the central directory is read, then
 //! `<dir>/data.pkl`, which the safe pickle reader (`weights::pickle`) turns into a tensor list; the storages
 //! (`<dir>/data/<key>`, stored uncompressed) are read later by the caller, each with its local header in the same
 //! range. Every size and offset is checked against the file: a truncated file or a lying header is a `Format` error.
@@ -26,6 +26,8 @@ const LOCAL_LEN: usize = 30;
 const CENTRAL_LEN: usize = 46;
 /// The end records lie in the last `TAIL` bytes (a zip comment is at most 65535 bytes).
 pub const TAIL: u64 = EOCD_LEN + 65535 + ZIP64_LOCATOR_LEN;
+/// The bytes read first at the end of the file.
+const FIRST_TAIL: u64 = 4096;
 /// Largest central directory and `data.pkl` accepted (DiT-XL/2's are a few hundred KB).
 const MAX_CENTRAL: u64 = 64 << 20;
 const MAX_PICKLE: u64 = 256 << 20;
@@ -249,9 +251,20 @@ async fn read_checked<R: RangeSource>(src: &R, start: u64, end: u64) -> Result<V
 /// lists its tensors, each checked to lie inside its storage.
 pub async fn open<R: RangeSource>(src: &R, size: u64) -> Result<TorchZip> {
     let file = src.describe();
-    let tail_start = size.saturating_sub(TAIL);
-    let tail = read_checked(src, tail_start, size).await?;
-    let dir = match parse_end(&file, &tail, size)? {
+    // torch.save writes no zip comment: the end records are in the last few KB (which hold none of the storages),
+    // else a zip comment hides them further up.
+    let mut tail_start = size.saturating_sub(FIRST_TAIL);
+    let mut tail = read_checked(src, tail_start, size).await?;
+    let end = match parse_end(&file, &tail, size) {
+        Ok(end) => end,
+        Err(_) if tail_start > 0 => {
+            tail_start = size.saturating_sub(TAIL);
+            tail = read_checked(src, tail_start, size).await?;
+            parse_end(&file, &tail, size)?
+        }
+        Err(e) => return Err(e),
+    };
+    let dir = match end {
         EndRecord::Plain(d) => d,
         EndRecord::Zip64 { record, eocd } => {
             let bytes = match record.checked_sub(tail_start) {
@@ -298,4 +311,44 @@ pub async fn open<R: RangeSource>(src: &R, size: u64) -> Result<TorchZip> {
         t.storage = i.to_string();
     }
     Ok(TorchZip { size, entries, tensors, central: dir.offset })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A central directory record as a zip64 writer makes it for an entry past 4 GiB: sizes and offset 0xFFFFFFFF,
+    /// the values in a zip64 extra field.
+    #[test]
+    fn zip64_fields_of_a_central_record() {
+        let name = b"archive/data/7";
+        let mut extra = vec![1, 0, 24, 0];
+        for v in [5_000_000_000u64, 5_000_000_000, 6_000_000_000] {
+            extra.extend(v.to_le_bytes());
+        }
+        let mut rec = vec![];
+        rec.extend(CENTRAL_SIG.to_le_bytes());
+        rec.extend([0u8; 6]); // versions, flags
+        rec.extend([0u8; 2]); // method: stored
+        rec.extend([0u8; 8]); // time, date, crc
+        rec.extend([0xFF; 8]); // compressed, uncompressed size
+        rec.extend((name.len() as u16).to_le_bytes());
+        rec.extend((extra.len() as u16).to_le_bytes());
+        rec.extend([0u8; 10]); // comment length, disk, attributes
+        rec.extend([0xFF; 4]); // local header offset
+        rec.extend(name);
+        rec.extend(&extra);
+        let dir = CentralDir { entries: 1, offset: 12_000_000_000, size: rec.len() as u64 };
+        let e = parse_central("z", &rec, dir).unwrap();
+        assert_eq!(
+            e,
+            [Entry { name: "archive/data/7".into(), header: 6_000_000_000, size: 5_000_000_000, end: 12_000_000_000 }]
+        );
+        // The same record claiming more data than lies before the directory.
+        let short = CentralDir { offset: 9_000_000_000, ..dir };
+        assert!(parse_central("z", &rec, short).unwrap_err().to_string().contains("overlaps"));
+        // Cut inside the extra field.
+        let cut = &rec[..rec.len() - 4];
+        assert!(parse_central("z", cut, CentralDir { size: cut.len() as u64, ..dir }).is_err());
+    }
 }

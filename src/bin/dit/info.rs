@@ -21,7 +21,8 @@ pub async fn run(path: &Path) -> Result<()> {
         return Ok(());
     }
     let resolved = resolve_path(path, None)?;
-    if resolved.is_dir() {
+    // A missing path reads as a model directory, whose error names every kind of model.
+    if resolved.is_dir() || (!resolved.exists() && !weights::single::is_single_file(&resolved.to_string_lossy())) {
         return dir(&resolved).await;
     }
     single(&resolved).await
