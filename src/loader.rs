@@ -335,6 +335,8 @@ mod hub {
         pub loc: HubLocation,
         /// A diffusers pipeline's DiT and VAE subfolders (from `model_index.json`); `None` for one component.
         pub pipeline: Option<(String, Option<String>)>,
+        /// Whether every component loaded so far is kept in Cache Storage (else the resolution is not kept either).
+        pub kept: std::cell::Cell<bool>,
     }
 
     impl Resolved {
@@ -366,7 +368,7 @@ mod hub {
     /// with the Hub unreachable), the resolution of the last visit is used, from Cache Storage.
     pub async fn resolve(repo: &HubLocation, fetch: &Fetch) -> Result<Resolved> {
         let endpoint = fetch.hub_endpoint.trim_end_matches('/').to_string();
-        let mut r = Resolved { endpoint: endpoint.clone(), loc: repo.clone(), pipeline: None };
+        let mut r = Resolved { endpoint: endpoint.clone(), loc: repo.clone(), pipeline: None, kept: true.into() };
         let probe = RangeUrl::new(&r.url(MODEL_INDEX), fetch.timeout_ms, None);
         match probe.get_small(probe.url()).await {
             Ok(found) => {
@@ -393,9 +395,10 @@ mod hub {
         }
     }
 
-    /// Keeps the resolution of `repo` for offline visits, once its models loaded (a failed load keeps nothing).
+    /// Keeps the resolution of `repo` for offline visits, once its models loaded and were kept (a failed or
+    /// uncached load keeps nothing).
     pub async fn remember(repo: &HubLocation, r: &Resolved, fetch: &Fetch) {
-        if !fetch.cache {
+        if !fetch.cache || !r.kept.get() {
             return;
         }
         if let Some(c) = open_cache(CACHE_NAME).await {
@@ -450,9 +453,11 @@ mod hub {
             .await;
             match result {
                 Ok((index, w)) => {
-                    if let Some(c) = &cache {
-                        c.commit(&index, shapes, &fetch.on_progress).await;
-                    }
+                    let kept = match &cache {
+                        Some(c) => c.commit(&index, shapes, &fetch.on_progress).await,
+                        None => false,
+                    };
+                    repo.kept.set(repo.kept.get() && kept);
                     return Ok((index, w));
                 }
                 Err(e) => {
