@@ -164,18 +164,14 @@ impl DitConfig {
     }
 }
 
-/// One adaLN-Zero block's layers, release names under `blocks.{i}.`.
+/// One adaLN-Zero block's layers, release names under `blocks.{i}.`: `adaLN_modulation.1` [6D, D] (the six
+/// modulation chunks), `attn.qkv` [3D, D], `attn.proj` [D, D], `mlp.fc1` [F, D], `mlp.fc2` [D, F].
 #[derive(Debug)]
 pub struct DitBlockTensors<T> {
-    /// `adaLN_modulation.1` [6D, D]: the six modulation chunks.
     pub ada: WeightBias<T>,
-    /// `attn.qkv` [3D, D].
     pub qkv: WeightBias<T>,
-    /// `attn.proj` [D, D].
     pub proj: WeightBias<T>,
-    /// `mlp.fc1` [F, D].
     pub fc1: WeightBias<T>,
-    /// `mlp.fc2` [D, F].
     pub fc2: WeightBias<T>,
 }
 

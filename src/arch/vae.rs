@@ -100,14 +100,12 @@ impl<T> ResnetTensors<T> {
     }
 }
 
-/// The mid block's single-head attention: `group_norm`, then `to_q`, `to_k`, `to_v`, `to_out.0` [C, C].
+/// The mid block's single-head attention: `group_norm`, then the projections [C, C].
 #[derive(Debug)]
 pub struct VaeAttnTensors<T> {
     pub norm: WeightBias<T>,
-    pub q: WeightBias<T>,
-    pub k: WeightBias<T>,
-    pub v: WeightBias<T>,
-    pub out: WeightBias<T>,
+    /// `to_q`, `to_k`, `to_v` and `to_out.0`, in that order.
+    pub proj: [WeightBias<T>; 4],
 }
 
 /// One up block: `layers_per_block + 1` ResNets, then a 3x3 upsampler conv except on the last level.
@@ -146,14 +144,10 @@ impl<T> VaeTensors<T> {
         let attn = match cfg.mid_block_add_attention {
             true => {
                 let a = "decoder.mid_block.attentions.0";
-                let mut wb = |name: &str, shape: &[usize]| WeightBias::take(src, &format!("{a}.{name}"), shape);
-                Some(VaeAttnTensors {
-                    norm: wb("group_norm", &[top])?,
-                    q: wb("to_q", &[top, top])?,
-                    k: wb("to_k", &[top, top])?,
-                    v: wb("to_v", &[top, top])?,
-                    out: wb("to_out.0", &[top, top])?,
-                })
+                let norm = WeightBias::take(src, &format!("{a}.group_norm"), &[top])?;
+                let [q, k, v, out] = ["to_q", "to_k", "to_v", "to_out.0"];
+                let mut proj = |name: &str| WeightBias::take(src, &format!("{a}.{name}"), &[top, top]);
+                Some(VaeAttnTensors { norm, proj: [proj(q)?, proj(k)?, proj(v)?, proj(out)?] })
             }
             false => None,
         };

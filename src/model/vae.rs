@@ -90,13 +90,8 @@ impl Vae {
         let attn = t
             .attn
             .map(|a| {
-                Ok::<_, Error>(AttnBlock {
-                    norm: norm(a.norm),
-                    q: linear(gpu, a.q)?,
-                    k: linear(gpu, a.k)?,
-                    v: linear(gpu, a.v)?,
-                    out: linear(gpu, a.out)?,
-                })
+                let [q, k, v, out] = a.proj.map(|p| linear(gpu, p));
+                Ok::<_, Error>(AttnBlock { norm: norm(a.norm), q: q?, k: k?, v: v?, out: out? })
             })
             .transpose()?;
         let up =
