@@ -74,6 +74,9 @@ pub fn open_checkpoint(path: &Path) -> Result<Box<dyn Checkpoint>> {
         let mut f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
         let _ = f.read(&mut magic).map_err(|e| Error::io(path, e))?;
     }
+    if magic[..3] == *super::single::LEGACY_TORCH {
+        return Err(super::single::legacy_torch(&path.display().to_string()));
+    }
     if &magic == b"PK\x03\x04" {
         return Ok(Box::new(PtFile::open(path)?));
     }

@@ -15,6 +15,18 @@ use crate::error::{Error, Result};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap};
 
+/// The first bytes of a legacy (pre-zip) `torch.save` file: a protocol-2 pickle of its magic number, a long int.
+pub const LEGACY_TORCH: &[u8; 3] = b"\x80\x02\x8a";
+
+/// The error for a legacy `torch.save` file.
+pub fn legacy_torch(file: &str) -> Error {
+    Error::format(
+        file,
+        "a PyTorch checkpoint in the legacy format (torch.save before 1.6, not a zip); load and save it again with a \
+         current PyTorch, or save it as safetensors",
+    )
+}
+
 /// Default bytes per range read.
 pub const DEFAULT_RANGE_BYTES: u64 = 8 << 20;
 /// Unused bytes between two needed tensors that are read anyway rather than starting a new range.
@@ -234,6 +246,9 @@ pub async fn load_single<R: RangeSource>(
     let file = src.describe();
     let head = read_exact(src, 0, 8).await?;
     let config_json = read_config(src, &file).await?;
+    if head[..3] == *LEGACY_TORCH {
+        return Err(legacy_torch(&file));
+    }
     let plan = if head[..4] == *ZIP_MAGIC {
         let zip = torchzip::open(src, src.size().await?).await?;
         let plan = plan(&file, &zip.tensors, config_json.as_ref(), &opts.convert)?;
