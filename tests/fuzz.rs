@@ -1,13 +1,15 @@
 //! Property tests of every parser that reads untrusted bytes: safetensors headers, shards, the model index, the
-//! pickle machine, the .pt zip reader and the single-file (byte-range) loader must return an error, never panic, on
-//! random and on mutated inputs.
+//! pickle machine, the .pt zip reader (whole-file, and by byte ranges: end records, central directory, local headers)
+//! and the single-file (byte-range) loader must return an error, never panic, on random and on mutated inputs.
 // Native only (a GPU through wgpu's native backends, files, processes); the browser tests are tests/web.rs.
 #![cfg(not(target_arch = "wasm32"))]
 
 use dit_wasm::weights::convert::ConvertOptions;
+use dit_wasm::weights::convert::{Checkpoint, PtFile};
 use dit_wasm::weights::input::parse_header;
-use dit_wasm::weights::pickle::{unpickle, PtFile};
+use dit_wasm::weights::pickle::unpickle;
 use dit_wasm::weights::single::{load_single, MemoryRange, SingleOptions};
+use dit_wasm::weights::torchzip::{data_offset, parse_central, parse_end, parse_zip64_end, CentralDir, Entry};
 use dit_wasm::weights::{for_each_tensor, MemorySource, ModelIndex};
 use proptest::prelude::*;
 use std::collections::HashMap;
@@ -72,10 +74,32 @@ proptest! {
         let p = dir.path().join("m.pt");
         std::fs::write(&p, bytes).unwrap();
         if let Ok(mut pt) = PtFile::open(&p) {
-            for t in pt.tensors.clone() {
+            for t in pt.tensors().to_vec() {
                 let _ = pt.read_f32(&t);
             }
         }
+    }
+
+    #[test]
+    fn zip_records_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..400), size in any::<u64>(), n in 0u64..20) {
+        let _ = parse_end("fuzz", &bytes, size.max(bytes.len() as u64));
+        let _ = parse_zip64_end("fuzz", &bytes, size);
+        let _ = parse_central("fuzz", &bytes, CentralDir { entries: n, offset: size / 2, size: bytes.len() as u64 });
+        let e = Entry { name: "a/data/0".into(), header: 0, size: size % 512, end: bytes.len() as u64 };
+        let _ = data_offset("fuzz", &e, &bytes);
+    }
+
+    #[test]
+    fn bin_read_by_ranges_never_panics(f in flips(), cut in prop::option::of(any::<usize>()), tail in any::<bool>(), ranges in 1u64..100_000) {
+        // Flips land in the first or last 4 KiB, where the zip's structure and the pickle are; data flips only
+        // change values.
+        let file = fixture("hub/DiT-tiny/vae/diffusion_pytorch_model.bin");
+        let n = file.len();
+        let f: Vec<(usize, u8)> = f.into_iter().map(|(i, b)| (if tail { n - 1 - i % 4096 } else { i % 4096 }, b)).collect();
+        let bytes = mutate(file, &f, cut.map(|c| n - c % 8192));
+        let src = MemoryRange { name: "fuzz.bin".into(), bytes, config_json: None };
+        let opts = SingleOptions { range_bytes: ranges, ..Default::default() };
+        let _ = pollster::block_on(load_single(&src, &opts, |_, _, _| Ok(()), |_, _| {}));
     }
 
     #[test]

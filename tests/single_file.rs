@@ -129,6 +129,9 @@ impl RangeSource for IgnoresRange {
     fn describe(&self) -> String {
         "ignores-range.safetensors".into()
     }
+    async fn size(&self) -> dit_wasm::Result<u64> {
+        Ok(self.0.len() as u64)
+    }
     async fn read_range(&self, _: u64, _: u64) -> dit_wasm::Result<Vec<u8>> {
         Ok(self.0.clone())
     }

@@ -4,10 +4,12 @@
 #![cfg(not(target_arch = "wasm32"))]
 
 use super::index::ModelIndex;
-use super::input::{to_f16, SafetensorsFile, SrcTensor};
+use super::input::{decode_f32, to_f16, SafetensorsFile, SrcTensor};
 pub use super::plan::{
     check_pos_embed, diffusers_dit_parts, infer_dit_config, infer_vae_config, plan, vae_canonical_name, ConvertOptions,
 };
+use super::single::{open_zip, FileRange, RangeSource};
+use super::torchzip::{self, TorchZip};
 use super::writer::write_model;
 use crate::arch::TensorSpec;
 use crate::error::{Error, Result};
@@ -21,15 +23,34 @@ pub trait Checkpoint {
     fn read_f32(&mut self, t: &SrcTensor) -> Result<Vec<f32>>;
 }
 
-impl Checkpoint for super::pickle::PtFile {
+/// A PyTorch zip checkpoint (`.pt`, `.bin`), read by the same ranged reader as the loader: one storage entry at a
+/// time, never the whole file.
+pub struct PtFile {
+    src: FileRange,
+    zip: TorchZip,
+}
+
+impl PtFile {
+    pub fn open(path: &Path) -> Result<PtFile> {
+        let src = FileRange(path.to_path_buf());
+        let zip = pollster::block_on(async { open_zip(&src, src.size().await?).await })?;
+        Ok(PtFile { src, zip })
+    }
+}
+
+impl Checkpoint for PtFile {
     fn describe(&self) -> String {
-        self.path.display().to_string()
+        self.src.describe()
     }
     fn tensors(&self) -> &[SrcTensor] {
-        &self.tensors
+        &self.zip.tensors
     }
     fn read_f32(&mut self, t: &SrcTensor) -> Result<Vec<f32>> {
-        super::pickle::PtFile::read_f32(self, t)
+        let e = self.zip.entry_of(t);
+        let span = pollster::block_on(self.src.read_range(e.header, e.end))?;
+        let at = torchzip::data_offset(&self.src.describe(), e, &span)?;
+        let from = at + t.offset as usize * t.dtype.size(); // checked against the entry's size by open
+        Ok(decode_f32(&t.name, t.dtype, &span[from..from + t.numel() * t.dtype.size()]))
     }
 }
 
@@ -53,8 +74,11 @@ pub fn open_checkpoint(path: &Path) -> Result<Box<dyn Checkpoint>> {
         let mut f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
         let _ = f.read(&mut magic).map_err(|e| Error::io(path, e))?;
     }
+    if magic[..3] == *super::single::LEGACY_TORCH {
+        return Err(super::single::legacy_torch(&path.display().to_string()));
+    }
     if &magic == b"PK\x03\x04" {
-        return Ok(Box::new(super::pickle::PtFile::open(path)?));
+        return Ok(Box::new(PtFile::open(path)?));
     }
     Ok(Box::new(SafetensorsFile::open(path)?))
 }
@@ -66,10 +90,12 @@ pub fn convert(inputs: &[PathBuf], out: &Path, opts: &ConvertOptions) -> Result<
     };
     let mut ck = open_checkpoint(input)?;
     let config_json = match input.parent().map(|d| d.join("config.json")).filter(|p| p.is_file()) {
-        Some(p) => Some(
-            serde_json::from_slice::<serde_json::Value>(&std::fs::read(&p).map_err(|e| Error::io(&p, e))?)
-                .map_err(|e| Error::format(p.display().to_string(), format!("not valid JSON ({e})")))?,
-        ),
+        Some(p) => {
+            let v = serde_json::from_slice::<serde_json::Value>(&std::fs::read(&p).map_err(|e| Error::io(&p, e))?)
+                .map_err(|e| Error::format(p.display().to_string(), format!("not valid JSON ({e})")))?;
+            super::diffusers::classify_value(&p.display().to_string(), &v, None)?;
+            Some(v)
+        }
         None => None,
     };
     let plan = plan(&ck.describe(), ck.tensors(), config_json.as_ref(), opts)?;

@@ -38,7 +38,11 @@ impl Source for DirSource {
             if e.kind() == std::io::ErrorKind::NotFound && file == INDEX_FILE {
                 Error::format(
                     self.describe(),
-                    format!("no {INDEX_FILE} here; is this a model directory written by `dit convert`?"),
+                    format!(
+                        "no {INDEX_FILE} here; a model is a directory written by `dit convert`, a diffusers folder \
+                         (model_index.json, or config.json + diffusion_pytorch_model.safetensors / .bin) or one \
+                         checkpoint file"
+                    ),
                 )
             } else {
                 Error::io(&path, e)

@@ -1,15 +1,14 @@
-//! A safe reader for PyTorch checkpoints (`torch.save`: a zip with `data.pkl` and one entry per storage).
+//! A safe reader for the pickle of PyTorch checkpoints (`torch.save`: a zip with `data.pkl` and one entry per storage;
+//! the zip itself is read by `weights::torchzip`).
 //!
 //! The pickle is interpreted as data, never executed: the opcodes build plain values, and the only globals accepted
 //! are those that rebuild tensors (`torch._utils._rebuild_tensor_v2`, `_rebuild_parameter`, the `torch.*Storage`
 //! types) and `collections.OrderedDict`. `argparse.Namespace` (the `args` of training checkpoints) is accepted as an
 //! opaque value that is never constructed. Any other global is an error: a checkpoint cannot run code here.
 
-use super::input::{decode_f32, SrcDType, SrcTensor};
+use super::input::{SrcDType, SrcTensor};
 use crate::error::{Error, Result};
 use std::collections::HashMap;
-use std::io::Read;
-use std::path::{Path, PathBuf};
 
 /// A value built by the pickle machine.
 #[derive(Clone, Debug, PartialEq)]
@@ -324,60 +323,19 @@ fn rebuild_tensor(file: &str, args: &[Value]) -> Result<Value> {
     Ok(Value::Tensor { dtype: *dtype, storage: storage.clone(), offset: *offset as usize, shape })
 }
 
-/// A PyTorch `.pt` checkpoint: its tensors (the plain state dict, or the `ema` entry of a training checkpoint),
-/// read one storage at a time.
-pub struct PtFile {
-    pub path: PathBuf,
-    archive: zip::ZipArchive<std::fs::File>,
-    prefix: String,
-    pub tensors: Vec<SrcTensor>,
-}
-
-impl PtFile {
-    pub fn open(path: &Path) -> Result<PtFile> {
-        let name = path.display().to_string();
-        let f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-        let mut archive =
-            zip::ZipArchive::new(f).map_err(|e| Error::format(&name, format!("not a zip archive ({e})")))?;
-        let pkl = (0..archive.len())
-            .filter_map(|i| archive.name_for_index(i).and_then(|s| s.ok()).map(|s| s.to_string()))
-            .find(|n| n.ends_with("data.pkl") && n.matches('/').count() == 1)
-            .ok_or_else(|| Error::format(&name, "not a PyTorch checkpoint (no <dir>/data.pkl in the zip)"))?;
-        let prefix = pkl.trim_end_matches("data.pkl").to_string();
-        let mut bytes = vec![];
-        archive
-            .by_name(&pkl)
-            .map_err(|e| Error::format(&name, e.to_string()))?
-            .take(1 << 30)
-            .read_to_end(&mut bytes)
-            .map_err(|e| Error::io(path, e))?;
-        let top = unpickle(&name, &bytes)?;
-        let dict = state_dict(&name, top)?;
-        let mut tensors = vec![];
-        for (k, v) in dict {
-            let (Value::Str(k), Value::Tensor { dtype, storage, offset, shape }) = (k, v) else {
-                return Err(Error::format(&name, "the state dict holds something other than named tensors"));
-            };
-            tensors.push(SrcTensor { name: k, shape, dtype, offset: offset as u64, storage });
-        }
-        Ok(PtFile { path: path.to_path_buf(), archive, prefix, tensors })
+/// The tensors of a checkpoint's `data.pkl` (run by [`unpickle`]): a state dict, or the `ema` (else `model`) entry
+/// of a training checkpoint. Each names its storage (the zip entry `<dir>/data/<storage>`) and its element offset in it.
+pub fn checkpoint_tensors(file: &str, pkl: &[u8]) -> Result<Vec<SrcTensor>> {
+    let top = unpickle(file, pkl)?;
+    let dict = state_dict(file, top)?;
+    let mut tensors = vec![];
+    for (k, v) in dict {
+        let (Value::Str(k), Value::Tensor { dtype, storage, offset, shape }) = (k, v) else {
+            return Err(Error::format(file, "the state dict holds something other than named tensors"));
+        };
+        tensors.push(SrcTensor { name: k, shape, dtype, offset: offset as u64, storage });
     }
-
-    /// Reads one tensor as f32 values.
-    pub fn read_f32(&mut self, t: &SrcTensor) -> Result<Vec<f32>> {
-        let name = self.path.display().to_string();
-        let entry = format!("{}data/{}", self.prefix, t.storage);
-        let mut raw = vec![];
-        let mut f = self.archive.by_name(&entry).map_err(|e| Error::format(&name, format!("storage {entry}: {e}")))?;
-        let start = t.offset as usize * t.dtype.size();
-        let len = t.numel() * t.dtype.size();
-        std::io::copy(&mut (&mut f).take(start as u64), &mut std::io::sink()).map_err(|e| Error::io(&self.path, e))?;
-        (&mut f).take(len as u64).read_to_end(&mut raw).map_err(|e| Error::io(&self.path, e))?;
-        if raw.len() != len {
-            return Err(Error::format(&name, format!("tensor `{}`: storage {entry} is truncated", t.name)));
-        }
-        Ok(decode_f32(&t.name, t.dtype, &raw))
-    }
+    Ok(tensors)
 }
 
 /// The tensors of a checkpoint: a state dict, or the `ema` (else `model`) entry of a training checkpoint.

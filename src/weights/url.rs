@@ -393,6 +393,59 @@ impl super::single::RangeSource for RangeUrl {
         self.get(&self.url, Some((start, end))).await
     }
 
+    /// `Range: bytes=0-0` (a single range: CORS-safelisted, no preflight) and the total of the 206's `Content-Range:
+    /// bytes 0-0/TOTAL`, as the Hub's own clients do; never a suffix range, which needs a preflight the Hub's CDN
+    /// refuses.
+    async fn size(&self) -> Result<u64> {
+        let err = |msg: String| Error::Download { url: self.url.clone(), msg };
+        let mut last = String::new();
+        for attempt in 0..ATTEMPTS {
+            if attempt > 0 {
+                sleep_ms(250 << attempt).await;
+            }
+            let (req, controller) = get_request(&self.url, Some((0, 1))).map_err(|(m, _)| err(m))?;
+            let fetched = global_fetch(&req).map_err(|e| err(js_err(e)))?;
+            let resp = match within(fetched, self.timeout_ms, &controller, "response").await {
+                Ok(r) => r,
+                Err((m, retry)) => {
+                    last = m;
+                    if retry {
+                        continue;
+                    }
+                    break;
+                }
+            };
+            let resp: web_sys::Response = resp.dyn_into().map_err(|_| err("not an HTTP response".into()))?;
+            let status = resp.status();
+            if let Some(body) = resp.body() {
+                let _ = body.cancel();
+            }
+            if status == 206 {
+                let range = resp.headers().get("Content-Range").ok().flatten();
+                let total = range.as_deref().and_then(|v| v.rsplit_once('/')).and_then(|(_, t)| t.trim().parse().ok());
+                return total.ok_or_else(|| {
+                    err(format!(
+                        "the file's size is unknown: its 206 answer has no readable Content-Range ({range:?}); a server \
+                         on another origin must list it in Access-Control-Expose-Headers"
+                    ))
+                });
+            }
+            if status == 200 {
+                return Err(err(
+                    "the server ignored the Range request (it answered 200 with the whole file): host the \
+                     file on a server that supports HTTP Range requests, or convert it with `dit convert` and use the \
+                     model directory"
+                        .into(),
+                ));
+            }
+            last = format!("HTTP {status} {}", resp.status_text());
+            if !(status >= 500 || status == 429) {
+                break;
+            }
+        }
+        Err(err(last))
+    }
+
     async fn config_json(&self) -> Result<Option<Vec<u8>>> {
         let dir = self.url.split(['?', '#']).next().unwrap_or(&self.url);
         let Some(slash) = dir.rfind('/') else { return Ok(None) };

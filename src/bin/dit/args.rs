@@ -16,14 +16,18 @@ pub struct Cli {
 pub enum Cmd {
     /// Show the GPU adapter this machine gives: name, backend, features, limits.
     Gpu(GpuArgs),
-    /// Show a model directory: kind, config, parameters, bytes; verifies every shard's sha256.
+    /// Show a model: kind, config, parameters, bytes. A model directory has every shard's sha256 verified; a
+    /// checkpoint file or a diffusers folder is read as `sample` reads it.
     Info {
-        /// Model directory (holds model.safetensors.index.json).
+        /// Model directory (model.safetensors.index.json), checkpoint file (.safetensors, .bin, .pt), or diffusers
+        /// folder: a pipeline (model_index.json: shows its DiT and VAE) or one component (config.json + weights).
         dir: PathBuf,
     },
     /// Convert a checkpoint into a model directory of fp16 shards.
     Convert {
-        /// Checkpoint file: a .safetensors with the release's DiT key names, or an SD-VAE (diffusers or ldm layout).
+        /// Checkpoint file (.safetensors or a PyTorch .bin / .pt): a DiT with the release's or diffusers' key names,
+        /// or an SD-VAE (diffusers or ldm layout); or a diffusers folder: one component (config.json + weights), or
+        /// a pipeline (model_index.json), whose transformer goes to OUT/dit and VAE to OUT/vae.
         #[arg(required = true)]
         inputs: Vec<PathBuf>,
         /// Output directory.

@@ -1,11 +1,58 @@
-//! `dit info`: what a model directory holds, its shards verified.
+//! `dit info`: what a model holds. A model directory has its shards verified; a checkpoint file or a diffusers
+//! folder (a pipeline shows its DiT and its VAE) is read as the loader reads it, by byte ranges, every tensor the
+//! model uses planned, read and rounded to fp16.
 
-use dit_wasm::loader::dit_config;
-use dit_wasm::weights::{self, DirSource, ModelKind};
+use dit_wasm::loader::{dit_config, pipeline_components, resolve_path};
+use dit_wasm::weights::single::{load_single, parse_location, FileRange};
+use dit_wasm::weights::{self, DirSource, ModelIndex, ModelKind};
 use dit_wasm::Result;
 use std::path::Path;
 
-pub async fn run(dir: &Path) -> Result<()> {
+pub async fn run(path: &Path) -> Result<()> {
+    if let Some(parts) = pipeline_components(path)? {
+        for (i, arch) in parts.into_iter().enumerate() {
+            if i > 0 {
+                println!();
+            }
+            let file = resolve_path(path, Some(arch))?;
+            println!("component:   {arch:?} ({})", file.display());
+            single(&file).await?;
+        }
+        return Ok(());
+    }
+    let resolved = resolve_path(path, None)?;
+    // A missing path reads as a model directory, whose error names every kind of model.
+    if resolved.is_dir() || (!resolved.exists() && !weights::single::is_single_file(&resolved.to_string_lossy())) {
+        return dir(&resolved).await;
+    }
+    single(&resolved).await
+}
+
+/// One checkpoint file, read as `dit sample` reads it.
+async fn single(file: &Path) -> Result<()> {
+    let s = file.to_string_lossy();
+    let (name, opts) = parse_location(&s)?;
+    let src = FileRange(name.into());
+    let (mut tensors, mut params, mut read) = (0usize, 0usize, 0u64);
+    let index = load_single(
+        &src,
+        &opts,
+        |_, shape, _| {
+            tensors += 1;
+            params += shape.iter().product::<usize>();
+            Ok(())
+        },
+        |r, _| read = r,
+    )
+    .await?;
+    let size = std::fs::metadata(name).map(|m| m.len()).unwrap_or(0);
+    show(&index, tensors, params, &s)?;
+    println!("read:        {read} of the file's {size} bytes (the tensors the model uses)");
+    Ok(())
+}
+
+/// A model directory written by `dit convert`, every shard verified.
+async fn dir(dir: &Path) -> Result<()> {
     let src = DirSource(dir.to_path_buf());
     let index = weights::read_index(&src).await?;
     let mut tensors = 0usize;
@@ -16,6 +63,13 @@ pub async fn run(dir: &Path) -> Result<()> {
         Ok(())
     })
     .await?;
+    let m = &index.metadata;
+    show(&index, tensors, params, &dir.display().to_string())?;
+    println!("shards:      all {} verified (sha256, size, tensors)", m.shards.len());
+    Ok(())
+}
+
+fn show(index: &ModelIndex, tensors: usize, params: usize, what: &str) -> Result<()> {
     let m = &index.metadata;
     println!("kind:        {:?}", m.kind);
     if let Some(p) = m.extra.get("preset") {
@@ -28,10 +82,18 @@ pub async fn run(dir: &Path) -> Result<()> {
     println!("config:      {}", m.config);
     println!("tensors:     {tensors}");
     println!("parameters:  {params}");
-    println!("bytes:       {} ({:.1} MB fp16) in {} shards", m.total_size, m.total_size as f64 / 1e6, m.shards.len());
-    println!("shards:      all {} verified (sha256, size, tensors)", m.shards.len());
+    if m.shards.is_empty() {
+        println!("bytes:       {} ({:.1} MB fp16)", m.total_size, m.total_size as f64 / 1e6);
+    } else {
+        println!(
+            "bytes:       {} ({:.1} MB fp16) in {} shards",
+            m.total_size,
+            m.total_size as f64 / 1e6,
+            m.shards.len()
+        );
+    }
     if m.kind == ModelKind::Dit {
-        let cfg = dit_config(&index, &dir.display().to_string())?;
+        let cfg = dit_config(index, what)?;
         println!(
             "GMACs/image: {:.2} per forward at a {}x{} latent",
             cfg.macs(cfg.input_size) / 1e9,

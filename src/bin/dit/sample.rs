@@ -7,16 +7,18 @@ use clap::Args;
 use dit_wasm::diffusion::{CfgChannels, SamplerKind, Spacing};
 use dit_wasm::loader;
 use dit_wasm::pipeline::{self, SampleRequest};
+use dit_wasm::weights::diffusers::MODEL_INDEX;
 use dit_wasm::{npy, Error, Result};
 use std::path::PathBuf;
 
 #[derive(Args)]
 pub struct SampleArgs {
-    /// DiT model directory, or one .safetensors checkpoint (`FILE.safetensors#heads=N` when not a paper preset).
-    /// Default: the embedded demo model, models/demo/dit (with its VAE, models/demo/vae).
+    /// DiT model directory, one checkpoint (.safetensors, or a PyTorch .bin / .pt; `FILE#heads=N` when not a paper
+    /// preset), or a diffusers folder: a pipeline (model_index.json; its vae/ is the default VAE) or the transformer
+    /// component. Default: the embedded demo model, models/demo/dit (with its VAE, models/demo/vae).
     #[arg(long)]
     model: Option<PathBuf>,
-    /// VAE decoder directory or .safetensors file (needed for a .png output).
+    /// VAE decoder directory, checkpoint or diffusers folder (needed for a .png output; default: a pipeline's vae/).
     #[arg(long)]
     vae: Option<PathBuf>,
     /// Class id, repeatable: one image each (the null class gives an unconditional sample).
@@ -78,7 +80,10 @@ pub async fn run(a: SampleArgs) -> Result<()> {
         None => None,
     };
     // Without --model: the embedded demo model and its VAE (paths relative to the repository root).
-    let vae_dir = a.vae.clone().or_else(|| a.model.is_none().then(|| PathBuf::from("models/demo/vae")));
+    // A diffusers pipeline brings its own VAE (its vae/), unless --vae names another.
+    let pipeline_vae = a.model.as_ref().filter(|m| m.join(MODEL_INDEX).is_file()).cloned();
+    let vae_dir =
+        a.vae.clone().or(pipeline_vae).or_else(|| a.model.is_none().then(|| PathBuf::from("models/demo/vae")));
     let model = a.model.clone().unwrap_or_else(|| PathBuf::from("models/demo/dit"));
     if a.model.is_none() && !model.exists() {
         return Err(Error::input(format!(
