@@ -49,6 +49,9 @@ pub enum Error {
     /// A model config that the kernels cannot run.
     #[error("unsupported config: {0}")]
     Config(String),
+    /// An op was built with shapes or a kernel choice it does not run: a bug in a model graph, not in the input.
+    #[error("{0} (an op was built with shapes it does not run: a bug in the model graph; please report it)")]
+    Op(String),
     /// A bad value from the user (shape, range, NaN, unknown name).
     #[error("{0}")]
     Input(String),

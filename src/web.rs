@@ -34,7 +34,7 @@ fn kind(e: &Error) -> &'static str {
         Error::Cancelled => "aborted",
         Error::DeviceLost(_) => "device-lost",
         Error::Input(_) | Error::Config(_) => "invalid-input",
-        Error::Device(_) | Error::Gpu(_) | Error::Io { .. } => "gpu",
+        Error::Device(_) | Error::Gpu(_) | Error::Op(_) | Error::Io { .. } => "gpu",
     }
 }
 

@@ -211,6 +211,11 @@ fn bad_bins_are_format_errors() {
         ("lying header", lying, "overlaps the next one"),
         ("evil", std::fs::read(hub("DiT-evil/transformer/diffusion_pytorch_model.bin")).unwrap(), "os.system"),
         ("empty", vec![], "truncated"),
+        (
+            "legacy torch.save",
+            b"\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19.\x80\x02M\xe9\x03.".to_vec(),
+            "legacy format",
+        ),
     ];
     for (what, bytes, says) in cases {
         let Err(e) = try_bytes(what, bytes) else { panic!("{what}: loaded") };

@@ -1,7 +1,7 @@
 //! The DiT architecture as data: its config (the release's `DiT(...)` arguments) with the paper's presets named as
 //! upstream names them (`DiT-XL/2`, ...), the tensor manifest of a checkpoint, and the fixed position embedding.
 
-use super::TensorSpec;
+use super::{record, TensorSource, TensorSpec, WeightBias};
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
 
@@ -164,30 +164,63 @@ impl DitConfig {
     }
 }
 
-/// Every tensor of a DiT model directory, with official names and shapes (the fixed `pos_embed` is not stored).
-pub fn dit_tensors(cfg: &DitConfig) -> Vec<TensorSpec> {
-    let (d, f, c, p) = (cfg.hidden_size, cfg.mlp_hidden(), cfg.in_channels, cfg.patch_size);
-    let mut v = vec![];
-    let mut add = |name: String, shape: Vec<usize>| v.push(TensorSpec { name, shape });
-    let mut linear = |name: &str, inp: usize, out: usize| {
-        add(format!("{name}.weight"), vec![out, inp]);
-        add(format!("{name}.bias"), vec![out]);
-    };
-    linear("t_embedder.mlp.0", FREQ_DIM, d);
-    linear("t_embedder.mlp.2", d, d);
-    for i in 0..cfg.depth {
-        linear(&format!("blocks.{i}.adaLN_modulation.1"), d, 6 * d);
-        linear(&format!("blocks.{i}.attn.qkv"), d, 3 * d);
-        linear(&format!("blocks.{i}.attn.proj"), d, d);
-        linear(&format!("blocks.{i}.mlp.fc1"), d, f);
-        linear(&format!("blocks.{i}.mlp.fc2"), f, d);
+/// One adaLN-Zero block's layers, release names under `blocks.{i}.`: `adaLN_modulation.1` [6D, D] (the six
+/// modulation chunks), `attn.qkv` [3D, D], `attn.proj` [D, D], `mlp.fc1` [F, D], `mlp.fc2` [D, F].
+#[derive(Debug)]
+pub struct DitBlockTensors<T> {
+    pub ada: WeightBias<T>,
+    pub qkv: WeightBias<T>,
+    pub proj: WeightBias<T>,
+    pub fc1: WeightBias<T>,
+    pub fc2: WeightBias<T>,
+}
+
+/// Every tensor a DiT loads, with the release's names and shapes (the fixed `pos_embed` is not stored): the model
+/// graph takes them through [`DitTensors::take`], and [`dit_tensors`] is the same walk recorded.
+#[derive(Debug)]
+pub struct DitTensors<T> {
+    /// `t_embedder.mlp.0` [D, 256] and `t_embedder.mlp.2` [D, D].
+    pub t_fc1: WeightBias<T>,
+    pub t_fc2: WeightBias<T>,
+    pub blocks: Vec<DitBlockTensors<T>>,
+    /// `final_layer.adaLN_modulation.1` [2D, D] and `final_layer.linear` [p*p*C_out, D].
+    pub final_ada: WeightBias<T>,
+    pub final_linear: WeightBias<T>,
+    /// `x_embedder.proj`: the patch-embedding conv [D, C, p, p].
+    pub x_embed: WeightBias<T>,
+    /// `y_embedder.embedding_table.weight` [classes + 1, D] (the last row is the null class).
+    pub y_table: T,
+}
+
+impl<T> DitTensors<T> {
+    /// Takes every tensor of a DiT of `cfg` from `src`, in the manifest's order.
+    pub fn take<S: TensorSource<Tensor = T>>(cfg: &DitConfig, src: &mut S) -> Result<DitTensors<T>> {
+        let (d, f, c, p) = (cfg.hidden_size, cfg.mlp_hidden(), cfg.in_channels, cfg.patch_size);
+        let t_fc1 = WeightBias::take(src, "t_embedder.mlp.0", &[d, FREQ_DIM])?;
+        let t_fc2 = WeightBias::take(src, "t_embedder.mlp.2", &[d, d])?;
+        let blocks = (0..cfg.depth)
+            .map(|i| {
+                let mut wb = |name: &str, shape: &[usize]| WeightBias::take(src, &format!("blocks.{i}.{name}"), shape);
+                Ok(DitBlockTensors {
+                    ada: wb("adaLN_modulation.1", &[6 * d, d])?,
+                    qkv: wb("attn.qkv", &[3 * d, d])?,
+                    proj: wb("attn.proj", &[d, d])?,
+                    fc1: wb("mlp.fc1", &[f, d])?,
+                    fc2: wb("mlp.fc2", &[d, f])?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let final_ada = WeightBias::take(src, "final_layer.adaLN_modulation.1", &[2 * d, d])?;
+        let final_linear = WeightBias::take(src, "final_layer.linear", &[p * p * cfg.out_channels(), d])?;
+        let x_embed = WeightBias::take(src, "x_embedder.proj", &[d, c, p, p])?;
+        let y_table = src.take("y_embedder.embedding_table.weight", &[cfg.num_classes + 1, d])?;
+        Ok(DitTensors { t_fc1, t_fc2, blocks, final_ada, final_linear, x_embed, y_table })
     }
-    linear("final_layer.adaLN_modulation.1", d, 2 * d);
-    linear("final_layer.linear", d, p * p * cfg.out_channels());
-    v.push(TensorSpec { name: "x_embedder.proj.weight".into(), shape: vec![d, c, p, p] });
-    v.push(TensorSpec { name: "x_embedder.proj.bias".into(), shape: vec![d] });
-    v.push(TensorSpec { name: "y_embedder.embedding_table.weight".into(), shape: vec![cfg.num_classes + 1, d] });
-    v
+}
+
+/// Every tensor of a DiT model directory, with official names and shapes: [`DitTensors::take`] recorded.
+pub fn dit_tensors(cfg: &DitConfig) -> Vec<TensorSpec> {
+    record(|r| DitTensors::take(cfg, r))
 }
 
 /// The fixed 2D sin-cos position embedding [G*G, D], computed in f64 as the release does (numpy float64) and used as

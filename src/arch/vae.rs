@@ -1,7 +1,7 @@
 //! The SD VAE decoder's architecture as data: its config (the `AutoencoderKL` fields the decoder depends on) and the
 //! tensor manifest of a `vae-decoder` directory, with diffusers' names and shapes.
 
-use super::TensorSpec;
+use super::{record, TensorSource, TensorSpec, WeightBias};
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
 
@@ -70,53 +70,111 @@ impl VaeConfig {
     }
 }
 
-/// Every tensor of a `vae-decoder` directory with diffusers names and shapes.
+/// One ResNet block's tensors (`norm1`, `conv1`, `norm2`, `conv2`, and `conv_shortcut` [cout, cin, 1, 1] when the
+/// channel count changes).
+#[derive(Debug)]
+pub struct ResnetTensors<T> {
+    pub cin: usize,
+    pub cout: usize,
+    pub norm1: WeightBias<T>,
+    pub conv1: WeightBias<T>,
+    pub norm2: WeightBias<T>,
+    pub conv2: WeightBias<T>,
+    pub shortcut: Option<WeightBias<T>>,
+}
+
+impl<T> ResnetTensors<T> {
+    fn take<S: TensorSource<Tensor = T>>(src: &mut S, name: &str, cin: usize, cout: usize) -> Result<Self> {
+        Ok(ResnetTensors {
+            cin,
+            cout,
+            norm1: WeightBias::take(src, &format!("{name}.norm1"), &[cin])?,
+            conv1: WeightBias::take(src, &format!("{name}.conv1"), &[cout, cin, 3, 3])?,
+            norm2: WeightBias::take(src, &format!("{name}.norm2"), &[cout])?,
+            conv2: WeightBias::take(src, &format!("{name}.conv2"), &[cout, cout, 3, 3])?,
+            shortcut: match cin != cout {
+                true => Some(WeightBias::take(src, &format!("{name}.conv_shortcut"), &[cout, cin, 1, 1])?),
+                false => None,
+            },
+        })
+    }
+}
+
+/// The mid block's single-head attention: `group_norm`, then the projections [C, C].
+#[derive(Debug)]
+pub struct VaeAttnTensors<T> {
+    pub norm: WeightBias<T>,
+    /// `to_q`, `to_k`, `to_v` and `to_out.0`, in that order.
+    pub proj: [WeightBias<T>; 4],
+}
+
+/// One up block: `layers_per_block + 1` ResNets, then a 3x3 upsampler conv except on the last level.
+#[derive(Debug)]
+pub struct UpBlockTensors<T> {
+    pub resnets: Vec<ResnetTensors<T>>,
+    pub upsample: Option<WeightBias<T>>,
+}
+
+/// Every tensor the decoder loads, with diffusers' names and shapes: the graph takes them through
+/// [`VaeTensors::take`], and [`vae_tensors`] is the same walk recorded.
+#[derive(Debug)]
+pub struct VaeTensors<T> {
+    /// `post_quant_conv` [lat, lat, 1, 1].
+    pub post_quant: WeightBias<T>,
+    /// `decoder.conv_in` [top, lat, 3, 3].
+    pub conv_in: WeightBias<T>,
+    /// `decoder.mid_block.resnets.{0,1}` with the attention between them.
+    pub mid: [ResnetTensors<T>; 2],
+    pub attn: Option<VaeAttnTensors<T>>,
+    /// `decoder.up_blocks.{i}`, from the widest level (the encoder order reversed).
+    pub up: Vec<UpBlockTensors<T>>,
+    /// `decoder.conv_norm_out` and `decoder.conv_out` [out_channels, c0, 3, 3].
+    pub norm_out: WeightBias<T>,
+    pub conv_out: WeightBias<T>,
+}
+
+impl<T> VaeTensors<T> {
+    /// Takes every tensor of a decoder of `cfg` (validated) from `src`, in the manifest's order.
+    pub fn take<S: TensorSource<Tensor = T>>(cfg: &VaeConfig, src: &mut S) -> Result<VaeTensors<T>> {
+        let lat = cfg.latent_channels;
+        let top = *cfg.block_out_channels.last().expect("validated");
+        let post_quant = WeightBias::take(src, "post_quant_conv", &[lat, lat, 1, 1])?;
+        let conv_in = WeightBias::take(src, "decoder.conv_in", &[top, lat, 3, 3])?;
+        let mid0 = ResnetTensors::take(src, "decoder.mid_block.resnets.0", top, top)?;
+        let attn = match cfg.mid_block_add_attention {
+            true => {
+                let a = "decoder.mid_block.attentions.0";
+                let norm = WeightBias::take(src, &format!("{a}.group_norm"), &[top])?;
+                let [q, k, v, out] = ["to_q", "to_k", "to_v", "to_out.0"];
+                let mut proj = |name: &str| WeightBias::take(src, &format!("{a}.{name}"), &[top, top]);
+                Some(VaeAttnTensors { norm, proj: [proj(q)?, proj(k)?, proj(v)?, proj(out)?] })
+            }
+            false => None,
+        };
+        let mid1 = ResnetTensors::take(src, "decoder.mid_block.resnets.1", top, top)?;
+        let rev: Vec<usize> = cfg.block_out_channels.iter().rev().copied().collect();
+        let mut up = vec![];
+        let mut prev = rev[0];
+        for (i, &out) in rev.iter().enumerate() {
+            let b = format!("decoder.up_blocks.{i}");
+            let resnets = (0..=cfg.layers_per_block)
+                .map(|j| ResnetTensors::take(src, &format!("{b}.resnets.{j}"), if j == 0 { prev } else { out }, out))
+                .collect::<Result<Vec<_>>>()?;
+            let upsample = match i + 1 < rev.len() {
+                true => Some(WeightBias::take(src, &format!("{b}.upsamplers.0.conv"), &[out, out, 3, 3])?),
+                false => None,
+            };
+            up.push(UpBlockTensors { resnets, upsample });
+            prev = out;
+        }
+        let c0 = cfg.block_out_channels[0];
+        let norm_out = WeightBias::take(src, "decoder.conv_norm_out", &[c0])?;
+        let conv_out = WeightBias::take(src, "decoder.conv_out", &[cfg.out_channels, c0, 3, 3])?;
+        Ok(VaeTensors { post_quant, conv_in, mid: [mid0, mid1], attn, up, norm_out, conv_out })
+    }
+}
+
+/// Every tensor of a `vae-decoder` directory with diffusers names and shapes: [`VaeTensors::take`] recorded.
 pub fn vae_tensors(cfg: &VaeConfig) -> Vec<TensorSpec> {
-    let mut v = vec![];
-    let mut add = |name: String, shape: Vec<usize>| v.push(TensorSpec { name, shape });
-    let conv = |add: &mut dyn FnMut(String, Vec<usize>), name: &str, cin: usize, cout: usize, k: usize| {
-        add(format!("{name}.weight"), vec![cout, cin, k, k]);
-        add(format!("{name}.bias"), vec![cout]);
-    };
-    let norm = |add: &mut dyn FnMut(String, Vec<usize>), name: &str, c: usize| {
-        add(format!("{name}.weight"), vec![c]);
-        add(format!("{name}.bias"), vec![c]);
-    };
-    let resnet = |add: &mut dyn FnMut(String, Vec<usize>), name: &str, cin: usize, cout: usize| {
-        norm(add, &format!("{name}.norm1"), cin);
-        conv(add, &format!("{name}.conv1"), cin, cout, 3);
-        norm(add, &format!("{name}.norm2"), cout);
-        conv(add, &format!("{name}.conv2"), cout, cout, 3);
-        if cin != cout {
-            conv(add, &format!("{name}.conv_shortcut"), cin, cout, 1);
-        }
-    };
-    let lat = cfg.latent_channels;
-    let top = *cfg.block_out_channels.last().expect("validated");
-    conv(&mut add, "post_quant_conv", lat, lat, 1);
-    conv(&mut add, "decoder.conv_in", lat, top, 3);
-    resnet(&mut add, "decoder.mid_block.resnets.0", top, top);
-    if cfg.mid_block_add_attention {
-        let a = "decoder.mid_block.attentions.0";
-        norm(&mut add, &format!("{a}.group_norm"), top);
-        for p in ["to_q", "to_k", "to_v", "to_out.0"] {
-            add(format!("{a}.{p}.weight"), vec![top, top]);
-            add(format!("{a}.{p}.bias"), vec![top]);
-        }
-    }
-    resnet(&mut add, "decoder.mid_block.resnets.1", top, top);
-    let rev: Vec<usize> = cfg.block_out_channels.iter().rev().copied().collect();
-    let mut prev = rev[0];
-    for (i, &out) in rev.iter().enumerate() {
-        for j in 0..=cfg.layers_per_block {
-            resnet(&mut add, &format!("decoder.up_blocks.{i}.resnets.{j}"), if j == 0 { prev } else { out }, out);
-        }
-        if i + 1 < rev.len() {
-            conv(&mut add, &format!("decoder.up_blocks.{i}.upsamplers.0.conv"), out, out, 3);
-        }
-        prev = out;
-    }
-    norm(&mut add, "decoder.conv_norm_out", cfg.block_out_channels[0]);
-    conv(&mut add, "decoder.conv_out", cfg.block_out_channels[0], cfg.out_channels, 3);
-    v
+    record(|r| VaeTensors::take(cfg, r))
 }

@@ -5,7 +5,7 @@
 //! and latent size; [`DitPlan`] then runs a forward as one command encoder with no readback until the output.
 
 use super::store::GpuWeights;
-use crate::arch::{null_class, pos_embed_2d, DitConfig, FREQ_DIM};
+use crate::arch::{null_class, pos_embed_2d, DitConfig, DitTensors, WeightBias, FREQ_DIM};
 use crate::error::{Error, Result};
 use crate::gpu::{Arena, DType, Dispatch, Gpu, Tensor};
 use crate::ops::{self, Epilogue, Linear, LinearKernel};
@@ -44,39 +44,42 @@ impl Dit {
     /// Takes the model's tensors from `w` (all of them: a leftover tensor is an error).
     pub fn load(gpu: &Gpu, cfg: DitConfig, mut w: GpuWeights) -> Result<Dit> {
         cfg.validate()?;
-        let (d, f, c, p) = (cfg.hidden_size, cfg.mlp_hidden(), cfg.in_channels, cfg.patch_size);
+        let t = DitTensors::take(&cfg, &mut w)?;
+        w.finish()?;
+        // Every linear layer goes to the layout this device reads best (storage buffer or texture).
+        let lin = |p: WeightBias<Tensor>| Linear::new(p.weight, p.bias)?.for_device(gpu);
+        // Layers that run on one row per sample (the conditioning) have their own rule.
+        let per_sample = |p: WeightBias<Tensor>| Linear::new(p.weight, p.bias)?.for_device_per_sample(gpu);
         // The patch-embedding conv (kernel = stride = p) is a linear map on patches flattened in (c, ky, kx) order:
         // the same bytes viewed as [D, C*p*p].
-        let mut xw = w.take("x_embedder.proj.weight", &[d, c, p, p])?;
-        xw.shape = vec![d, c * p * p];
-        let x_embed = Linear::new(xw, w.take("x_embedder.proj.bias", &[d])?)?.for_device(gpu)?;
-        // Every linear layer goes to the layout this device reads best (storage buffer or texture).
-        let lin = |w: &mut GpuWeights, name: &str, inp: usize, out: usize| w.linear(name, inp, out)?.for_device(gpu);
-        // Layers that run on one row per sample (the conditioning) have their own rule.
-        let per_sample = |w: &mut GpuWeights, name: &str, inp: usize, out: usize| {
-            w.linear(name, inp, out)?.for_device_per_sample(gpu)
-        };
-        let t_fc1 = per_sample(&mut w, "t_embedder.mlp.0", FREQ_DIM, d)?;
-        let t_fc2 = per_sample(&mut w, "t_embedder.mlp.2", d, d)?;
-        let y_table = w.take("y_embedder.embedding_table.weight", &[cfg.num_classes + 1, d])?;
-        let blocks = (0..cfg.depth)
-            .map(|i| {
-                w.scoped(&format!("blocks.{i}"), |w| {
-                    Ok(Block {
-                        ada: per_sample(w, "adaLN_modulation.1", d, 6 * d)?,
-                        qkv: lin(w, "attn.qkv", d, 3 * d)?,
-                        proj: lin(w, "attn.proj", d, d)?,
-                        fc1: lin(w, "mlp.fc1", d, f)?,
-                        fc2: lin(w, "mlp.fc2", f, d)?,
-                    })
+        let mut x_embed = t.x_embed;
+        x_embed.weight.shape = vec![cfg.hidden_size, cfg.in_channels * cfg.patch_size * cfg.patch_size];
+        let blocks = t
+            .blocks
+            .into_iter()
+            .map(|b| {
+                Ok(Block {
+                    ada: per_sample(b.ada)?,
+                    qkv: lin(b.qkv)?,
+                    proj: lin(b.proj)?,
+                    fc1: lin(b.fc1)?,
+                    fc2: lin(b.fc2)?,
                 })
             })
             .collect::<Result<Vec<_>>>()?;
-        let final_ada = per_sample(&mut w, "final_layer.adaLN_modulation.1", d, 2 * d)?;
-        let final_linear = lin(&mut w, "final_layer.linear", d, p * p * cfg.out_channels())?;
-        w.finish()?;
+        let dit = Dit {
+            x_embed: lin(x_embed)?,
+            t_fc1: per_sample(t.t_fc1)?,
+            t_fc2: per_sample(t.t_fc2)?,
+            y_table: t.y_table,
+            blocks,
+            final_ada: per_sample(t.final_ada)?,
+            final_linear: lin(t.final_linear)?,
+            kernel: LinearKernel::Tiled,
+            cfg,
+        };
         gpu.check()?;
-        Ok(Dit { cfg, x_embed, t_fc1, t_fc2, y_table, blocks, final_ada, final_linear, kernel: LinearKernel::Tiled })
+        Ok(dit)
     }
 
     /// Chooses the linear kernel for plans built after this call (the simple one is the benchmark baseline).

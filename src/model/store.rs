@@ -1,22 +1,20 @@
 //! fp16 weights on the GPU, taken by name with shape checks.
 
-use crate::arch::TensorSpec;
+use crate::arch::{TensorSource, TensorSpec};
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, Tensor};
-use crate::ops::Linear;
 use crate::util::SplitMix64;
 use std::collections::BTreeMap;
 
 /// The tensors of a model directory, uploaded to the GPU; a model takes each one exactly once.
 pub struct GpuWeights {
     map: BTreeMap<String, Tensor>,
-    prefix: String,
 }
 
 impl GpuWeights {
     /// Weights already on the GPU, by name (`loader` fills them from a model's files).
     pub fn new(map: BTreeMap<String, Tensor>) -> GpuWeights {
-        GpuWeights { map, prefix: String::new() }
+        GpuWeights { map }
     }
 
     /// Weights made by `values(tensor)` (f32 values, rounded to fp16) for every planned tensor.
@@ -30,7 +28,7 @@ impl GpuWeights {
             let v = values(p);
             map.insert(p.name.clone(), Tensor::from_f32_as_f16(gpu, &p.name, &p.shape, &v)?);
         }
-        Ok(GpuWeights { map, prefix: String::new() })
+        Ok(GpuWeights { map })
     }
 
     /// Random fp16 weights for every planned tensor (benchmarks and full-size smoke tests): uniform with the scale of
@@ -49,30 +47,6 @@ impl GpuWeights {
         self.map.values().map(Tensor::bytes).sum()
     }
 
-    /// Takes tensor `name` (under the current prefix), checking its shape.
-    pub fn take(&mut self, name: &str, shape: &[usize]) -> Result<Tensor> {
-        let full = format!("{}{name}", self.prefix);
-        let t = self.map.remove(&full).ok_or_else(|| Error::MissingTensor(full.clone()))?;
-        if t.shape != shape {
-            return Err(Error::Shape { name: full, expected: shape.to_vec(), found: t.shape });
-        }
-        Ok(t)
-    }
-
-    /// Takes `{name}.weight` [out, in] and `{name}.bias` [out].
-    pub fn linear(&mut self, name: &str, inp: usize, out: usize) -> Result<Linear> {
-        Linear::new(self.take(&format!("{name}.weight"), &[out, inp])?, self.take(&format!("{name}.bias"), &[out])?)
-    }
-
-    /// Runs `f` with `prefix.` prepended to every name (the prefix-builder habit: names mirror upstream).
-    pub fn scoped<T>(&mut self, prefix: &str, f: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
-        let scoped = format!("{}{prefix}.", self.prefix);
-        let saved = std::mem::replace(&mut self.prefix, scoped);
-        let r = f(self);
-        self.prefix = saved;
-        r
-    }
-
     /// Fails if a tensor was left over: the weights are not the model they claim to be.
     pub fn finish(self) -> Result<()> {
         match self.map.keys().next() {
@@ -82,5 +56,19 @@ impl GpuWeights {
                 msg: format!("unexpected tensor `{k}` ({} left over) for this model config", self.map.len()),
             }),
         }
+    }
+}
+
+/// The model graphs take their tensors through the architecture's tensor tree (`arch::DitTensors::take`, ...).
+impl TensorSource for GpuWeights {
+    type Tensor = Tensor;
+
+    /// Takes tensor `name`, checking its shape; each tensor can be taken once.
+    fn take(&mut self, name: &str, shape: &[usize]) -> Result<Tensor> {
+        let t = self.map.remove(name).ok_or_else(|| Error::MissingTensor(name.to_string()))?;
+        if t.shape != shape {
+            return Err(Error::Shape { name: name.to_string(), expected: shape.to_vec(), found: t.shape });
+        }
+        Ok(t)
     }
 }

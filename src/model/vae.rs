@@ -9,7 +9,7 @@
 //! approximated: the sums are the same, only their order of addition changes.
 
 use super::store::GpuWeights;
-use crate::arch::VaeConfig;
+use crate::arch::{ResnetTensors, VaeConfig, VaeTensors, WeightBias};
 use crate::error::{Error, Result};
 use crate::gpu::{Arena, Dispatch, Gpu, Tensor};
 use crate::ops::{self, Conv2d, ConvSlice, Epilogue, Linear, LinearKernel};
@@ -54,95 +54,67 @@ pub struct Vae {
     conv_out: Conv2d,
 }
 
-fn take_conv(gpu: &Gpu, w: &mut GpuWeights, name: &str, cin: usize, cout: usize) -> Result<Conv2d> {
-    take_conv_k(gpu, w, name, cin, cout, 3)
+fn norm(p: WeightBias<Tensor>) -> Norm {
+    Norm { gamma: p.weight, beta: p.bias }
 }
 
-fn take_conv_k(gpu: &Gpu, w: &mut GpuWeights, name: &str, cin: usize, cout: usize, k: usize) -> Result<Conv2d> {
-    let wt = w.take(&format!("{name}.weight"), &[cout, cin, k, k])?;
-    let b = w.take(&format!("{name}.bias"), &[cout])?;
-    Conv2d::new(gpu, &wt, &b)
+fn conv(gpu: &Gpu, p: WeightBias<Tensor>) -> Result<Conv2d> {
+    Conv2d::new(gpu, &p.weight, &p.bias)
 }
 
 /// A 1x1 conv or a linear layer [out, in(, 1, 1)] as a [`Linear`] over NHWC rows.
-fn take_linear(gpu: &Gpu, w: &mut GpuWeights, name: &str, cin: usize, cout: usize, conv: bool) -> Result<Linear> {
-    let shape: &[usize] = if conv { &[cout, cin, 1, 1] } else { &[cout, cin] };
-    let mut wt = w.take(&format!("{name}.weight"), shape)?;
-    wt.shape = vec![cout, cin];
-    Linear::new(wt, w.take(&format!("{name}.bias"), &[cout])?)?.for_device(gpu)
+fn linear(gpu: &Gpu, mut p: WeightBias<Tensor>) -> Result<Linear> {
+    p.weight.shape.truncate(2);
+    Linear::new(p.weight, p.bias)?.for_device(gpu)
 }
 
-fn take_norm(w: &mut GpuWeights, name: &str, c: usize) -> Result<Norm> {
-    Ok(Norm { gamma: w.take(&format!("{name}.weight"), &[c])?, beta: w.take(&format!("{name}.bias"), &[c])? })
-}
-
-fn take_resnet(gpu: &Gpu, w: &mut GpuWeights, name: &str, cin: usize, cout: usize) -> Result<ResBlock> {
+fn resnet(gpu: &Gpu, r: ResnetTensors<Tensor>) -> Result<ResBlock> {
     Ok(ResBlock {
-        norm1: take_norm(w, &format!("{name}.norm1"), cin)?,
-        conv1: take_conv(gpu, w, &format!("{name}.conv1"), cin, cout)?,
-        norm2: take_norm(w, &format!("{name}.norm2"), cout)?,
-        conv2: take_conv(gpu, w, &format!("{name}.conv2"), cout, cout)?,
-        shortcut: if cin != cout {
-            // A 1x1 conv rather than a linear layer: it takes channel parts like the 3x3 convs.
-            Some(take_conv_k(gpu, w, &format!("{name}.conv_shortcut"), cin, cout, 1)?)
-        } else {
-            None
-        },
-        cin,
-        cout,
+        norm1: norm(r.norm1),
+        conv1: conv(gpu, r.conv1)?,
+        norm2: norm(r.norm2),
+        conv2: conv(gpu, r.conv2)?,
+        // A 1x1 conv rather than a linear layer: it takes channel parts like the 3x3 convs.
+        shortcut: r.shortcut.map(|p| conv(gpu, p)).transpose()?,
+        cin: r.cin,
+        cout: r.cout,
     })
 }
 
 impl Vae {
     pub fn load(gpu: &Gpu, cfg: VaeConfig, mut w: GpuWeights) -> Result<Vae> {
         cfg.validate()?;
-        let lat = cfg.latent_channels;
-        let top = *cfg.block_out_channels.last().expect("validated");
-        let post_quant = take_linear(gpu, &mut w, "post_quant_conv", lat, lat, true)?;
-        let conv_in = take_conv(gpu, &mut w, "decoder.conv_in", lat, top)?;
-        let mid0 = take_resnet(gpu, &mut w, "decoder.mid_block.resnets.0", top, top)?;
-        let attn = if cfg.mid_block_add_attention {
-            let a = "decoder.mid_block.attentions.0";
-            Some(AttnBlock {
-                norm: take_norm(&mut w, &format!("{a}.group_norm"), top)?,
-                q: take_linear(gpu, &mut w, &format!("{a}.to_q"), top, top, false)?,
-                k: take_linear(gpu, &mut w, &format!("{a}.to_k"), top, top, false)?,
-                v: take_linear(gpu, &mut w, &format!("{a}.to_v"), top, top, false)?,
-                out: take_linear(gpu, &mut w, &format!("{a}.to_out.0"), top, top, false)?,
+        let t = VaeTensors::take(&cfg, &mut w)?;
+        w.finish()?;
+        let [mid0, mid1] = t.mid;
+        let attn = t
+            .attn
+            .map(|a| {
+                let [q, k, v, out] = a.proj.map(|p| linear(gpu, p));
+                Ok::<_, Error>(AttnBlock { norm: norm(a.norm), q: q?, k: k?, v: v?, out: out? })
             })
-        } else {
-            None
-        };
-        let mid1 = take_resnet(gpu, &mut w, "decoder.mid_block.resnets.1", top, top)?;
-        let rev: Vec<usize> = cfg.block_out_channels.iter().rev().copied().collect();
-        let mut up = vec![];
-        let mut prev = rev[0];
-        for (i, &out) in rev.iter().enumerate() {
-            let resnets = (0..=cfg.layers_per_block)
-                .map(|j| {
-                    take_resnet(
-                        gpu,
-                        &mut w,
-                        &format!("decoder.up_blocks.{i}.resnets.{j}"),
-                        if j == 0 { prev } else { out },
-                        out,
-                    )
+            .transpose()?;
+        let up =
+            t.up.into_iter()
+                .map(|u| {
+                    Ok(UpBlock {
+                        resnets: u.resnets.into_iter().map(|r| resnet(gpu, r)).collect::<Result<Vec<_>>>()?,
+                        upsample: u.upsample.map(|p| conv(gpu, p)).transpose()?,
+                    })
                 })
                 .collect::<Result<Vec<_>>>()?;
-            let upsample = if i + 1 < rev.len() {
-                Some(take_conv(gpu, &mut w, &format!("decoder.up_blocks.{i}.upsamplers.0.conv"), out, out)?)
-            } else {
-                None
-            };
-            up.push(UpBlock { resnets, upsample });
-            prev = out;
-        }
-        let c0 = cfg.block_out_channels[0];
-        let norm_out = take_norm(&mut w, "decoder.conv_norm_out", c0)?;
-        let conv_out = take_conv(gpu, &mut w, "decoder.conv_out", c0, cfg.out_channels)?;
-        w.finish()?;
+        let vae = Vae {
+            post_quant: linear(gpu, t.post_quant)?,
+            conv_in: conv(gpu, t.conv_in)?,
+            mid: [resnet(gpu, mid0)?, resnet(gpu, mid1)?],
+            attn,
+            up,
+            norm_out: norm(t.norm_out),
+            conv_out: conv(gpu, t.conv_out)?,
+            cfg,
+        };
         gpu.check()?;
-        Ok(Vae { cfg, post_quant, conv_in, mid: [mid0, mid1], attn, up, norm_out, conv_out })
+        Ok(vae)
     }
 
     /// Builds one decode of a latent [1, C, h, w] (as the sampler returns it) into an image [1, H, W, 4] NHWC

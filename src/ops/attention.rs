@@ -56,15 +56,12 @@ pub fn attention_with(
     let rows = out.numel() / d;
     let hd = d / heads.max(1);
     if heads == 0 || !d.is_multiple_of(heads) || !hd.is_multiple_of(4) || hd > MAX_HEAD_DIM {
-        return Err(Error::Config(format!(
+        return Err(Error::Op(format!(
             "attention: width {d} with {heads} heads gives head dim {hd}; it must be a multiple of 4 up to {MAX_HEAD_DIM}"
         )));
     }
     if tokens == 0 || !rows.is_multiple_of(tokens) || qkv.numel() != rows * 3 * d || qkv.dtype != DType::F32 {
-        return Err(Error::Config(format!(
-            "attention: qkv {:?} / out {:?} with {tokens} tokens",
-            qkv.shape, out.shape
-        )));
+        return Err(Error::Op(format!("attention: qkv {:?} / out {:?} with {tokens} tokens", qkv.shape, out.shape)));
     }
     let batch = rows / tokens;
     let params =
@@ -105,7 +102,7 @@ pub fn attention_with(
             Some(gpu.choice(&TuneKey::Attention { batch, tokens, heads, head_dim: hd }).unwrap_or(0))
         }
         AttentionKernel::Split(i) if i < super::attention_gpu::SPLITS.len() => Some(i),
-        AttentionKernel::Split(i) => return Err(Error::Config(format!("attention split {i} does not exist"))),
+        AttentionKernel::Split(i) => return Err(Error::Op(format!("attention split {i} does not exist"))),
         _ => None,
     };
     let (source, groups) = match split {

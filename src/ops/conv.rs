@@ -44,10 +44,10 @@ impl Conv2d {
     /// From PyTorch-layout fp16 weights `w` [Cout, Cin, K, K] and bias [Cout].
     pub fn new(gpu: &Gpu, w: &Tensor, b: &Tensor) -> Result<Conv2d> {
         let &[cout, cin, k, k2] = w.shape.as_slice() else {
-            return Err(Error::Config(format!("conv weight has shape {:?}, expected [Cout, Cin, K, K]", w.shape)));
+            return Err(Error::Op(format!("conv weight has shape {:?}, expected [Cout, Cin, K, K]", w.shape)));
         };
         if k != k2 || k % 2 == 0 || cin % 4 != 0 || b.shape != [cout] || w.dtype != DType::F16 {
-            return Err(Error::Config(format!(
+            return Err(Error::Op(format!(
                 "conv {cin}->{cout} {k}x{k2}: needs odd square kernels, Cin % 4 == 0, fp16"
             )));
         }
@@ -97,7 +97,7 @@ pub fn conv2d_slice(
     slice: ConvSlice,
 ) -> Result<Dispatch> {
     let &[n, ih, iw, cin] = x.shape.as_slice() else {
-        return Err(Error::Config(format!("conv input {:?} is not [N, H, W, C]", x.shape)));
+        return Err(Error::Op(format!("conv input {:?} is not [N, H, W, C]", x.shape)));
     };
     let (oh, ow) = if upsample { (2 * ih, 2 * iw) } else { (ih, iw) };
     let cout = y.dim(-1);
@@ -112,7 +112,7 @@ pub fn conv2d_slice(
         || y.shape != [n, oh, ow, cout]
         || res.is_some_and(|r| r.shape != y.shape)
     {
-        return Err(Error::Config(format!(
+        return Err(Error::Op(format!(
             "conv {}->{}: input {:?} from channel {}, output {:?} from channel {}, expected [{n}, {oh}, {ow}, <= {}]",
             conv.cin, conv.cout, x.shape, slice.ci0, y.shape, slice.co0, conv.cout_pad
         )));

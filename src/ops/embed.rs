@@ -30,7 +30,7 @@ fn kernel_spec(entry: &'static str) -> KernelSpec<'static> {
 pub fn timestep_freqs(gpu: &Gpu, t: &Tensor, dummy: &Tensor, out: &Tensor) -> Result<Dispatch> {
     let n = t.numel();
     if out.shape != [n, FREQ_DIM] || t.dtype != DType::F32 {
-        return Err(Error::Config(format!("timestep_freqs: t {:?} -> out {:?}", t.shape, out.shape)));
+        return Err(Error::Op(format!("timestep_freqs: t {:?} -> out {:?}", t.shape, out.shape)));
     }
     let params = EmbedParams { n: n as u32, dim: FREQ_DIM as u32, rows: 0, max_period: MAX_PERIOD };
     let kern = gpu.kernel(&kernel_spec("timestep_freqs"))?;
@@ -56,7 +56,7 @@ pub fn condition(gpu: &Gpu, labels: &Tensor, table: &Tensor, temb: &Tensor, out:
         || out.shape != [n, d]
         || !d.is_multiple_of(4)
     {
-        return Err(Error::Config(format!(
+        return Err(Error::Op(format!(
             "condition: labels {:?}, table {:?}, temb {:?}, out {:?}",
             labels.shape, table.shape, temb.shape, out.shape
         )));

@@ -57,10 +57,10 @@ fn layout_kernel(
 /// dst [N, H, W, C] = src [N, C, H, W] * scale.
 pub fn nchw_to_nhwc(gpu: &Gpu, src: &Tensor, dst: &Tensor, scale: f32) -> Result<Dispatch> {
     let &[n, c, h, w] = src.shape.as_slice() else {
-        return Err(Error::Config(format!("nchw_to_nhwc: {:?} is not 4-D", src.shape)));
+        return Err(Error::Op(format!("nchw_to_nhwc: {:?} is not 4-D", src.shape)));
     };
     if dst.shape != [n, h, w, c] {
-        return Err(Error::Config(format!("nchw_to_nhwc: {:?} -> {:?}", src.shape, dst.shape)));
+        return Err(Error::Op(format!("nchw_to_nhwc: {:?} -> {:?}", src.shape, dst.shape)));
     }
     let p = LayoutParams { n: n as u32, c: c as u32, h: h as u32, w: w as u32, scale, _pad: [0; 3] };
     layout_kernel(gpu, "nchw_to_nhwc", &p, src, dst, src.numel())
@@ -70,7 +70,7 @@ pub fn nchw_to_nhwc(gpu: &Gpu, src: &Tensor, dst: &Tensor, scale: f32) -> Result
 pub fn transpose(gpu: &Gpu, src: &Tensor, dst: &Tensor) -> Result<Dispatch> {
     let (rows, cols) = (src.dim(0), src.dim(-1));
     if src.numel() != rows * cols || dst.shape != [cols, rows] {
-        return Err(Error::Config(format!("transpose: {:?} -> {:?}", src.shape, dst.shape)));
+        return Err(Error::Op(format!("transpose: {:?} -> {:?}", src.shape, dst.shape)));
     }
     let p = LayoutParams { n: 1, c: 1, h: rows as u32, w: cols as u32, scale: 1.0, _pad: [0; 3] };
     layout_kernel(gpu, "transpose", &p, src, dst, src.numel())

@@ -41,10 +41,10 @@ impl Linear {
     /// A layer from fp16 buffers `w` [out, in] and `b` [out].
     pub fn new(w: Tensor, b: Tensor) -> Result<Linear> {
         let [n, k] = w.shape[..] else {
-            return Err(Error::Config(format!("linear weight has shape {:?}, expected [out, in]", w.shape)));
+            return Err(Error::Op(format!("linear weight has shape {:?}, expected [out, in]", w.shape)));
         };
         if w.dtype != DType::F16 || b.dtype != DType::F16 || b.shape != [n] {
-            return Err(Error::Config(format!("linear {k}->{n}: weights must be fp16 [out, in] with bias [out]")));
+            return Err(Error::Op(format!("linear {k}->{n}: weights must be fp16 [out, in] with bias [out]")));
         }
         Ok(Linear { weight: Weight::Buffer(w), b, n, k })
     }
@@ -91,7 +91,7 @@ impl Linear {
         match self.weight {
             Weight::Buffer(ref w) => {
                 if !Self::texture_fits(gpu, self.n, self.k) {
-                    return Err(Error::Config(format!("linear {}->{} does not fit the texture path", self.k, self.n)));
+                    return Err(Error::Op(format!("linear {}->{} does not fit the texture path", self.k, self.n)));
                 }
                 let weight = permute(gpu, w, self.n, self.n, self.k, 1, true)?;
                 Ok(Linear { weight, ..self })
@@ -168,7 +168,7 @@ pub fn linear(
 ) -> Result<Vec<Dispatch>> {
     let (n, k) = (layer.out_features(), layer.in_features());
     let m = x.numel() / k.max(1);
-    let shape_err = |what: &str| Error::Config(format!("linear {k}->{n}: {what}"));
+    let shape_err = |what: &str| Error::Op(format!("linear {k}->{n}: {what}"));
     if x.dim(-1) != k || x.dtype != DType::F32 {
         return Err(shape_err(&format!("input has shape {:?}", x.shape)));
     }
@@ -222,7 +222,7 @@ pub fn linear(
 pub fn matmul(gpu: &Gpu, a: &Tensor, b: &Tensor, y: &Tensor, epi: Epilogue<'_>) -> Result<Vec<Dispatch>> {
     let (n, k) = (b.dim(0), b.dim(-1));
     let m = a.numel() / k.max(1);
-    let err = |what: String| Error::Config(format!("matmul [{m}, {k}] x [{n}, {k}]^T: {what}"));
+    let err = |what: String| Error::Op(format!("matmul [{m}, {k}] x [{n}, {k}]^T: {what}"));
     if a.dim(-1) != k || a.dtype != DType::F32 || b.dtype != DType::F32 || b.numel() != n * k {
         return Err(err(format!("operands {:?} and {:?}", a.shape, b.shape)));
     }
@@ -274,7 +274,7 @@ fn buffer_product(
         LinearKernel::Workgroup(i) => {
             let t = *WG_TILES
                 .get(i)
-                .ok_or_else(|| Error::Config(format!("linear tile config {i} does not exist ({})", WG_TILES.len())))?;
+                .ok_or_else(|| Error::Op(format!("linear tile config {i} does not exist ({})", WG_TILES.len())))?;
             let source = super::linear_wg::source(t);
             if t.splits > 1 {
                 return split_k_product(gpu, t, source, &res, params, epi, prelude, flops);

@@ -43,7 +43,7 @@ pub fn group_norm(
     silu: bool,
 ) -> Result<Vec<Dispatch>> {
     if gamma.shape != [x.dim(-1)] {
-        return Err(Error::Config(format!("group_norm: x {:?}, affine {:?}", x.shape, gamma.shape)));
+        return Err(Error::Op(format!("group_norm: x {:?}, affine {:?}", x.shape, gamma.shape)));
     }
     group_norm_part(gpu, x, gamma, beta, 0, stats, y, groups, silu)
 }
@@ -72,13 +72,13 @@ pub fn group_norm_part(
         || c0 + c > affine
         || stats.numel() < n * groups * 2
     {
-        return Err(Error::Config(format!(
+        return Err(Error::Op(format!(
             "group_norm: x {:?} from channel {c0}, y {:?}, affine [{affine}]",
             x.shape, y.shape
         )));
     }
     if groups == 0 || !c.is_multiple_of(groups) || !(c / groups).is_multiple_of(4) {
-        return Err(Error::Config(format!(
+        return Err(Error::Op(format!(
             "group_norm: {c} channels in {groups} groups must give a multiple of 4 per group"
         )));
     }
@@ -146,7 +146,7 @@ pub fn layernorm_modulate(
         || x.dtype != DType::F32
         || modv.numel() != batch * stride
     {
-        return Err(Error::Config(format!(
+        return Err(Error::Op(format!(
             "layernorm_modulate: x {:?}, y {:?}, mod {:?}, tokens {tokens}",
             x.shape, y.shape, modv.shape
         )));
@@ -157,7 +157,7 @@ pub fn layernorm_modulate(
         || !scale_off.is_multiple_of(4)
         || shift_off.max(scale_off) + d > stride
     {
-        return Err(Error::Config(format!(
+        return Err(Error::Op(format!(
             "layernorm_modulate: width {d} / offsets must be multiples of 4 within {stride}"
         )));
     }

@@ -19,10 +19,10 @@ pub struct PatchParams {
 
 fn build(gpu: &Gpu, entry: &'static str, image: &[usize], p: usize, src: &Tensor, dst: &Tensor) -> Result<Dispatch> {
     let &[n, c, h, w] = image else {
-        return Err(Error::Config(format!("{entry}: image shape {image:?} is not [N, C, H, W]")));
+        return Err(Error::Op(format!("{entry}: image shape {image:?} is not [N, C, H, W]")));
     };
     if p == 0 || h % p != 0 || w % p != 0 || src.numel() != n * c * h * w || dst.numel() != src.numel() {
-        return Err(Error::Config(format!("{entry}: {:?} -> {:?} with patch {p}", src.shape, dst.shape)));
+        return Err(Error::Op(format!("{entry}: {:?} -> {:?} with patch {p}", src.shape, dst.shape)));
     }
     let params = PatchParams { n: n as u32, c: c as u32, h: h as u32, w: w as u32, p: p as u32, _pad: [0; 3] };
     let kern = gpu.kernel(&KernelSpec {

@@ -8,7 +8,7 @@ use super::input::{decode_f32, to_f16, SafetensorsFile, SrcTensor};
 pub use super::plan::{
     check_pos_embed, diffusers_dit_parts, infer_dit_config, infer_vae_config, plan, vae_canonical_name, ConvertOptions,
 };
-use super::single::{FileRange, RangeSource};
+use super::single::{open_zip, FileRange, RangeSource};
 use super::torchzip::{self, TorchZip};
 use super::writer::write_model;
 use crate::arch::TensorSpec;
@@ -33,7 +33,7 @@ pub struct PtFile {
 impl PtFile {
     pub fn open(path: &Path) -> Result<PtFile> {
         let src = FileRange(path.to_path_buf());
-        let zip = pollster::block_on(async { torchzip::open(&src, src.size().await?).await })?;
+        let zip = pollster::block_on(async { open_zip(&src, src.size().await?).await })?;
         Ok(PtFile { src, zip })
     }
 }
@@ -73,6 +73,9 @@ pub fn open_checkpoint(path: &Path) -> Result<Box<dyn Checkpoint>> {
         use std::io::Read;
         let mut f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
         let _ = f.read(&mut magic).map_err(|e| Error::io(path, e))?;
+    }
+    if magic[..3] == *super::single::LEGACY_TORCH {
+        return Err(super::single::legacy_torch(&path.display().to_string()));
     }
     if &magic == b"PK\x03\x04" {
         return Ok(Box::new(PtFile::open(path)?));

@@ -15,6 +15,18 @@ use crate::error::{Error, Result};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap};
 
+/// The first bytes of a legacy (pre-zip) `torch.save` file: a protocol-2 pickle of its magic number, a long int.
+pub const LEGACY_TORCH: &[u8; 3] = b"\x80\x02\x8a";
+
+/// The error for a legacy `torch.save` file.
+pub fn legacy_torch(file: &str) -> Error {
+    Error::format(
+        file,
+        "a PyTorch checkpoint in the legacy format (torch.save before 1.6, not a zip); load and save it again with a \
+         current PyTorch, or save it as safetensors",
+    )
+}
+
 /// Default bytes per range read.
 pub const DEFAULT_RANGE_BYTES: u64 = 8 << 20;
 /// Unused bytes between two needed tensors that are read anyway rather than starting a new range.
@@ -145,6 +157,48 @@ async fn read_exact<R: RangeSource>(src: &R, start: u64, end: u64) -> Result<Vec
     Ok(bytes)
 }
 
+/// Opens a PyTorch zip checkpoint of `size` bytes (see `weights::torchzip`): the end records, the central directory
+/// and `data.pkl` in three or four reads, and its tensor list.
+pub async fn open_zip<R: RangeSource>(src: &R, size: u64) -> Result<TorchZip> {
+    use torchzip::{EndRecord, TAIL};
+    let file = src.describe();
+    // torch.save writes no zip comment: the end records are in the last few KB (which hold none of the storages),
+    // else a zip comment hides them further up.
+    let mut tail_start = size.saturating_sub(torchzip::FIRST_TAIL);
+    let mut tail = read_exact(src, tail_start, size).await?;
+    let end = match torchzip::parse_end(&file, &tail, size) {
+        Ok(end) => end,
+        Err(_) if tail_start > 0 => {
+            tail_start = size.saturating_sub(TAIL);
+            tail = read_exact(src, tail_start, size).await?;
+            torchzip::parse_end(&file, &tail, size)?
+        }
+        Err(e) => return Err(e),
+    };
+    let dir = match end {
+        EndRecord::Plain(d) => d,
+        EndRecord::Zip64 { record, eocd } => {
+            let len = torchzip::ZIP64_EOCD_LEN;
+            let bytes = match record.checked_sub(tail_start) {
+                Some(at) => tail[at as usize..(at + len) as usize].to_vec(),
+                None => read_exact(src, record, record + len).await?,
+            };
+            torchzip::parse_zip64_end(&file, &bytes, eocd)?
+        }
+    };
+    let central = match dir.offset.checked_sub(tail_start) {
+        Some(at) => tail[at as usize..(at + dir.size) as usize].to_vec(),
+        None => read_exact(src, dir.offset, dir.offset + dir.size).await?,
+    };
+    let entries = torchzip::parse_central(&file, &central, dir)?;
+    let pkl = torchzip::pickle_entry(&file, &entries)?;
+    let e = &entries[pkl];
+    let span = read_exact(src, e.header, e.end).await?;
+    let at = torchzip::data_offset(&file, e, &span)?;
+    let tensors = torchzip::list_tensors(&file, &entries, pkl, &span[at..at + e.size as usize])?;
+    Ok(TorchZip { size, entries, tensors, central: dir.offset })
+}
+
 /// Puts the source tensors read so far together into the model's tensors: checks the stored position embedding,
 /// concatenates parts (diffusers' q, k, v), rounds to fp16 and hands each finished tensor on. With a digest to check,
 /// a bad value is kept until the digest is known (a corrupt file is an integrity error, whichever tensor it hit).
@@ -234,8 +288,11 @@ pub async fn load_single<R: RangeSource>(
     let file = src.describe();
     let head = read_exact(src, 0, 8).await?;
     let config_json = read_config(src, &file).await?;
+    if head[..3] == *LEGACY_TORCH {
+        return Err(legacy_torch(&file));
+    }
     let plan = if head[..4] == *ZIP_MAGIC {
-        let zip = torchzip::open(src, src.size().await?).await?;
+        let zip = open_zip(src, src.size().await?).await?;
         let plan = plan(&file, &zip.tensors, config_json.as_ref(), &opts.convert)?;
         let asm = Assembler::new(&file, &plan, opts.sha256.is_some(), on_tensor);
         let asm = read_zip(src, &zip, &plan, opts, asm, on_progress).await?;

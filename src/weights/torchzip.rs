@@ -1,15 +1,14 @@
-//! PyTorch zip checkpoints (`torch.save`: the Hub's `diffusion_pytorch_model.bin`, the release's `.pt`) read in
-//! place by byte ranges, the file never held whole: the end of the central directory is found in a read of the last
-//! 4 KiB (zip64 too: the official DiT-XL/2 transformer is 3 GB), the central directory is read, then
-//! `<dir>/data.pkl`, which the safe pickle reader (`weights::pickle`) turns into a tensor list; the storages
-//! (`<dir>/data/<key>`, stored uncompressed) are read later by the caller, each with its local header in the same
-//! range. Every size and offset is checked against the file: a truncated file or a lying header is a `Format` error.
+//! PyTorch zip checkpoints (`torch.save`: the Hub's `diffusion_pytorch_model.bin`, the release's `.pt`), parsed from
+//! the few byte ranges a reader fetches (`weights::single::open_zip` drives it), the file never held whole: the end
+//! of the central directory is found in the last 4 KiB (zip64 too: the official DiT-XL/2 transformer is 3 GB), then
+//! the central directory, then `<dir>/data.pkl`, which the safe pickle reader (`weights::pickle`) turns into a tensor
+//! list; each storage (`<dir>/data/<key>`, stored uncompressed) is read with its local header in the same range.
+//! Every size and offset is checked against the file: a truncated file or a lying header is a `Format` error.
 //!
-//! The parsers here are plain functions over bytes, so the fuzz tests reach them without a file.
+//! Plain functions over bytes, so the fuzz tests reach them without a file.
 
 use super::input::SrcTensor;
 use super::pickle::checkpoint_tensors;
-use super::single::RangeSource;
 use crate::error::{Error, Result};
 
 /// The first bytes of a zip file (a local file header).
@@ -21,13 +20,14 @@ const ZIP64_EOCD_SIG: u32 = 0x0606_4b50;
 const ZIP64_LOCATOR_SIG: u32 = 0x0706_4b50;
 const EOCD_LEN: u64 = 22;
 const ZIP64_LOCATOR_LEN: u64 = 20;
-const ZIP64_EOCD_LEN: u64 = 56;
+/// Bytes of the zip64 end-of-central-directory record.
+pub const ZIP64_EOCD_LEN: u64 = 56;
 const LOCAL_LEN: usize = 30;
 const CENTRAL_LEN: usize = 46;
 /// The end records lie in the last `TAIL` bytes (a zip comment is at most 65535 bytes).
 pub const TAIL: u64 = EOCD_LEN + 65535 + ZIP64_LOCATOR_LEN;
-/// The bytes read first at the end of the file.
-const FIRST_TAIL: u64 = 4096;
+/// The bytes read first at the end of the file: torch.save writes no zip comment, so its end records are there.
+pub const FIRST_TAIL: u64 = 4096;
 /// Largest central directory and `data.pkl` accepted (DiT-XL/2's are a few hundred KB).
 const MAX_CENTRAL: u64 = 64 << 20;
 const MAX_PICKLE: u64 = 256 << 20;
@@ -213,6 +213,45 @@ pub fn data_offset(file: &str, entry: &Entry, span: &[u8]) -> Result<usize> {
     Ok(start)
 }
 
+/// The tensors of `data.pkl` (`pkl`, the data of entry `pkl_entry`), each checked to lie inside its storage entry;
+/// a tensor's `storage` becomes the index of that entry in `entries`.
+pub fn list_tensors(file: &str, entries: &[Entry], pkl_entry: usize, pkl: &[u8]) -> Result<Vec<SrcTensor>> {
+    let prefix = entries[pkl_entry].name.trim_end_matches("data.pkl");
+    let mut tensors = checkpoint_tensors(file, pkl)?;
+    for t in &mut tensors {
+        let name = format!("{prefix}data/{}", t.storage);
+        let i = entries.iter().position(|e| e.name == name).ok_or_else(|| {
+            Error::format(file, format!("tensor `{}`: its storage `{name}` is not in the zip", t.name))
+        })?;
+        let es = t.dtype.size() as u64;
+        let numel = t.shape.iter().try_fold(1u64, |a, &d| a.checked_mul(d as u64));
+        let end = t.offset.checked_mul(es).and_then(|s| s.checked_add(numel?.checked_mul(es)?));
+        if end.is_none_or(|e| e > entries[i].size) {
+            return Err(Error::format(
+                file,
+                format!(
+                    "tensor `{}` ({:?}, {:?} from element {}) does not fit its storage `{name}` of {} bytes",
+                    t.name, t.dtype, t.shape, t.offset, entries[i].size
+                ),
+            ));
+        }
+        t.storage = i.to_string();
+    }
+    Ok(tensors)
+}
+
+/// The entry of `<dir>/data.pkl`, the checkpoint's pickle.
+pub fn pickle_entry(file: &str, entries: &[Entry]) -> Result<usize> {
+    let i = entries
+        .iter()
+        .position(|e| e.name.ends_with("/data.pkl") && e.name.matches('/').count() == 1)
+        .ok_or_else(|| Error::format(file, "not a PyTorch checkpoint (no <dir>/data.pkl in the zip)"))?;
+    if entries[i].size > MAX_PICKLE {
+        return Err(Error::format(file, format!("data.pkl has {} bytes, over {MAX_PICKLE}", entries[i].size)));
+    }
+    Ok(i)
+}
+
 /// A torch zip checkpoint: its entries, tensors and where each tensor's storage is.
 #[derive(Clone, Debug)]
 pub struct TorchZip {
@@ -230,87 +269,6 @@ impl TorchZip {
     pub fn entry_of(&self, t: &SrcTensor) -> &Entry {
         &self.entries[t.storage.parse::<usize>().expect("storage set by open")]
     }
-}
-
-async fn read_checked<R: RangeSource>(src: &R, start: u64, end: u64) -> Result<Vec<u8>> {
-    let b = src.read_range(start, end).await?;
-    if b.len() as u64 != end - start {
-        return Err(Error::format(
-            src.describe(),
-            format!(
-                "asked for bytes {start}..{end} and got {} bytes; the file is truncated or the server does not honour \
-                 Range requests",
-                b.len()
-            ),
-        ));
-    }
-    Ok(b)
-}
-
-/// Reads the end records, the central directory and `data.pkl` of a file of `size` bytes (three or four reads), and
-/// lists its tensors, each checked to lie inside its storage.
-pub async fn open<R: RangeSource>(src: &R, size: u64) -> Result<TorchZip> {
-    let file = src.describe();
-    // torch.save writes no zip comment: the end records are in the last few KB (which hold none of the storages),
-    // else a zip comment hides them further up.
-    let mut tail_start = size.saturating_sub(FIRST_TAIL);
-    let mut tail = read_checked(src, tail_start, size).await?;
-    let end = match parse_end(&file, &tail, size) {
-        Ok(end) => end,
-        Err(_) if tail_start > 0 => {
-            tail_start = size.saturating_sub(TAIL);
-            tail = read_checked(src, tail_start, size).await?;
-            parse_end(&file, &tail, size)?
-        }
-        Err(e) => return Err(e),
-    };
-    let dir = match end {
-        EndRecord::Plain(d) => d,
-        EndRecord::Zip64 { record, eocd } => {
-            let bytes = match record.checked_sub(tail_start) {
-                Some(at) => tail[at as usize..at as usize + ZIP64_EOCD_LEN as usize].to_vec(),
-                None => read_checked(src, record, record + ZIP64_EOCD_LEN).await?,
-            };
-            parse_zip64_end(&file, &bytes, eocd)?
-        }
-    };
-    let central = match dir.offset.checked_sub(tail_start) {
-        Some(at) => tail[at as usize..(at + dir.size) as usize].to_vec(),
-        None => read_checked(src, dir.offset, dir.offset + dir.size).await?,
-    };
-    let entries = parse_central(&file, &central, dir)?;
-    let pkl = entries
-        .iter()
-        .position(|e| e.name.ends_with("/data.pkl") && e.name.matches('/').count() == 1)
-        .ok_or_else(|| Error::format(&file, "not a PyTorch checkpoint (no <dir>/data.pkl in the zip)"))?;
-    let prefix = entries[pkl].name.trim_end_matches("data.pkl").to_string();
-    let e = &entries[pkl];
-    if e.size > MAX_PICKLE {
-        return Err(Error::format(&file, format!("data.pkl has {} bytes, over {MAX_PICKLE}", e.size)));
-    }
-    let span = read_checked(src, e.header, e.end).await?;
-    let at = data_offset(&file, e, &span)?;
-    let mut tensors = checkpoint_tensors(&file, &span[at..at + e.size as usize])?;
-    for t in &mut tensors {
-        let name = format!("{prefix}data/{}", t.storage);
-        let i = entries.iter().position(|e| e.name == name).ok_or_else(|| {
-            Error::format(&file, format!("tensor `{}`: its storage `{name}` is not in the zip", t.name))
-        })?;
-        let es = t.dtype.size() as u64;
-        let numel = t.shape.iter().try_fold(1u64, |a, &d| a.checked_mul(d as u64));
-        let end = t.offset.checked_mul(es).and_then(|s| s.checked_add(numel?.checked_mul(es)?));
-        if end.is_none_or(|e| e > entries[i].size) {
-            return Err(Error::format(
-                &file,
-                format!(
-                    "tensor `{}` ({:?}, {:?} from element {}) does not fit its storage `{name}` of {} bytes",
-                    t.name, t.dtype, t.shape, t.offset, entries[i].size
-                ),
-            ));
-        }
-        t.storage = i.to_string();
-    }
-    Ok(TorchZip { size, entries, tensors, central: dir.offset })
 }
 
 #[cfg(test)]

@@ -226,7 +226,8 @@ function canonicalTs(type) {
 
 /**
  * The members of the interface or object type `name` of `file`: `{ name, type, optional }`, index signatures left
- * out. Follows `extends Omit<T, "a" | ...>` and `= Omit<T, ...>` to a T of types.ts or protocol.ts.
+ * out. Follows `extends Omit<T, "a" | ...>` and `= Omit<T, ...>` (T possibly namespaced, `Types.T`) to a T of types.ts or
+ * protocol.ts.
  */
 function tsType(file, name) {
   const text = tsSource(file);
@@ -236,7 +237,7 @@ function tsType(file, name) {
   const heritage = (m[1] ?? m[2] ?? "").replace(/^\s*extends\s*/, "").trim();
   let members = [];
   if (heritage) {
-    const omit = /^Omit<\s*(\w+)\s*,\s*([^>]+)>$/.exec(heritage);
+    const omit = /^Omit<\s*(?:\w+\.)?(\w+)\s*,\s*([^>]+)>$/.exec(heritage);
     assert.ok(omit, `${file}: ${name} is built from \`${heritage}\`, which this test does not follow`);
     const declares = (f) => new RegExp(`export\\s+(?:interface|type)\\s+${omit[1]}\\b`).test(tsSource(f));
     const gone = strings(omit[2]);
@@ -311,23 +312,33 @@ const SERIALISED = {
   ForwardBench: "ForwardBench",
 };
 
+/**
+ * The fields of Rust struct `rustName` and the members of `tsName` in `tsFile`: the same names, each optional on both
+ * sides or neither (`optional(field)` says whether Rust's is), and `check(field, member)` for anything more.
+ */
+function sameFields(rustName, tsFile, tsName, optional, check = () => {}) {
+  const { file, fields } = rustStruct(rustName);
+  const members = tsType(tsFile, tsName);
+  assertSameSet(
+    `fields of ${rustName}`,
+    { name: tsName, list: members.map((f) => f.name) },
+    { name: `${rustName} (${file})`, list: fields.map((f) => f.name) },
+  );
+  for (const f of fields) {
+    const t = members.find((x) => x.name === f.name);
+    check(f, t);
+    const why = `${tsName}.${f.name}: optional on one side only (Rust: ${f.attrs} \`${f.type}\`)`;
+    assert.equal(t.optional, optional(f), why);
+  }
+}
+
 for (const [rustName, tsName] of Object.entries(SERIALISED)) {
   test(`serialised fields: Rust's ${rustName} and ${tsName} (types.ts)`, () => {
-    const { file, fields } = rustStruct(rustName);
-    const members = tsType("types.ts", tsName);
-    assertSameSet(
-      `fields of ${rustName}`,
-      { name: tsName, list: members.map((f) => f.name) },
-      { name: `${rustName} (${file})`, list: fields.map((f) => f.name) },
-    );
-    for (const f of fields) {
-      const t = members.find((x) => x.name === f.name);
+    const skipped = (f) => /skip_serializing_if/.test(f.attrs);
+    sameFields(rustName, "types.ts", tsName, skipped, (f, t) => {
       const json = jsonType(f.type, SERIALISED);
-      const why = `${tsName}.${f.name} is \`${t.type}\`, but Rust's \`${f.type}\` is \`${json}\` in JSON`;
-      assert.ok(t.type === json, why);
-      const optional = /skip_serializing_if/.test(f.attrs);
-      assert.equal(t.optional, optional, `${tsName}.${f.name}: optional on one side only (Rust: ${f.attrs} ${f.type})`);
-    }
+      assert.ok(t.type === json, `${tsName}.${f.name} is \`${t.type}\`, but Rust's \`${f.type}\` is \`${json}\` in JSON`);
+    });
   });
 }
 
@@ -360,17 +371,7 @@ const DESERIALISED = {
 for (const [rustName, tsName] of Object.entries(DESERIALISED)) {
   test(`options: Rust's ${rustName} and ${tsName} (protocol.ts)`, () => {
     // Serde ignores a field it does not know: an option misspelt on one side would be dropped without a word.
-    const { file, fields } = rustStruct(rustName);
-    const members = tsType("protocol.ts", tsName);
-    assertSameSet(
-      `options of ${rustName}`,
-      { name: tsName, list: members.map((f) => f.name) },
-      { name: `${rustName} (${file})`, list: fields.map((f) => f.name) },
-    );
-    for (const f of fields) {
-      const t = members.find((x) => x.name === f.name);
-      const optional = /^Option\s*</.test(f.type) || /serde\((?:[^)]*,\s*)?default\b/.test(f.attrs);
-      assert.equal(t.optional, optional, `${tsName}.${f.name}: optional on one side only (Rust: \`${f.type}\`)`);
-    }
+    const defaulted = (f) => /^Option\s*</.test(f.type) || /serde\((?:[^)]*,\s*)?default\b/.test(f.attrs);
+    sameFields(rustName, "protocol.ts", tsName, defaulted);
   });
 }

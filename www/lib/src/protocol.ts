@@ -4,21 +4,10 @@
  * generating), then one result of the kind's result type, or an error.
  */
 import type { DitErrorKind } from "./errors.js";
-import type {
-  BenchForwardOptions,
-  BenchForwardResult,
-  BenchKernelsOptions,
-  CreateSamplerOptions,
-  GenerateOptions,
-  GenerateResult,
-  KernelBench,
-  LoadProgress,
-  SamplerInfo,
-  StepEvent,
-} from "./types.js";
+import type * as T from "./types.js";
 
 /** Opens the GPU and loads both models: the options less what cannot cross to the worker. */
-export interface CreateParams extends Omit<CreateSamplerOptions, "model" | "vae" | "onProgress" | "worker"> {
+export interface CreateParams extends Omit<T.CreateSamplerOptions, "model" | "vae" | "onProgress" | "worker"> {
   /** The DiT's location, made absolute against the page's URL. */
   model: string;
   /** The VAE decoder's location, made absolute against the page's URL (absent: a Hub pipeline's own `vae/`). */
@@ -26,13 +15,13 @@ export interface CreateParams extends Omit<CreateSamplerOptions, "model" | "vae"
 }
 
 /** Generates images with the loaded models. */
-export type GenerateParams = Omit<GenerateOptions, "signal" | "onStep">;
+export type GenerateParams = Omit<T.GenerateOptions, "signal" | "onStep">;
 
 /** Times the linear kernels on a device of the worker's own. */
-export type BenchKernelsParams = Omit<BenchKernelsOptions, "worker">;
+export type BenchKernelsParams = Omit<T.BenchKernelsOptions, "worker">;
 
 /** Times one forward of a preset with random weights on a device of the worker's own. */
-export type BenchForwardParams = Omit<BenchForwardOptions, "worker">;
+export type BenchForwardParams = Omit<T.BenchForwardOptions, "worker">;
 
 /** What each kind of request carries. */
 export interface RequestParams {
@@ -44,10 +33,10 @@ export interface RequestParams {
 
 /** What each kind of request resolves to. */
 export interface RequestResults {
-  create: SamplerInfo;
-  generate: GenerateResult;
-  benchKernels: KernelBench;
-  benchForward: BenchForwardResult;
+  create: T.SamplerInfo;
+  generate: T.GenerateResult;
+  benchKernels: T.KernelBench;
+  benchForward: T.BenchForwardResult;
 }
 
 export type RequestKind = keyof RequestParams;
@@ -69,14 +58,14 @@ export type ToWorker = Request | AbortMessage;
 export interface ProgressMessage {
   type: "progress";
   id: number;
-  event: LoadProgress;
+  event: T.LoadProgress;
 }
 
 /** A step of a generate request. */
 export interface StepMessage {
   type: "step";
   id: number;
-  event: StepEvent;
+  event: T.StepEvent;
 }
 
 /** The value a request of kind `K` resolved to. */
