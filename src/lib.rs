@@ -6,6 +6,7 @@ pub mod bench;
 pub mod diffusion;
 pub mod error;
 pub mod gpu;
+pub mod hub;
 pub mod loader;
 pub mod model;
 #[cfg(not(target_arch = "wasm32"))]

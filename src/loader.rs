@@ -154,10 +154,11 @@ fn list_files(dir: &std::path::Path) -> Result<Vec<String>> {
 
 /// Loads the weights at a path ([`resolve_path`]): a model directory, one checkpoint used as it is (`.safetensors`,
 /// or a PyTorch `.bin` / `.pt`, read by byte ranges), or a diffusers folder (the component of kind `want` of a
-/// pipeline).
+/// pipeline); a `hf://` location is its folder in the Hub's cache, downloaded when it is not there
+/// ([`crate::hub::local_location`]).
 #[cfg(not(target_arch = "wasm32"))]
 pub async fn load_at(gpu: &Gpu, path: &std::path::Path, want: Arch) -> Result<(ModelIndex, GpuWeights)> {
-    let path = resolve_path(path, Some(want))?;
+    let path = resolve_path(&crate::hub::local_location(path)?, Some(want))?;
     let s = path.to_string_lossy();
     if path.is_file() || weights::single::is_single_file(&s) {
         let (file, opts) = weights::single::parse_location(&s)?;

@@ -8,8 +8,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 /// Each top-level module of the library (and the `dit` binary) with the modules it may import, bottom to top:
-/// `error`/`util` -> `arch`, `gpu` -> `weights` (arch only), `ops` (gpu), `diffusion` -> `model` -> `loader`, `tune`
-/// -> `pipeline` -> `bench` -> `web`, `bin`.
+/// `error`/`util` -> `arch`, `gpu` -> `weights` (arch only), `hub` (error only), `ops` (gpu), `diffusion` -> `model`
+/// -> `loader`, `tune` -> `pipeline` -> `bench` -> `web`, `bin`.
 const ALLOWED: &[(&str, &[&str])] = &[
     ("error", &[]),
     ("util", &["error"]),
@@ -17,15 +17,22 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("arch", &["error", "util"]),
     ("gpu", &["error", "util"]),
     ("weights", &["error", "util", "arch"]),
+    ("hub", &["error", "util"]),
     ("ops", &["error", "util", "arch", "gpu"]),
     ("diffusion", &["error", "util", "gpu"]),
     ("model", &["error", "util", "arch", "gpu", "ops"]),
-    ("loader", &["error", "util", "arch", "gpu", "model", "weights"]),
+    ("loader", &["error", "util", "arch", "gpu", "model", "weights", "hub"]),
     ("tune", &["error", "util", "arch", "gpu", "ops", "model", "weights"]),
     ("pipeline", &["error", "util", "arch", "gpu", "ops", "model", "diffusion", "tune"]),
     ("bench", &["error", "util", "arch", "gpu", "ops", "model", "weights", "diffusion", "tune", "pipeline"]),
-    ("web", &["error", "arch", "gpu", "ops", "model", "weights", "diffusion", "loader", "tune", "pipeline", "bench"]),
-    ("bin", &["error", "npy", "arch", "gpu", "ops", "model", "weights", "diffusion", "loader", "pipeline", "bench"]),
+    (
+        "web",
+        &["error", "arch", "gpu", "ops", "model", "weights", "hub", "diffusion", "loader", "tune", "pipeline", "bench"],
+    ),
+    (
+        "bin",
+        &["error", "npy", "arch", "gpu", "ops", "model", "weights", "hub", "diffusion", "loader", "pipeline", "bench"],
+    ),
 ];
 
 /// `#[macro_export]` macros (they live at the crate root) and the module that defines them.

@@ -19,8 +19,9 @@ pub enum Cmd {
     /// Show a model: kind, config, parameters, bytes. A model directory has every shard's sha256 verified; a
     /// checkpoint file or a diffusers folder is read as `sample` reads it.
     Info {
-        /// Model directory (model.safetensors.index.json), checkpoint file (.safetensors, .bin, .pt), or diffusers
-        /// folder: a pipeline (model_index.json: shows its DiT and VAE) or one component (config.json + weights).
+        /// Model directory (model.safetensors.index.json), checkpoint file (.safetensors, .bin, .pt), diffusers
+        /// folder (a pipeline with model_index.json: shows its DiT and VAE; or one component: config.json + weights),
+        /// or a Hub location hf://OWNER/NAME[@REV][/SUBFOLDER].
         dir: PathBuf,
     },
     /// Convert a checkpoint into a model directory of fp16 shards.

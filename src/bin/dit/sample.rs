@@ -14,11 +14,13 @@ use std::path::PathBuf;
 #[derive(Args)]
 pub struct SampleArgs {
     /// DiT model directory, one checkpoint (.safetensors, or a PyTorch .bin / .pt; `FILE#heads=N` when not a paper
-    /// preset), or a diffusers folder: a pipeline (model_index.json; its vae/ is the default VAE) or the transformer
-    /// component. Default: the embedded demo model, models/demo/dit (with its VAE, models/demo/vae).
+    /// preset), a diffusers folder: a pipeline (model_index.json; its vae/ is the default VAE) or the transformer
+    /// component, or a Hub location hf://OWNER/NAME[@REVISION][/SUBFOLDER] (HF_ENDPOINT, HF_HOME as the Hub's tools).
+    /// Default: the embedded demo model, models/demo/dit (with its VAE, models/demo/vae).
     #[arg(long)]
     model: Option<PathBuf>,
-    /// VAE decoder directory, checkpoint or diffusers folder (needed for a .png output; default: a pipeline's vae/).
+    /// VAE decoder directory, checkpoint, diffusers folder or hf:// location (needed for a .png output; default: a
+    /// pipeline's vae/).
     #[arg(long)]
     vae: Option<PathBuf>,
     /// Class id, repeatable: one image each (the null class gives an unconditional sample).
@@ -57,7 +59,7 @@ pub struct SampleArgs {
     gpu: GpuArgs,
 }
 
-pub async fn run(a: SampleArgs) -> Result<()> {
+pub async fn run(mut a: SampleArgs) -> Result<()> {
     // Check every argument before the (slow) model load.
     check_output_path(&a.out)?;
     if let Some(p) = &a.latent_out {
@@ -79,6 +81,9 @@ pub async fn run(a: SampleArgs) -> Result<()> {
         Some(p) => Some(npy::read_f32(p)?.data),
         None => None,
     };
+    // A hf:// location is its folder in the Hub's cache (downloaded when it is not there).
+    a.model = a.model.map(|m| dit_wasm::hub::local_location(&m)).transpose()?;
+    a.vae = a.vae.map(|v| dit_wasm::hub::local_location(&v)).transpose()?;
     // Without --model: the embedded demo model and its VAE (paths relative to the repository root).
     // A diffusers pipeline brings its own VAE (its vae/), unless --vae names another.
     let pipeline_vae = a.model.as_ref().filter(|m| m.join(MODEL_INDEX).is_file()).cloned();
