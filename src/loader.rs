@@ -90,15 +90,12 @@ pub fn vae_config(index: &ModelIndex, what: &str) -> Result<VaeConfig> {
 /// - a diffusers component folder (`config.json` + `diffusion_pytorch_model.{safetensors,bin}`): its weights file,
 ///   after its config is checked to describe `want` (when given);
 /// - a diffusers pipeline folder (`model_index.json`): the component of `want` (`transformer/` for a DiT, `vae/`),
-///   resolved as above; a pipeline needs `want`;
-/// - a `hf://` location: its folder in the Hub's cache, downloaded when it is not there
-///   ([`crate::hub::local_location`]), resolved as above.
+///   resolved as above; a pipeline needs `want`.
 ///
 /// The rules are `weights::diffusers`'s, shared with the URL loaders; only the listing of files is native here.
 #[cfg(not(target_arch = "wasm32"))]
 pub fn resolve_path(path: &std::path::Path, want: Option<Arch>) -> Result<std::path::PathBuf> {
     use crate::weights::diffusers::{self, Folder, Pipeline};
-    let path = &crate::hub::local_location(path)?;
     if !path.is_dir() {
         return Ok(path.to_path_buf());
     }
@@ -141,11 +138,10 @@ pub fn resolve_path(path: &std::path::Path, want: Option<Arch>) -> Result<std::p
 }
 
 /// The components of a diffusers pipeline folder this project runs (its DiT, its VAE when listed), to resolve one at a
-/// time with [`resolve_path`]; `None` when `path` is not a pipeline (a `hf://` location: its folder in the Hub's cache).
+/// time with [`resolve_path`]; `None` when `path` is not a pipeline.
 #[cfg(not(target_arch = "wasm32"))]
 pub fn pipeline_components(path: &std::path::Path) -> Result<Option<Vec<Arch>>> {
     use crate::weights::diffusers::{Pipeline, MODEL_INDEX};
-    let path = &crate::hub::local_location(path)?;
     let index = path.join(MODEL_INDEX);
     if !index.is_file() {
         return Ok(None);
@@ -170,10 +166,11 @@ fn list_files(dir: &std::path::Path) -> Result<Vec<String>> {
 
 /// Loads the weights at a path ([`resolve_path`]): a model directory, one checkpoint used as it is (`.safetensors`,
 /// or a PyTorch `.bin` / `.pt`, read by byte ranges), or a diffusers folder (the component of kind `want` of a
-/// pipeline).
+/// pipeline); a `hf://` location is its folder in the Hub's cache, downloaded when it is not there
+/// ([`crate::hub::local_location`]).
 #[cfg(not(target_arch = "wasm32"))]
 pub async fn load_at(gpu: &Gpu, path: &std::path::Path, want: Arch) -> Result<(ModelIndex, GpuWeights)> {
-    let path = resolve_path(path, Some(want))?;
+    let path = resolve_path(&crate::hub::local_location(path)?, Some(want))?;
     let s = path.to_string_lossy();
     if path.is_file() || weights::single::is_single_file(&s) {
         let (file, opts) = weights::single::parse_location(&s)?;

@@ -160,7 +160,9 @@ pub fn fetch(cache: &HubCache, loc: &HubLocation) -> Result<PathBuf> {
         .build()
         .map_err(|e| api_error(cache, loc, "", e))?;
     let Info { sha: commit, siblings } = listing(&api, cache, loc)?;
-    let wanted = select(loc, &commit, &siblings)?;
+    let mut wanted = select(loc, &commit, &siblings)?;
+    // The configs (small) before the weights.
+    wanted.sort_by_key(|f| !f.rfilename.ends_with(".json"));
     let snapshot = cache.snapshot(loc, &commit);
     let commit_ref = cache.ref_path(loc, &commit);
     let had_commit_ref = commit_ref.exists();

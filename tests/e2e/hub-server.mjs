@@ -143,6 +143,12 @@ export async function startHubServer({ root, port = 0, cdnPort = 0, host = "127.
   }
 
   const etagOf = async (loc) => (loc.large ? sha256Of(loc.full) : gitSha1(loc.full));
+  /** The git blob id the Hub lists: of the file, or for an LFS file, of its pointer file (never the 3 GB). */
+  const blobIdOf = async (loc) => {
+    if (!loc.large) return gitSha1(loc.full);
+    const pointer = `version https://git-lfs.github.com/spec/v1\noid sha256:${await sha256Of(loc.full)}\nsize ${loc.size}\n`;
+    return crypto.createHash("sha1").update(`blob ${pointer.length}\0${pointer}`).digest("hex");
+  };
 
   function record(req, res, origin, key) {
     stats.requests++;
@@ -313,7 +319,7 @@ export async function startHubServer({ root, port = 0, cdnPort = 0, host = "127.
         for (const f of files) {
           if (under && !f.startsWith(`${under}/`)) continue;
           const l = locate(owner, name, rev, f);
-          const e = { type: "file", oid: gitSha1(l.full), size: l.size, path: f };
+          const e = { type: "file", oid: await blobIdOf(l), size: l.size, path: f };
           if (l.large) e.lfs = { oid: await sha256Of(l.full), size: l.size, pointerSize: 134 };
           entries.push(e);
         }
@@ -327,7 +333,7 @@ export async function startHubServer({ root, port = 0, cdnPort = 0, host = "127.
             continue;
           }
           const l = locate(owner, name, rev, rfilename);
-          const s = { rfilename, blobId: gitSha1(l.full), size: l.size };
+          const s = { rfilename, blobId: await blobIdOf(l), size: l.size };
           if (l.large) s.lfs = { sha256: await sha256Of(l.full), size: l.size, pointerSize: 134 };
           siblings.push(s);
         }

@@ -198,6 +198,23 @@ test("stats count requests and body bytes per repo file; DELETE /__stats resets 
   assert.deepEqual(cleared, { requests: 0, bytes: 0, files: {}, log: [] });
 });
 
+test("a file over 2 GiB is listed and served by ranges without being read whole", async () => {
+  const dir = path.join(root, "acme/huge");
+  fs.mkdirSync(dir, { recursive: true });
+  const size = 2.5 * 2 ** 30;
+  // Sparse: no disk space, but every byte is read to hash it.
+  fs.writeFileSync(path.join(dir, "weights.bin"), "");
+  fs.truncateSync(path.join(dir, "weights.bin"), size);
+  const info = await (await get(`${hub.url}/api/models/acme/huge?blobs=true`)).json();
+  assert.equal(info.siblings[0].size, size);
+  assert.match(info.siblings[0].lfs.sha256, /^[0-9a-f]{64}$/);
+  const r = await fetch(`${hub.url}/acme/huge/resolve/main/weights.bin`, { headers: { range: `bytes=${size - 10}-` } });
+  assert.equal(r.status, 206);
+  assert.equal(r.headers.get("content-range"), `bytes ${size - 10}-${size - 1}/${size}`);
+  assert.deepEqual(Buffer.from(await r.arrayBuffer()), Buffer.alloc(10));
+  fs.rmSync(dir, { recursive: true });
+});
+
 test("the command line starts it and prints both origins as JSON on one line", async () => {
   const child = spawn(process.execPath, [path.join(import.meta.dirname, "hub-server.mjs"), "--root", root], { stdio: ["ignore", "pipe", "inherit"] });
   try {

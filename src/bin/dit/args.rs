@@ -20,8 +20,8 @@ pub enum Cmd {
     /// checkpoint file or a diffusers folder is read as `sample` reads it.
     Info {
         /// Model directory (model.safetensors.index.json), checkpoint file (.safetensors, .bin, .pt), diffusers
-        /// folder: a pipeline (model_index.json: shows its DiT and VAE) or one component (config.json + weights), or
-        /// a Hub location hf://OWNER/NAME[@REV][/SUBFOLDER].
+        /// folder (a pipeline with model_index.json: shows its DiT and VAE; or one component: config.json + weights),
+        /// or a Hub location hf://OWNER/NAME[@REV][/SUBFOLDER].
         dir: PathBuf,
     },
     /// Convert a checkpoint into a model directory of fp16 shards.

@@ -25,7 +25,8 @@ pub fn run(
         None => None,
     };
     let opts = ConvertOptions { shard_mib, heads, input_size, norm_groups, class_names };
-    let jobs = match inputs {
+    let inputs: Vec<PathBuf> = inputs.iter().map(|p| dit_wasm::hub::local_location(p)).collect::<Result<_>>()?;
+    let jobs = match &inputs[..] {
         [one] => match pipeline_components(one)? {
             Some(parts) => parts
                 .into_iter()

@@ -9,6 +9,7 @@ use dit_wasm::Result;
 use std::path::Path;
 
 pub async fn run(path: &Path) -> Result<()> {
+    let path = &dit_wasm::hub::local_location(path)?;
     if let Some(parts) = pipeline_components(path)? {
         for (i, arch) in parts.into_iter().enumerate() {
             if i > 0 {
