@@ -177,7 +177,7 @@ test("a second load (same profile) fetches no weight bytes; offline, a reload st
   const px = await generate(again);
   assert.deepEqual(px, page.pixels, "the cached weights give the same image");
   // The page's own files come from its service worker, the weights from Cache Storage.
-  await again.evaluate(() => navigator.serviceWorker.ready);
+  await again.waitForFunction(() => navigator.serviceWorker?.controller, null, { timeout: 60_000 });
   hub.resetStats();
   await context.setOffline(true);
   try {
@@ -262,7 +262,7 @@ test("bad repos are typed errors and leave nothing cached: 404, gated (401/403),
 test("where the storage cannot hold the model (writes refused over the quota), it loads uncached with a visible notice", async () => {
   const p = await context.newPage();
   await p.goto(`${site_.url}/?endpoint=${encodeURIComponent(hub.url)}`);
-  await p.evaluate(() => navigator.serviceWorker.ready);
+  await p.waitForFunction(() => navigator.serviceWorker?.controller, null, { timeout: 60_000 });
   const { usage } = await p.evaluate(() => navigator.storage.estimate());
   const cdp = await context.newCDPSession(p);
   // Room for less than the model's fp16 weights (the transformer alone needs about 250 kB).
