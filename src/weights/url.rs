@@ -526,7 +526,7 @@ impl RangeUrl {
     }
 }
 
-impl super::single::RangeSource for RangeUrl {
+impl super::range::RangeSource for RangeUrl {
     fn describe(&self) -> String {
         self.url.clone()
     }
@@ -568,7 +568,7 @@ impl super::single::RangeSource for RangeUrl {
         if let Some(size) = self.size.get() {
             return Ok(size);
         }
-        super::single::RangeSource::read_range(self, 0, 1).await?;
+        super::range::RangeSource::read_range(self, 0, 1).await?;
         self.size.get().ok_or_else(|| {
             self.download_error(
                 "the file's size is unknown: its 206 answer has no readable Content-Range; a server on another origin \
@@ -810,7 +810,7 @@ impl<'a> CachedRange<'a> {
     }
 }
 
-impl super::single::RangeSource for CachedRange<'_> {
+impl super::range::RangeSource for CachedRange<'_> {
     fn describe(&self) -> String {
         self.src.url.clone()
     }
