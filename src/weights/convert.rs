@@ -8,7 +8,8 @@ use super::input::{decode_f32, to_f16, SafetensorsFile, SrcTensor};
 pub use super::plan::{
     check_pos_embed, diffusers_dit_parts, infer_dit_config, infer_vae_config, plan, vae_canonical_name, ConvertOptions,
 };
-use super::single::{open_zip, FileRange, RangeSource};
+use super::range::{FileRange, RangeSource};
+use super::torchzip::open_zip;
 use super::torchzip::{self, TorchZip};
 use super::writer::write_model;
 use crate::arch::TensorSpec;

@@ -9,6 +9,7 @@ pub mod input;
 pub mod load;
 pub mod pickle;
 pub mod plan;
+pub mod range;
 pub mod single;
 pub mod torchzip;
 #[cfg(target_arch = "wasm32")]

@@ -10,7 +10,11 @@
 use super::index::{IndexMetadata, ModelIndex, FORMAT, FORMAT_VERSION};
 use super::input::{decode_f32, parse_header, to_f16, SrcTensor, MAX_HEADER};
 use super::plan::{check_pos_embed, plan, ConvertOptions, Plan};
-use super::torchzip::{self, TorchZip, ZIP_MAGIC};
+#[cfg(not(target_arch = "wasm32"))]
+pub use super::range::FileRange;
+use super::range::{check_digest, read_exact};
+pub use super::range::{MemoryRange, RangeSource};
+use super::torchzip::{self, Reading, ZIP_MAGIC};
 use crate::error::{Error, Result};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap};
@@ -31,22 +35,6 @@ pub fn legacy_torch(file: &str) -> Error {
 pub const DEFAULT_RANGE_BYTES: u64 = 8 << 20;
 /// Unused bytes between two needed tensors that are read anyway rather than starting a new range.
 const MAX_GAP: u64 = 1 << 20;
-
-/// A file read by byte ranges.
-#[allow(async_fn_in_trait)]
-pub trait RangeSource {
-    /// A short description for messages (a path or URL).
-    fn describe(&self) -> String;
-    /// The file's size in bytes (read before the end of a zip checkpoint is looked for).
-    async fn size(&self) -> Result<u64>;
-    /// Bytes `start..end` of the file: exactly `end - start` of them, or an error.
-    async fn read_range(&self, start: u64, end: u64) -> Result<Vec<u8>>;
-    /// The diffusers `config.json` beside the file, if there is one (it gives a VAE's GroupNorm groups and scaling
-    /// factor, a diffusers DiT's heads and sample size, as it does for `dit convert`).
-    async fn config_json(&self) -> Result<Option<Vec<u8>>> {
-        Ok(None)
-    }
-}
 
 /// How to read a single-file checkpoint.
 #[derive(Clone, Debug)]
@@ -142,63 +130,6 @@ fn defer(e: Error, deferred: &mut Option<Error>, hashing: bool) -> Result<()> {
     Ok(())
 }
 
-/// One range, checked to be exactly the bytes asked for.
-async fn read_exact<R: RangeSource>(src: &R, start: u64, end: u64) -> Result<Vec<u8>> {
-    let bytes = src.read_range(start, end).await?;
-    if bytes.len() as u64 != end - start {
-        return Err(Error::format(
-            src.describe(),
-            format!(
-                "asked for bytes {start}..{end} and got {} bytes; the file is truncated or the server does not honour Range requests",
-                bytes.len()
-            ),
-        ));
-    }
-    Ok(bytes)
-}
-
-/// Opens a PyTorch zip checkpoint of `size` bytes (see `weights::torchzip`): the end records, the central directory
-/// and `data.pkl` in three or four reads, and its tensor list.
-pub async fn open_zip<R: RangeSource>(src: &R, size: u64) -> Result<TorchZip> {
-    use torchzip::{EndRecord, TAIL};
-    let file = src.describe();
-    // torch.save writes no zip comment: the end records are in the last few KB (which hold none of the storages),
-    // else a zip comment hides them further up.
-    let mut tail_start = size.saturating_sub(torchzip::FIRST_TAIL);
-    let mut tail = read_exact(src, tail_start, size).await?;
-    let end = match torchzip::parse_end(&file, &tail, size) {
-        Ok(end) => end,
-        Err(_) if tail_start > 0 => {
-            tail_start = size.saturating_sub(TAIL);
-            tail = read_exact(src, tail_start, size).await?;
-            torchzip::parse_end(&file, &tail, size)?
-        }
-        Err(e) => return Err(e),
-    };
-    let dir = match end {
-        EndRecord::Plain(d) => d,
-        EndRecord::Zip64 { record, eocd } => {
-            let len = torchzip::ZIP64_EOCD_LEN;
-            let bytes = match record.checked_sub(tail_start) {
-                Some(at) => tail[at as usize..(at + len) as usize].to_vec(),
-                None => read_exact(src, record, record + len).await?,
-            };
-            torchzip::parse_zip64_end(&file, &bytes, eocd)?
-        }
-    };
-    let central = match dir.offset.checked_sub(tail_start) {
-        Some(at) => tail[at as usize..(at + dir.size) as usize].to_vec(),
-        None => read_exact(src, dir.offset, dir.offset + dir.size).await?,
-    };
-    let entries = torchzip::parse_central(&file, &central, dir)?;
-    let pkl = torchzip::pickle_entry(&file, &entries)?;
-    let e = &entries[pkl];
-    let span = read_exact(src, e.header, e.end).await?;
-    let at = torchzip::data_offset(&file, e, &span)?;
-    let tensors = torchzip::list_tensors(&file, &entries, pkl, &span[at..at + e.size as usize])?;
-    Ok(TorchZip { size, entries, tensors, central: dir.offset })
-}
-
 /// Puts the source tensors read so far together into the model's tensors: checks the stored position embedding,
 /// concatenates parts (diffusers' q, k, v), rounds to fp16 and hands each finished tensor on. With a digest to check,
 /// a bad value is kept until the digest is known (a corrupt file is an integrity error, whichever tensor it hit).
@@ -283,7 +214,7 @@ pub async fn load_single<R: RangeSource>(
     src: &R,
     opts: &SingleOptions,
     on_tensor: impl FnMut(&str, &[usize], &[u8]) -> Result<()>,
-    on_progress: impl FnMut(u64, u64),
+    mut on_progress: impl FnMut(u64, u64),
 ) -> Result<ModelIndex> {
     let file = src.describe();
     let head = read_exact(src, 0, 8).await?;
@@ -292,17 +223,24 @@ pub async fn load_single<R: RangeSource>(
         return Err(legacy_torch(&file));
     }
     let plan = if head[..4] == *ZIP_MAGIC {
-        let zip = open_zip(src, src.size().await?).await?;
+        let zip = torchzip::open_zip(src, src.size().await?).await?;
         let plan = plan(&file, &zip.tensors, config_json.as_ref(), &opts.convert)?;
-        let asm = Assembler::new(&file, &plan, opts.sha256.is_some(), on_tensor);
-        let asm = read_zip(src, &zip, &plan, opts, asm, on_progress).await?;
+        let mut asm = Assembler::new(&file, &plan, opts.sha256.is_some(), on_tensor);
+        let on_source = &mut |t: &SrcTensor, raw: &[u8]| asm.take(t, raw);
+        let on_progress = &mut on_progress;
+        let how = Reading { range_bytes: opts.range_bytes, sha256: &opts.sha256, on_source, on_progress };
+        torchzip::read_needed(src, &zip, &plan.sources(), how).await?;
         finish(&file, &plan, asm)?;
         plan
     } else {
         let (tensors, data_start, header) = read_safetensors_header(src, &head).await?;
         let plan = plan(&file, &tensors, config_json.as_ref(), &opts.convert)?;
-        let asm = Assembler::new(&file, &plan, opts.sha256.is_some(), on_tensor);
-        let asm = read_safetensors(src, &tensors, data_start, (&head, &header), &plan, opts, asm, on_progress).await?;
+        let mut asm = Assembler::new(&file, &plan, opts.sha256.is_some(), on_tensor);
+        let on_source = &mut |t: &SrcTensor, raw: &[u8]| asm.take(t, raw);
+        let on_progress = &mut on_progress;
+        let how = Reading { range_bytes: opts.range_bytes, sha256: &opts.sha256, on_source, on_progress };
+        let header = SafetensorsHeader { head: &head, header: &header, data_start, tensors: &tensors };
+        read_safetensors(src, header, &plan.sources(), how).await?;
         finish(&file, &plan, asm)?;
         plan
     };
@@ -334,17 +272,6 @@ fn finish<F>(file: &str, plan: &Plan, asm: Assembler<'_, F>) -> Result<()> {
     Ok(())
 }
 
-/// Checks the digest of everything hashed against the expected one.
-fn check_digest(file: &str, hasher: Option<Sha256>, expected: &Option<String>) -> Result<()> {
-    if let (Some(h), Some(expected)) = (hasher, expected) {
-        let actual = hex::encode(h.finalize());
-        if !actual.eq_ignore_ascii_case(expected) {
-            return Err(Error::Integrity { file: file.to_string(), expected: expected.clone(), actual });
-        }
-    }
-    Ok(())
-}
-
 /// The safetensors header after the 8 bytes of `head`: tensors with absolute offsets, the data start, the header.
 async fn read_safetensors_header<R: RangeSource>(src: &R, head: &[u8]) -> Result<(Vec<SrcTensor>, u64, Vec<u8>)> {
     let file = src.describe();
@@ -365,39 +292,41 @@ async fn read_safetensors_header<R: RangeSource>(src: &R, head: &[u8]) -> Result
     Ok((tensors, data_start, header))
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn read_safetensors<'p, R: RangeSource, F: FnMut(&str, &[usize], &[u8]) -> Result<()>>(
-    src: &R,
-    tensors: &[SrcTensor],
+/// A safetensors file's first 8 bytes and header (hashed first when the whole file is checked), where its data
+/// starts and its tensors (offsets absolute).
+struct SafetensorsHeader<'a> {
+    head: &'a [u8],
+    header: &'a [u8],
     data_start: u64,
-    (head, header): (&[u8], &[u8]),
-    plan: &'p Plan,
-    opts: &SingleOptions,
-    mut asm: Assembler<'p, F>,
-    mut on_progress: impl FnMut(u64, u64),
-) -> Result<Assembler<'p, F>> {
+    tensors: &'a [SrcTensor],
+}
+
+/// Reads the `needed` tensors' data in ranges of about `how.range_bytes` (every byte, with a digest to check).
+async fn read_safetensors<R: RangeSource>(
+    src: &R,
+    h: SafetensorsHeader<'_>,
+    needed: &[&SrcTensor],
+    how: Reading<'_>,
+) -> Result<()> {
     let file = src.describe();
-    let mut hasher = opts.sha256.as_ref().map(|_| {
-        let mut h = Sha256::new();
-        h.update(head);
-        h.update(header);
-        h
+    let mut hasher = how.sha256.as_ref().map(|_| {
+        let mut d = Sha256::new();
+        d.update(h.head);
+        d.update(h.header);
+        d
     });
-    let needed: Vec<&SrcTensor> = if hasher.is_some() {
-        let mut all: Vec<&SrcTensor> = tensors.iter().collect();
-        all.sort_by_key(|t| t.offset);
-        all
-    } else {
-        plan.sources()
-    };
-    let file_end = tensors.iter().map(|t| t.offset + (t.numel() * t.dtype.size()) as u64).max().unwrap_or(data_start);
-    let ranges = ranges(&needed, data_start, file_end, opts.range_bytes.max(1), hasher.is_some());
+    let mut all: Vec<&SrcTensor> = h.tensors.iter().collect();
+    all.sort_by_key(|t| t.offset);
+    let needed = if hasher.is_some() { &all[..] } else { needed };
+    let file_end =
+        h.tensors.iter().map(|t| t.offset + (t.numel() * t.dtype.size()) as u64).max().unwrap_or(h.data_start);
+    let ranges = ranges(needed, h.data_start, file_end, how.range_bytes.max(1), hasher.is_some());
     let total: u64 = ranges.iter().map(|r| r.end - r.start).sum();
     let mut read = 0u64;
     for r in &ranges {
         let bytes = read_exact(src, r.start, r.end).await?;
-        if let Some(h) = hasher.as_mut() {
-            h.update(&bytes);
+        if let Some(d) = hasher.as_mut() {
+            d.update(&bytes);
         }
         for t in &r.tensors {
             let len = t.numel() * t.dtype.size();
@@ -408,154 +337,12 @@ async fn read_safetensors<'p, R: RangeSource, F: FnMut(&str, &[usize], &[u8]) ->
                     format!("tensor `{}` overlaps another one; the header is corrupt", t.name),
                 ));
             };
-            asm.take(t, &bytes[at..at + len])?;
+            (how.on_source)(t, &bytes[at..at + len])?;
         }
         read += r.end - r.start;
-        on_progress(read, total);
+        (how.on_progress)(read, total);
     }
-    check_digest(&file, hasher, &opts.sha256)?;
-    Ok(asm)
-}
-
-/// Byte ranges over whole zip entries (indices into `zip.entries`): only the needed entries, an entry joining the
-/// range before it when it starts where that one ends (so a skipped entry is never read); or, with `contiguous`,
-/// every entry from byte 0 to the central directory.
-fn zip_ranges(zip: &TorchZip, needed: &[bool], max: u64, contiguous: bool) -> Vec<(u64, u64, Vec<usize>)> {
-    let mut out: Vec<(u64, u64, Vec<usize>)> = vec![];
-    let mut cursor = 0;
-    for (i, e) in zip.entries.iter().enumerate() {
-        if !contiguous && !needed[i] {
-            continue;
-        }
-        match out.last_mut() {
-            Some(r) if r.1 == e.header && e.end - r.0 <= max => {
-                r.1 = e.end;
-                r.2.push(i);
-            }
-            _ => out.push((if contiguous { cursor } else { e.header }, e.end, vec![i])),
-        }
-        cursor = e.end;
-    }
-    if contiguous {
-        match out.last_mut() {
-            Some(r) => r.1 = r.1.max(zip.central),
-            None => out.push((0, zip.central, vec![])),
-        }
-    }
-    out
-}
-
-/// Reads the storages of the needed tensors of a torch zip, one range of whole entries at a time, each entry's local
-/// header parsed from the range that holds its data.
-async fn read_zip<'p, R: RangeSource, F: FnMut(&str, &[usize], &[u8]) -> Result<()>>(
-    src: &R,
-    zip: &TorchZip,
-    plan: &'p Plan,
-    opts: &SingleOptions,
-    mut asm: Assembler<'p, F>,
-    mut on_progress: impl FnMut(u64, u64),
-) -> Result<Assembler<'p, F>> {
-    let file = src.describe();
-    let mut by_entry: HashMap<usize, Vec<&SrcTensor>> = HashMap::new();
-    for t in plan.sources() {
-        by_entry.entry(t.storage.parse().expect("an entry index")).or_default().push(t);
-    }
-    let needed: Vec<bool> = (0..zip.entries.len()).map(|i| by_entry.contains_key(&i)).collect();
-    let mut hasher = opts.sha256.as_ref().map(|_| Sha256::new());
-    let ranges = zip_ranges(zip, &needed, opts.range_bytes.max(1), hasher.is_some());
-    let mut total: u64 = ranges.iter().map(|r| r.1 - r.0).sum();
-    if hasher.is_some() {
-        total += zip.size - zip.central;
-    }
-    let mut read = 0u64;
-    for (start, end, entries) in &ranges {
-        let bytes = read_exact(src, *start, *end).await?;
-        if let Some(h) = hasher.as_mut() {
-            h.update(&bytes);
-        }
-        for i in entries.iter().filter(|&&i| needed[i]) {
-            let e = &zip.entries[*i];
-            let span = &bytes[(e.header - start) as usize..(e.end - start) as usize];
-            let at = torchzip::data_offset(&file, e, span)?;
-            let data = &span[at..at + e.size as usize];
-            for t in &by_entry[i] {
-                let es = t.dtype.size();
-                let from = t.offset as usize * es; // checked against the entry's size when the zip was opened
-                asm.take(t, &data[from..from + t.numel() * es])?;
-            }
-        }
-        read += end - start;
-        on_progress(read, total);
-    }
-    if let Some(h) = hasher.as_mut() {
-        h.update(&read_exact(src, zip.central, zip.size).await?);
-        on_progress(total, total);
-    }
-    check_digest(&file, hasher, &opts.sha256)?;
-    Ok(asm)
-}
-
-/// A file in memory (tests, or bytes the embedding page already holds), with an optional config.json.
-pub struct MemoryRange {
-    pub name: String,
-    pub bytes: Vec<u8>,
-    pub config_json: Option<Vec<u8>>,
-}
-
-impl RangeSource for MemoryRange {
-    fn describe(&self) -> String {
-        self.name.clone()
-    }
-    async fn config_json(&self) -> Result<Option<Vec<u8>>> {
-        Ok(self.config_json.clone())
-    }
-    async fn size(&self) -> Result<u64> {
-        Ok(self.bytes.len() as u64)
-    }
-    async fn read_range(&self, start: u64, end: u64) -> Result<Vec<u8>> {
-        let len = self.bytes.len() as u64;
-        if start > end || end > len {
-            return Err(Error::format(
-                &self.name,
-                format!("bytes {start}..{end} are past its end ({len} bytes); the file is truncated"),
-            ));
-        }
-        Ok(self.bytes[start as usize..end as usize].to_vec())
-    }
-}
-
-/// A file on disk.
-#[cfg(not(target_arch = "wasm32"))]
-pub struct FileRange(pub std::path::PathBuf);
-
-#[cfg(not(target_arch = "wasm32"))]
-impl RangeSource for FileRange {
-    fn describe(&self) -> String {
-        self.0.display().to_string()
-    }
-    async fn config_json(&self) -> Result<Option<Vec<u8>>> {
-        match self.0.parent().map(|d| d.join("config.json")).filter(|p| p.is_file()) {
-            Some(p) => std::fs::read(&p).map(Some).map_err(|e| Error::io(&p, e)),
-            None => Ok(None),
-        }
-    }
-    async fn size(&self) -> Result<u64> {
-        std::fs::metadata(&self.0).map(|m| m.len()).map_err(|e| Error::io(&self.0, e))
-    }
-    async fn read_range(&self, start: u64, end: u64) -> Result<Vec<u8>> {
-        use std::io::{Read, Seek, SeekFrom};
-        let mut f = std::fs::File::open(&self.0).map_err(|e| Error::io(&self.0, e))?;
-        let len = f.metadata().map_err(|e| Error::io(&self.0, e))?.len();
-        if start > end || end > len {
-            return Err(Error::format(
-                self.describe(),
-                format!("bytes {start}..{end} are past its end ({len} bytes); the file is truncated"),
-            ));
-        }
-        let mut buf = vec![0u8; (end - start) as usize];
-        f.seek(SeekFrom::Start(start)).and_then(|_| f.read_exact(&mut buf)).map_err(|e| Error::io(&self.0, e))?;
-        Ok(buf)
-    }
+    check_digest(&file, hasher, how.sha256)
 }
 
 #[cfg(test)]
