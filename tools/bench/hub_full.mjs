@@ -57,10 +57,12 @@ async function cdp() {
     } else if (msg.method) for (const l of listeners) l(msg);
   };
   return {
+    // A target that went away never answers: give up after 2 s.
     send: (method, params = {}, sessionId) => new Promise((res, rej) => {
       const m = { id: ++id, method, params, ...(sessionId ? { sessionId } : {}) };
       waiting.set(m.id, { res, rej });
       ws.send(JSON.stringify(m));
+      setTimeout(() => { if (waiting.delete(m.id)) rej(new Error(`${method}: no answer`)); }, 2000);
     }),
     on: (l) => listeners.push(l),
     close: () => ws.close(),
@@ -116,6 +118,9 @@ async function load(label) {
   hub.resetStats();
   sessions.clear();
   const page = await context.newPage();
+  const console_ = [];
+  page.on("console", (m) => { if (m.type() === "error" || m.type() === "warning") console_.push(m.text().slice(0, 2000)); });
+  page.on("pageerror", (e) => console_.push(`page error: ${e.message}`));
   await page.goto("about:blank");
   await watch(page);
   const stop = sampler();
@@ -123,16 +128,19 @@ async function load(label) {
   const q = `?model=${encodeURIComponent(model)}&endpoint=${encodeURIComponent(hub.url)}`;
   await page.goto(`${site.url}/${q}`);
   await page.waitForFunction(
-    () => !document.querySelector("[data-testid=generate]").disabled || !document.querySelector("[data-testid=error]").hidden,
+    () => !document.querySelector("[data-testid=generate]").disabled || !document.querySelector("[data-testid=error]").hidden ||
+      document.body.innerText.includes("DitError"),
     null, { timeout, polling: 500 });
   const seconds = (Date.now() - t0) / 1000;
   const heap = await stop();
   const err = page.locator("[data-testid=error]");
-  const error = (await err.isHidden()) ? null : `${await err.getAttribute("data-kind")}: ${await err.textContent()}`;
+  let error = (await err.isHidden()) ? null : `${await err.getAttribute("data-kind")}: ${await err.textContent()}`;
+  const text = await page.evaluate(() => document.body.innerText);
+  if (!error && text.includes("DitError")) error = text.slice(text.indexOf("DitError")).split("\n")[0];
   const s = hub.stats();
   const files = Object.fromEntries(Object.entries(s.files).map(([f, v]) => [f, { requests: v.requests, bytes: v.bytes }]));
   await page.close();
-  return { label, seconds, error, requests: s.requests, bytes: s.bytes, files, heap };
+  return { label, seconds, error, console: console_, requests: s.requests, bytes: s.bytes, files, heap };
 }
 
 const sizes = {};
@@ -155,6 +163,7 @@ else {
   const mb = (b) => `${(b / 1e6).toFixed(1)} MB`;
   for (const r of [first, second]) {
     console.log(`${r.label} load: ${r.seconds.toFixed(1)} s${r.error ? ` (error ${r.error})` : ""}; ${r.requests} requests, ${mb(r.bytes)} sent`);
+    for (const c of r.console) console.log(`  console: ${c}`);
     for (const [f, v] of Object.entries(r.files)) {
       const of = sizes[f] ? ` of ${mb(sizes[f])}` : "";
       console.log(`  ${f}: ${v.requests} requests, ${mb(v.bytes)}${of}`);
