@@ -121,7 +121,8 @@ async function load(label) {
   const console_ = [];
   page.on("console", (m) => { if (m.type() === "error" || m.type() === "warning") console_.push(m.text().slice(0, 2000)); });
   page.on("pageerror", (e) => console_.push(`page error: ${e.message}`));
-  await page.goto("about:blank");
+  // A page of the site's origin first, so that the model's page stays in the renderer the sessions are attached to.
+  await page.goto(`${site.url}/__blank`);
   await watch(page);
   const stop = sampler();
   const t0 = Date.now();
