@@ -5,38 +5,9 @@
 
 mod common;
 
+use common::{dit, fails_with, fixture};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
-}
-
-struct Out {
-    ok: bool,
-    stdout: String,
-    stderr: String,
-}
-
-fn dit(args: &[&str]) -> Out {
-    let o = Command::new(env!("CARGO_BIN_EXE_dit")).args(args).output().expect("run dit");
-    Out {
-        ok: o.status.success(),
-        stdout: String::from_utf8_lossy(&o.stdout).into(),
-        stderr: String::from_utf8_lossy(&o.stderr).into(),
-    }
-}
-
-/// Asserts a clean failure: non-zero exit, one `error:` line naming `what`, no panic.
-fn fails_with(args: &[&str], what: &str) {
-    let o = dit(args);
-    println!("dit {}\n  -> {}", args.join(" "), o.stderr.trim());
-    assert!(!o.ok, "expected failure for {args:?}");
-    assert!(!o.stderr.contains("panicked"), "panic for {args:?}: {}", o.stderr);
-    let lines: Vec<&str> = o.stderr.lines().filter(|l| !l.trim().is_empty()).collect();
-    assert_eq!(lines.len(), 1, "expected one line, got {:?}", lines);
-    assert!(lines[0].starts_with("error: ") && lines[0].contains(what), "{:?} lacks {what:?}", lines[0]);
-}
 
 fn write_int_npy(path: &Path, data: &[i64]) {
     use npyz::WriterBuilder;

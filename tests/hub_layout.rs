@@ -12,39 +12,16 @@
 
 mod common;
 
+use common::{converted, dit, fails_with, fixture, Tensors};
 use dit_wasm::error::Error;
-use dit_wasm::weights::convert::{convert, ConvertOptions};
-use dit_wasm::weights::single::{load_single, FileRange, MemoryRange, RangeSource, SingleOptions};
-use dit_wasm::weights::{for_each_tensor, read_index, DirSource};
+use dit_wasm::weights::convert::ConvertOptions;
+use dit_wasm::weights::single::{FileRange, MemoryRange, RangeSource, SingleOptions};
 use sha2::{Digest, Sha256};
 use std::cell::RefCell;
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
-
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
-}
 
 fn hub(name: &str) -> PathBuf {
     fixture("hub").join(name)
-}
-
-type Tensors = BTreeMap<String, (Vec<usize>, Vec<u8>)>;
-
-/// The tensors `dit convert` writes for `input`.
-fn converted(input: &Path, opts: &ConvertOptions) -> Tensors {
-    let tmp = tempfile::tempdir().unwrap();
-    convert(&[input.to_path_buf()], tmp.path(), opts).unwrap();
-    let src = DirSource(tmp.path().to_path_buf());
-    let index = pollster::block_on(read_index(&src)).unwrap();
-    let mut out = Tensors::new();
-    pollster::block_on(for_each_tensor(&src, &index, |n, s, b| {
-        out.insert(n.to_string(), (s.to_vec(), b.to_vec()));
-        Ok(())
-    }))
-    .unwrap();
-    out
 }
 
 /// A source that records every range read from the one it wraps.
@@ -69,18 +46,9 @@ impl<R: RangeSource> RangeSource for Counting<R> {
     }
 }
 
+/// The tensors one checkpoint read in place hands on.
 fn single<R: RangeSource>(src: &R, opts: &SingleOptions) -> Result<Tensors, Error> {
-    let mut out = Tensors::new();
-    pollster::block_on(load_single(
-        src,
-        opts,
-        |n, s, b| {
-            assert!(out.insert(n.to_string(), (s.to_vec(), b.to_vec())).is_none(), "{n} twice");
-            Ok(())
-        },
-        |_, _| {},
-    ))?;
-    Ok(out)
+    common::single(src, opts).map(|(t, _)| t)
 }
 
 /// Byte ranges of the data of the zip entries holding the storages of the tensors `skip` selects, from the zip crate
@@ -231,31 +199,6 @@ fn bad_bins_are_format_errors() {
     let got = single(&FileRange(pt.clone()), &SingleOptions { convert: conv.clone(), ..Default::default() }).unwrap();
     assert!(got == converted(&pt, &conv), "official.pt read in place differs from `dit convert`");
     assert!(try_bytes("intact", good).is_ok());
-}
-
-struct Out {
-    ok: bool,
-    stdout: String,
-    stderr: String,
-}
-
-fn dit(args: &[&str]) -> Out {
-    let o = Command::new(env!("CARGO_BIN_EXE_dit")).args(args).output().expect("run dit");
-    Out {
-        ok: o.status.success(),
-        stdout: String::from_utf8_lossy(&o.stdout).into(),
-        stderr: String::from_utf8_lossy(&o.stderr).into(),
-    }
-}
-
-fn fails_with(args: &[&str], what: &str) {
-    let o = dit(args);
-    println!("dit {}\n  -> {}", args.join(" "), o.stderr.trim());
-    assert!(!o.ok, "expected failure for {args:?}");
-    assert!(!o.stderr.contains("panicked"), "panic for {args:?}: {}", o.stderr);
-    let lines: Vec<&str> = o.stderr.lines().filter(|l| !l.trim().is_empty()).collect();
-    assert_eq!(lines.len(), 1, "expected one line, got {:?}", lines);
-    assert!(lines[0].starts_with("error: ") && lines[0].contains(what), "{:?} lacks {what:?}", lines[0]);
 }
 
 #[test]

@@ -5,6 +5,8 @@
 // Native only (processes, files, sockets).
 #![cfg(not(target_arch = "wasm32"))]
 
+mod common;
+
 use dit_wasm::hub::{fetch, local_location, HubCache, HubLocation};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -96,6 +98,22 @@ fn repos() -> tempfile::TempDir {
     root
 }
 
+/// `repos()` served by a started stand-in Hub, a temporary `HF_HOME` and the cache in it.
+fn started() -> (tempfile::TempDir, Hub, tempfile::TempDir, HubCache) {
+    let root = repos();
+    let hub = Hub::start(root.path());
+    let home = tempfile::tempdir().unwrap();
+    let cache = hub.cache(home.path());
+    (root, hub, home, cache)
+}
+
+/// The `Range` headers of the requests to the CDN origin (of the files whose path ends with `suffix`).
+fn cdn_ranges(stats: &serde_json::Value, suffix: &str) -> Vec<String> {
+    let log = stats["log"].as_array().unwrap();
+    let cdn = log.iter().filter(|e| e["origin"] == "cdn" && e["url"].as_str().unwrap().ends_with(suffix));
+    cdn.filter_map(|e| Some(e["range"].as_str()?.to_string())).collect()
+}
+
 fn loc(s: &str) -> HubLocation {
     HubLocation::parse(s).unwrap()
 }
@@ -132,10 +150,7 @@ fn one_line_error(e: dit_wasm::Error, what: &[&str]) -> String {
 
 #[test]
 fn a_pipeline_lands_in_the_cache_layout_and_a_second_fetch_makes_no_request() {
-    let root = repos();
-    let hub = Hub::start(root.path());
-    let home = tempfile::tempdir().unwrap();
-    let cache = hub.cache(home.path());
+    let (root, hub, home, cache) = started();
     let commit = hub.commit("acme/dit-pipe");
 
     let dir = fetch(&cache, &loc("hf://acme/dit-pipe")).unwrap();
@@ -184,10 +199,7 @@ fn a_pipeline_lands_in_the_cache_layout_and_a_second_fetch_makes_no_request() {
 
 #[test]
 fn a_subfolder_a_commit_and_a_component_repo() {
-    let root = repos();
-    let hub = Hub::start(root.path());
-    let home = tempfile::tempdir().unwrap();
-    let cache = hub.cache(home.path());
+    let (_root, hub, home, cache) = started();
     let commit = hub.commit("acme/dit-pipe");
 
     let t = fetch(&cache, &loc(&format!("hf://acme/dit-pipe@{commit}/transformer"))).unwrap();
@@ -211,22 +223,13 @@ fn a_subfolder_a_commit_and_a_component_repo() {
 
 #[test]
 fn a_dropped_connection_resumes_from_the_byte_it_reached() {
-    let root = repos();
-    let hub = Hub::start(root.path());
-    let home = tempfile::tempdir().unwrap();
-    let cache = hub.cache(home.path());
+    let (_root, hub, _home, cache) = started();
     let key = "acme/dit-pipe/transformer/diffusion_pytorch_model.bin";
     hub.control(serde_json::json!({"dropAfter": {key: 120_000}}));
     let dir = fetch(&cache, &loc("hf://acme/dit-pipe/transformer")).unwrap();
     assert_eq!(std::fs::read(dir.join("diffusion_pytorch_model.bin")).unwrap(), bytes(1, 300_000));
     let stats = hub.take_stats();
-    let resumed: Vec<&str> = stats["log"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["origin"] == "cdn" && e["url"].as_str().unwrap().ends_with(".bin"))
-        .filter_map(|e| e["range"].as_str())
-        .collect();
+    let resumed = cdn_ranges(&stats, ".bin");
     println!("ranges asked of the CDN: {resumed:?}; bytes served: {}", stats["files"][key]["bytes"]);
     let from: Vec<u64> =
         resumed.iter().filter_map(|r| r.strip_prefix("bytes=")?.strip_suffix('-')?.parse().ok()).collect();
@@ -236,10 +239,7 @@ fn a_dropped_connection_resumes_from_the_byte_it_reached() {
 
 #[test]
 fn a_resume_answered_with_the_whole_file_is_not_kept() {
-    let root = repos();
-    let hub = Hub::start(root.path());
-    let home = tempfile::tempdir().unwrap();
-    let cache = hub.cache(home.path());
+    let (_root, hub, home, cache) = started();
     let key = "acme/dit-pipe/transformer/diffusion_pytorch_model.bin";
     // Cut at 120000 bytes, then the resumed request gets the whole file appended: 420000 bytes, caught by the size
     // check, removed, and downloaded again from the start.
@@ -251,22 +251,13 @@ fn a_resume_answered_with_the_whole_file_is_not_kept() {
     let sizes: Vec<u64> = files_under(&blobs).iter().map(|b| std::fs::metadata(blobs.join(b)).unwrap().len()).collect();
     assert!(!sizes.contains(&420_000), "the wrong file is gone: {sizes:?}");
     let stats = hub.take_stats();
-    let ranges: Vec<&str> = stats["log"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["origin"] == "cdn")
-        .filter_map(|e| e["range"].as_str())
-        .collect();
+    let ranges = cdn_ranges(&stats, "");
     println!("ranges asked of the CDN: {ranges:?}; bytes served: {}", stats["files"][key]["bytes"]);
 }
 
 #[test]
 fn bad_cases_are_one_line_errors_and_leave_nothing_in_the_cache() {
-    let root = repos();
-    let hub = Hub::start(root.path());
-    let home = tempfile::tempdir().unwrap();
-    let cache = hub.cache(home.path());
+    let (_root, hub, home, cache) = started();
     let nothing_cached = |what: &str| {
         let snaps = files_under(home.path());
         let snaps: Vec<String> = snaps.into_iter().filter(|f| !f.starts_with("good/")).collect();
@@ -325,17 +316,17 @@ fn a_location_that_leaves_its_repo_is_refused_before_any_request() {
 }
 
 /// The `dit` binary with the Hub's environment variables.
+fn dit_env(args: &[&str], endpoint: &str, home: &Path) -> common::Out {
+    common::dit_with(args, |c| {
+        c.env("HF_ENDPOINT", endpoint).env("HF_HOME", home);
+        c.env_remove("HF_HUB_CACHE").env_remove("HF_TOKEN").env_remove("HF_HUB_OFFLINE");
+    })
+}
+
+/// `dit_env` as (success, stdout, stderr).
 fn dit(args: &[&str], endpoint: &str, home: &Path) -> (bool, String, String) {
-    let o = Command::new(env!("CARGO_BIN_EXE_dit"))
-        .args(args)
-        .env("HF_ENDPOINT", endpoint)
-        .env("HF_HOME", home)
-        .env_remove("HF_HUB_CACHE")
-        .env_remove("HF_TOKEN")
-        .env_remove("HF_HUB_OFFLINE")
-        .output()
-        .expect("run dit");
-    (o.status.success(), String::from_utf8_lossy(&o.stdout).into(), String::from_utf8_lossy(&o.stderr).into())
+    let o = dit_env(args, endpoint, home);
+    (o.ok, o.stdout, o.stderr)
 }
 
 /// The embedded demo model's DiT and VAE, served as Hub repos `acme/demo-dit` and `acme/demo-vae` of `dit convert`
@@ -412,5 +403,77 @@ fn dit_sample_from_hub_locations_equals_the_local_folders_and_a_second_run_makes
     assert!(png(&second) == png(&local));
     for repo in ["demo-dit", "demo-vae"] {
         assert!(home.path().join(format!("hub/models--acme--{repo}/refs/main")).is_file());
+    }
+}
+
+/// `tests/fixtures/hub` (the tiny repos in the official layout, tools/make_hub_fixtures.py) served as
+/// `facebook/<name>`.
+fn official_layout_repos() -> tempfile::TempDir {
+    let root = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(common::fixture("hub"), root.path().join("facebook")).unwrap();
+    root
+}
+
+#[test]
+fn dit_sample_from_an_official_layout_repo_equals_the_pipeline_folder_and_a_second_run_makes_no_request() {
+    let root = official_layout_repos();
+    let hub = Hub::start(root.path());
+    let home = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let o = |n: &str| out.path().join(n).to_string_lossy().into_owned();
+    let run = |model: &str, name: &str| {
+        let (png, npy) = (o(&format!("{name}.png")), o(&format!("{name}.npy")));
+        let a = ["sample", "--model", model, "--class", "7", "--class", "300", "--steps", "4", "--sampler", "ddim"];
+        let a: Vec<&str> =
+            a.into_iter().chain(["--seed", "3", "--quiet", "--out", &png, "--latent-out", &npy]).collect();
+        let r = dit_env(&a, &hub.url, home.path());
+        assert!(r.ok, "dit {}: {}", a.join(" "), r.stderr);
+        (std::fs::read(&png).unwrap(), std::fs::read(&npy).unwrap())
+    };
+    // The VAE is the pipeline's vae/ in both runs (no --vae).
+    let local = run(&common::fixture("hub/DiT-tiny").to_string_lossy(), "local");
+    assert_eq!(hub.take_stats()["requests"], 0);
+    let first = run("hf://facebook/DiT-tiny", "hub1");
+    let stats = hub.take_stats();
+    println!("first run: {} requests, {} bytes; files: {}", stats["requests"], stats["bytes"], stats["files"]);
+    assert!(stats["bytes"].as_u64().unwrap() > 6_000_000, "the two .bin files were downloaded");
+    assert!(stats["files"].get("facebook/DiT-tiny/scheduler/scheduler_config.json").is_none());
+    let second = run("hf://facebook/DiT-tiny", "hub2");
+    assert_eq!(hub.take_stats()["requests"], 0, "the second run asks the Hub nothing");
+    assert!(first.1 == local.1, "the same latent as from the pipeline folder");
+    assert!(first.0 == local.0, "the same image as from the pipeline folder");
+    assert!(second == local);
+    let repo = home.path().join("hub/models--facebook--DiT-tiny");
+    assert_eq!(std::fs::read_to_string(repo.join("refs/main")).unwrap(), hub.commit("facebook/DiT-tiny"));
+}
+
+#[test]
+fn official_layout_repos_that_cannot_load_are_one_line_errors_and_never_taken_for_a_model() {
+    let root = official_layout_repos();
+    let hub = Hub::start(root.path());
+    let home = tempfile::tempdir().unwrap();
+    let png = home.path().join("x.png");
+    let png = png.to_string_lossy();
+    let cases = [
+        ("PixArt-tiny", "PixArtTransformer2DModel (norm_type ada_norm_single), not DiT"),
+        ("DiT-truncated", "truncated"),
+        ("DiT-evil", "refuses the pickle global `os.system`"),
+    ];
+    for (name, says) in cases {
+        let model = format!("hf://facebook/{name}");
+        let a = ["sample", "--model", &model, "--class", "1", "--steps", "2", "--quiet", "--out", &png];
+        let first = common::failed(&a, dit_env(&a, &hub.url, home.path()), says);
+        let stats = hub.take_stats();
+        println!("{name}: {} requests, {} bytes", stats["requests"], stats["bytes"]);
+        // What is cached is the repo's own files, whole (no `.part` left), never a loadable model: a later run
+        // gives the same error without downloading anything again.
+        let blobs = home.path().join(format!("hub/models--facebook--{name}/blobs"));
+        assert!(files_under(&blobs).iter().all(|b| !b.ends_with(".part")), "{name}: {:?}", files_under(&blobs));
+        let again = common::failed(&a, dit_env(&a, &hub.url, home.path()), says);
+        assert_eq!(first, again, "{name}: a later run");
+        let stats = hub.take_stats();
+        assert_eq!(stats["bytes"], 0, "{name}: a later run downloads nothing: {stats}");
+        // Nor is anything written where the image would go.
+        assert!(!Path::new(&*png).exists(), "{name}: an image was written");
     }
 }

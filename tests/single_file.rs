@@ -5,48 +5,14 @@
 // Native only (a GPU through wgpu's native backends, files, processes); the browser tests are tests/web.rs.
 #![cfg(not(target_arch = "wasm32"))]
 
+mod common;
+
+use common::{converted, fixture, single};
 use dit_wasm::error::Error;
-use dit_wasm::weights::convert::{convert, ConvertOptions};
-use dit_wasm::weights::single::{load_single, FileRange, MemoryRange, RangeSource, SingleOptions};
-use dit_wasm::weights::{for_each_tensor, read_index, DirSource};
+use dit_wasm::weights::convert::ConvertOptions;
+use dit_wasm::weights::single::{FileRange, MemoryRange, RangeSource, SingleOptions};
 use sha2::{Digest, Sha256};
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
-}
-
-type Tensors = BTreeMap<String, (Vec<usize>, Vec<u8>)>;
-
-fn converted(input: &Path, opts: &ConvertOptions) -> Tensors {
-    let tmp = tempfile::tempdir().unwrap();
-    convert(&[input.to_path_buf()], tmp.path(), opts).unwrap();
-    let src = DirSource(tmp.path().to_path_buf());
-    let index = pollster::block_on(read_index(&src)).unwrap();
-    let mut out = Tensors::new();
-    pollster::block_on(for_each_tensor(&src, &index, |n, s, b| {
-        out.insert(n.to_string(), (s.to_vec(), b.to_vec()));
-        Ok(())
-    }))
-    .unwrap();
-    out
-}
-
-fn single<R: RangeSource>(src: &R, opts: &SingleOptions) -> Result<(Tensors, u64), Error> {
-    let mut out = Tensors::new();
-    let mut read = 0;
-    pollster::block_on(load_single(
-        src,
-        opts,
-        |n, s, b| {
-            assert!(out.insert(n.to_string(), (s.to_vec(), b.to_vec())).is_none(), "{n} twice");
-            Ok(())
-        },
-        |r, _| read = r,
-    ))?;
-    Ok((out, read))
-}
+use std::path::Path;
 
 fn memory(path: &Path) -> MemoryRange {
     let config = path.parent().unwrap().join("config.json");

@@ -278,8 +278,10 @@ def pattern(shape, seed):
     return struct.pack("<%df" % n, *(((i * 7 + seed) % 17 - 8) / 64.0 for i in range(n)))
 
 
-def vae_encoder(cfg):
-    """The AutoencoderKL encoder tensors of a diffusers config, in state_dict() order (encoder, then quant_conv)."""
+def vae_encoder(cfg, decoder=False, legacy=False):
+    """The AutoencoderKL encoder tensors of a diffusers config, in state_dict() order (encoder, then quant_conv); with
+    `decoder`, all of its tensors (encoder, decoder, quant_conv, post_quant_conv); with `legacy`, the mid blocks'
+    attention names of diffusers 0.12 (`query`, `key`, `value`, `proj_attn`) instead of `to_q`... `to_out.0`."""
     ch, lpb, lat = cfg["block_out_channels"], cfg["layers_per_block"], cfg["latent_channels"]
     t = collections.OrderedDict()
     conv = lambda n, o, i, k: t.update({f"{n}.weight": [o, i, k, k], f"{n}.bias": [o]})
@@ -294,6 +296,13 @@ def vae_encoder(cfg):
         if i != o:
             conv(f"{n}.conv_shortcut", o, i, 1)
 
+    def mid(n, c):
+        norm(f"{n}.attentions.0.group_norm", c)
+        for q in ("query", "key", "value", "proj_attn") if legacy else ("to_q", "to_k", "to_v", "to_out.0"):
+            lin(f"{n}.attentions.0.{q}", c, c)
+        for r in range(2):
+            resnet(f"{n}.resnets.{r}", c, c)
+
     conv("encoder.conv_in", ch[0], cfg["in_channels"], 3)
     prev = ch[0]
     for b, c in enumerate(ch):
@@ -303,14 +312,25 @@ def vae_encoder(cfg):
         if b != len(ch) - 1:
             conv(f"encoder.down_blocks.{b}.downsamplers.0.conv", c, c, 3)
     c = ch[-1]
-    norm("encoder.mid_block.attentions.0.group_norm", c)
-    for q in ("to_q", "to_k", "to_v", "to_out.0"):
-        lin(f"encoder.mid_block.attentions.0.{q}", c, c)
-    for r in range(2):
-        resnet(f"encoder.mid_block.resnets.{r}", c, c)
+    mid("encoder.mid_block", c)
     norm("encoder.conv_norm_out", c)
     conv("encoder.conv_out", 2 * lat, c, 3)
+    if decoder:
+        rev = list(reversed(ch))
+        conv("decoder.conv_in", rev[0], lat, 3)
+        prev = rev[0]
+        for b, c in enumerate(rev):
+            for r in range(lpb + 1):
+                resnet(f"decoder.up_blocks.{b}.resnets.{r}", prev if r == 0 else c, c)
+            prev = c
+            if b != len(rev) - 1:
+                conv(f"decoder.up_blocks.{b}.upsamplers.0.conv", c, c, 3)
+        mid("decoder.mid_block", rev[0])
+        norm("decoder.conv_norm_out", rev[-1])
+        conv("decoder.conv_out", cfg["out_channels"], rev[-1], 3)
     conv("quant_conv", 2 * lat, 2 * lat, 1)
+    if decoder:
+        conv("post_quant_conv", lat, lat, 1)
     return t
 
 

@@ -67,7 +67,8 @@ pub fn attention_with(
     let params =
         AttentionParams { tokens: tokens as u32, heads: heads as u32, d: d as u32, scale: 1.0 / (hd as f32).sqrt() };
     let groups = [(tokens as u32).div_ceil(BQ), heads as u32, batch as u32];
-    let flops = 4.0 * (batch * heads * tokens * tokens * hd) as f64;
+    // In f64: the product passes u32 (wasm32's usize) for the SD VAE's attention at 512 px.
+    let flops = 4.0 * [batch, heads, tokens, tokens, hd].iter().map(|&v| v as f64).product::<f64>();
     // The texture variant stages qkv (rows of 3D f32 values) into an rgba32float texture.
     if kernel == AttentionKernel::Auto && gpu.report.texture_linears && stageable(gpu, 12 * d, 3 * d / 4, rows) {
         let kern = gpu.kernel(&KernelSpec {

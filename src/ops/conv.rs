@@ -150,7 +150,8 @@ pub fn conv2d_slice(
     let [gy, gz, _] = grid(pixel_groups);
     let groups = [(cout as u32).div_ceil(32), gy, gz];
     let real_out = cout.min(conv.cout.saturating_sub(slice.co0));
-    let flops = 2.0 * (n * oh * ow * real_out * conv.ksize * conv.ksize * cin) as f64;
+    // In f64: the product passes u32 (wasm32's usize) for the SD VAE at 256 px.
+    let flops = 2.0 * [n, oh, ow, real_out, conv.ksize, conv.ksize, cin].iter().map(|&v| v as f64).product::<f64>();
     gpu.dispatch(
         &kern,
         "conv",

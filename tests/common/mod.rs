@@ -105,3 +105,87 @@ pub fn det_tensor(name: &str, shape: &[usize]) -> Vec<f32> {
         v
     }
 }
+
+/// A file under `tests/fixtures/`.
+pub fn fixture(name: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+}
+
+/// What a run of the `dit` binary gave.
+pub struct Out {
+    pub ok: bool,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs the `dit` binary.
+pub fn dit(args: &[&str]) -> Out {
+    dit_with(args, |_| {})
+}
+
+/// Runs the `dit` binary with its command adjusted first (environment variables).
+pub fn dit_with(args: &[&str], adjust: impl FnOnce(&mut std::process::Command)) -> Out {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_dit"));
+    cmd.args(args);
+    adjust(&mut cmd);
+    let o = cmd.output().expect("run dit");
+    Out {
+        ok: o.status.success(),
+        stdout: String::from_utf8_lossy(&o.stdout).into(),
+        stderr: String::from_utf8_lossy(&o.stderr).into(),
+    }
+}
+
+/// Asserts a clean failure: non-zero exit, one `error:` line naming `what`, no panic. Returns that line.
+pub fn fails_with(args: &[&str], what: &str) -> String {
+    failed(args, dit(args), what)
+}
+
+/// Asserts that `o`, the run of `dit args`, is a clean failure (see `fails_with`). Returns the error line.
+pub fn failed(args: &[&str], o: Out, what: &str) -> String {
+    println!("dit {}\n  -> {}", args.join(" "), o.stderr.trim());
+    assert!(!o.ok, "expected failure for {args:?}");
+    assert!(!o.stderr.contains("panicked"), "panic for {args:?}: {}", o.stderr);
+    let lines: Vec<&str> = o.stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "expected one line, got {:?}", lines);
+    assert!(lines[0].starts_with("error: ") && lines[0].contains(what), "{:?} lacks {what:?}", lines[0]);
+    lines[0].to_string()
+}
+
+/// Tensors by name: shape and the bytes handed on.
+pub type Tensors = std::collections::BTreeMap<String, (Vec<usize>, Vec<u8>)>;
+
+/// The tensors `dit convert` writes for `input`.
+pub fn converted(input: &std::path::Path, opts: &dit_wasm::weights::convert::ConvertOptions) -> Tensors {
+    use dit_wasm::weights::{for_each_tensor, read_index, DirSource};
+    let tmp = tempfile::tempdir().unwrap();
+    dit_wasm::weights::convert::convert(&[input.to_path_buf()], tmp.path(), opts).unwrap();
+    let src = DirSource(tmp.path().to_path_buf());
+    let index = pollster::block_on(read_index(&src)).unwrap();
+    let mut out = Tensors::new();
+    pollster::block_on(for_each_tensor(&src, &index, |n, s, b| {
+        out.insert(n.to_string(), (s.to_vec(), b.to_vec()));
+        Ok(())
+    }))
+    .unwrap();
+    out
+}
+
+/// The tensors one checkpoint read in place by byte ranges hands on (each once), and the bytes it reported read.
+pub fn single<R: dit_wasm::weights::single::RangeSource>(
+    src: &R,
+    opts: &dit_wasm::weights::single::SingleOptions,
+) -> Result<(Tensors, u64), dit_wasm::error::Error> {
+    let mut out = Tensors::new();
+    let mut read = 0;
+    pollster::block_on(dit_wasm::weights::single::load_single(
+        src,
+        opts,
+        |n, s, b| {
+            assert!(out.insert(n.to_string(), (s.to_vec(), b.to_vec())).is_none(), "{n} twice");
+            Ok(())
+        },
+        |r, _| read = r,
+    ))?;
+    Ok((out, read))
+}
