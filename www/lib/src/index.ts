@@ -32,7 +32,7 @@ export type * from "./types.js";
 
 /**
  * The Cache Storage caches the wasm module writes: weight shards, and the kernel choices tuned per GPU. The crate names
- * them in Rust constants (`CACHE_NAME` in src/weights/url.rs and src/tune/cache.rs);
+ * them in Rust constants (`CACHE_NAME` in src/weights/url/mod.rs and src/tune/cache.rs);
  * tests/scripts/contract.test.mjs checks that the two agree.
  */
 export const CACHE_NAMES = { weights: "dit-wasm-weights-v1", tuning: "dit-wasm-tuning-v1" } as const;

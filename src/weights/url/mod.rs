@@ -1,0 +1,183 @@
+//! Model files over HTTP in the browser (window or worker): byte-level progress, retries with backoff, the sha256 of
+//! every shard checked before use, and Cache Storage so that a second visit downloads no shard. A cached shard that
+//! fails its check is deleted and fetched again.
+
+#![cfg(target_arch = "wasm32")]
+
+use super::index::{ModelIndex, INDEX_FILE};
+use super::load::{verify_shard, Source};
+use crate::error::{Error, Result};
+use js_sys::{Object, Reflect, Uint8Array};
+use std::cell::Cell;
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_futures::JsFuture;
+
+mod dir;
+mod ranged;
+mod tensors;
+
+pub use dir::UrlSource;
+pub use ranged::RangeUrl;
+pub use tensors::{CachedRange, TensorCache};
+
+/// Name of the Cache Storage bucket holding shards.
+pub const CACHE_NAME: &str = "dit-wasm-weights-v1";
+/// Attempts per file before giving up (server errors and network failures; a 4xx fails at once).
+const ATTEMPTS: u32 = 4;
+
+fn js_err(e: JsValue) -> String {
+    e.dyn_ref::<js_sys::Error>()
+        .map(|e| String::from(e.message()))
+        .or_else(|| e.as_string())
+        .unwrap_or_else(|| format!("{e:?}"))
+}
+
+async fn sleep_ms(ms: i32) {
+    let promise = js_sys::Promise::new(&mut |resolve, _| {
+        let global = js_sys::global();
+        if let Ok(f) = Reflect::get(&global, &"setTimeout".into()) {
+            if let Some(f) = f.dyn_ref::<js_sys::Function>() {
+                let _ = f.call2(&global, &resolve, &JsValue::from(ms));
+            }
+        }
+    });
+    let _ = JsFuture::from(promise).await;
+}
+
+/// Default wait for a response or for the next bytes of a body before a request counts as stalled (and is retried).
+pub const DEFAULT_TIMEOUT_MS: u32 = 30_000;
+const TIMEOUT_MARK: &str = "dit-wasm: timed out";
+
+/// Starts `req` with an abort controller (so a stalled request can be cut).
+fn global_fetch(req: &web_sys::Request) -> std::result::Result<js_sys::Promise, JsValue> {
+    let global = js_sys::global();
+    if let Some(w) = global.dyn_ref::<web_sys::WorkerGlobalScope>() {
+        Ok(w.fetch_with_request(req))
+    } else if let Some(w) = global.dyn_ref::<web_sys::Window>() {
+        Ok(w.fetch_with_request(req))
+    } else {
+        Err(JsValue::from_str("no fetch in this context"))
+    }
+}
+
+/// A GET request (with a single `Range: bytes=N-M` header when given, a CORS-safelisted header: no preflight) and
+/// the controller that aborts it.
+fn get_request(
+    url: &str,
+    range: Option<(u64, u64)>,
+) -> std::result::Result<(web_sys::Request, web_sys::AbortController), (String, bool)> {
+    let controller = web_sys::AbortController::new().map_err(|e| (js_err(e), false))?;
+    let init = web_sys::RequestInit::new();
+    init.set_method("GET");
+    init.set_signal(Some(&controller.signal()));
+    // Some hosts refused Hub requests for their referrer; the weights need none.
+    let _ = Reflect::set(&init, &"referrerPolicy".into(), &"no-referrer".into());
+    if let Some((start, end)) = range {
+        // Parts of multi-GB files: kept by the loader in fp16, not twice in the HTTP cache.
+        let _ = Reflect::set(&init, &"cache".into(), &"no-store".into());
+        let headers = web_sys::Headers::new().map_err(|e| (js_err(e), false))?;
+        headers.set("Range", &format!("bytes={start}-{}", end - 1)).map_err(|e| (js_err(e), false))?;
+        init.set_headers(&headers);
+    }
+    let req = web_sys::Request::new_with_str_and_init(url, &init).map_err(|e| (js_err(e), false))?;
+    Ok((req, controller))
+}
+
+/// Awaits `promise`, giving up (and aborting the request) when it has not settled within `ms`: a stalled server is
+/// a retryable error, not a hang.
+async fn within(
+    promise: js_sys::Promise,
+    ms: u32,
+    controller: &web_sys::AbortController,
+    what: &str,
+) -> std::result::Result<JsValue, (String, bool)> {
+    let global = js_sys::global();
+    let mut timer_id = JsValue::UNDEFINED;
+    let timer = js_sys::Promise::new(&mut |_, reject| {
+        if let Ok(f) = Reflect::get(&global, &"setTimeout".into()) {
+            if let Some(f) = f.dyn_ref::<js_sys::Function>() {
+                timer_id =
+                    f.call3(&global, &reject, &JsValue::from(ms), &JsValue::from_str(TIMEOUT_MARK)).unwrap_or_default();
+            }
+        }
+    });
+    let race = js_sys::Promise::race(&js_sys::Array::of2(&promise, &timer));
+    let result = JsFuture::from(race).await;
+    // One timer per awaited chunk: clear it rather than leave thousands pending during a download.
+    if let Ok(f) = Reflect::get(&global, &"clearTimeout".into()) {
+        if let Some(f) = f.dyn_ref::<js_sys::Function>() {
+            let _ = f.call1(&global, &timer_id);
+        }
+    }
+    result.map_err(|e| {
+        if e.as_string().as_deref() == Some(TIMEOUT_MARK) {
+            controller.abort();
+            (format!("timed out: no {what} for {:.0} s", ms as f64 / 1000.0), true)
+        } else {
+            (format!("network error: {}", js_err(e)), true)
+        }
+    })
+}
+
+fn global_caches() -> Option<web_sys::CacheStorage> {
+    let global = js_sys::global();
+    if let Some(w) = global.dyn_ref::<web_sys::WorkerGlobalScope>() {
+        w.caches().ok()
+    } else if let Some(w) = global.dyn_ref::<web_sys::Window>() {
+        w.caches().ok()
+    } else {
+        None
+    }
+}
+
+/// The Cache Storage cache `name`, where this context has Cache Storage.
+pub(crate) async fn open_cache(name: &str) -> Option<web_sys::Cache> {
+    let caches = global_caches()?;
+    JsFuture::from(caches.open(name)).await.ok()?.dyn_into().ok()
+}
+
+/// The body cached under `url`, if any.
+pub(crate) async fn cache_get(cache: &web_sys::Cache, url: &str) -> Option<Vec<u8>> {
+    let hit = JsFuture::from(cache.match_with_str(url)).await.ok()?;
+    let resp: web_sys::Response = hit.dyn_into().ok()?;
+    let buf = JsFuture::from(resp.array_buffer().ok()?).await.ok()?;
+    Some(Uint8Array::new(&buf).to_vec())
+}
+
+/// Caches `bytes` under `url` (best effort: a full or refused cache is skipped).
+pub(crate) async fn cache_put(cache: &web_sys::Cache, url: &str, bytes: &[u8]) {
+    let arr = Uint8Array::from(bytes);
+    if let Ok(resp) = web_sys::Response::new_with_opt_buffer_source(Some(&arr)) {
+        let _ = JsFuture::from(cache.put_with_str(url, &resp)).await;
+    }
+}
+
+/// The typed error for an HTTP status that no retry will change (404, 401/403, other 4xx).
+fn status_error(url: &str, status: u16, text: &str) -> Error {
+    match status {
+        404 => Error::NotFound { url: url.to_string() },
+        401 | 403 => Error::Gated { url: url.to_string(), status },
+        _ => Error::Download { url: url.to_string(), msg: format!("HTTP {status} {text}") },
+    }
+}
+
+/// Whether this context says it is offline (`navigator.onLine === false`): then a request is not retried.
+fn offline() -> bool {
+    Reflect::get(&js_sys::global(), &"navigator".into())
+        .ok()
+        .and_then(|n| Reflect::get(&n, &"onLine".into()).ok())
+        .is_some_and(|v| v == JsValue::FALSE)
+}
+
+/// Reports `{ phase: "download", file, loaded, total, cached }` to the JS progress callback.
+pub fn report_download(progress: &Option<js_sys::Function>, file: &str, loaded: f64, total: f64, cached: bool) {
+    if let Some(f) = progress {
+        let ev = Object::new();
+        let _ = Reflect::set(&ev, &"phase".into(), &"download".into());
+        let _ = Reflect::set(&ev, &"file".into(), &file.into());
+        let _ = Reflect::set(&ev, &"loaded".into(), &loaded.into());
+        let _ = Reflect::set(&ev, &"total".into(), &total.into());
+        let _ = Reflect::set(&ev, &"cached".into(), &cached.into());
+        let _ = f.call1(&JsValue::NULL, &ev);
+    }
+}

@@ -1,0 +1,241 @@
+//! The fp16 tensors of a model read from one file, kept in Cache Storage for the next visit and for offline use.
+
+use super::ranged::RangeUrl;
+use super::*;
+
+/// The fp16 tensors of one model read from a single file (a Hub repo's component), kept in Cache Storage so that the
+/// next visit downloads nothing and works offline. Entries are keyed by a caller's key that names where the file
+/// came from (for the Hub: endpoint, repo, resolved commit and path) plus the file and tensor names, so another
+/// revision or file never reads them. A tensor is written only after the reader has checked it (shape, finite
+/// values), and the manifest (the model's index and its tensor list) is written last, once every tensor is stored:
+/// a model without its manifest does not count as cached, and a failed load deletes what it wrote.
+pub struct TensorCache {
+    cache: web_sys::Cache,
+    key: String,
+    /// The source file the tensors are written from (part of their keys).
+    file: std::cell::RefCell<String>,
+    /// Writes under way; awaited before the next range is read (so that at most a range's tensors wait in memory)
+    /// and before the manifest.
+    pending: std::cell::RefCell<Vec<js_sys::Promise>>,
+    /// The entries written by this load, deleted if it fails.
+    written: std::cell::RefCell<Vec<String>>,
+    /// Cleared when the storage cannot hold the model (then the load runs uncached).
+    enabled: Cell<bool>,
+}
+
+/// What the manifest of a cached model records.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Manifest {
+    file: String,
+    index: ModelIndex,
+    tensors: Vec<(String, Vec<usize>)>,
+}
+
+/// The origin of the synthetic URLs that key cached tensors (never fetched).
+const TENSOR_KEY_ORIGIN: &str = "https://tensors.dit-wasm.invalid";
+
+impl TensorCache {
+    /// The cache for the model `key` (see the type's doc), where this context has Cache Storage.
+    pub async fn open(key: &str) -> Option<TensorCache> {
+        let cache = open_cache(CACHE_NAME).await?;
+        Some(TensorCache {
+            cache,
+            key: format!("{TENSOR_KEY_ORIGIN}/{}", String::from(js_sys::encode_uri_component(key))),
+            file: Default::default(),
+            pending: Default::default(),
+            written: Default::default(),
+            enabled: Cell::new(true),
+        })
+    }
+
+    fn manifest_url(&self) -> String {
+        format!("{}/manifest", self.key)
+    }
+
+    fn tensor_url(&self, file: &str, name: &str) -> String {
+        let enc = |s: &str| String::from(js_sys::encode_uri_component(s));
+        format!("{}/{}/{}", self.key, enc(file), enc(name))
+    }
+
+    /// Hands every cached tensor to `on_tensor` (and reports progress as `cached`) when the whole model is cached;
+    /// `Ok(None)` when it is not (a missing or short entry deletes the manifest, so the model is fetched again).
+    pub async fn load(
+        &self,
+        progress: &Option<js_sys::Function>,
+        mut on_tensor: impl FnMut(&str, &[usize], &[u8]) -> Result<()>,
+    ) -> Result<Option<ModelIndex>> {
+        let Some(bytes) = cache_get(&self.cache, &self.manifest_url()).await else { return Ok(None) };
+        let Ok(m) = serde_json::from_slice::<Manifest>(&bytes) else {
+            let _ = JsFuture::from(self.cache.delete_with_str(&self.manifest_url())).await;
+            return Ok(None);
+        };
+        let total: f64 = m.tensors.iter().map(|(_, s)| (s.iter().product::<usize>() * 2) as f64).sum();
+        // Named in progress as the download named it (its URL), so that the page tells the files apart.
+        let label = m.index.metadata.extra.get("source").and_then(|v| v.as_str()).unwrap_or(&m.file).to_string();
+        let mut loaded = 0.0;
+        for (name, shape) in &m.tensors {
+            let bytes = cache_get(&self.cache, &self.tensor_url(&m.file, name)).await;
+            let Some(bytes) = bytes.filter(|b| b.len() == shape.iter().product::<usize>() * 2) else {
+                let _ = JsFuture::from(self.cache.delete_with_str(&self.manifest_url())).await;
+                return Ok(None);
+            };
+            on_tensor(name, shape, &bytes)?;
+            loaded += bytes.len() as f64;
+            report_download(progress, &label, loaded, total, true);
+        }
+        Ok(Some(m.index))
+    }
+
+    /// Sets the file that the next tensors come from.
+    pub fn set_file(&self, file: &str) {
+        *self.file.borrow_mut() = file.to_string();
+    }
+
+    /// Starts writing one checked tensor (fp16 bytes); the write is awaited by [`TensorCache::settle`].
+    pub fn put(&self, name: &str, bytes: &[u8]) {
+        if !self.enabled.get() {
+            return;
+        }
+        let url = self.tensor_url(&self.file.borrow(), name);
+        let arr = Uint8Array::from(bytes);
+        if let Ok(resp) = web_sys::Response::new_with_opt_buffer_source(Some(&arr)) {
+            self.pending.borrow_mut().push(self.cache.put_with_str(&url, &resp));
+            self.written.borrow_mut().push(url);
+        }
+    }
+
+    /// Awaits the writes under way; when one failed (a full storage), stops caching this model, deletes what it
+    /// wrote and says why (as a `notice` progress event).
+    pub async fn settle(&self, progress: &Option<js_sys::Function>) {
+        let pending: Vec<js_sys::Promise> = self.pending.borrow_mut().drain(..).collect();
+        let mut failed = None;
+        for p in pending {
+            if let Err(e) = JsFuture::from(p).await {
+                failed.get_or_insert(js_err(e));
+            }
+        }
+        if let Some(why) = failed {
+            if self.enabled.get() {
+                self.disable(progress, &format!("the browser refused to store it ({why})")).await;
+            }
+        }
+    }
+
+    /// Stops caching this model (it still loads) and tells the page why.
+    async fn disable(&self, progress: &Option<js_sys::Function>, why: &str) {
+        self.enabled.set(false);
+        self.discard().await;
+        if let Some(f) = progress {
+            let ev = Object::new();
+            let _ = Reflect::set(&ev, &"phase".into(), &"download".into());
+            let msg =
+                format!("this model is not kept for the next visit: {why}; it loads now and downloads again next time");
+            let _ = Reflect::set(&ev, &"notice".into(), &msg.into());
+            let _ = f.call1(&JsValue::NULL, &ev);
+        }
+    }
+
+    /// Checks, before a download of about `need` bytes of fp16 weights, that the storage quota can hold them
+    /// (`navigator.storage.estimate()`); where it cannot, the model runs uncached, with a notice.
+    pub async fn ensure_room(&self, need: u64, progress: &Option<js_sys::Function>) {
+        if !self.enabled.get() {
+            return;
+        }
+        let Some((usage, quota)) = storage_estimate().await else { return };
+        if usage + need as f64 > quota {
+            let why = format!(
+                "it needs about {:.0} MB and this site may store {:.0} MB more",
+                need as f64 / 1e6,
+                ((quota - usage) / 1e6).max(0.0)
+            );
+            self.disable(progress, &why).await;
+        }
+    }
+
+    /// Records the model as complete: awaits its tensors' writes, then writes the manifest. Returns whether the
+    /// model is now cached.
+    pub async fn commit(
+        &self,
+        index: &ModelIndex,
+        tensors: Vec<(String, Vec<usize>)>,
+        progress: &Option<js_sys::Function>,
+    ) -> bool {
+        self.settle(progress).await;
+        if !self.enabled.get() {
+            return false;
+        }
+        let m = Manifest { file: self.file.borrow().clone(), index: index.clone(), tensors };
+        let Ok(json) = serde_json::to_vec(&m) else { return false };
+        let arr = Uint8Array::from(json.as_slice());
+        let Ok(resp) = web_sys::Response::new_with_opt_buffer_source(Some(&arr)) else { return false };
+        if let Err(e) = JsFuture::from(self.cache.put_with_str(&self.manifest_url(), &resp)).await {
+            self.disable(progress, &format!("the browser refused to store it ({})", js_err(e))).await;
+            return false;
+        }
+        true
+    }
+
+    /// Deletes every entry this load wrote (a failed or refused load leaves nothing behind).
+    pub async fn discard(&self) {
+        let pending: Vec<js_sys::Promise> = self.pending.borrow_mut().drain(..).collect();
+        for p in pending {
+            let _ = JsFuture::from(p).await;
+        }
+        let written: Vec<String> = self.written.borrow_mut().drain(..).collect();
+        for url in written {
+            let _ = JsFuture::from(self.cache.delete_with_str(&url)).await;
+        }
+    }
+}
+
+/// `navigator.storage.estimate()`: (usage, quota) in bytes, where this context offers it.
+async fn storage_estimate() -> Option<(f64, f64)> {
+    let nav = Reflect::get(&js_sys::global(), &"navigator".into()).ok()?;
+    let storage = Reflect::get(&nav, &"storage".into()).ok().filter(|s| !s.is_undefined())?;
+    let f: js_sys::Function = Reflect::get(&storage, &"estimate".into()).ok()?.dyn_into().ok()?;
+    let promise: js_sys::Promise = f.call0(&storage).ok()?.dyn_into().ok()?;
+    let est = JsFuture::from(promise).await.ok()?;
+    let usage = Reflect::get(&est, &"usage".into()).ok()?.as_f64().unwrap_or(0.0);
+    let quota = Reflect::get(&est, &"quota".into()).ok()?.as_f64()?;
+    Some((usage, quota))
+}
+
+/// A [`RangeUrl`] whose reads first let the tensor writes of the previous range finish (bounding what waits in
+/// memory), and which checks the storage quota once the file's size is known.
+pub struct CachedRange<'a> {
+    pub src: &'a RangeUrl,
+    pub cache: Option<&'a TensorCache>,
+    checked: Cell<bool>,
+}
+
+impl<'a> CachedRange<'a> {
+    pub fn new(src: &'a RangeUrl, cache: Option<&'a TensorCache>) -> CachedRange<'a> {
+        CachedRange { src, cache, checked: Cell::new(false) }
+    }
+}
+
+impl crate::weights::range::RangeSource for CachedRange<'_> {
+    fn describe(&self) -> String {
+        self.src.url.clone()
+    }
+
+    async fn read_range(&self, start: u64, end: u64) -> Result<Vec<u8>> {
+        if let Some(c) = self.cache {
+            c.settle(&self.src.progress).await;
+            if let (false, Some(size)) = (self.checked.get(), self.src.known_size()) {
+                self.checked.set(true);
+                // f32 checkpoints (the official ones) become half their size in fp16.
+                c.ensure_room(size / 2, &self.src.progress).await;
+            }
+        }
+        self.src.read_range(start, end).await
+    }
+
+    async fn size(&self) -> Result<u64> {
+        self.src.size().await
+    }
+
+    async fn config_json(&self) -> Result<Option<Vec<u8>>> {
+        self.src.config_json().await
+    }
+}
