@@ -100,11 +100,15 @@ fn repos() -> tempfile::TempDir {
 
 /// `repos()` served by a started stand-in Hub, a temporary `HF_HOME` and the cache in it.
 fn started() -> (tempfile::TempDir, Hub, tempfile::TempDir, HubCache) {
-    let root = repos();
-    let hub = Hub::start(root.path());
-    let home = tempfile::tempdir().unwrap();
+    let (root, hub, home) = serving(repos());
     let cache = hub.cache(home.path());
     (root, hub, home, cache)
+}
+
+/// The stand-in Hub serving the repos under `root`, and an empty `HF_HOME`.
+fn serving(root: tempfile::TempDir) -> (tempfile::TempDir, Hub, tempfile::TempDir) {
+    let hub = Hub::start(root.path());
+    (root, hub, tempfile::tempdir().unwrap())
 }
 
 /// The `Range` headers of the requests to the CDN origin (of the files whose path ends with `suffix`).
@@ -346,10 +350,8 @@ fn demo_repos() -> tempfile::TempDir {
 
 #[test]
 fn dit_info_reads_a_hub_repo_into_hf_home_and_a_second_run_makes_no_request() {
-    let root = demo_repos();
     let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/demo/dit");
-    let hub = Hub::start(root.path());
-    let home = tempfile::tempdir().unwrap();
+    let (_root, hub, home) = serving(demo_repos());
     let (ok, out, err) = dit(&["info", "hf://acme/demo-dit"], &hub.url, home.path());
     assert!(ok, "{err}");
     assert!(out.contains("kind:        Dit") && out.contains("verified"), "{out}");
@@ -375,9 +377,7 @@ fn dit_info_reads_a_hub_repo_into_hf_home_and_a_second_run_makes_no_request() {
 
 #[test]
 fn dit_sample_from_hub_locations_equals_the_local_folders_and_a_second_run_makes_no_request() {
-    let root = demo_repos();
-    let hub = Hub::start(root.path());
-    let home = tempfile::tempdir().unwrap();
+    let (_root, hub, home) = serving(demo_repos());
     let out = tempfile::tempdir().unwrap();
     let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/demo");
     let run = |model: &str, vae: &str, png: &Path| {
@@ -416,9 +416,7 @@ fn official_layout_repos() -> tempfile::TempDir {
 
 #[test]
 fn dit_sample_from_an_official_layout_repo_equals_the_pipeline_folder_and_a_second_run_makes_no_request() {
-    let root = official_layout_repos();
-    let hub = Hub::start(root.path());
-    let home = tempfile::tempdir().unwrap();
+    let (_root, hub, home) = serving(official_layout_repos());
     let out = tempfile::tempdir().unwrap();
     let o = |n: &str| out.path().join(n).to_string_lossy().into_owned();
     let run = |model: &str, name: &str| {
@@ -449,9 +447,7 @@ fn dit_sample_from_an_official_layout_repo_equals_the_pipeline_folder_and_a_seco
 
 #[test]
 fn official_layout_repos_that_cannot_load_are_one_line_errors_and_never_taken_for_a_model() {
-    let root = official_layout_repos();
-    let hub = Hub::start(root.path());
-    let home = tempfile::tempdir().unwrap();
+    let (_root, hub, home) = serving(official_layout_repos());
     let png = home.path().join("x.png");
     let png = png.to_string_lossy();
     let cases = [

@@ -87,6 +87,21 @@ export async function startHubServer({ root, port = 0, cdnPort = 0, host = "127.
     return faults;
   }
 
+  /**
+   * A file request of the Hub's origin: recorded, then answered with the Hub's error (no such repo, revision or file;
+   * gated) and `null`, or the located file with its ETag for the caller to answer.
+   */
+  async function admit(req, res, owner, name, rev, rest) {
+    const loc = locate(owner, name, rev, rest.join("/"));
+    record(req, res, "hub", loc.file ? `${loc.repo}/${loc.file}` : null);
+    const refused = loc.status ? loc : gate(req, loc.repo);
+    if (refused) {
+      error(res, refused, cors(req));
+      return null;
+    }
+    return { ...loc, etag: await etagOf(loc) };
+  }
+
   /** The repo file a request names, or an error {status, code, message}. */
   function locate(owner, name, rev, file) {
     const repo = `${owner}/${name}`;
@@ -274,12 +289,9 @@ export async function startHubServer({ root, port = 0, cdnPort = 0, host = "127.
     // /<owner>/<name>/resolve/<rev>/<path...>
     if (seg.length >= 5 && seg[2] === "resolve") {
       const [owner, name, , rev, ...rest] = seg;
-      const loc = locate(owner, name, rev, rest.join("/"));
-      record(req, res, "hub", loc.file ? `${loc.repo}/${loc.file}` : null);
-      if (loc.status) return error(res, loc, cors(req));
-      const refused = gate(req, loc.repo);
-      if (refused) return error(res, refused, cors(req));
-      const etag = await etagOf(loc);
+      const loc = await admit(req, res, owner, name, rev, rest);
+      if (!loc) return;
+      const etag = loc.etag;
       const headers = { ...cors(req), "x-repo-commit": loc.commit, etag: `"${etag}"`, "content-length": 0 };
       const file = loc.file.split("/").map(encodeURIComponent).join("/");
       if (loc.large) {
@@ -293,12 +305,9 @@ export async function startHubServer({ root, port = 0, cdnPort = 0, host = "127.
     // /api/resolve-cache/models/<owner>/<name>/<commit>/<path...>
     if (seg[0] === "api" && seg[1] === "resolve-cache" && seg[2] === "models" && seg.length >= 7) {
       const [, , , owner, name, commit, ...rest] = seg;
-      const loc = locate(owner, name, commit, rest.join("/"));
-      record(req, res, "hub", loc.file ? `${loc.repo}/${loc.file}` : null);
-      if (loc.status) return error(res, loc, cors(req));
-      const refused = gate(req, loc.repo);
-      if (refused) return error(res, refused, cors(req));
-      const etag = await etagOf(loc);
+      const loc = await admit(req, res, owner, name, commit, rest);
+      if (!loc) return;
+      const etag = loc.etag;
       const type = loc.file.endsWith(".json") ? "application/json" : "application/octet-stream";
       return sendFile(req, res, loc, { ...cors(req), "x-repo-commit": loc.commit, etag: `"${etag}"`, "content-type": type });
     }

@@ -12,14 +12,13 @@ import os from "node:os";
 import path from "node:path";
 import { chromium } from "playwright-core";
 import { serve } from "./server.mjs";
+import { ARGS, chromiumPath, errorKind, generate, LOAD, repo, site } from "./browser.mjs";
+
+/** One image of class 3: 10 DPM-Solver++ steps, guidance 4, seed 7 (the settings of the native runs compared). */
+const HUB_RUN = { steps: 10, classLabel: 3 };
 import { startHubServer } from "./hub-server.mjs";
 
-const repo = path.resolve(import.meta.dirname, "../..");
-const site = path.join(repo, "www/demo/dist");
 const fixtures = path.join(repo, "tests/fixtures");
-const LOAD = 300_000;
-const ARGS = ["--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-sandbox"];
-const chromiumPath = process.env.CHROMIUM ?? "/usr/bin/chromium";
 const WEIGHTS = /diffusion_pytorch_model\.(bin|safetensors)$/;
 
 let page, hub, browser, context, root;
@@ -77,28 +76,6 @@ async function open(query) {
   await p.goto(`${site_.url}/${query}`);
   await waitLoaded(p);
   return p;
-}
-
-async function errorKind(p) {
-  const e = p.locator("[data-testid=error]");
-  return (await e.isHidden()) ? null : { kind: await e.getAttribute("data-kind"), text: await e.textContent() };
-}
-
-/** Generates one image of class 3 (10 DPM-Solver++ steps, guidance 4, seed 7); returns its RGBA pixels. */
-async function generate(p) {
-  await p.fill("[data-testid=steps]", "10");
-  await p.selectOption("[data-testid=sampler]", "dpmpp2m");
-  await p.fill("[data-testid=seed]", "7");
-  await p.fill("[data-testid=cfg]", "4");
-  await p.fill("[data-testid=count]", "1");
-  await p.selectOption("[data-testid=class-select]", "3");
-  const n = await p.locator("[data-testid=result]").count();
-  await p.click("[data-testid=generate]");
-  await p.waitForFunction((k) => document.querySelectorAll("[data-testid=result]").length > k, n, { timeout: LOAD });
-  return p.evaluate(() => {
-    const c = document.querySelector("[data-testid=result]");
-    return Array.from(c.getContext("2d").getImageData(0, 0, c.width, c.height).data);
-  });
 }
 
 /** Weight bytes the stand-in sent per file since the last reset. */
@@ -160,7 +137,7 @@ test("?model=hf://<pipeline>&endpoint=<server> loads the official layout (.bin, 
   const ranges = stats.log.filter((r) => r.range).map((r) => r.range);
   assert.ok(ranges.length > 0 && ranges.every((r) => /^bytes=\d+-\d+$/.test(r)), `single ranges only: ${ranges.join(", ")}`);
   assert.ok(stats.log.some((r) => r.origin === "cdn" && r.status === 206), "weights come from the CDN origin after the 302");
-  const pixels = await generate(page);
+  const pixels = await generate(page, HUB_RUN);
   const d = maxDiff(nativeImage(["--model", path.join(fixtures, "hub/DiT-tiny")]), pixels);
   console.log(`browser (hf://test/DiT-tiny) vs native dit sample --model tests/fixtures/hub/DiT-tiny: max uint8 difference ${d}`);
   assert.ok(d <= 2, `max difference ${d} > 2`);
@@ -174,7 +151,7 @@ test("a second load (same profile) fetches no weight bytes; offline, a reload st
   const bytes = weightBytes();
   console.log("second load, weight bytes sent:", bytes, "page stats:", await again.evaluate(() => window.__ditStats));
   assert.equal(Object.values(bytes).reduce((a, b) => a + b, 0), 0, "no weight bytes");
-  const px = await generate(again);
+  const px = await generate(again, HUB_RUN);
   assert.deepEqual(px, page.pixels, "the cached weights give the same image");
   // The page's own files come from its service worker, the weights from Cache Storage.
   await again.waitForFunction(() => navigator.serviceWorker?.controller, null, { timeout: 60_000 });
@@ -184,7 +161,7 @@ test("a second load (same profile) fetches no weight bytes; offline, a reload st
     await again.reload();
     await waitLoaded(again);
     assert.equal(await errorKind(again), null, "no error offline");
-    const off = await generate(again);
+    const off = await generate(again, HUB_RUN);
     assert.deepEqual(off, page.pixels, "offline: the same image");
     console.log("offline reload: generated; requests that reached the stand-in:", hub.stats().requests);
   } finally {
@@ -220,7 +197,7 @@ test("a dropped connection resumes from the byte it reached, not from zero", asy
   const long = ranges.findIndex(([a, b]) => b - a + 1 > cut);
   assert.ok(long >= 0 && ranges[long + 1]?.[0] === ranges[long][0] + cut && ranges[long + 1][1] === ranges[long][1], "the next request asks for the rest of the part, from the byte reached");
   assert.ok(sent <= size, `${sent} bytes sent for ${size}: nothing was fetched twice`);
-  const px = await generate(p);
+  const px = await generate(p, HUB_RUN);
   const d = maxDiff(nativeImage(["--model", path.join(ditSt, "diffusion_pytorch_model.safetensors"), "--vae", path.join(fixtures, "vae_small/diffusion_pytorch_model.safetensors")]), px);
   console.log(`browser (hf://test/DiT-st-drop, safetensors) vs native: max uint8 difference ${d}`);
   assert.ok(d <= 2, `max difference ${d} > 2`);
@@ -277,7 +254,7 @@ test("where the storage cannot hold the model (writes refused over the quota), i
     console.log("notice:", await notice.textContent());
     assert.match(await notice.textContent(), /not kept for the next visit/);
     assert.ok(Object.values(weightBytes()).reduce((a, b) => a + b, 0) > 0, "weights were downloaded");
-    await generate(p);
+    await generate(p, HUB_RUN);
     assert.deepEqual(await cachedKeys(p, "test/DiT-st-quota|"), [], "nothing cached");
   } finally {
     await cdp.send("Storage.overrideQuotaForOrigin", { origin: site_.url });

@@ -10,13 +10,9 @@ import os from "node:os";
 import path from "node:path";
 import { chromium } from "playwright-core";
 import { serve } from "./server.mjs";
+import { ARGS, chromiumPath, errorKind, generate, LOAD, repo, site } from "./browser.mjs";
 
-const repo = path.resolve(import.meta.dirname, "../..");
-const site = path.join(repo, "www/demo/dist");
 const results = path.join(repo, "test-results");
-const LOAD = 300_000;
-const ARGS = ["--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-sandbox"];
-const chromiumPath = process.env.CHROMIUM ?? "/usr/bin/chromium";
 
 let server, browser, context;
 before(async () => {
@@ -40,27 +36,6 @@ async function open(query) {
     { timeout: LOAD },
   );
   return page;
-}
-
-async function errorKind(page) {
-  const e = page.locator("[data-testid=error]");
-  return (await e.isHidden()) ? null : { kind: await e.getAttribute("data-kind"), text: await e.textContent() };
-}
-
-/** Sets the controls and generates; returns the last result's RGBA pixels. */
-async function generate(page, { steps, sampler = "dpmpp2m", seed = 7, cfg = 4, count = 1 }) {
-  await page.fill("[data-testid=steps]", String(steps));
-  await page.selectOption("[data-testid=sampler]", sampler);
-  await page.fill("[data-testid=seed]", String(seed));
-  await page.fill("[data-testid=cfg]", String(cfg));
-  await page.fill("[data-testid=count]", String(count));
-  const before = await page.locator("[data-testid=result]").count();
-  await page.click("[data-testid=generate]");
-  await page.waitForFunction((n) => document.querySelectorAll("[data-testid=result]").length > n, before, { timeout: LOAD });
-  return page.evaluate(() => {
-    const c = document.querySelector("[data-testid=result]");
-    return Array.from(c.getContext("2d").getImageData(0, 0, c.width, c.height).data);
-  });
 }
 
 /** IEEE half -> number. */
