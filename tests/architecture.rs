@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 /// Each top-level module of the library (and the `dit` binary) with the modules it may import, bottom to top:
-/// `error`/`util` -> `arch`, `gpu` -> `weights` (arch only), `hub` (error only), `ops` (gpu), `diffusion` -> `model`
+/// `error`/`util` -> `arch`, `gpu` -> `weights` (arch only), `hub` (weights), `ops` (gpu), `diffusion` -> `model`
 /// -> `loader`, `tune` -> `pipeline` -> `bench` -> `web`, `bin`.
 const ALLOWED: &[(&str, &[&str])] = &[
     ("error", &[]),
@@ -17,7 +17,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("arch", &["error", "util"]),
     ("gpu", &["error", "util"]),
     ("weights", &["error", "util", "arch"]),
-    ("hub", &["error", "util"]),
+    ("hub", &["error", "util", "arch", "weights"]),
     ("ops", &["error", "util", "arch", "gpu"]),
     ("diffusion", &["error", "util", "gpu"]),
     ("model", &["error", "util", "arch", "gpu", "ops"]),

@@ -25,6 +25,7 @@
 
 use super::{is_commit, is_hub_location, HubLocation, DEFAULT_ENDPOINT};
 use crate::error::{Error, Result};
+use crate::weights::diffusers::{classify, Arch};
 use hf_hub::api::sync::{Api, ApiBuilder, ApiError, ApiRepo};
 use hf_hub::{Cache, Repo, RepoType};
 use std::path::{Path, PathBuf};
@@ -168,7 +169,21 @@ pub fn fetch(cache: &HubCache, loc: &HubLocation) -> Result<PathBuf> {
     let had_commit_ref = commit_ref.exists();
     // Downloads at the commit, so that every file comes from it even if the branch moves meanwhile.
     let repo = api.repo(Repo::with_revision(loc.repo_id(), RepoType::Model, commit.clone()));
-    let done = wanted.iter().try_for_each(|f| download(&repo, cache, loc, &snapshot, f));
+    // A config that describes another architecture is refused before any weight byte is downloaded.
+    let [transformer, vae] = COMPONENTS;
+    let check = |f: &Sibling| {
+        let want = match f.rfilename.rsplit_once('/') {
+            Some((dir, "config.json")) if dir.ends_with(transformer) => Some(Arch::Dit),
+            Some((dir, "config.json")) if dir.ends_with(vae) => Some(Arch::Vae),
+            Some((_, "config.json")) => None,
+            None if f.rfilename == "config.json" => None,
+            _ => return Ok(()),
+        };
+        let path = snapshot.join(&f.rfilename);
+        let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+        classify(&loc.resolve_url(&cache.endpoint, &f.rfilename), &bytes, want).map(|_| ())
+    };
+    let done = wanted.iter().try_for_each(|f| download(&repo, cache, loc, &snapshot, f).and_then(|_| check(f)));
     // hf-hub writes `refs/<commit>` for a download at a commit; Python's cache has none.
     if !had_commit_ref {
         let _ = std::fs::remove_file(&commit_ref);
