@@ -17,6 +17,10 @@ pub enum SamplerKind {
     /// DPM-Solver++(2M): multistep, data prediction, first order on the first and last steps (diffusers'
     /// `DPMSolverMultistepScheduler` with `lower_order_final` and `final_sigmas_type="zero"`).
     DpmSolverPp2m,
+    /// Flow models (SiT): Euler's ODE method over the uniform grid t = 0, 1/K, ..., 1 (0 = noise, 1 = data).
+    Euler,
+    /// Flow models (SiT): Heun's method (torchdiffeq's `heun2`) over the same grid: two forwards per step.
+    Heun,
 }
 
 impl SamplerKind {
@@ -25,7 +29,11 @@ impl SamplerKind {
             "ddpm" => Ok(SamplerKind::Ddpm),
             "ddim" => Ok(SamplerKind::Ddim),
             "dpmpp2m" | "dpm++2m" | "dpm-solver++" => Ok(SamplerKind::DpmSolverPp2m),
-            _ => Err(Error::input(format!("unknown sampler `{s}`: use ddpm, ddim or dpmpp2m"))),
+            "euler" => Ok(SamplerKind::Euler),
+            "heun" => Ok(SamplerKind::Heun),
+            _ => Err(Error::input(format!(
+                "unknown sampler `{s}`: use ddpm, ddim or dpmpp2m (DiT), euler or heun (SiT)"
+            ))),
         }
     }
 
@@ -34,11 +42,36 @@ impl SamplerKind {
         self == SamplerKind::Ddpm
     }
 
+    /// Whether the sampler integrates a flow (a SiT's velocity) rather than a diffusion (a DiT's eps).
+    pub fn flow(self) -> bool {
+        matches!(self, SamplerKind::Euler | SamplerKind::Heun)
+    }
+
+    /// Model evaluations per solver step.
+    pub fn stages(self) -> usize {
+        if self == SamplerKind::Heun {
+            2
+        } else {
+            1
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            SamplerKind::Ddpm => "ddpm",
+            SamplerKind::Ddim => "ddim",
+            SamplerKind::DpmSolverPp2m => "dpmpp2m",
+            SamplerKind::Euler => "euler",
+            SamplerKind::Heun => "heun",
+        }
+    }
+
     fn code(self) -> u32 {
         match self {
             SamplerKind::Ddpm => 0,
             SamplerKind::Ddim => 1,
             SamplerKind::DpmSolverPp2m => 2,
+            SamplerKind::Euler | SamplerKind::Heun => FLOW_FROM_X,
         }
     }
 }
@@ -67,6 +100,33 @@ impl CfgChannels {
             CfgChannels::Official => 3.min(channels),
             CfgChannels::All => channels,
         }
+    }
+}
+
+/// Shader kinds of the flow steps (sampler.wgsl): x' = x + c0 v, prev = x + c1 v; and x' = prev + c0 v, prev = x'.
+pub const FLOW_FROM_X: u32 = 3;
+pub const FLOW_FROM_PREV: u32 = 4;
+
+/// One model evaluation of a flow solver step: the time t fed to the model and the shader's (kind, c0, c1).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct FlowStage {
+    pub t: f64,
+    pub kind: u32,
+    pub c0: f64,
+    pub c1: f64,
+}
+
+/// The model evaluations of solver step `i` of `k` over the grid t_i = i / K (in f64).
+/// Euler: x' = x + h v(x, t_i) (prev gets the data estimate x + (1 - t_i) v).
+/// Heun: predictor x~ = x + h v1 with prev = x + h/2 v1, then x' = prev + h/2 v(x~, t_{i+1}).
+pub fn flow_stages(kind: SamplerKind, i: usize, k: usize) -> Vec<FlowStage> {
+    let (t, h) = (i as f64 / k as f64, 1.0 / k as f64);
+    match kind {
+        SamplerKind::Heun => vec![
+            FlowStage { t, kind: FLOW_FROM_X, c0: h, c1: 0.5 * h },
+            FlowStage { t: (i + 1) as f64 / k as f64, kind: FLOW_FROM_PREV, c0: 0.5 * h, c1: 0.0 },
+        ],
+        _ => vec![FlowStage { t, kind: FLOW_FROM_X, c0: h, c1: 1.0 - t }],
     }
 }
 
@@ -144,6 +204,10 @@ pub fn coefficients(kind: SamplerKind, s: &Schedule, i: usize, learn_sigma: bool
             };
             [c0, c1, a_coef, b_coef, c_coef, 0.0, 0.0]
         }
+        SamplerKind::Euler | SamplerKind::Heun => {
+            let st = flow_stages(kind, i, k_count)[0];
+            [st.c0, st.c1, 0.0, 0.0, 0.0, 0.0, 0.0]
+        }
     }
 }
 
@@ -207,6 +271,15 @@ impl Step {
     /// Writes step i's coefficients (f64 -> f32) into the uniform.
     pub fn set_coefficients(&self, gpu: &Gpu, c: [f64; 7]) {
         let p = StepParams { c: c.map(|v| v as f32), ..self.base };
+        gpu.write(&self.uniform, 0, bytemuck::bytes_of(&p));
+    }
+
+    /// Writes one flow stage (its shader kind and coefficients) into the uniform.
+    pub fn set_flow_stage(&self, gpu: &Gpu, s: &FlowStage) {
+        let mut c = [0.0f32; 7];
+        c[0] = s.c0 as f32;
+        c[1] = s.c1 as f32;
+        let p = StepParams { c, kind: s.kind, ..self.base };
         gpu.write(&self.uniform, 0, bytemuck::bytes_of(&p));
     }
 }
