@@ -13,8 +13,8 @@ use std::path::PathBuf;
 
 #[derive(Args)]
 pub struct SampleArgs {
-    /// DiT model directory, one checkpoint (.safetensors, or a PyTorch .bin / .pt; `FILE#heads=N` when not a paper preset, `FILE#arch=sit` for a SiT
-    /// preset), a diffusers folder: a pipeline (model_index.json; its vae/ is the default VAE) or the transformer
+    /// DiT model directory, one checkpoint (.safetensors, or a PyTorch .bin / .pt; `FILE#heads=N` when not a paper
+    /// preset, `FILE#arch=sit` for a SiT), a diffusers folder: a pipeline (model_index.json; its vae/ is the default VAE) or the transformer
     /// component, or a Hub location hf://OWNER/NAME[@REVISION][/SUBFOLDER] (HF_ENDPOINT, HF_HOME as the Hub's tools).
     /// Default: the embedded demo model, models/demo/dit (with its VAE, models/demo/vae).
     #[arg(long)]
