@@ -15,6 +15,7 @@
 // Flow models (SiT), where the guided output is the velocity v (t = 0 noise, t = 1 data):
 //   kind 3, from x:    x' = x + c0 v;     prev = x + c1 v  (Euler: the data estimate; Heun: the corrector's base)
 //   kind 4, from prev: x' = prev + c0 v;  prev = x'        (Heun's corrector)
+//   kind 5, SDE:       x' = c2 x + c0 v + c3 z;  prev = x + c1 v  (Euler-Maruyama, z this step's noise)
 // The diffusion kinds then store x0 in `prev` (DPM-Solver's history, and the preview of the current estimate).
 
 struct Params {
@@ -63,9 +64,11 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
         var base = xt;
         if (p.kind == 4u) {
             base = prev[i];
+        } else if (p.kind == 5u) {
+            base = p.c2 * xt + p.c3 * noise[i];
         }
         let xf = base + p.c0 * eps;
-        if (p.kind == 3u) {
+        if (p.kind != 4u) {
             prev[i] = xt + p.c1 * eps;
         } else {
             prev[i] = xf;

@@ -118,11 +118,20 @@ impl<'a> Sampling<'a> {
                 "sampler `{}` does not sample a {} model: use {}",
                 req.sampler.name(),
                 cfg.arch.name(),
-                if flow { "euler or heun (a SiT is a flow)" } else { "ddpm, ddim or dpmpp2m (a DiT is a diffusion)" }
+                if flow {
+                    "euler, heun or euler-maruyama (a SiT is a flow)"
+                } else {
+                    "ddpm, ddim or dpmpp2m (a DiT is a diffusion)"
+                }
             )));
         }
         let schedule = match (flow, req.steps) {
             (false, s) => Schedule::new(s)?,
+            (true, Spacing::Even(1)) if req.sampler == SamplerKind::EulerMaruyama => {
+                return Err(Error::input(
+                    "euler-maruyama needs at least 2 steps (the last is SiT's noiseless 0.04 step)",
+                ))
+            }
             (true, Spacing::Even(k)) if (1..=10_000).contains(&k) => {
                 Schedule { timesteps: vec![0; k], betas: vec![], alphas_cumprod: vec![] }
             }
@@ -209,6 +218,10 @@ impl<'a> Sampling<'a> {
         if self.req.sampler.flow() {
             // A flow: t in [0, 1] straight into the timestep embedding; Heun runs two forwards.
             let stages = flow_stages(self.req.sampler, i, k_steps);
+            if self.req.sampler.stochastic() {
+                let z = self.noise_at(i + 1);
+                self.gpu.write(&self.noise_buf.buf, 0, bytemuck::cast_slice(&z));
+            }
             for st in &stages {
                 self.gpu.write(&self.plan.t.buf, 0, bytemuck::cast_slice(&vec![st.t as f32; self.batch]));
                 self.step.set_flow_stage(self.gpu, st);

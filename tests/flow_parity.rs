@@ -5,6 +5,10 @@
 //! the updates in f64 on the CPU over the uniform grid t_i = i / K:
 //!   Euler: x <- x + (1/K) v(x, i/K)
 //!   Heun:  x~ = x + (1/K) v(x, i/K);  x <- x + (1/2K) (v(x, i/K) + v(x~, (i+1)/K))
+//!   Euler-Maruyama (SiT's `sample_sde` defaults: diffusion form "sigma" D(t) = 1 - t, last step "Mean" 0.04):
+//!     score = (alpha/d_alpha v - x) / (sigma^2 - alpha/d_alpha d_sigma sigma) with alpha = t, sigma = 1 - t,
+//!     drift = v + D score; over t = linspace(0, 0.96, K): x <- x + dt drift + sqrt(2 D) sqrt(dt) z_{i+1} for the
+//!     first K - 1 points, then x <- x + 0.04 drift(x, 0.96).
 // Native only (a GPU through wgpu's native backends, files, processes); the browser tests are tests/web.rs.
 #![cfg(not(target_arch = "wasm32"))]
 
@@ -20,8 +24,9 @@ const C: usize = 4;
 const CLASSES: [u32; 2] = [3, 417];
 const NULL: u32 = 1000;
 
-/// The fixture converted as a SiT into `tmp/sit`, and the fixed starting noise [1, N, C, 8, 8] in `tmp/n.npy`.
-fn prepared() -> (tempfile::TempDir, PathBuf, Vec<f32>) {
+/// The fixture converted as a SiT into `tmp/sit`, and fixed noise [STEPS_MAX + 1, N, C, 8, 8] in `tmp/n.npy`
+/// (the starting latent, then the noise of each step); the ODE samplers get only the starting latent.
+fn prepared(steps: usize) -> (tempfile::TempDir, PathBuf, Vec<f32>) {
     let tmp = tempfile::tempdir().unwrap();
     let model = tmp.path().join("sit");
     let o = dit(&[
@@ -36,8 +41,8 @@ fn prepared() -> (tempfile::TempDir, PathBuf, Vec<f32>) {
     ]);
     assert!(o.ok, "convert failed: {}", o.stderr);
     let n = CLASSES.len();
-    let noise: Vec<f32> = random(22, n * C * LATENT * LATENT, 1.7);
-    dit_wasm::npy::write_f32(&tmp.path().join("n.npy"), &[1, n, C, LATENT, LATENT], &noise).unwrap();
+    let noise: Vec<f32> = random(22, (steps + 1) * n * C * LATENT * LATENT, 1.7);
+    dit_wasm::npy::write_f32(&tmp.path().join("n.npy"), &[steps + 1, n, C, LATENT, LATENT], &noise).unwrap();
     (tmp, model, noise)
 }
 
@@ -92,7 +97,29 @@ fn reference(model: &Path, sampler: &str, steps: usize, scale: f64, noise: &[f32
         v
     };
     let h = 1.0 / steps as f64;
-    let mut x: Vec<f64> = noise.iter().map(|&v| v as f64).collect();
+    let mut x: Vec<f64> = noise[..per].iter().map(|&v| v as f64).collect();
+    if sampler == "euler-maruyama" {
+        let t1 = 1.0 - 0.04;
+        let drift = |x: &[f64], t: f64| -> Vec<f64> {
+            let v = velocity(x, t);
+            let (alpha, d_alpha, sigma, d_sigma) = (t, 1.0, 1.0 - t, -1.0);
+            let ratio = alpha / d_alpha;
+            let var = sigma * sigma - ratio * d_sigma * sigma;
+            let diffusion = 1.0 - t;
+            v.iter().zip(x).map(|(v, x)| v + diffusion * (ratio * v - x) / var).collect()
+        };
+        let dt = t1 / (steps - 1) as f64;
+        for i in 0..steps - 1 {
+            let t = i as f64 * dt;
+            let d = drift(&x, t);
+            let z = &noise[(i + 1) * per..(i + 2) * per];
+            let amp = (2.0 * (1.0 - t)).sqrt() * dt.sqrt();
+            x.iter_mut().zip(d.iter().zip(z)).for_each(|(x, (d, &z))| *x += dt * d + amp * z as f64);
+        }
+        let d = drift(&x, t1);
+        x.iter_mut().zip(&d).for_each(|(x, d)| *x += 0.04 * d);
+        return x.into_iter().map(|v| v as f32).collect();
+    }
     for i in 0..steps {
         let t = i as f64 * h;
         let v1 = velocity(&x, t);
@@ -110,10 +137,10 @@ fn reference(model: &Path, sampler: &str, steps: usize, scale: f64, noise: &[f32
 }
 
 fn parity(sampler: &str, steps: usize, cfg: f32) {
-    let (tmp, model, noise) = prepared();
+    let (tmp, model, noise) = prepared(steps);
     let got = sampled(tmp.path(), &model, sampler, steps, cfg);
     let want = reference(&model, sampler, steps, cfg as f64, &noise);
-    let moved = common::max_diff(&want, &noise);
+    let moved = common::max_diff(&want, &noise[..want.len()]);
     println!("{sampler}: the reference moved max {moved:.3e} from the noise");
     assert!(moved > 0.1, "the velocity is too small for the test to see a wrong step");
     check(&format!("SiT {sampler} K={steps} cfg={cfg}: final latent"), &got, &want, 1e-3);
@@ -130,8 +157,13 @@ fn heun_ode_matches_the_reference() {
 }
 
 #[test]
+fn euler_maruyama_sde_matches_the_reference() {
+    parity("euler-maruyama", 6, 4.0);
+}
+
+#[test]
 fn the_sampler_must_fit_the_model_kind() {
-    let (tmp, model, _) = prepared();
+    let (tmp, model, _) = prepared(1);
     let out = tmp.path().join("o.npy");
     let (m, o) = (model.to_str().unwrap(), out.to_str().unwrap());
     fails_with(&["sample", "--model", m, "--sampler", "ddpm", "--steps", "4", "--class", "1", "--out", o], "euler");

@@ -21,6 +21,10 @@ pub enum SamplerKind {
     Euler,
     /// Flow models (SiT): Heun's method (torchdiffeq's `heun2`) over the same grid: two forwards per step.
     Heun,
+    /// Flow models (SiT): the Euler-Maruyama SDE with SiT's sampling defaults (diffusion form "sigma", norm 1, last
+    /// step "Mean" of 0.04): K model evaluations, K - 1 noisy steps over `linspace(0, 0.96, K)` and a last noiseless
+    /// drift step of 0.04.
+    EulerMaruyama,
 }
 
 impl SamplerKind {
@@ -31,20 +35,21 @@ impl SamplerKind {
             "dpmpp2m" | "dpm++2m" | "dpm-solver++" => Ok(SamplerKind::DpmSolverPp2m),
             "euler" => Ok(SamplerKind::Euler),
             "heun" => Ok(SamplerKind::Heun),
+            "euler-maruyama" | "em" => Ok(SamplerKind::EulerMaruyama),
             _ => Err(Error::input(format!(
-                "unknown sampler `{s}`: use ddpm, ddim or dpmpp2m (DiT), euler or heun (SiT)"
+                "unknown sampler `{s}`: use ddpm, ddim or dpmpp2m (DiT), euler, heun or euler-maruyama (SiT)"
             ))),
         }
     }
 
     /// Whether each step draws Gaussian noise.
     pub fn stochastic(self) -> bool {
-        self == SamplerKind::Ddpm
+        matches!(self, SamplerKind::Ddpm | SamplerKind::EulerMaruyama)
     }
 
     /// Whether the sampler integrates a flow (a SiT's velocity) rather than a diffusion (a DiT's eps).
     pub fn flow(self) -> bool {
-        matches!(self, SamplerKind::Euler | SamplerKind::Heun)
+        matches!(self, SamplerKind::Euler | SamplerKind::Heun | SamplerKind::EulerMaruyama)
     }
 
     /// Model evaluations per solver step.
@@ -63,6 +68,7 @@ impl SamplerKind {
             SamplerKind::DpmSolverPp2m => "dpmpp2m",
             SamplerKind::Euler => "euler",
             SamplerKind::Heun => "heun",
+            SamplerKind::EulerMaruyama => "euler-maruyama",
         }
     }
 
@@ -71,7 +77,7 @@ impl SamplerKind {
             SamplerKind::Ddpm => 0,
             SamplerKind::Ddim => 1,
             SamplerKind::DpmSolverPp2m => 2,
-            SamplerKind::Euler | SamplerKind::Heun => FLOW_FROM_X,
+            SamplerKind::Euler | SamplerKind::Heun | SamplerKind::EulerMaruyama => FLOW_FROM_X,
         }
     }
 }
@@ -106,6 +112,10 @@ impl CfgChannels {
 /// Shader kinds of the flow steps (sampler.wgsl): x' = x + c0 v, prev = x + c1 v; and x' = prev + c0 v, prev = x'.
 pub const FLOW_FROM_X: u32 = 3;
 pub const FLOW_FROM_PREV: u32 = 4;
+/// The SDE step (sampler.wgsl): x' = c2 x + c0 v + c3 z, prev = x + c1 v.
+pub const FLOW_SDE: u32 = 5;
+/// SiT's SDE defaults: the last step ("Mean") is a noiseless drift step of this size, ending the grid at 1 - it.
+pub const SDE_LAST_STEP: f64 = 0.04;
 
 /// One model evaluation of a flow solver step: the time t fed to the model and the shader's (kind, c0, c1).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -114,19 +124,34 @@ pub struct FlowStage {
     pub kind: u32,
     pub c0: f64,
     pub c1: f64,
+    pub c2: f64,
+    pub c3: f64,
 }
 
 /// The model evaluations of solver step `i` of `k` over the grid t_i = i / K (in f64).
 /// Euler: x' = x + h v(x, t_i) (prev gets the data estimate x + (1 - t_i) v).
 /// Heun: predictor x~ = x + h v1 with prev = x + h/2 v1, then x' = prev + h/2 v(x~, t_{i+1}).
+/// Euler-Maruyama (SiT's linear path, velocity model, diffusion D(t) = 1 - t): the score from the velocity is
+/// (t v - x) / (1 - t), the drift v + D score; x' = x + dt drift + sqrt(2 D dt) z over `linspace(0, 0.96, K)`,
+/// and the last of the K evaluations x' = x + 0.04 drift(x, 0.96) without noise.
 pub fn flow_stages(kind: SamplerKind, i: usize, k: usize) -> Vec<FlowStage> {
     let (t, h) = (i as f64 / k as f64, 1.0 / k as f64);
     match kind {
         SamplerKind::Heun => vec![
-            FlowStage { t, kind: FLOW_FROM_X, c0: h, c1: 0.5 * h },
-            FlowStage { t: (i + 1) as f64 / k as f64, kind: FLOW_FROM_PREV, c0: 0.5 * h, c1: 0.0 },
+            FlowStage { t, kind: FLOW_FROM_X, c0: h, c1: 0.5 * h, c2: 0.0, c3: 0.0 },
+            FlowStage { t: (i + 1) as f64 / k as f64, kind: FLOW_FROM_PREV, c0: 0.5 * h, c1: 0.0, c2: 0.0, c3: 0.0 },
         ],
-        _ => vec![FlowStage { t, kind: FLOW_FROM_X, c0: h, c1: 1.0 - t }],
+        SamplerKind::EulerMaruyama => {
+            let t1 = 1.0 - SDE_LAST_STEP;
+            let grid = t1 / (k.max(2) - 1) as f64;
+            let last = i + 1 >= k;
+            let (t, dt) = if last { (t1, SDE_LAST_STEP) } else { (i as f64 * grid, grid) };
+            let d = 1.0 - t; // diffusion form "sigma", norm 1
+            let (a, b) = (1.0 + d * t / (1.0 - t), d / (1.0 - t)); // drift = a v - b x
+            let noise = if last { 0.0 } else { (2.0 * d * dt).sqrt() };
+            vec![FlowStage { t, kind: FLOW_SDE, c0: dt * a, c1: 1.0 - t, c2: 1.0 - dt * b, c3: noise }]
+        }
+        _ => vec![FlowStage { t, kind: FLOW_FROM_X, c0: h, c1: 1.0 - t, c2: 0.0, c3: 0.0 }],
     }
 }
 
@@ -204,7 +229,7 @@ pub fn coefficients(kind: SamplerKind, s: &Schedule, i: usize, learn_sigma: bool
             };
             [c0, c1, a_coef, b_coef, c_coef, 0.0, 0.0]
         }
-        SamplerKind::Euler | SamplerKind::Heun => {
+        SamplerKind::Euler | SamplerKind::Heun | SamplerKind::EulerMaruyama => {
             let st = flow_stages(kind, i, k_count)[0];
             [st.c0, st.c1, 0.0, 0.0, 0.0, 0.0, 0.0]
         }
@@ -279,6 +304,8 @@ impl Step {
         let mut c = [0.0f32; 7];
         c[0] = s.c0 as f32;
         c[1] = s.c1 as f32;
+        c[2] = s.c2 as f32;
+        c[3] = s.c3 as f32;
         let p = StepParams { c, kind: s.kind, ..self.base };
         gpu.write(&self.uniform, 0, bytemuck::bytes_of(&p));
     }
