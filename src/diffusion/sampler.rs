@@ -322,6 +322,27 @@ mod tests {
     }
 
     #[test]
+    fn flow_grids_are_sits() {
+        // Euler over t = i/K; Heun's corrector at t_{i+1} with half steps.
+        let e = flow_stages(SamplerKind::Euler, 3, 4);
+        assert_eq!((e.len(), e[0].t, e[0].c0), (1, 0.75, 0.25));
+        let h = flow_stages(SamplerKind::Heun, 3, 4);
+        assert_eq!((h[0].t, h[1].t, h[1].kind, h[1].c0), (0.75, 1.0, FLOW_FROM_PREV, 0.125));
+        // Euler-Maruyama: K - 1 noisy steps over linspace(0, 0.96, K), then the noiseless 0.04 step at 0.96.
+        let k = 5;
+        let first = flow_stages(SamplerKind::EulerMaruyama, 0, k)[0];
+        assert_eq!(first.t, 0.0);
+        assert!((first.c3 - (2.0 * 0.24f64).sqrt()).abs() < 1e-12);
+        let before_last = flow_stages(SamplerKind::EulerMaruyama, k - 2, k)[0];
+        assert!((before_last.t - 0.72).abs() < 1e-12);
+        let last = flow_stages(SamplerKind::EulerMaruyama, k - 1, k)[0];
+        assert!((last.t - 0.96).abs() < 1e-12 && last.c3 == 0.0);
+        assert!((last.c0 - 0.04 * 1.96).abs() < 1e-12 && (last.c2 - 0.96).abs() < 1e-12);
+        assert!(SamplerKind::parse("euler-maruyama").unwrap().stochastic());
+        assert!(SamplerKind::Heun.flow() && !SamplerKind::Ddim.flow());
+    }
+
+    #[test]
     fn dpm_final_step_returns_x0_and_first_step_is_first_order() {
         let s = Schedule::new(Spacing::Even(10)).unwrap();
         let first = coefficients(SamplerKind::DpmSolverPp2m, &s, 0, true);
