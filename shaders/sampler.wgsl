@@ -12,7 +12,11 @@
 //          logvar = f c5 + (1 - f) c4 with f = (v + 1) / 2 (v from the model; without learned sigma logvar = c4)
 //   kind 1, DDIM (eta 0):         eps' = (c0 x - x0) / c1;  x' = c2 x0 + c3 eps'
 //   kind 2, DPM-Solver++(2M):     x' = c2 x + c3 x0 + c4 (x0 - prev)
-// Every kind then stores x0 in `prev` (DPM-Solver's history, and the preview of the current estimate).
+// Flow models (SiT), where the guided output is the velocity v (t = 0 noise, t = 1 data):
+//   kind 3, from x:    x' = x + c0 v;     prev = x + c1 v  (Euler: the data estimate; Heun: the corrector's base)
+//   kind 4, from prev: x' = prev + c0 v;  prev = x'        (Heun's corrector)
+//   kind 5, SDE:       x' = c2 x + c0 v + c3 z;  prev = x + c1 v  (Euler-Maruyama, z this step's noise)
+// The diffusion kinds then store x0 in `prev` (DPM-Solver's history, and the preview of the current estimate).
 
 struct Params {
     count: u32,
@@ -56,6 +60,25 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
         eps = uncond + p.scale * (eps - uncond);
     }
     let xt = x[i];
+    if (p.kind >= 3u) {
+        var base = xt;
+        if (p.kind == 4u) {
+            base = prev[i];
+        } else if (p.kind == 5u) {
+            base = p.c2 * xt + p.c3 * noise[i];
+        }
+        let xf = base + p.c0 * eps;
+        if (p.kind != 4u) {
+            prev[i] = xt + p.c1 * eps;
+        } else {
+            prev[i] = xf;
+        }
+        x[i] = xf;
+        if (p.guided == 1u) {
+            x[p.count + i] = xf;
+        }
+        return;
+    }
     let x0 = p.c0 * xt - p.c1 * eps;
     var xn: f32;
     if (p.kind == 0u) {

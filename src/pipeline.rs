@@ -3,7 +3,7 @@
 //! the end.
 
 use crate::arch::null_class;
-use crate::diffusion::sampler::{coefficients, Step};
+use crate::diffusion::sampler::{coefficients, flow_stages, Step};
 use crate::diffusion::{CfgChannels, NoiseRng, SamplerKind, Schedule, Spacing};
 use crate::error::{Error, Result};
 use crate::gpu::{Arena, Gpu, Tensor};
@@ -34,7 +34,7 @@ pub struct SampleRequest {
     pub classes: Vec<u32>,
     /// Classifier-free guidance scale; 1 disables guidance (and halves the work).
     pub cfg_scale: f32,
-    /// The release's timestep respacing: `250` (even) or `ddim50`.
+    /// The release's timestep respacing: `250` (even) or `ddim50`; for the flow samplers `K` solver steps.
     pub steps: Spacing,
     pub sampler: SamplerKind,
     pub cfg_channels: CfgChannels,
@@ -69,7 +69,7 @@ pub struct StepInfo {
     /// Steps done (1..=total).
     pub step: usize,
     pub total: usize,
-    /// The training timestep just evaluated.
+    /// The training timestep just evaluated (a flow: 1000 t of the step's start, t in [0, 1]).
     pub timestep: usize,
     /// Seconds since sampling started.
     pub elapsed: f64,
@@ -112,7 +112,35 @@ impl<'a> Sampling<'a> {
         if !req.cfg_scale.is_finite() {
             return Err(Error::input(format!("guidance scale {} is not a finite number", req.cfg_scale)));
         }
-        let schedule = Schedule::new(req.steps)?;
+        let flow = cfg.arch.is_flow();
+        if flow != req.sampler.flow() {
+            return Err(Error::input(format!(
+                "sampler `{}` does not sample a {} model: use {}",
+                req.sampler.name(),
+                cfg.arch.name(),
+                if flow {
+                    "euler, heun or euler-maruyama (a SiT is a flow)"
+                } else {
+                    "ddpm, ddim or dpmpp2m (a DiT is a diffusion)"
+                }
+            )));
+        }
+        let schedule = match (flow, req.steps) {
+            (false, s) => Schedule::new(s)?,
+            (true, Spacing::Even(1)) if req.sampler == SamplerKind::EulerMaruyama => {
+                return Err(Error::input(
+                    "euler-maruyama needs at least 2 steps (the last is SiT's noiseless 0.04 step)",
+                ))
+            }
+            (true, Spacing::Even(k)) if (1..=10_000).contains(&k) => {
+                Schedule { timesteps: vec![0; k], betas: vec![], alphas_cumprod: vec![] }
+            }
+            (true, s) => {
+                return Err(Error::input(format!(
+                    "steps {s:?}: a flow sampler takes a number of solver steps between 1 and 10000"
+                )))
+            }
+        };
         let k_steps = schedule.len();
         let latent = req.latent_size.unwrap_or(cfg.input_size);
         let (c, hw) = (cfg.in_channels, latent * latent);
@@ -186,6 +214,23 @@ impl<'a> Sampling<'a> {
         let i = self.done;
         if i == k_steps {
             return Ok(None);
+        }
+        if self.req.sampler.flow() {
+            // A flow: t in [0, 1] straight into the timestep embedding; Heun runs two forwards.
+            let stages = flow_stages(self.req.sampler, i, k_steps);
+            if self.req.sampler.stochastic() {
+                let z = self.noise_at(i + 1);
+                self.gpu.write(&self.noise_buf.buf, 0, bytemuck::cast_slice(&z));
+            }
+            for st in &stages {
+                self.gpu.write(&self.plan.t.buf, 0, bytemuck::cast_slice(&vec![st.t as f32; self.batch]));
+                self.step.set_flow_stage(self.gpu, st);
+                self.gpu.run(self.plan.dispatches().iter().chain([&self.step.dispatch]));
+            }
+            self.gpu.sync().await?;
+            self.done += 1;
+            let timestep = (1000.0 * stages[0].t).round() as usize;
+            return Ok(Some(StepInfo { step: i + 1, total: k_steps, timestep, elapsed: now_seconds() - self.t0 }));
         }
         let t = self.schedule.timesteps[k_steps - 1 - i];
         self.gpu.write(&self.plan.t.buf, 0, bytemuck::cast_slice(&vec![t as f32; self.batch]));

@@ -245,7 +245,8 @@ fn sample_is_deterministic_and_rejects_bad_values() {
     bad(&["--cfg", "inf"], "not a finite number");
     bad(&["--steps", "0"], "between 1 and 1000");
     bad(&["--steps", "1001"], "between 1 and 1000");
-    bad(&["--sampler", "euler"], "unknown sampler");
+    bad(&["--sampler", "lms"], "unknown sampler");
+    bad(&["--sampler", "euler"], "does not sample a dit model");
     bad(&["--cfg-channels", "three"], "unknown guidance rule");
     bad(&["--class", "1001"], "class 1001 is out of range");
     bad(&["--class", "-1"], "negative");

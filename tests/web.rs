@@ -82,6 +82,7 @@ async fn dit_fixture(gpu: &Gpu) -> Dit {
         num_classes: 1000,
         input_size: 8,
         mlp_ratio: 4.0,
+        arch: Default::default(),
     };
     Dit::load(gpu, cfg, w).unwrap()
 }

@@ -39,6 +39,48 @@ pub struct DitConfig {
     /// MLP hidden width = mlp_ratio * D.
     #[serde(default = "default_mlp_ratio")]
     pub mlp_ratio: f64,
+    /// What the network was trained as: a DiT (diffusion, integer timesteps 0..999) or a SiT (a flow, float time in
+    /// [0, 1]). The weights cannot tell; absent in an index means DiT.
+    #[serde(default, skip_serializing_if = "Arch::is_dit")]
+    pub arch: Arch,
+}
+
+/// The model kind of a DiT network: the same layers and names, trained as a diffusion (DiT) or a flow (SiT).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Arch {
+    /// DiT (Peebles & Xie): eps prediction; the time input is the training timestep 0..999.
+    #[default]
+    Dit,
+    /// SiT (Ma et al.): velocity along x_t = t x + (1 - t) eps; the time input is t in [0, 1] (0 = noise), taken
+    /// straight into the timestep embedding (no x1000).
+    Sit,
+}
+
+impl Arch {
+    pub fn parse(s: &str) -> Result<Arch> {
+        match s {
+            "dit" => Ok(Arch::Dit),
+            "sit" => Ok(Arch::Sit),
+            _ => Err(Error::input(format!("unknown model kind `{s}`: use dit or sit"))),
+        }
+    }
+
+    pub fn is_dit(&self) -> bool {
+        *self == Arch::Dit
+    }
+
+    /// Whether the model is a flow (sampled by the flow samplers) rather than a diffusion.
+    pub fn is_flow(self) -> bool {
+        self == Arch::Sit
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Arch::Dit => "dit",
+            Arch::Sit => "sit",
+        }
+    }
 }
 
 fn default_mlp_ratio() -> f64 {
@@ -76,6 +118,7 @@ impl DitConfig {
             num_classes: 1000,
             input_size: resolution / 8,
             mlp_ratio: 4.0,
+            arch: Arch::Dit,
         })
     }
 

@@ -17,6 +17,14 @@ pub enum SamplerKind {
     /// DPM-Solver++(2M): multistep, data prediction, first order on the first and last steps (diffusers'
     /// `DPMSolverMultistepScheduler` with `lower_order_final` and `final_sigmas_type="zero"`).
     DpmSolverPp2m,
+    /// Flow models (SiT): Euler's ODE method over the uniform grid t = 0, 1/K, ..., 1 (0 = noise, 1 = data).
+    Euler,
+    /// Flow models (SiT): Heun's method (torchdiffeq's `heun2`) over the same grid: two forwards per step.
+    Heun,
+    /// Flow models (SiT): the Euler-Maruyama SDE with SiT's sampling defaults (diffusion form "sigma", norm 1, last
+    /// step "Mean" of 0.04): K model evaluations, K - 1 noisy steps over `linspace(0, 0.96, K)` and a last noiseless
+    /// drift step of 0.04.
+    EulerMaruyama,
 }
 
 impl SamplerKind {
@@ -25,13 +33,43 @@ impl SamplerKind {
             "ddpm" => Ok(SamplerKind::Ddpm),
             "ddim" => Ok(SamplerKind::Ddim),
             "dpmpp2m" | "dpm++2m" | "dpm-solver++" => Ok(SamplerKind::DpmSolverPp2m),
-            _ => Err(Error::input(format!("unknown sampler `{s}`: use ddpm, ddim or dpmpp2m"))),
+            "euler" => Ok(SamplerKind::Euler),
+            "heun" => Ok(SamplerKind::Heun),
+            "euler-maruyama" | "em" => Ok(SamplerKind::EulerMaruyama),
+            _ => Err(Error::input(format!(
+                "unknown sampler `{s}`: use ddpm, ddim or dpmpp2m (DiT), euler, heun or euler-maruyama (SiT)"
+            ))),
         }
     }
 
     /// Whether each step draws Gaussian noise.
     pub fn stochastic(self) -> bool {
-        self == SamplerKind::Ddpm
+        matches!(self, SamplerKind::Ddpm | SamplerKind::EulerMaruyama)
+    }
+
+    /// Whether the sampler integrates a flow (a SiT's velocity) rather than a diffusion (a DiT's eps).
+    pub fn flow(self) -> bool {
+        matches!(self, SamplerKind::Euler | SamplerKind::Heun | SamplerKind::EulerMaruyama)
+    }
+
+    /// Model evaluations per solver step.
+    pub fn stages(self) -> usize {
+        if self == SamplerKind::Heun {
+            2
+        } else {
+            1
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            SamplerKind::Ddpm => "ddpm",
+            SamplerKind::Ddim => "ddim",
+            SamplerKind::DpmSolverPp2m => "dpmpp2m",
+            SamplerKind::Euler => "euler",
+            SamplerKind::Heun => "heun",
+            SamplerKind::EulerMaruyama => "euler-maruyama",
+        }
     }
 
     fn code(self) -> u32 {
@@ -39,6 +77,7 @@ impl SamplerKind {
             SamplerKind::Ddpm => 0,
             SamplerKind::Ddim => 1,
             SamplerKind::DpmSolverPp2m => 2,
+            SamplerKind::Euler | SamplerKind::Heun | SamplerKind::EulerMaruyama => FLOW_FROM_X,
         }
     }
 }
@@ -67,6 +106,52 @@ impl CfgChannels {
             CfgChannels::Official => 3.min(channels),
             CfgChannels::All => channels,
         }
+    }
+}
+
+/// Shader kinds of the flow steps (sampler.wgsl): x' = x + c0 v, prev = x + c1 v; and x' = prev + c0 v, prev = x'.
+pub const FLOW_FROM_X: u32 = 3;
+pub const FLOW_FROM_PREV: u32 = 4;
+/// The SDE step (sampler.wgsl): x' = c2 x + c0 v + c3 z, prev = x + c1 v.
+pub const FLOW_SDE: u32 = 5;
+/// SiT's SDE defaults: the last step ("Mean") is a noiseless drift step of this size, ending the grid at 1 - it.
+pub const SDE_LAST_STEP: f64 = 0.04;
+
+/// One model evaluation of a flow solver step: the time t fed to the model and the shader's (kind, c0, c1).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct FlowStage {
+    pub t: f64,
+    pub kind: u32,
+    pub c0: f64,
+    pub c1: f64,
+    pub c2: f64,
+    pub c3: f64,
+}
+
+/// The model evaluations of solver step `i` of `k` over the grid t_i = i / K (in f64).
+/// Euler: x' = x + h v(x, t_i) (prev gets the data estimate x + (1 - t_i) v).
+/// Heun: predictor x~ = x + h v1 with prev = x + h/2 v1, then x' = prev + h/2 v(x~, t_{i+1}).
+/// Euler-Maruyama (SiT's linear path, velocity model, diffusion D(t) = 1 - t): the score from the velocity is
+/// (t v - x) / (1 - t), the drift v + D score; x' = x + dt drift + sqrt(2 D dt) z over `linspace(0, 0.96, K)`,
+/// and the last of the K evaluations x' = x + 0.04 drift(x, 0.96) without noise.
+pub fn flow_stages(kind: SamplerKind, i: usize, k: usize) -> Vec<FlowStage> {
+    let (t, h) = (i as f64 / k as f64, 1.0 / k as f64);
+    match kind {
+        SamplerKind::Heun => vec![
+            FlowStage { t, kind: FLOW_FROM_X, c0: h, c1: 0.5 * h, c2: 0.0, c3: 0.0 },
+            FlowStage { t: (i + 1) as f64 / k as f64, kind: FLOW_FROM_PREV, c0: 0.5 * h, c1: 0.0, c2: 0.0, c3: 0.0 },
+        ],
+        SamplerKind::EulerMaruyama => {
+            let t1 = 1.0 - SDE_LAST_STEP;
+            let grid = t1 / (k.max(2) - 1) as f64;
+            let last = i + 1 >= k;
+            let (t, dt) = if last { (t1, SDE_LAST_STEP) } else { (i as f64 * grid, grid) };
+            let d = 1.0 - t; // diffusion form "sigma", norm 1
+            let (a, b) = (1.0 + d * t / (1.0 - t), d / (1.0 - t)); // drift = a v - b x
+            let noise = if last { 0.0 } else { (2.0 * d * dt).sqrt() };
+            vec![FlowStage { t, kind: FLOW_SDE, c0: dt * a, c1: 1.0 - t, c2: 1.0 - dt * b, c3: noise }]
+        }
+        _ => vec![FlowStage { t, kind: FLOW_FROM_X, c0: h, c1: 1.0 - t, c2: 0.0, c3: 0.0 }],
     }
 }
 
@@ -144,6 +229,10 @@ pub fn coefficients(kind: SamplerKind, s: &Schedule, i: usize, learn_sigma: bool
             };
             [c0, c1, a_coef, b_coef, c_coef, 0.0, 0.0]
         }
+        SamplerKind::Euler | SamplerKind::Heun | SamplerKind::EulerMaruyama => {
+            let st = flow_stages(kind, i, k_count)[0];
+            [st.c0, st.c1, 0.0, 0.0, 0.0, 0.0, 0.0]
+        }
     }
 }
 
@@ -209,6 +298,17 @@ impl Step {
         let p = StepParams { c: c.map(|v| v as f32), ..self.base };
         gpu.write(&self.uniform, 0, bytemuck::bytes_of(&p));
     }
+
+    /// Writes one flow stage (its shader kind and coefficients) into the uniform.
+    pub fn set_flow_stage(&self, gpu: &Gpu, s: &FlowStage) {
+        let mut c = [0.0f32; 7];
+        c[0] = s.c0 as f32;
+        c[1] = s.c1 as f32;
+        c[2] = s.c2 as f32;
+        c[3] = s.c3 as f32;
+        let p = StepParams { c, kind: s.kind, ..self.base };
+        gpu.write(&self.uniform, 0, bytemuck::bytes_of(&p));
+    }
 }
 
 #[cfg(test)]
@@ -219,6 +319,27 @@ mod tests {
     #[test]
     fn params_match_the_wgsl_struct() {
         assert_eq!(std::mem::size_of::<StepParams>(), 64);
+    }
+
+    #[test]
+    fn flow_grids_are_sits() {
+        // Euler over t = i/K; Heun's corrector at t_{i+1} with half steps.
+        let e = flow_stages(SamplerKind::Euler, 3, 4);
+        assert_eq!((e.len(), e[0].t, e[0].c0), (1, 0.75, 0.25));
+        let h = flow_stages(SamplerKind::Heun, 3, 4);
+        assert_eq!((h[0].t, h[1].t, h[1].kind, h[1].c0), (0.75, 1.0, FLOW_FROM_PREV, 0.125));
+        // Euler-Maruyama: K - 1 noisy steps over linspace(0, 0.96, K), then the noiseless 0.04 step at 0.96.
+        let k = 5;
+        let first = flow_stages(SamplerKind::EulerMaruyama, 0, k)[0];
+        assert_eq!(first.t, 0.0);
+        assert!((first.c3 - (2.0 * 0.24f64).sqrt()).abs() < 1e-12);
+        let before_last = flow_stages(SamplerKind::EulerMaruyama, k - 2, k)[0];
+        assert!((before_last.t - 0.72).abs() < 1e-12);
+        let last = flow_stages(SamplerKind::EulerMaruyama, k - 1, k)[0];
+        assert!((last.t - 0.96).abs() < 1e-12 && last.c3 == 0.0);
+        assert!((last.c0 - 0.04 * 1.96).abs() < 1e-12 && (last.c2 - 0.96).abs() < 1e-12);
+        assert!(SamplerKind::parse("euler-maruyama").unwrap().stochastic());
+        assert!(SamplerKind::Heun.flow() && !SamplerKind::Ddim.flow());
     }
 
     #[test]

@@ -22,6 +22,8 @@ pub struct ConvertOptions {
     pub norm_groups: Option<usize>,
     /// Names of the classes (stored as `class_names` in the index metadata; the page shows them).
     pub class_names: Option<Vec<String>>,
+    /// What a DiT network was trained as (`dit` or `sit`): the weights cannot tell.
+    pub arch: crate::arch::Arch,
 }
 
 impl Default for ConvertOptions {
@@ -32,6 +34,7 @@ impl Default for ConvertOptions {
             input_size: None,
             norm_groups: None,
             class_names: None,
+            arch: crate::arch::Arch::Dit,
         }
     }
 }
@@ -170,6 +173,7 @@ pub fn infer_dit_config(tensors: &[SrcTensor], opts: &ConvertOptions) -> Result<
         num_classes: rows.saturating_sub(1),
         input_size: opts.input_size.or(from_pos).unwrap_or(32),
         mlp_ratio: mlp as f64 / d as f64,
+        arch: opts.arch,
     };
     cfg.validate()?;
     Ok(cfg)

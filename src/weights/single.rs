@@ -55,7 +55,7 @@ impl Default for SingleOptions {
 
 /// Splits `url#sha256=HEX&heads=N&input_size=S` into the URL and the options its fragment sets: the whole file's
 /// sha256, the attention heads of a DiT that is not a paper preset, the latent side of a DiT stored without its
-/// `pos_embed` (as `dit convert --heads / --input-size`).
+/// `pos_embed`, and the model kind `arch=sit` of a SiT (as `dit convert --heads / --input-size / --arch`).
 pub fn parse_location(location: &str) -> Result<(&str, SingleOptions)> {
     let mut opts = SingleOptions::default();
     let Some((url, fragment)) = location.split_once('#') else { return Ok((location, opts)) };
@@ -65,12 +65,15 @@ pub fn parse_location(location: &str) -> Result<(&str, SingleOptions)> {
                 opts.sha256 = Some(h.to_ascii_lowercase())
             }
             Some(("heads", n)) if n.parse::<usize>().is_ok_and(|n| n > 0) => opts.convert.heads = n.parse().ok(),
+            Some(("arch", a)) if crate::arch::Arch::parse(a).is_ok() => {
+                opts.convert.arch = crate::arch::Arch::parse(a)?
+            }
             Some(("input_size", n)) if n.parse::<usize>().is_ok_and(|n| n > 0) => {
                 opts.convert.input_size = n.parse().ok()
             }
             _ => {
                 return Err(Error::input(format!(
-                "{location}: unknown fragment `{kv}`; a single-file model takes #sha256=<64 hex digits>, &heads=<N> and &input_size=<latent side>"
+                "{location}: unknown fragment `{kv}`; a single-file model takes #sha256=<64 hex digits>, &heads=<N>, &input_size=<latent side> and &arch=dit|sit"
             )))
             }
         }

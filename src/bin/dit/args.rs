@@ -49,6 +49,9 @@ pub enum Cmd {
         /// A JSON list of class names to store with a DiT (the page and `dit info` show them).
         #[arg(long)]
         class_names: Option<PathBuf>,
+        /// What a DiT network was trained as: `dit` (diffusion) or `sit` (a flow, SiT); the weights cannot tell.
+        #[arg(long, default_value = "dit")]
+        arch: String,
     },
     /// Run one DiT forward: x [N,C,H,W], t [N], y [N] -> out [N,Cout,H,W] (all .npy).
     Forward {

@@ -112,7 +112,8 @@ pub async fn run(b: BenchArgs) -> Result<()> {
         let vae = loader::vae_at(&gpu, vae_dir).await?;
         let mut req = SampleRequest::new(vec![0]);
         req.steps = Spacing::Even(b.sample_steps);
-        req.sampler = SamplerKind::Ddim;
+        // One model evaluation per step: DDIM for a DiT, Euler for a SiT (a flow).
+        req.sampler = if dit.cfg.arch.is_flow() { SamplerKind::Euler } else { SamplerKind::Ddim };
         let mut times = vec![];
         for _ in 0..2 {
             let t0 = std::time::Instant::now();
@@ -121,7 +122,7 @@ pub async fn run(b: BenchArgs) -> Result<()> {
             times.push(t0.elapsed().as_secs_f64());
         }
         Some(
-            serde_json::json!({ "steps": b.sample_steps, "sampler": "ddim", "cfg": req.cfg_scale, "seconds_first": times[0], "seconds": times[1] }),
+            serde_json::json!({ "steps": b.sample_steps, "sampler": req.sampler.name(), "cfg": req.cfg_scale, "seconds_first": times[0], "seconds": times[1] }),
         )
     } else {
         None

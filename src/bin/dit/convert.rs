@@ -7,6 +7,7 @@ use dit_wasm::weights::diffusers::Arch;
 use dit_wasm::{Error, Result};
 use std::path::{Path, PathBuf};
 
+#[allow(clippy::too_many_arguments)]
 pub fn run(
     inputs: &[PathBuf],
     out: &Path,
@@ -15,7 +16,9 @@ pub fn run(
     input_size: Option<usize>,
     norm_groups: Option<usize>,
     class_names: Option<PathBuf>,
+    arch: &str,
 ) -> Result<()> {
+    let arch = dit_wasm::arch::Arch::parse(arch)?;
     let t0 = std::time::Instant::now();
     let class_names = match class_names {
         Some(p) => Some(
@@ -24,7 +27,7 @@ pub fn run(
         ),
         None => None,
     };
-    let opts = ConvertOptions { shard_mib, heads, input_size, norm_groups, class_names };
+    let opts = ConvertOptions { shard_mib, heads, input_size, norm_groups, class_names, arch };
     let inputs: Vec<PathBuf> = inputs.iter().map(|p| dit_wasm::hub::local_location(p)).collect::<Result<_>>()?;
     let jobs = match &inputs[..] {
         [one] => match pipeline_components(one)? {

@@ -96,6 +96,11 @@ fn show(index: &ModelIndex, tensors: usize, params: usize, what: &str) -> Result
     if m.kind == ModelKind::Dit {
         let cfg = dit_config(index, what)?;
         println!(
+            "model:       {} ({})",
+            cfg.arch.name(),
+            if cfg.arch.is_flow() { "a flow: euler, heun, euler-maruyama" } else { "a diffusion: ddpm, ddim, dpmpp2m" }
+        );
+        println!(
             "GMACs/image: {:.2} per forward at a {}x{} latent",
             cfg.macs(cfg.input_size) / 1e9,
             cfg.input_size,

@@ -79,8 +79,8 @@ async fn run(cli: Cli) -> Result<()> {
     match cli.cmd {
         Cmd::Gpu(a) => gpu::run(&a).await,
         Cmd::Info { dir } => info::run(&dir).await,
-        Cmd::Convert { inputs, out, shard_mib, heads, input_size, norm_groups, class_names } => {
-            convert::run(&inputs, &out, shard_mib, heads, input_size, norm_groups, class_names)
+        Cmd::Convert { inputs, out, shard_mib, heads, input_size, norm_groups, class_names, arch } => {
+            convert::run(&inputs, &out, shard_mib, heads, input_size, norm_groups, class_names, &arch)
         }
         Cmd::Forward { model, x, t, y, out, gpu } => forward::run(&model, &x, &t, &y, &out, &gpu).await,
         Cmd::Bench(b) => bench::run(b).await,

@@ -14,7 +14,7 @@ use std::path::PathBuf;
 #[derive(Args)]
 pub struct SampleArgs {
     /// DiT model directory, one checkpoint (.safetensors, or a PyTorch .bin / .pt; `FILE#heads=N` when not a paper
-    /// preset), a diffusers folder: a pipeline (model_index.json; its vae/ is the default VAE) or the transformer
+    /// preset, `FILE#arch=sit` for a SiT), a diffusers folder: a pipeline (model_index.json; its vae/ is the default VAE) or the transformer
     /// component, or a Hub location hf://OWNER/NAME[@REVISION][/SUBFOLDER] (HF_ENDPOINT, HF_HOME as the Hub's tools).
     /// Default: the embedded demo model, models/demo/dit (with its VAE, models/demo/vae).
     #[arg(long)]
@@ -29,12 +29,14 @@ pub struct SampleArgs {
     /// Guidance scale (the release samples with 4.0; 1 turns guidance off).
     #[arg(long, default_value_t = pipeline::DEFAULT_CFG_SCALE, allow_negative_numbers = true)]
     cfg: f32,
-    /// Steps as the release writes them: `250` (evenly respaced) or `ddim50`.
+    /// Steps as the release writes them: `250` (evenly respaced) or `ddim50`; a flow sampler: K solver steps.
     #[arg(long, default_value_t = pipeline::DEFAULT_STEPS.to_string())]
     steps: String,
-    /// ddpm (learned-variance DDPM, the paper's), ddim (eta 0) or dpmpp2m (DPM-Solver++(2M)).
-    #[arg(long, default_value = pipeline::DEFAULT_SAMPLER)]
-    sampler: String,
+    /// A DiT: ddpm (learned-variance DDPM, the paper's; the default), ddim (eta 0) or dpmpp2m (DPM-Solver++(2M)).
+    /// A SiT (a flow): euler (the default) or heun, ODE solvers over a uniform grid from t = 0 (noise) to 1 (data),
+    /// or euler-maruyama (SiT's SDE: K - 1 noisy steps to t = 0.96, then a last noiseless step of 0.04).
+    #[arg(long)]
+    sampler: Option<String>,
     /// Guidance on eps channels 0..2 as the release does (official) or on all four (all).
     #[arg(long, default_value = pipeline::DEFAULT_CFG_CHANNELS)]
     cfg_channels: String,
@@ -65,7 +67,7 @@ pub async fn run(mut a: SampleArgs) -> Result<()> {
     if let Some(p) = &a.latent_out {
         check_writable(p)?;
     }
-    let sampler = SamplerKind::parse(&a.sampler)?;
+    let sampler = a.sampler.as_deref().map(SamplerKind::parse).transpose()?;
     let cfg_channels = CfgChannels::parse(&a.cfg_channels)?;
     let steps = Spacing::parse(&a.steps)?;
     steps.timesteps()?;
@@ -105,6 +107,11 @@ pub async fn run(mut a: SampleArgs) -> Result<()> {
     if vae.is_none() && a.out.extension().is_some_and(|e| e == "png") {
         return Err(Error::input("a .png output needs --vae DIR"));
     }
+    let sampler = match sampler {
+        Some(s) => s,
+        None if dit.cfg.arch.is_flow() => SamplerKind::Euler,
+        None => SamplerKind::parse(pipeline::DEFAULT_SAMPLER)?,
+    };
     let req = SampleRequest {
         classes,
         cfg_scale: a.cfg,

@@ -1,0 +1,183 @@
+//! SiT flow samplers: `dit sample --sampler euler|heun` on the DiT fixture dit_p2_hd64 converted with `--arch sit`
+//! (random non-zero weights), fixed noise, against the ODE written here from SiT's formulas: the network evaluated
+//! separately (the DiT forward, parity-tested against the reference network, run on [x; x] with labels [y; 1000]
+//! at the float time t in [0, 1]), guidance on velocity channels 0..2 (channel 3 the conditional half's own), and
+//! the updates in f64 on the CPU over the uniform grid t_i = i / K:
+//!   Euler: x <- x + (1/K) v(x, i/K)
+//!   Heun:  x~ = x + (1/K) v(x, i/K);  x <- x + (1/2K) (v(x, i/K) + v(x~, (i+1)/K))
+//!   Euler-Maruyama (SiT's `sample_sde` defaults: diffusion form "sigma" D(t) = 1 - t, last step "Mean" 0.04):
+//!     score = (alpha/d_alpha v - x) / (sigma^2 - alpha/d_alpha d_sigma sigma) with alpha = t, sigma = 1 - t,
+//!     drift = v + D score; over t = linspace(0, 0.96, K): x <- x + dt drift + sqrt(2 D) sqrt(dt) z_{i+1} for the
+//!     first K - 1 points, then x <- x + 0.04 drift(x, 0.96).
+// Native only (a GPU through wgpu's native backends, files, processes); the browser tests are tests/web.rs.
+#![cfg(not(target_arch = "wasm32"))]
+
+mod common;
+
+use common::{check, dit, fails_with, fixture, gpus, random};
+use dit_wasm::weights::DirSource;
+use dit_wasm::{Dit, DitConfig};
+use std::path::{Path, PathBuf};
+
+const LATENT: usize = 8;
+const C: usize = 4;
+const CLASSES: [u32; 2] = [3, 417];
+const NULL: u32 = 1000;
+
+/// The fixture converted as a SiT into `tmp/sit`, and fixed noise [STEPS_MAX + 1, N, C, 8, 8] in `tmp/n.npy`
+/// (the starting latent, then the noise of each step); the ODE samplers get only the starting latent.
+fn prepared(steps: usize) -> (tempfile::TempDir, PathBuf, Vec<f32>) {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tmp.path().join("sit");
+    let o = dit(&[
+        "convert",
+        fixture("dit_p2_hd64.safetensors").to_str().unwrap(),
+        "--out",
+        model.to_str().unwrap(),
+        "--heads",
+        "2",
+        "--arch",
+        "sit",
+    ]);
+    assert!(o.ok, "convert failed: {}", o.stderr);
+    let n = CLASSES.len();
+    let noise: Vec<f32> = random(22, (steps + 1) * n * C * LATENT * LATENT, 1.7);
+    dit_wasm::npy::write_f32(&tmp.path().join("n.npy"), &[steps + 1, n, C, LATENT, LATENT], &noise).unwrap();
+    (tmp, model, noise)
+}
+
+/// `dit sample` with the flow sampler: the final latents [N, C, 8, 8].
+fn sampled(tmp: &Path, model: &Path, sampler: &str, steps: usize, cfg: f32) -> Vec<f32> {
+    let z = tmp.join(format!("z_{sampler}.npy"));
+    let out = tmp.join(format!("o_{sampler}.npy"));
+    let mut args: Vec<String> = ["sample", "--model", model.to_str().unwrap(), "--sampler", sampler, "--steps"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    args.extend([steps.to_string(), "--cfg".into(), cfg.to_string()]);
+    for c in CLASSES {
+        args.extend(["--class".into(), c.to_string()]);
+    }
+    args.extend(["--noise".into(), tmp.join("n.npy").to_str().unwrap().into()]);
+    args.extend(["--latent-out".into(), z.to_str().unwrap().into(), "--out".into(), out.to_str().unwrap().into()]);
+    args.push("--quiet".into());
+    let argv: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
+    let o = dit(&argv);
+    assert!(o.ok, "dit {}: {}", argv.join(" "), o.stderr);
+    dit_wasm::npy::read_f32(&z).unwrap().data
+}
+
+/// The reference: the network through the DiT forward on [x; x], guidance and the ODE updates in f64.
+fn reference(model: &Path, sampler: &str, steps: usize, scale: f64, noise: &[f32]) -> Vec<f32> {
+    let gpu = gpus().remove(0);
+    let (index, w) = pollster::block_on(dit_wasm::loader::from_dir(&gpu, &DirSource(model.to_path_buf()))).unwrap();
+    let cfg: DitConfig = serde_json::from_value(index.metadata.config).unwrap();
+    assert_eq!(cfg.arch, dit_wasm::arch::Arch::Sit, "the index records the kind");
+    let cout = cfg.out_channels();
+    let dit_model = Dit::load(&gpu, cfg, w).unwrap();
+    let n = CLASSES.len();
+    let plan = dit_model.plan(&gpu, 2 * n, LATENT).unwrap();
+    let hw = LATENT * LATENT;
+    let per = n * C * hw;
+    let labels: Vec<u32> = CLASSES.iter().copied().chain(std::iter::repeat_n(NULL, n)).collect();
+    // The guided velocity at (x, t): channels 0..2 guided, channel 3 the conditional half's.
+    let velocity = |x: &[f64], t: f64| -> Vec<f64> {
+        let xf: Vec<f32> = x.iter().chain(x.iter()).map(|&v| v as f32).collect();
+        let out = pollster::block_on(plan.forward(&gpu, &xf, &vec![t as f32; 2 * n], &labels)).unwrap();
+        let mut v = vec![0f64; per];
+        for s in 0..n {
+            for ch in 0..C {
+                for p in 0..hw {
+                    let cond = out[(s * cout + ch) * hw + p] as f64;
+                    let uncond = out[((n + s) * cout + ch) * hw + p] as f64;
+                    v[(s * C + ch) * hw + p] = if ch < 3 { uncond + scale * (cond - uncond) } else { cond };
+                }
+            }
+        }
+        v
+    };
+    let h = 1.0 / steps as f64;
+    let mut x: Vec<f64> = noise[..per].iter().map(|&v| v as f64).collect();
+    if sampler == "euler-maruyama" {
+        let t1 = 1.0 - 0.04;
+        let drift = |x: &[f64], t: f64| -> Vec<f64> {
+            let v = velocity(x, t);
+            let (alpha, d_alpha, sigma, d_sigma) = (t, 1.0, 1.0 - t, -1.0);
+            let ratio = alpha / d_alpha;
+            let var = sigma * sigma - ratio * d_sigma * sigma;
+            let diffusion = 1.0 - t;
+            v.iter().zip(x).map(|(v, x)| v + diffusion * (ratio * v - x) / var).collect()
+        };
+        let dt = t1 / (steps - 1) as f64;
+        for i in 0..steps - 1 {
+            let t = i as f64 * dt;
+            let d = drift(&x, t);
+            let z = &noise[(i + 1) * per..(i + 2) * per];
+            let amp = (2.0 * (1.0 - t)).sqrt() * dt.sqrt();
+            x.iter_mut().zip(d.iter().zip(z)).for_each(|(x, (d, &z))| *x += dt * d + amp * z as f64);
+        }
+        let d = drift(&x, t1);
+        x.iter_mut().zip(&d).for_each(|(x, d)| *x += 0.04 * d);
+        return x.into_iter().map(|v| v as f32).collect();
+    }
+    for i in 0..steps {
+        let t = i as f64 * h;
+        let v1 = velocity(&x, t);
+        match sampler {
+            "euler" => x.iter_mut().zip(&v1).for_each(|(x, v)| *x += h * v),
+            "heun" => {
+                let pred: Vec<f64> = x.iter().zip(&v1).map(|(x, v)| x + h * v).collect();
+                let v2 = velocity(&pred, t + h);
+                x.iter_mut().zip(v1.iter().zip(&v2)).for_each(|(x, (a, b))| *x += 0.5 * h * (a + b));
+            }
+            _ => unreachable!(),
+        }
+    }
+    x.into_iter().map(|v| v as f32).collect()
+}
+
+fn parity(sampler: &str, steps: usize, cfg: f32) {
+    let (tmp, model, noise) = prepared(steps);
+    let got = sampled(tmp.path(), &model, sampler, steps, cfg);
+    let want = reference(&model, sampler, steps, cfg as f64, &noise);
+    let moved = common::max_diff(&want, &noise[..want.len()]);
+    println!("{sampler}: the reference moved max {moved:.3e} from the noise");
+    assert!(moved > 0.1, "the velocity is too small for the test to see a wrong step");
+    check(&format!("SiT {sampler} K={steps} cfg={cfg}: final latent"), &got, &want, 1e-3);
+}
+
+#[test]
+fn euler_ode_matches_the_reference() {
+    parity("euler", 5, 4.0);
+}
+
+#[test]
+fn heun_ode_matches_the_reference() {
+    parity("heun", 4, 1.5);
+}
+
+#[test]
+fn euler_maruyama_sde_matches_the_reference() {
+    parity("euler-maruyama", 6, 4.0);
+}
+
+#[test]
+fn the_sampler_must_fit_the_model_kind() {
+    let (tmp, model, _) = prepared(1);
+    let out = tmp.path().join("o.npy");
+    let (m, o) = (model.to_str().unwrap(), out.to_str().unwrap());
+    fails_with(&["sample", "--model", m, "--sampler", "ddpm", "--steps", "4", "--class", "1", "--out", o], "euler");
+    let dit_file = format!("{}#heads=2", fixture("dit_p2_hd64.safetensors").display());
+    fails_with(
+        &["sample", "--model", &dit_file, "--sampler", "euler", "--steps", "4", "--class", "1", "--out", o],
+        "ddpm",
+    );
+    // The kind shows in `dit info`, for the directory and for a single file with #arch=sit.
+    let info = dit(&["info", m]);
+    assert!(info.ok && info.stdout.contains("model:       sit"), "{}", info.stdout);
+    let sit_file = format!("{}#heads=2&arch=sit", fixture("dit_p2_hd64.safetensors").display());
+    let info = dit(&["info", &sit_file]);
+    assert!(info.ok && info.stdout.contains("model:       sit"), "{}{}", info.stdout, info.stderr);
+    let info = dit(&["info", &dit_file]);
+    assert!(info.ok && info.stdout.contains("model:       dit"), "{}{}", info.stdout, info.stderr);
+}
