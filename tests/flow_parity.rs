@@ -72,7 +72,7 @@ fn reference(model: &Path, sampler: &str, steps: usize, scale: f64, noise: &[f32
     let gpu = gpus().remove(0);
     let (index, w) = pollster::block_on(dit_wasm::loader::from_dir(&gpu, &DirSource(model.to_path_buf()))).unwrap();
     let cfg: DitConfig = serde_json::from_value(index.metadata.config).unwrap();
-    assert_eq!(cfg.arch, dit_wasm::arch::Arch::Sit, "the index records the kind");
+    assert_eq!(cfg.arch, dit_wasm::arch::Family::Sit, "the index records the kind");
     let cout = cfg.out_channels();
     let dit_model = Dit::load(&gpu, cfg, w).unwrap();
     let n = CLASSES.len();

@@ -41,14 +41,14 @@ pub struct DitConfig {
     pub mlp_ratio: f64,
     /// What the network was trained as: a DiT (diffusion, integer timesteps 0..999) or a SiT (a flow, float time in
     /// [0, 1]). The weights cannot tell; absent in an index means DiT.
-    #[serde(default, skip_serializing_if = "Arch::is_dit")]
-    pub arch: Arch,
+    #[serde(default, skip_serializing_if = "Family::is_dit")]
+    pub arch: Family,
 }
 
-/// The model kind of a DiT network: the same layers and names, trained as a diffusion (DiT) or a flow (SiT).
+/// The family of a DiT network (`arch` in configs and locations): the same layers and names, trained as a diffusion (DiT) or a flow (SiT).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum Arch {
+pub enum Family {
     /// DiT (Peebles & Xie): eps prediction; the time input is the training timestep 0..999.
     #[default]
     Dit,
@@ -57,28 +57,28 @@ pub enum Arch {
     Sit,
 }
 
-impl Arch {
-    pub fn parse(s: &str) -> Result<Arch> {
+impl Family {
+    pub fn parse(s: &str) -> Result<Family> {
         match s {
-            "dit" => Ok(Arch::Dit),
-            "sit" => Ok(Arch::Sit),
+            "dit" => Ok(Family::Dit),
+            "sit" => Ok(Family::Sit),
             _ => Err(Error::input(format!("unknown model kind `{s}`: use dit or sit"))),
         }
     }
 
     pub fn is_dit(&self) -> bool {
-        *self == Arch::Dit
+        *self == Family::Dit
     }
 
     /// Whether the model is a flow (sampled by the flow samplers) rather than a diffusion.
     pub fn is_flow(self) -> bool {
-        self == Arch::Sit
+        self == Family::Sit
     }
 
     pub fn name(self) -> &'static str {
         match self {
-            Arch::Dit => "dit",
-            Arch::Sit => "sit",
+            Family::Dit => "dit",
+            Family::Sit => "sit",
         }
     }
 }
@@ -118,7 +118,7 @@ impl DitConfig {
             num_classes: 1000,
             input_size: resolution / 8,
             mlp_ratio: 4.0,
-            arch: Arch::Dit,
+            arch: Family::Dit,
         })
     }
 

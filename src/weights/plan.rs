@@ -23,7 +23,7 @@ pub struct ConvertOptions {
     /// Names of the classes (stored as `class_names` in the index metadata; the page shows them).
     pub class_names: Option<Vec<String>>,
     /// What a DiT network was trained as (`dit` or `sit`): the weights cannot tell.
-    pub arch: crate::arch::Arch,
+    pub arch: crate::arch::Family,
 }
 
 impl Default for ConvertOptions {
@@ -34,7 +34,7 @@ impl Default for ConvertOptions {
             input_size: None,
             norm_groups: None,
             class_names: None,
-            arch: crate::arch::Arch::Dit,
+            arch: crate::arch::Family::Dit,
         }
     }
 }

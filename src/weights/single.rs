@@ -65,8 +65,8 @@ pub fn parse_location(location: &str) -> Result<(&str, SingleOptions)> {
                 opts.sha256 = Some(h.to_ascii_lowercase())
             }
             Some(("heads", n)) if n.parse::<usize>().is_ok_and(|n| n > 0) => opts.convert.heads = n.parse().ok(),
-            Some(("arch", a)) if crate::arch::Arch::parse(a).is_ok() => {
-                opts.convert.arch = crate::arch::Arch::parse(a)?
+            Some(("arch", a)) if crate::arch::Family::parse(a).is_ok() => {
+                opts.convert.arch = crate::arch::Family::parse(a)?
             }
             Some(("input_size", n)) if n.parse::<usize>().is_ok_and(|n| n > 0) => {
                 opts.convert.input_size = n.parse().ok()

@@ -18,7 +18,7 @@ pub fn run(
     class_names: Option<PathBuf>,
     arch: &str,
 ) -> Result<()> {
-    let arch = dit_wasm::arch::Arch::parse(arch)?;
+    let arch = dit_wasm::arch::Family::parse(arch)?;
     let t0 = std::time::Instant::now();
     let class_names = match class_names {
         Some(p) => Some(
