@@ -33,17 +33,7 @@ fn io_tensor(st: &safetensors::SafeTensors<'_>, name: &str) -> (Vec<usize>, Vec<
 fn prepared() -> (tempfile::TempDir, PathBuf) {
     let tmp = tempfile::tempdir().unwrap();
     let model = tmp.path().join("model");
-    let o = dit(&[
-        "convert",
-        fixture("dit_p2_hd64.safetensors").to_str().unwrap(),
-        "--out",
-        model.to_str().unwrap(),
-        "--heads",
-        "2",
-        "--shard-mib",
-        "1",
-    ]);
-    assert!(o.ok, "convert failed: {}", o.stderr);
+    common::convert_p2_hd64(&model, &["--shard-mib", "1"]);
     let io_bytes = std::fs::read(fixture("dit_p2_hd64_io.safetensors")).unwrap();
     let io = safetensors::SafeTensors::deserialize(&io_bytes).unwrap();
     let (xs, x) = io_tensor(&io, "x");

@@ -29,17 +29,7 @@ const NULL: u32 = 1000;
 fn prepared(steps: usize) -> (tempfile::TempDir, PathBuf, Vec<f32>) {
     let tmp = tempfile::tempdir().unwrap();
     let model = tmp.path().join("sit");
-    let o = dit(&[
-        "convert",
-        fixture("dit_p2_hd64.safetensors").to_str().unwrap(),
-        "--out",
-        model.to_str().unwrap(),
-        "--heads",
-        "2",
-        "--arch",
-        "sit",
-    ]);
-    assert!(o.ok, "convert failed: {}", o.stderr);
+    common::convert_p2_hd64(&model, &["--arch", "sit"]);
     let n = CLASSES.len();
     let noise: Vec<f32> = random(22, (steps + 1) * n * C * LATENT * LATENT, 1.7);
     dit_wasm::npy::write_f32(&tmp.path().join("n.npy"), &[steps + 1, n, C, LATENT, LATENT], &noise).unwrap();

@@ -136,6 +136,15 @@ pub fn dit_with(args: &[&str], adjust: impl FnOnce(&mut std::process::Command)) 
     }
 }
 
+/// `dit convert` of the DiT fixture `dit_p2_hd64` (2 heads of 64) into `out`, with `extra` arguments.
+pub fn convert_p2_hd64(out: &std::path::Path, extra: &[&str]) {
+    let input = fixture("dit_p2_hd64.safetensors");
+    let mut args = vec!["convert", input.to_str().unwrap(), "--out", out.to_str().unwrap(), "--heads", "2"];
+    args.extend(extra);
+    let o = dit(&args);
+    assert!(o.ok, "convert failed: {}", o.stderr);
+}
+
 /// Asserts a clean failure: non-zero exit, one `error:` line naming `what`, no panic. Returns that line.
 pub fn fails_with(args: &[&str], what: &str) -> String {
     failed(args, dit(args), what)
