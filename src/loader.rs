@@ -249,6 +249,16 @@ pub async fn models_from_urls(
     vae: Option<&str>,
     fetch: &Fetch,
 ) -> Result<(ModelIndex, Dit, Vae)> {
+    // One checkpoint file in a Hub repo (`hf://OWNER/NAME[@REVISION]/FILE.pt#arch=sit&heads=N`, as the SiT release):
+    // read by ranges from its resolve URL, with the single-file fragment; the VAE comes from its own location.
+    if crate::hub::is_hub_location(model) && weights::single::is_single_file(model) {
+        let (index, w) = hub::load_file(gpu, model, fetch).await?;
+        let dit = Dit::load(gpu, dit_config(&index, model)?, w)?;
+        let Some(vae) = vae else {
+            return Err(Error::input(format!("{model} is one checkpoint file: give the VAE's location too")));
+        };
+        return Ok((index, dit, vae_at_url(gpu, vae, fetch).await?));
+    }
     let (dit_index, dit) = match crate::hub::is_hub_location(model) {
         true => {
             let asked = crate::hub::HubLocation::parse(model)?;
@@ -401,6 +411,64 @@ mod hub {
         if let Some(c) = open_cache(CACHE_NAME).await {
             let entry = serde_json::json!({ "commit": r.loc.revision, "pipeline": r.pipeline });
             cache_put(&c, &ref_url(&r.endpoint, repo), entry.to_string().as_bytes()).await;
+        }
+    }
+
+    /// The weights of one checkpoint file of a repo, `hf://OWNER/NAME[@REVISION]/PATH#FRAGMENT` (the fragment as for
+    /// single files: `arch=sit`, `heads=N`): from Cache Storage when a whole copy is there (kept under the location
+    /// with its fragment, as the fragment changes what is loaded), else read by ranges from the file's resolve URL and
+    /// cached as the tensors arrive. The revision is not resolved to a commit here (the file's redirect is followed
+    /// by the browser): a revision that moves is cached under its name, so pin a commit to be sure of the files.
+    pub async fn load_file(gpu: &Gpu, location: &str, fetch: &Fetch) -> Result<(ModelIndex, GpuWeights)> {
+        let (hub_part, opts) = crate::weights::single::parse_location(location)?;
+        let loc = HubLocation::parse(hub_part)?;
+        let file = loc.subfolder.rsplit('/').next().unwrap_or("").to_string();
+        let fragment = location.split_once('#').map(|(_, f)| f).unwrap_or("");
+        let endpoint = fetch.hub_endpoint.trim_end_matches('/').to_string();
+        let repo = Resolved { endpoint, loc, pipeline: None, kept: true.into() };
+        let cache = if fetch.cache { TensorCache::open(&repo.key(&format!("#{fragment}"))).await } else { None };
+        if let Some(c) = &cache {
+            let mut map = BTreeMap::new();
+            let cached = c
+                .load(&fetch.on_progress, |name, shape, bytes| {
+                    map.insert(name.to_string(), Tensor::from_f16_bytes(gpu, name, shape, bytes)?);
+                    Ok(())
+                })
+                .await?;
+            if let Some(index) = cached {
+                return Ok((index, GpuWeights::new(map)));
+            }
+            c.set_file(&file);
+        }
+        let src = RangeUrl::new(&repo.url(""), fetch.timeout_ms, fetch.on_progress.clone());
+        let ranged = CachedRange::new(&src, cache.as_ref());
+        let mut shapes = vec![];
+        let result = from_single_with(
+            gpu,
+            &ranged,
+            &opts,
+            |loaded, total| src.report(loaded, total),
+            |name, shape, bytes| {
+                if let Some(c) = &cache {
+                    c.put(name, bytes);
+                }
+                shapes.push((name.to_string(), shape.to_vec()));
+            },
+        )
+        .await;
+        match result {
+            Ok((index, w)) => {
+                if let Some(c) = &cache {
+                    c.commit(&index, shapes, &fetch.on_progress).await;
+                }
+                Ok((index, w))
+            }
+            Err(e) => {
+                if let Some(c) = &cache {
+                    c.discard().await;
+                }
+                Err(e)
+            }
         }
     }
 

@@ -191,7 +191,8 @@ impl WasmSampler {
         Ok(WasmSampler { gpu, dit, vae, vae_plan, dit_index })
     }
 
-    /// `{ adapter: {...}, model: { preset?, numClasses, classNames?, latentSize, imageSize, parameters, bytes } }`.
+    /// `{ adapter: {...}, model: { preset?, arch: "dit" | "sit", numClasses, classNames?, latentSize, imageSize,
+    /// parameters, bytes } }`.
     pub fn info(&self) -> JsValue {
         let o = Object::new();
         set(&o, "adapter", serde_wasm_bindgen::to_value(&self.gpu.report).unwrap_or(JsValue::NULL));
@@ -200,6 +201,7 @@ impl WasmSampler {
         if let Some(p) = cfg.preset_name() {
             set(&m, "preset", p);
         }
+        set(&m, "arch", cfg.arch.name());
         set(&m, "numClasses", cfg.num_classes as u32);
         if let Some(names) = self.dit_index.metadata.extra.get("class_names") {
             set(&m, "classNames", serde_wasm_bindgen::to_value(names).unwrap_or(JsValue::NULL));
@@ -213,7 +215,8 @@ impl WasmSampler {
     }
 
     /// Generates images. `options`: `{ classLabels, cfgScale?: 4, steps?: 250 | "ddim50", sampler?: "ddpm" |
-    /// "ddim" | "dpmpp2m", cfgChannels?: "official" | "all", seed?: 0, previewEvery?: 0 }`. `on_step` receives
+    /// "ddim" | "dpmpp2m" (a DiT; ddpm by default) | "euler" | "heun" | "euler-maruyama" (a SiT; euler by default),
+    /// cfgChannels?: "official" | "all", seed?: 0, previewEvery?: 0 }`. `on_step` receives
     /// `{ step, total, timestep, elapsed, preview? }` and returns false to cancel (the promise then rejects with kind
     /// `aborted`). Resolves to `{ width, height, images: Uint8ClampedArray[] (RGBA), seed }`.
     pub async fn generate(&self, options: JsValue, on_step: Option<js_sys::Function>) -> Result<JsValue, JsValue> {
@@ -233,8 +236,11 @@ impl WasmSampler {
             Some(Steps::Count(k)) => req.steps = Spacing::Even(k as usize),
             Some(Steps::Text(s)) => req.steps = Spacing::parse(&s).map_err(to_js)?,
         }
-        if let Some(s) = &o.sampler {
-            req.sampler = SamplerKind::parse(s).map_err(to_js)?;
+        // A sampler of the other kind (a DDPM on a SiT, a flow on a DiT) is refused by the pipeline (`invalid-input`).
+        match &o.sampler {
+            Some(s) => req.sampler = SamplerKind::parse(s).map_err(to_js)?,
+            None if self.dit.cfg.arch.is_flow() => req.sampler = SamplerKind::Euler,
+            None => {}
         }
         if let Some(c) = &o.cfg_channels {
             req.cfg_channels = CfgChannels::parse(c).map_err(to_js)?;

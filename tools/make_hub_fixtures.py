@@ -334,6 +334,22 @@ def vae_encoder(cfg, decoder=False, legacy=False):
     return t
 
 
+def sincos_pos_embed(dim, grid):
+    """DiT's get_2d_sincos_pos_embed(dim, grid) as f32 bytes ([grid*grid, dim]; float64 math, then f32): half the
+    channels embed the column (w) index, half the row (h) index, each as [sin(pos * omega), cos(pos * omega)]."""
+    import math
+    quarter = dim // 4
+    omega = [1.0 / 10000 ** (k / quarter) for k in range(quarter)]
+
+    def one(pos):
+        return [math.sin(pos * o) for o in omega] + [math.cos(pos * o) for o in omega]
+    vals = []
+    for i in range(grid):
+        for j in range(grid):
+            vals += one(j) + one(i)
+    return struct.pack("<%df" % len(vals), *vals)
+
+
 def write(path, data):
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, "wb") as f:
@@ -486,12 +502,42 @@ def main():
     pipeline_files(os.path.join(out, "PixArt-tiny"), pcfg, torch_zip("archive", ppkl, pst, b"7" * 40), vcfg, None,
                    pipeline="PixArtAlphaPipeline", transformer_class="PixArtTransformer2DModel")
 
+    # The SiT release's layout (nyu-visionx/SiT-collections): `SiT-<size>-<patch>-<res>.pt` files at the repo root,
+    # torch.save'd state dicts of the SiT module (DiT's names, in state_dict() order), f32. The network is the
+    # sampler-parity DiT's (heads 2); used as a SiT it is a velocity model (same weights, another time input).
+    # pos_embed is a state_dict() entry (a frozen parameter): the fixed 2D sin-cos table in f32, as the release holds
+    # it (the parity file keeps an f16 copy, too coarse for the loader's check).
+    pshape = w["pos_embed"][0]
+    sit = collections.OrderedDict([("pos_embed", (pshape, sincos_pos_embed(pshape[-1], int(round(pshape[1] ** 0.5)))))])
+    for k in ["x_embedder.proj.weight", "x_embedder.proj.bias", "t_embedder.mlp.0.weight", "t_embedder.mlp.0.bias",
+              "t_embedder.mlp.2.weight", "t_embedder.mlp.2.bias", "y_embedder.embedding_table.weight"]:
+        sit[k] = w[k]
+    for i in range(depth):
+        for m in ["attn.qkv", "attn.proj", "mlp.fc1", "mlp.fc2", "adaLN_modulation.1"]:
+            for t in ["weight", "bias"]:
+                sit[f"blocks.{i}.{m}.{t}"] = w[f"blocks.{i}.{m}.{t}"]
+    for m in ["final_layer.linear", "final_layer.adaLN_modulation.1"]:
+        for t in ["weight", "bias"]:
+            sit[f"{m}.{t}"] = w[f"{m}.{t}"]
+    assert len(sit) == len(w), sorted(set(w) - set(sit))
+    spkl, sst = state_dict_pickle(collections.OrderedDict((k, ("FloatStorage", s, b)) for k, (s, b) in sit.items()))
+    sbin = torch_zip("archive", spkl, sst, b"2718281828459045235360287471352662497757")
+    check_against_torch(sbin)
+    write(os.path.join(out, "SiT-collections", "SiT-tiny-2-64.pt"), sbin)
+
+    # The layout of stabilityai/sd-vae-ft-ema: config.json and diffusion_pytorch_model.safetensors at the root.
+    # The weights are tests/fixtures/vae_small's, byte for byte.
+    write(os.path.join(out, "sd-vae-ft-ema", "config.json"), dump(vcfg))
+    write(os.path.join(out, "sd-vae-ft-ema", "diffusion_pytorch_model.safetensors"),
+          open(os.path.join(vae_dir, "diffusion_pytorch_model.safetensors"), "rb").read())
+
     total = 0
     for dp, _, fs in os.walk(out):
         for f in fs:
             total += os.path.getsize(os.path.join(dp, f))
     print(f"wrote {out}: DiT-tiny (depth {depth}, hidden {hidden}, {len(d)} transformer tensors, "
-          f"{len(tbin)} + {len(vbin)} bytes of .bin), DiT-truncated, DiT-evil, PixArt-tiny; {total} bytes in all")
+          f"{len(tbin)} + {len(vbin)} bytes of .bin), DiT-truncated, DiT-evil, PixArt-tiny, SiT-collections ({len(sbin)} "
+          f"bytes), sd-vae-ft-ema; {total} bytes in all")
 
 
 if __name__ == "__main__":

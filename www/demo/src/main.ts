@@ -1,5 +1,5 @@
 // The page: loads a model with the `dit-wasm` package (the embedded demo by default) and generates images.
-import { clearCache, createSampler, DitError, type Sampler, type LoadProgress, type GenerateResult } from "dit-wasm";
+import { clearCache, createSampler, DitError, type Sampler, type LoadProgress, type GenerateResult, type GenerateOptions } from "dit-wasm";
 import imagenetClasses from "./imagenet-classes.json";
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
@@ -60,11 +60,53 @@ const OFFICIAL_REVISION = "main";
  */
 const OFFICIAL_DOWNLOAD_BYTES = 674_834_720 * 4 + 49_490_199 * 4;
 
-/** The models the choice offers besides the demo: Hub locations and what they download. */
-const OFFICIAL: Record<string, { location: string; bytes: number }> = {
+/** The SD VAE decoder's parameters (the encoder is not read). */
+const VAE_DECODER_PARAMETERS = 49_490_199;
+
+/**
+ * The SiT release (nyu-visionx/SiT-collections): one torch.save'd f32 state dict per model at the repo root, DiT's
+ * names, so the location says it is a SiT (`#arch=sit`); the VAE is sd-vae-ft-ema, as SiT's `sample.py` uses by
+ * default. The revision is `main` for the same reason as the DiT presets' (`OFFICIAL_REVISION`). The parameters are
+ * the paper's (S 33M, B 130M, L 458M, XL 675M), read in f32 (4 bytes each), plus the VAE decoder's.
+ */
+const SIT_VAE = `hf://stabilityai/sd-vae-ft-ema@${OFFICIAL_REVISION}`;
+const sit = (size: string, parameters: number) => ({
+  location: `hf://nyu-visionx/SiT-collections@${OFFICIAL_REVISION}/SiT-${size}-2-256.pt#arch=sit`,
+  vae: SIT_VAE,
+  bytes: (parameters + VAE_DECODER_PARAMETERS) * 4,
+});
+
+/** The models the choice offers besides the demo: Hub locations (with a VAE when the model has none) and what they download. */
+const OFFICIAL: Record<string, { location: string; vae?: string; bytes: number }> = {
   "hf-256": { location: `hf://facebook/DiT-XL-2-256@${OFFICIAL_REVISION}`, bytes: OFFICIAL_DOWNLOAD_BYTES },
   "hf-512": { location: `hf://facebook/DiT-XL-2-512@${OFFICIAL_REVISION}`, bytes: OFFICIAL_DOWNLOAD_BYTES },
+  "sit-s": sit("S", 33e6),
+  "sit-b": sit("B", 130e6),
+  "sit-l": sit("L", 458e6),
+  "sit-xl": sit("XL", 675e6),
 };
+
+/** The sampler choices of each model kind: a DiT is a diffusion, a SiT a flow (the other kind's samplers refuse it). */
+const SAMPLERS: Record<"dit" | "sit", [string, string][]> = {
+  dit: [
+    ["ddpm", "DDPM (learned variance, as in the paper; use 250 steps)"],
+    ["ddim", "DDIM"],
+    ["dpmpp2m", "DPM-Solver++(2M) (good at 20 steps)"],
+  ],
+  sit: [
+    ["euler", "Euler ODE (SiT's flow; 50 steps or more)"],
+    ["heun", "Heun ODE (two evaluations a step)"],
+    ["euler-maruyama", "Euler-Maruyama SDE (SiT's SDE; best FID at 250 steps)"],
+  ],
+};
+
+/** Offers the samplers of the loaded model's kind; keeps the choice when it fits, else the kind's first one. */
+function showSamplers(arch: "dit" | "sit") {
+  const prev = el.sampler.value;
+  const list = SAMPLERS[arch] ?? SAMPLERS.dit;
+  el.sampler.replaceChildren(...list.map(([value, text]) => Object.assign(document.createElement("option"), { value, textContent: text })));
+  el.sampler.value = list.some(([v]) => v === prev) ? prev : arch === "dit" ? "ddim" : list[0][0];
+}
 
 /** Where `hf://` locations resolve: `?endpoint=` (a mirror, or a local server in tests), else the Hub. */
 const hubEndpoint = params.get("endpoint") ?? undefined;
@@ -94,7 +136,7 @@ function fmtBytes(n: number) {
 function modelUrls(): { model: string; vae?: string } {
   const choice = el.modelChoice.value;
   if (choice === "demo") return { model: "./demo/dit", vae: "./demo/vae" };
-  if (choice in OFFICIAL) return { model: OFFICIAL[choice].location };
+  if (choice in OFFICIAL) return { model: OFFICIAL[choice].location, vae: OFFICIAL[choice].vae };
   const model = el.modelUrl.value.trim();
   // A Hub pipeline brings its VAE; another location without one uses the embedded demo VAE.
   const vae = el.vaeUrl.value.trim() || (model.startsWith("hf://") ? undefined : "./demo/vae");
@@ -105,7 +147,7 @@ function modelUrls(): { model: string; vae?: string } {
 function showSize() {
   const official = OFFICIAL[el.modelChoice.value];
   el.modelSize.textContent = official
-    ? `Downloads about ${fmtBytes(official.bytes)} once (the transformer without its duplicated embedders, and the ` +
+    ? `Downloads about ${fmtBytes(official.bytes)} once (the transformer${official.vae ? "" : " without its duplicated embedders"}, and the ` +
       `VAE's decoder) and keeps ${fmtBytes(official.bytes / 2)} in this browser for the next visits.`
     : "";
 }
@@ -195,6 +237,7 @@ async function load() {
     `GPU: ${a.name || "WebGPU adapter"} (${a.backend}); fp16 weights read ${a.shader_f16 ? "with shader-f16" : "as packed integers (no shader-f16 here: works, somewhat slower)"}.`;
   classNames = info.model.classNames ?? (info.model.numClasses === 1000 ? imagenetClasses : [...Array(info.model.numClasses).keys()].map(String));
   fillClasses(el.classSearch.value);
+  showSamplers(info.model.arch);
   el.cacheState.textContent = fetched === 0 && fromCache > 0 ? "Weights came from the cache (nothing downloaded)." : `Downloaded ${fetched} file(s); kept for the next visit.`;
   el.loadText.textContent = `Ready: ${info.model.preset ?? "model"} (${(info.model.parameters / 1e6).toFixed(1)}M parameters, ${fmtBytes(info.model.bytes)}), ${info.model.imageSize}×${info.model.imageSize} images, in ${((performance.now() - t0) / 1000).toFixed(1)} s.`;
   el.loadProgress.value = el.loadProgress.max;
@@ -237,7 +280,7 @@ async function generate() {
   const settings = {
     cfgScale: Number(el.cfg.value),
     steps,
-    sampler: el.sampler.value as "ddpm" | "ddim" | "dpmpp2m",
+    sampler: el.sampler.value as GenerateOptions["sampler"],
     cfgChannels: el.cfgChannels.value as "official" | "all",
     seed: Number(el.seed.value),
   };

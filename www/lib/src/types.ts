@@ -89,6 +89,8 @@ export interface SamplerInfo {
   adapter: AdapterInfo;
   model: {
     preset?: string;
+    /** The network's family: "dit" (a diffusion: ddpm, ddim, dpmpp2m) or "sit" (a flow: euler, heun, euler-maruyama). */
+    arch: "dit" | "sit";
     numClasses: number;
     classNames?: string[];
     latentSize: number;
@@ -123,8 +125,12 @@ export interface GenerateOptions {
   cfgScale?: number;
   /** Steps as the release writes them: 250 (evenly respaced) or "ddim50". Default 250. */
   steps?: number | string;
-  /** "ddpm" (learned-variance DDPM, the paper's; default), "ddim" (eta 0) or "dpmpp2m" (DPM-Solver++(2M)). */
-  sampler?: "ddpm" | "ddim" | "dpmpp2m";
+  /**
+   * A DiT: "ddpm" (learned-variance DDPM, the paper's; default), "ddim" (eta 0) or "dpmpp2m" (DPM-Solver++(2M)). A SiT
+   * (a flow): "euler" (the default) or "heun" (ODE over a uniform grid from t = 0 to 1, `steps` solver steps), or
+   * "euler-maruyama" (SiT's SDE). A sampler of the other kind is an `invalid-input` error.
+   */
+  sampler?: "ddpm" | "ddim" | "dpmpp2m" | "euler" | "heun" | "euler-maruyama";
   /** Guidance on eps channels 0..2 as the release does ("official", default) or on all of them. */
   cfgChannels?: "official" | "all";
   /** Noise seed (a whole number); the same seed gives the same image here and from the native `dit sample`. */
