@@ -6,17 +6,13 @@
 // browser context (one profile: its Cache Storage is the cache under test) and load as few times as they can.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { chromium } from "playwright-core";
-import { serve } from "./server.mjs";
-import { ARGS, chromiumPath, errorKind, generate, LOAD, repo, site } from "./browser.mjs";
+import { errorKind, generate, hubSession, LOAD, maxDiff, nativeSample, repo, site } from "./browser.mjs";
 
 /** One image of class 3: 10 DPM-Solver++ steps, guidance 4, seed 7 (the settings of the native runs compared). */
 const HUB_RUN = { steps: 10, classLabel: 3 };
-import { startHubServer } from "./hub-server.mjs";
 
 const fixtures = path.join(repo, "tests/fixtures");
 const WEIGHTS = /diffusion_pytorch_model\.(bin|safetensors)$/;
@@ -45,19 +41,14 @@ function makeRepos() {
   }
 }
 
-let site_;
+let session, site_;
 before(async () => {
   makeRepos();
-  site_ = await serve(site);
-  hub = await startHubServer({ root });
-  browser = await chromium.launch({ executablePath: chromiumPath, args: ["--enable-unsafe-webgpu", ...ARGS] });
-  context = await browser.newContext();
+  session = await hubSession(root);
+  ({ site: site_, hub, browser, context } = session);
 });
 after(async () => {
-  await browser?.close();
-  site_?.close();
-  await hub?.close();
-  if (root) fs.rmSync(root, { recursive: true, force: true });
+  await session?.close();
 });
 
 const at = (model, extra = "") => `?model=${encodeURIComponent(model)}&endpoint=${encodeURIComponent(hub.url)}${extra}`;
@@ -95,27 +86,9 @@ async function cachedKeys(p, repoName) {
   }, repoName);
 }
 
-/** `dit sample` on the same files and settings: [3, H, W] f32 in [-1, 1] -> the page's uint8 rounding. */
+/** `dit sample` on the same files and settings: [3, H, W] f32 in [-1, 1]. */
 function nativeImage(args) {
-  const dit = process.env.DIT_BIN ?? path.join(process.env.CARGO_TARGET_DIR ?? path.join(repo, "target"), "debug/dit");
-  const out = path.join(os.tmpdir(), `dit-hub-e2e-${process.pid}.npy`);
-  execFileSync(dit, ["sample", ...args, "--class", "3", "--cfg", "4", "--steps", "10", "--sampler", "dpmpp2m", "--seed", "7", "--quiet", "--out", out]);
-  const buf = fs.readFileSync(out);
-  const headerLen = buf.readUInt16LE(8);
-  return new Float32Array(buf.buffer.slice(buf.byteOffset + 10 + headerLen, buf.byteOffset + buf.length));
-}
-
-function maxDiff(native, pixels) {
-  const hw = native.length / 3;
-  assert.equal(hw * 4, pixels.length, "same image size");
-  let d = 0;
-  for (let p = 0; p < hw; p++) {
-    for (let c = 0; c < 3; c++) {
-      const v = Math.min(255, Math.max(0, Math.trunc(127.5 * native[c * hw + p] + 128)));
-      d = Math.max(d, Math.abs(v - pixels[p * 4 + c]));
-    }
-  }
-  return d;
+  return nativeSample([...args, "--class", "3", "--cfg", "4", "--steps", "10", "--sampler", "dpmpp2m", "--seed", "7"]);
 }
 
 let firstBytes;

@@ -5,14 +5,10 @@
 // error. Chromium's WebGPU adapter here is SwiftShader (CPU).
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { chromium } from "playwright-core";
-import { serve } from "./server.mjs";
-import { ARGS, chromiumPath, errorKind, generate, LOAD, repo, site } from "./browser.mjs";
-import { startHubServer } from "./hub-server.mjs";
+import { errorKind, generate, hubSession, LOAD, maxDiff, nativeSample, repo, site } from "./browser.mjs";
 
 const hubFixtures = path.join(repo, "tests/fixtures/hub");
 const SIT_FILE = "SiT-tiny-2-64.pt";
@@ -20,52 +16,27 @@ const FRAGMENT = "#arch=sit&heads=2";
 /** One image of class 3: guidance 4, seed 7 (the settings of the native runs compared). */
 const RUN = { steps: 10, classLabel: 3, cfg: 4, seed: 7 };
 
-let root, site_, hub, browser, context, page;
+let root, session, site_, hub, browser, context, page;
 
 before(async () => {
   // Repos of the stand-in: test/SiT-collections and test/sd-vae-ft-ema, the fixtures as they are.
   root = fs.mkdtempSync(path.join(os.tmpdir(), "dit-sit-hub-"));
   fs.mkdirSync(path.join(root, "test"));
   for (const name of ["SiT-collections", "sd-vae-ft-ema"]) fs.symlinkSync(path.join(hubFixtures, name), path.join(root, "test", name));
-  site_ = await serve(site);
-  hub = await startHubServer({ root });
-  browser = await chromium.launch({ executablePath: chromiumPath, args: ["--enable-unsafe-webgpu", ...ARGS] });
-  context = await browser.newContext();
+  session = await hubSession(root);
+  ({ site: site_, hub, browser, context } = session);
 });
 after(async () => {
-  await browser?.close();
-  site_?.close();
-  await hub?.close();
-  if (root) fs.rmSync(root, { recursive: true, force: true });
+  await session?.close();
 });
 
 /** `dit sample` on the fixture files: [3, H, W] f32 in [-1, 1]. */
 function nativeImage(sampler) {
-  const dit = process.env.DIT_BIN ?? path.join(process.env.CARGO_TARGET_DIR ?? path.join(repo, "target"), "debug/dit");
-  const out = path.join(os.tmpdir(), `dit-sit-e2e-${process.pid}.npy`);
-  execFileSync(dit, [
-    "sample", "--model", path.join(hubFixtures, "SiT-collections", SIT_FILE) + FRAGMENT, "--vae", path.join(hubFixtures, "sd-vae-ft-ema"),
+  return nativeSample([
+    "--model", path.join(hubFixtures, "SiT-collections", SIT_FILE) + FRAGMENT, "--vae", path.join(hubFixtures, "sd-vae-ft-ema"),
     "--class", String(RUN.classLabel), "--cfg", String(RUN.cfg), "--steps", String(RUN.steps), "--sampler", sampler,
-    "--seed", String(RUN.seed), "--quiet", "--out", out,
+    "--seed", String(RUN.seed),
   ]);
-  const buf = fs.readFileSync(out);
-  fs.rmSync(out);
-  const headerLen = buf.readUInt16LE(8);
-  return new Float32Array(buf.buffer.slice(buf.byteOffset + 10 + headerLen, buf.byteOffset + buf.length));
-}
-
-/** The largest difference between the native image (rounded as the page rounds) and the page's RGBA pixels. */
-function maxDiff(native, pixels) {
-  const hw = native.length / 3;
-  assert.equal(hw * 4, pixels.length, "same image size");
-  let d = 0;
-  for (let p = 0; p < hw; p++) {
-    for (let c = 0; c < 3; c++) {
-      const v = Math.min(255, Math.max(0, Math.trunc(127.5 * native[c * hw + p] + 128)));
-      d = Math.max(d, Math.abs(v - pixels[p * 4 + c]));
-    }
-  }
-  return d;
 }
 
 test("?model=hf://<owner>/SiT-collections/<file>.pt#arch=sit&heads=2 with ?vae=hf://<owner>/sd-vae-ft-ema loads; the samplers offered are the flow's", async () => {

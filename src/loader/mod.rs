@@ -15,6 +15,9 @@ use crate::weights::single::{RangeSource, SingleOptions};
 use crate::weights::{self, ModelIndex, ModelKind, Source};
 use std::collections::BTreeMap;
 
+#[cfg(target_arch = "wasm32")]
+mod hub_web;
+
 /// Verifies and uploads every tensor of a model directory, one shard in memory at a time.
 pub async fn from_dir<S: Source>(gpu: &Gpu, src: &S) -> Result<(ModelIndex, GpuWeights)> {
     let index = weights::read_index(src).await?;
@@ -252,7 +255,7 @@ pub async fn models_from_urls(
     // One checkpoint file in a Hub repo (`hf://OWNER/NAME[@REVISION]/FILE.pt#arch=sit&heads=N`, as the SiT release):
     // read by ranges from its resolve URL, with the single-file fragment; the VAE comes from its own location.
     if crate::hub::is_hub_location(model) && weights::single::is_single_file(model) {
-        let (index, w) = hub::load_file(gpu, model, fetch).await?;
+        let (index, w) = hub_web::load_file(gpu, model, fetch).await?;
         let dit = Dit::load(gpu, dit_config(&index, model)?, w)?;
         let Some(vae) = vae else {
             return Err(Error::input(format!("{model} is one checkpoint file: give the VAE's location too")));
@@ -262,9 +265,9 @@ pub async fn models_from_urls(
     let (dit_index, dit) = match crate::hub::is_hub_location(model) {
         true => {
             let asked = crate::hub::HubLocation::parse(model)?;
-            let repo = hub::resolve(&asked, fetch).await?;
+            let repo = hub_web::resolve(&asked, fetch).await?;
             let dit_sub = repo.pipeline.as_ref().map(|(dit, _)| dit.clone());
-            let (index, w) = hub::load_component(gpu, &repo, dit_sub.as_deref(), fetch).await?;
+            let (index, w) = hub_web::load_component(gpu, &repo, dit_sub.as_deref(), fetch).await?;
             let cfg = dit_config(&index, model)?;
             let dit = Dit::load(gpu, cfg, w)?;
             let vae = match vae {
@@ -275,7 +278,7 @@ pub async fn models_from_urls(
                             "{model}: the pipeline lists no `vae`; give the VAE's location"
                         )));
                     };
-                    let (index, w) = hub::load_component(gpu, &repo, Some(&vae_sub), fetch).await?;
+                    let (index, w) = hub_web::load_component(gpu, &repo, Some(&vae_sub), fetch).await?;
                     Vae::load(gpu, vae_config(&index, &format!("{model} (vae/)"))?, w)?
                 }
                 None => {
@@ -284,7 +287,7 @@ pub async fn models_from_urls(
                     )))
                 }
             };
-            hub::remember(&asked, &repo, fetch).await;
+            hub_web::remember(&asked, &repo, fetch).await;
             return Ok((index, dit, vae));
         }
         false => dit_from_url(gpu, model, fetch).await?,
@@ -301,7 +304,7 @@ async fn vae_at_url(gpu: &Gpu, location: &str, fetch: &Fetch) -> Result<Vae> {
     match crate::hub::is_hub_location(location) {
         true => {
             let asked = crate::hub::HubLocation::parse(location)?;
-            let repo = hub::resolve(&asked, fetch).await?;
+            let repo = hub_web::resolve(&asked, fetch).await?;
             let vae_sub = match &repo.pipeline {
                 Some((_, Some(vae))) => Some(vae.clone()),
                 Some((_, None)) => {
@@ -309,241 +312,11 @@ async fn vae_at_url(gpu: &Gpu, location: &str, fetch: &Fetch) -> Result<Vae> {
                 }
                 None => None,
             };
-            let (index, w) = hub::load_component(gpu, &repo, vae_sub.as_deref(), fetch).await?;
+            let (index, w) = hub_web::load_component(gpu, &repo, vae_sub.as_deref(), fetch).await?;
             let vae = Vae::load(gpu, vae_config(&index, location)?, w)?;
-            hub::remember(&asked, &repo, fetch).await;
+            hub_web::remember(&asked, &repo, fetch).await;
             Ok(vae)
         }
         false => vae_from_url(gpu, location, fetch).await,
-    }
-}
-
-/// `hf://` repos in the browser: the repo's revision resolved to a commit, a pipeline's components found from its
-/// `model_index.json`, each component's weights read by HTTP Range from the Hub's resolve URLs (followed to its
-/// CDN), and the fp16 tensors kept in Cache Storage under endpoint + repo + commit + path.
-#[cfg(target_arch = "wasm32")]
-mod hub {
-    use super::{from_single_with, Fetch};
-    use crate::error::{Error, Result};
-    use crate::gpu::{Gpu, Tensor};
-    use crate::hub::HubLocation;
-    use crate::model::GpuWeights;
-    use crate::weights::diffusers::{Arch, Pipeline, MODEL_INDEX, WEIGHT_FILES};
-    use crate::weights::single::SingleOptions;
-    use crate::weights::url::{cache_get, cache_put, open_cache, CachedRange, RangeUrl, TensorCache, CACHE_NAME};
-    use crate::weights::ModelIndex;
-    use std::collections::BTreeMap;
-
-    /// A repo whose revision is resolved: what its files are read and cached under.
-    pub struct Resolved {
-        pub endpoint: String,
-        /// The location asked for, its revision replaced by the commit when the Hub told it (the small files'
-        /// redirect names it); else the revision as given.
-        pub loc: HubLocation,
-        /// A diffusers pipeline's DiT and VAE subfolders (from `model_index.json`); `None` for one component.
-        pub pipeline: Option<(String, Option<String>)>,
-        /// Whether every component loaded so far is kept in Cache Storage (else the resolution is not kept either).
-        pub kept: std::cell::Cell<bool>,
-    }
-
-    impl Resolved {
-        fn url(&self, path: &str) -> String {
-            self.loc.resolve_url(&self.endpoint, &self.loc.path_in_repo(path))
-        }
-
-        fn key(&self, component: &str) -> String {
-            let l = &self.loc;
-            format!("{}|{}|{}|{}|{component}", self.endpoint, l.repo_id(), l.revision, l.subfolder)
-        }
-    }
-
-    /// The cache entry of a revision's resolution (for offline visits).
-    fn ref_url(endpoint: &str, repo: &HubLocation) -> String {
-        let key = format!("{endpoint}|{}|{}|{}", repo.repo_id(), repo.revision, repo.subfolder);
-        format!("https://refs.dit-wasm.invalid/{}", String::from(js_sys::encode_uri_component(&key)))
-    }
-
-    /// The commit named in a small file's final URL (`/api/resolve-cache/models/OWNER/NAME/COMMIT/...`).
-    fn commit_in(url: &str, repo: &str) -> Option<String> {
-        let at = url.find(&format!("/api/resolve-cache/models/{repo}/"))?;
-        let rest = &url[at + "/api/resolve-cache/models/".len() + repo.len() + 1..];
-        let commit = rest.split('/').next()?;
-        (commit.len() == 40 && commit.bytes().all(|b| b.is_ascii_hexdigit())).then(|| commit.to_string())
-    }
-
-    /// Resolves the revision and tells a pipeline from a component by asking for `model_index.json`. Offline (or
-    /// with the Hub unreachable), the resolution of the last visit is used, from Cache Storage.
-    pub async fn resolve(repo: &HubLocation, fetch: &Fetch) -> Result<Resolved> {
-        let endpoint = fetch.hub_endpoint.trim_end_matches('/').to_string();
-        let mut r = Resolved { endpoint: endpoint.clone(), loc: repo.clone(), pipeline: None, kept: true.into() };
-        let probe = RangeUrl::new(&r.url(MODEL_INDEX), fetch.timeout_ms, None);
-        match probe.get_small(probe.url()).await {
-            Ok(found) => {
-                if let Some((bytes, final_url)) = &found {
-                    let what = format!("hf://{}/{}", repo.repo_id(), repo.path_in_repo(MODEL_INDEX));
-                    let p = Pipeline::parse(&what, bytes)?;
-                    r.pipeline = Some((p.subfolder(&what, Arch::Dit)?.to_string(), p.vae.clone()));
-                    if let Some(c) = commit_in(final_url, &repo.repo_id()) {
-                        r.loc.revision = c;
-                    }
-                }
-                Ok(r)
-            }
-            Err(e @ Error::Download { .. }) => {
-                let cache = if fetch.cache { open_cache(CACHE_NAME).await } else { None };
-                let Some(c) = &cache else { return Err(e) };
-                let Some(entry) = cache_get(c, &ref_url(&endpoint, repo)).await else { return Err(e) };
-                let v: serde_json::Value = serde_json::from_slice(&entry).map_err(|_| e)?;
-                r.loc.revision = v["commit"].as_str().unwrap_or(&repo.revision).to_string();
-                r.pipeline = serde_json::from_value(v["pipeline"].clone()).unwrap_or(None);
-                Ok(r)
-            }
-            Err(e) => Err(e),
-        }
-    }
-
-    /// Keeps the resolution of `repo` for offline visits, once its models loaded and were kept (a failed or
-    /// uncached load keeps nothing).
-    pub async fn remember(repo: &HubLocation, r: &Resolved, fetch: &Fetch) {
-        if !fetch.cache || !r.kept.get() {
-            return;
-        }
-        if let Some(c) = open_cache(CACHE_NAME).await {
-            let entry = serde_json::json!({ "commit": r.loc.revision, "pipeline": r.pipeline });
-            cache_put(&c, &ref_url(&r.endpoint, repo), entry.to_string().as_bytes()).await;
-        }
-    }
-
-    /// The weights of one checkpoint file of a repo, `hf://OWNER/NAME[@REVISION]/PATH#FRAGMENT` (the fragment as for
-    /// single files: `arch=sit`, `heads=N`): from Cache Storage when a whole copy is there (kept under the location
-    /// with its fragment, as the fragment changes what is loaded), else read by ranges from the file's resolve URL and
-    /// cached as the tensors arrive. The revision is not resolved to a commit here (the file's redirect is followed
-    /// by the browser): a revision that moves is cached under its name, so pin a commit to be sure of the files.
-    pub async fn load_file(gpu: &Gpu, location: &str, fetch: &Fetch) -> Result<(ModelIndex, GpuWeights)> {
-        let (hub_part, opts) = crate::weights::single::parse_location(location)?;
-        let loc = HubLocation::parse(hub_part)?;
-        let file = loc.subfolder.rsplit('/').next().unwrap_or("").to_string();
-        let fragment = location.split_once('#').map(|(_, f)| f).unwrap_or("");
-        let endpoint = fetch.hub_endpoint.trim_end_matches('/').to_string();
-        let repo = Resolved { endpoint, loc, pipeline: None, kept: true.into() };
-        let cache = if fetch.cache { TensorCache::open(&repo.key(&format!("#{fragment}"))).await } else { None };
-        if let Some(c) = &cache {
-            let mut map = BTreeMap::new();
-            let cached = c
-                .load(&fetch.on_progress, |name, shape, bytes| {
-                    map.insert(name.to_string(), Tensor::from_f16_bytes(gpu, name, shape, bytes)?);
-                    Ok(())
-                })
-                .await?;
-            if let Some(index) = cached {
-                return Ok((index, GpuWeights::new(map)));
-            }
-            c.set_file(&file);
-        }
-        let src = RangeUrl::new(&repo.url(""), fetch.timeout_ms, fetch.on_progress.clone());
-        let ranged = CachedRange::new(&src, cache.as_ref());
-        let mut shapes = vec![];
-        let result = from_single_with(
-            gpu,
-            &ranged,
-            &opts,
-            |loaded, total| src.report(loaded, total),
-            |name, shape, bytes| {
-                if let Some(c) = &cache {
-                    c.put(name, bytes);
-                }
-                shapes.push((name.to_string(), shape.to_vec()));
-            },
-        )
-        .await;
-        match result {
-            Ok((index, w)) => {
-                if let Some(c) = &cache {
-                    c.commit(&index, shapes, &fetch.on_progress).await;
-                }
-                Ok((index, w))
-            }
-            Err(e) => {
-                if let Some(c) = &cache {
-                    c.discard().await;
-                }
-                Err(e)
-            }
-        }
-    }
-
-    /// The weights of one component (`transformer`, `vae`, or the repo itself): from Cache Storage when a whole
-    /// copy is there, else read by ranges from `diffusion_pytorch_model.safetensors` (or `.bin`), cached as they
-    /// arrive; nothing stays cached when the load fails.
-    pub async fn load_component(
-        gpu: &Gpu,
-        repo: &Resolved,
-        component: Option<&str>,
-        fetch: &Fetch,
-    ) -> Result<(ModelIndex, GpuWeights)> {
-        let component = component.unwrap_or("");
-        let cache = if fetch.cache { TensorCache::open(&repo.key(component)).await } else { None };
-        if let Some(c) = &cache {
-            let mut map = BTreeMap::new();
-            let cached = c
-                .load(&fetch.on_progress, |name, shape, bytes| {
-                    map.insert(name.to_string(), Tensor::from_f16_bytes(gpu, name, shape, bytes)?);
-                    Ok(())
-                })
-                .await?;
-            if let Some(index) = cached {
-                return Ok((index, GpuWeights::new(map)));
-            }
-        }
-        for file in WEIGHT_FILES {
-            let path = if component.is_empty() { file.to_string() } else { format!("{component}/{file}") };
-            let src = RangeUrl::new(&repo.url(&path), fetch.timeout_ms, fetch.on_progress.clone());
-            if let Some(c) = &cache {
-                c.set_file(file);
-            }
-            let ranged = CachedRange::new(&src, cache.as_ref());
-            let mut shapes = vec![];
-            let result = from_single_with(
-                gpu,
-                &ranged,
-                &SingleOptions::default(),
-                |loaded, total| src.report(loaded, total),
-                |name, shape, bytes| {
-                    if let Some(c) = &cache {
-                        c.put(name, bytes);
-                    }
-                    shapes.push((name.to_string(), shape.to_vec()));
-                },
-            )
-            .await;
-            match result {
-                Ok((index, w)) => {
-                    let kept = match &cache {
-                        Some(c) => c.commit(&index, shapes, &fetch.on_progress).await,
-                        None => false,
-                    };
-                    repo.kept.set(repo.kept.get() && kept);
-                    return Ok((index, w));
-                }
-                Err(e) => {
-                    if let Some(c) = &cache {
-                        c.discard().await;
-                    }
-                    match e {
-                        Error::NotFound { .. } => {}
-                        e => return Err(e),
-                    }
-                }
-            }
-        }
-        let dir: Vec<&str> = [repo.loc.subfolder.as_str(), component].into_iter().filter(|s| !s.is_empty()).collect();
-        let dir = if dir.is_empty() { String::new() } else { format!("{}/", dir.join("/")) };
-        Err(Error::NotFound {
-            url: format!(
-                "hf://{}@{}/{dir}diffusion_pytorch_model.{{safetensors,bin}}",
-                repo.loc.repo_id(),
-                repo.loc.revision
-            ),
-        })
     }
 }
