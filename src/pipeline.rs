@@ -2,7 +2,7 @@
 //! the VAE decode. The loop uploads only the step's timesteps, scalars and (DDPM) noise; it reads nothing back until
 //! the end.
 
-use crate::arch::null_class;
+use crate::arch::{null_class, Family};
 use crate::diffusion::sampler::{coefficients, flow_stages, Step};
 use crate::diffusion::{CfgChannels, NoiseRng, SamplerKind, Schedule, Spacing};
 use crate::error::{Error, Result};
@@ -15,7 +15,15 @@ use crate::util::now_seconds;
 pub const DEFAULT_CFG_SCALE: f32 = 4.0;
 pub const DEFAULT_STEPS: usize = 250;
 pub const DEFAULT_SAMPLER: &str = "ddpm";
+/// The sampler of a flow (SiT) when none is asked for.
+pub const DEFAULT_FLOW_SAMPLER: &str = "euler";
 pub const DEFAULT_CFG_CHANNELS: &str = "official";
+
+/// The default sampler of a network of `family`: DDPM for a DiT (the release's), Euler for a SiT (a flow).
+pub fn default_sampler(family: Family) -> SamplerKind {
+    let name = if family.is_flow() { DEFAULT_FLOW_SAMPLER } else { DEFAULT_SAMPLER };
+    SamplerKind::parse(name).expect("a known sampler")
+}
 
 /// Rows of the DiT's batch for `images` images: with guidance (scale != 1) each image runs twice, with its class and
 /// with the null class.

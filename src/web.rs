@@ -237,11 +237,10 @@ impl WasmSampler {
             Some(Steps::Text(s)) => req.steps = Spacing::parse(&s).map_err(to_js)?,
         }
         // A sampler of the other kind (a DDPM on a SiT, a flow on a DiT) is refused by the pipeline (`invalid-input`).
-        match &o.sampler {
-            Some(s) => req.sampler = SamplerKind::parse(s).map_err(to_js)?,
-            None if self.dit.cfg.arch.is_flow() => req.sampler = SamplerKind::Euler,
-            None => {}
-        }
+        req.sampler = match &o.sampler {
+            Some(s) => SamplerKind::parse(s).map_err(to_js)?,
+            None => crate::pipeline::default_sampler(self.dit.cfg.arch),
+        };
         if let Some(c) = &o.cfg_channels {
             req.cfg_channels = CfgChannels::parse(c).map_err(to_js)?;
         }

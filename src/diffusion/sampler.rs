@@ -52,15 +52,6 @@ impl SamplerKind {
         matches!(self, SamplerKind::Euler | SamplerKind::Heun | SamplerKind::EulerMaruyama)
     }
 
-    /// Model evaluations per solver step.
-    pub fn stages(self) -> usize {
-        if self == SamplerKind::Heun {
-            2
-        } else {
-            1
-        }
-    }
-
     pub fn name(self) -> &'static str {
         match self {
             SamplerKind::Ddpm => "ddpm",
@@ -173,8 +164,7 @@ pub struct StepParams {
 
 /// The f64 coefficients c0..c6 of step `i` (the i-th step run, at schedule index k = K-1-i); see sampler.wgsl.
 pub fn coefficients(kind: SamplerKind, s: &Schedule, i: usize, learn_sigma: bool) -> [f64; 7] {
-    let k_count = s.len();
-    let k = k_count - 1 - i;
+    let k = s.len() - 1 - i;
     match kind {
         SamplerKind::Ddpm => {
             let c = s.ddpm(k);
@@ -229,9 +219,9 @@ pub fn coefficients(kind: SamplerKind, s: &Schedule, i: usize, learn_sigma: bool
             };
             [c0, c1, a_coef, b_coef, c_coef, 0.0, 0.0]
         }
+        // The flow samplers' uniforms are their stages' (`flow_stages`, `Step::set_flow_stage`), never these.
         SamplerKind::Euler | SamplerKind::Heun | SamplerKind::EulerMaruyama => {
-            let st = flow_stages(kind, i, k_count)[0];
-            [st.c0, st.c1, 0.0, 0.0, 0.0, 0.0, 0.0]
+            unreachable!("a flow sampler steps through flow_stages")
         }
     }
 }

@@ -107,11 +107,7 @@ pub async fn run(mut a: SampleArgs) -> Result<()> {
     if vae.is_none() && a.out.extension().is_some_and(|e| e == "png") {
         return Err(Error::input("a .png output needs --vae DIR"));
     }
-    let sampler = match sampler {
-        Some(s) => s,
-        None if dit.cfg.arch.is_flow() => SamplerKind::Euler,
-        None => SamplerKind::parse(pipeline::DEFAULT_SAMPLER)?,
-    };
+    let sampler = sampler.unwrap_or_else(|| pipeline::default_sampler(dit.cfg.arch));
     let req = SampleRequest {
         classes,
         cfg_scale: a.cfg,

@@ -203,10 +203,8 @@ impl crate::weights::range::RangeSource for RangeUrl {
         let mut out = Vec::with_capacity(len);
         let mut failures = 0u32;
         while out.len() < len {
+            // A failure that gave up has returned below; a retry waits first.
             if failures > 0 {
-                if failures >= RANGE_ATTEMPTS || offline() {
-                    break;
-                }
                 sleep_ms(250 << failures).await;
             }
             let had = out.len();
