@@ -52,16 +52,16 @@ const params = new URLSearchParams(location.search);
  */
 const OFFICIAL_REVISION = "main";
 
+/** The SD VAE decoder's parameters (the encoder is not read). */
+const VAE_DECODER_PARAMETERS = 49_490_199;
+
 /**
  * Bytes a first visit downloads for an official DiT-XL/2 pipeline: the transformer's 674,834,720 f32 parameters
  * (its file holds about 300 MB more, the 27 duplicated copies of the timestep and class embedders, which are not
  * read) and the SD VAE decoder's 49,490,199 (the encoder is not read). The same at 256 and 512 px (the position
  * embedding is computed, not stored). They are kept in fp16: half as many bytes.
  */
-const OFFICIAL_DOWNLOAD_BYTES = 674_834_720 * 4 + 49_490_199 * 4;
-
-/** The SD VAE decoder's parameters (the encoder is not read). */
-const VAE_DECODER_PARAMETERS = 49_490_199;
+const OFFICIAL_DOWNLOAD_BYTES = (674_834_720 + VAE_DECODER_PARAMETERS) * 4;
 
 /**
  * The SiT release (nyu-visionx/SiT-collections): one torch.save'd f32 state dict per model at the repo root, DiT's
