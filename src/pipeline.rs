@@ -1,8 +1,9 @@
 //! Class labels in, latents and images out: the sampling loop around the DiT forward and the GPU sampler step, then
 //! the VAE decode. The loop uploads only the step's timesteps, scalars and (DDPM) noise; it reads nothing back until
-//! the end.
+//! the end, except for dopri5, whose adaptive steps are chosen on the host from each evaluation's velocity.
 
 use crate::arch::{null_class, Family};
+use crate::diffusion::dopri5::{Dopri5, SIT_ATOL, SIT_RTOL};
 use crate::diffusion::sampler::{coefficients, flow_stages, Step};
 use crate::diffusion::{CfgChannels, NoiseRng, SamplerKind, Schedule, Spacing};
 use crate::error::{Error, Result};
@@ -100,7 +101,55 @@ pub struct Sampling<'a> {
     batch: usize,
     done: usize,
     t0: f64,
+    /// dopri5's solver (started by the first step), and whether it has reached t = 1.
+    ode: Option<Dopri5>,
+    ode_done: bool,
+    guide: Guide,
     _arena: Arena,
+}
+
+/// What the host needs to form the guided velocity from a forward's output (dopri5).
+#[derive(Clone, Copy)]
+struct Guide {
+    images: usize,
+    channels: usize,
+    out_channels: usize,
+    hw: usize,
+    guided: bool,
+    guided_channels: usize,
+    scale: f64,
+}
+
+impl Guide {
+    /// SiT's `forward_with_cfg` as the ODE's drift: the network on the state's first half twice (labels [y; null])
+    /// or once without guidance, its first `channels` outputs kept; channels below `guided_channels` guided (the same
+    /// in both halves), the others each row's own. `y` and the result are the whole state, [B, C, h, w].
+    async fn velocity(&self, gpu: &Gpu, plan: &DitPlan, t: f64, y: &[f64]) -> Result<Vec<f64>> {
+        let (n, c, hw) = (self.images, self.channels, self.hw);
+        let rows = if self.guided { 2 * n } else { n };
+        let half = &y[..n * c * hw];
+        let x: Vec<f32> = half.iter().chain(if self.guided { half } else { &[][..] }).map(|&v| v as f32).collect();
+        gpu.write(&plan.x.buf, 0, bytemuck::cast_slice(&x));
+        gpu.write(&plan.t.buf, 0, bytemuck::cast_slice(&vec![t as f32; rows]));
+        gpu.run(plan.dispatches());
+        let out = gpu.read_f32(&plan.out).await?;
+        let at = |row: usize, ch: usize, p: usize| out[(row * self.out_channels + ch) * hw + p] as f64;
+        let mut v = vec![0f64; rows * c * hw];
+        for row in 0..rows {
+            let s = row % n;
+            for ch in 0..c {
+                for p in 0..hw {
+                    v[(row * c + ch) * hw + p] = if self.guided && ch < self.guided_channels {
+                        let (cond, uncond) = (at(s, ch, p), at(n + s, ch, p));
+                        uncond + self.scale * (cond - uncond)
+                    } else {
+                        at(row, ch, p)
+                    };
+                }
+            }
+        }
+        Ok(v)
+    }
 }
 
 impl<'a> Sampling<'a> {
@@ -127,7 +176,7 @@ impl<'a> Sampling<'a> {
                 req.sampler.name(),
                 cfg.arch.name(),
                 if flow {
-                    "euler, heun or euler-maruyama (a SiT is a flow)"
+                    "euler, heun, euler-maruyama or dopri5 (a SiT is a flow)"
                 } else {
                     "ddpm, ddim or dpmpp2m (a DiT is a diffusion)"
                 }
@@ -189,6 +238,17 @@ impl<'a> Sampling<'a> {
             batch,
             done: 0,
             t0: now_seconds(),
+            ode: None,
+            ode_done: false,
+            guide: Guide {
+                images: n,
+                channels: c,
+                out_channels: cfg.out_channels(),
+                hw,
+                guided,
+                guided_channels,
+                scale: req.cfg_scale as f64,
+            },
             _arena: arena,
         };
         // Inputs: the starting latent in both halves; labels [y; null].
@@ -220,6 +280,9 @@ impl<'a> Sampling<'a> {
     pub async fn step(&mut self) -> Result<Option<StepInfo>> {
         let k_steps = self.schedule.len();
         let i = self.done;
+        if self.req.sampler == SamplerKind::Dopri5 {
+            return self.ode_step().await;
+        }
         if i == k_steps {
             return Ok(None);
         }
@@ -251,6 +314,44 @@ impl<'a> Sampling<'a> {
         self.gpu.sync().await?;
         self.done += 1;
         Ok(Some(StepInfo { step: i + 1, total: k_steps, timestep: t, elapsed: now_seconds() - self.t0 }))
+    }
+
+    /// One dopri5 step attempt (the first call also starts the solver); the end once it has reached t = 1, where the
+    /// dense output is written as the final latents. `total` is an estimate: the attempts so far plus the steps of
+    /// the current size that reach t = 1.
+    async fn ode_step(&mut self) -> Result<Option<StepInfo>> {
+        if self.ode_done {
+            return Ok(None);
+        }
+        let start = if self.ode.is_none() { Some(self.noise_at(0)) } else { None };
+        let Sampling { gpu, plan, guide, ode, prev, per_step, .. } = self;
+        let (gpu, plan, guide) = (*gpu, &*plan, *guide);
+        let mut drift = async |t: f64, y: &[f64]| guide.velocity(gpu, plan, t, y).await;
+        if let Some(x0) = start {
+            let rows = if guide.guided { 2 } else { 1 };
+            let y0: Vec<f64> = (0..rows).flat_map(|_| x0.iter().map(|&v| v as f64)).collect();
+            *ode = Some(Dopri5::start(0.0, y0, SIT_ATOL, SIT_RTOL, &mut drift).await?);
+        }
+        let ode = ode.as_mut().expect("started above");
+        let t_start = ode.t;
+        if ode.t < 1.0 {
+            ode.attempt(&mut drift).await?;
+        }
+        let n_values = *per_step;
+        let (y, f) = ode.state();
+        // The preview: the data the current state points at, x + (1 - t) v.
+        let estimate: Vec<f32> = y[..n_values].iter().zip(f).map(|(y, v)| (y + (1.0 - ode.t) * v) as f32).collect();
+        gpu.write(&prev.buf, 0, bytemuck::cast_slice(&estimate));
+        let attempts = ode.accepted + ode.rejected;
+        if ode.t >= 1.0 {
+            let z: Vec<f32> = ode.at(1.0)[..n_values].iter().map(|&v| v as f32).collect();
+            gpu.write(&plan.x.buf, 0, bytemuck::cast_slice(&z));
+            self.ode_done = true;
+        }
+        let left = if self.ode_done { 0 } else { ((1.0 - ode.t) / ode.dt).ceil().clamp(1.0, 1e4) as usize };
+        self.done = attempts;
+        let timestep = (1000.0 * t_start).round() as usize;
+        Ok(Some(StepInfo { step: attempts, total: attempts + left, timestep, elapsed: now_seconds() - self.t0 }))
     }
 
     /// The current estimate of the clean latents [N, C, h, w] (the last step's x0 prediction), for previews.

@@ -215,7 +215,7 @@ impl WasmSampler {
     }
 
     /// Generates images. `options`: `{ classLabels, cfgScale?: 4, steps?: 250 | "ddim50", sampler?: "ddpm" |
-    /// "ddim" | "dpmpp2m" (a DiT; ddpm by default) | "euler" | "heun" | "euler-maruyama" (a SiT; euler by default),
+    /// "ddim" | "dpmpp2m" (a DiT; ddpm by default) | "euler" | "heun" | "euler-maruyama" | "dopri5" (a SiT; euler by default),
     /// cfgChannels?: "official" | "all", seed?: 0, previewEvery?: 0 }`. `on_step` receives
     /// `{ step, total, timestep, elapsed, preview? }` and returns false to cancel (the promise then rejects with kind
     /// `aborted`). Resolves to `{ width, height, images: Uint8ClampedArray[] (RGBA), seed }`.

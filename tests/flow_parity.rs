@@ -1,8 +1,9 @@
-//! SiT flow samplers: `dit sample --sampler euler|heun` on the DiT fixture dit_p2_hd64 converted with `--arch sit`
-//! (random non-zero weights), fixed noise, against the ODE written here from SiT's formulas: the network evaluated
-//! separately (the DiT forward, parity-tested against the reference network, run on [x; x] with labels [y; 1000]
-//! at the float time t in [0, 1]), guidance on velocity channels 0..2 (channel 3 the conditional half's own), and
-//! the updates in f64 on the CPU over the uniform grid t_i = i / K:
+//! SiT flow samplers: `dit sample --sampler euler|heun|euler-maruyama` on a `.pt` in the SiT release's layout (the
+//! DiT fixture dit_p2_hd64's random non-zero weights) converted with `dit convert --arch sit`, fixed noise, against
+//! the ODE written here from SiT's formulas: the network evaluated separately (the DiT forward, parity-tested against
+//! the reference network, run on [x; x] with labels [y; 1000] at the float time t in [0, 1]), guidance on velocity
+//! channels 0..2 (channel 3 the conditional half's own), and the updates in f64 on the CPU over the uniform grid
+//! t_i = i / K:
 //!   Euler: x <- x + (1/K) v(x, i/K)
 //!   Heun:  x~ = x + (1/K) v(x, i/K);  x <- x + (1/2K) (v(x, i/K) + v(x~, (i+1)/K))
 //!   Euler-Maruyama (SiT's `sample_sde` defaults: diffusion form "sigma" D(t) = 1 - t, last step "Mean" 0.04):
@@ -24,12 +25,16 @@ const C: usize = 4;
 const CLASSES: [u32; 2] = [3, 417];
 const NULL: u32 = 1000;
 
-/// The fixture converted as a SiT into `tmp/sit`, and fixed noise [STEPS_MAX + 1, N, C, 8, 8] in `tmp/n.npy`
+/// The release's file layout (a torch.save'd f32 state dict, tests/fixtures/hub/SiT-collections: the sampler-parity
+/// network dit_p2_hd64) converted with `dit convert FILE.pt --arch sit` into `tmp/sit`, and fixed noise [STEPS_MAX + 1, N, C, 8, 8] in `tmp/n.npy`
 /// (the starting latent, then the noise of each step); the ODE samplers get only the starting latent.
 fn prepared(steps: usize) -> (tempfile::TempDir, PathBuf, Vec<f32>) {
     let tmp = tempfile::tempdir().unwrap();
     let model = tmp.path().join("sit");
-    common::convert_p2_hd64(&model, &["--arch", "sit"]);
+    let pt = fixture("hub/SiT-collections/SiT-tiny-2-64.pt");
+    let args = ["convert", pt.to_str().unwrap(), "--out", model.to_str().unwrap(), "--arch", "sit", "--heads", "2"];
+    let o = dit(&args);
+    assert!(o.ok, "dit {}: {}", args.join(" "), o.stderr);
     let n = CLASSES.len();
     let noise: Vec<f32> = random(22, (steps + 1) * n * C * LATENT * LATENT, 1.7);
     dit_wasm::npy::write_f32(&tmp.path().join("n.npy"), &[steps + 1, n, C, LATENT, LATENT], &noise).unwrap();
@@ -162,6 +167,7 @@ fn the_sampler_must_fit_the_model_kind() {
         &["sample", "--model", &dit_file, "--sampler", "euler", "--steps", "4", "--class", "1", "--out", o],
         "ddpm",
     );
+    fails_with(&["sample", "--model", &dit_file, "--sampler", "dopri5", "--class", "1", "--out", o], "ddpm");
     // The kind shows in `dit info`, for the directory and for a single file with #arch=sit.
     let info = dit(&["info", m]);
     assert!(info.ok && info.stdout.contains("model:       sit"), "{}", info.stdout);
@@ -170,4 +176,104 @@ fn the_sampler_must_fit_the_model_kind() {
     assert!(info.ok && info.stdout.contains("model:       sit"), "{}{}", info.stdout, info.stderr);
     let info = dit(&["info", &dit_file]);
     assert!(info.ok && info.stdout.contains("model:       dit"), "{}{}", info.stdout, info.stderr);
+}
+
+/// A fixture of tools/make_flow_fixtures.py: its tensors as f64 and its JSON description.
+fn flow_fixture(name: &str) -> (std::collections::HashMap<String, Vec<f64>>, serde_json::Value) {
+    let bytes = std::fs::read(fixture(&format!("flow_{name}.safetensors"))).unwrap();
+    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+    let desc = serde_json::from_str(&meta.metadata().as_ref().unwrap()["case"]).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let tensors = st
+        .tensors()
+        .into_iter()
+        .map(|(k, v)| {
+            let values: Vec<f64> = match v.dtype() {
+                safetensors::Dtype::F64 => bytemuck::pod_collect_to_vec(v.data()),
+                safetensors::Dtype::F32 => {
+                    bytemuck::pod_collect_to_vec::<u8, f32>(v.data()).into_iter().map(f64::from).collect()
+                }
+                _ => bytemuck::pod_collect_to_vec::<u8, i32>(v.data()).into_iter().map(f64::from).collect(),
+            };
+            (k, values)
+        })
+        .collect();
+    (tensors, desc)
+}
+
+/// The solver alone against torchdiffeq's dopri5 on an ODE whose steps get rejected and resized: the same number of
+/// evaluations (so the same accepted and rejected steps) and the same end value.
+#[test]
+fn dopri5_steps_as_torchdiffeq() {
+    use dit_wasm::diffusion::dopri5::{Dopri5, SIT_ATOL, SIT_RTOL};
+    let (t, desc) = flow_fixture("dopri5_controller");
+    let k: Vec<f64> = (0..64).map(|i| 0.5 + (40.0 - 0.5) * i as f64 / 63.0).collect();
+    let mut calls = 0;
+    let mut drift = async |t: f64, y: &[f64]| -> dit_wasm::Result<Vec<f64>> {
+        calls += 1;
+        Ok(y.iter().zip(&k).map(|(y, k)| -k * (1.0 + (20.0 * t).sin()) * y + (3.0 * t).cos()).collect())
+    };
+    let (got, s) = pollster::block_on(async {
+        let mut s = Dopri5::start(0.0, t["y0"].clone(), SIT_ATOL, SIT_RTOL, &mut drift).await.unwrap();
+        let y = s.solve_to(1.0, &mut drift, |_| true).await.unwrap();
+        (y, (s.accepted, s.rejected, s.evaluations))
+    });
+    let want = &t["out"];
+    let diff = got.iter().zip(want).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+    println!(
+        "dopri5 step control: {} accepted, {} rejected, {} evaluations (torchdiffeq {}); max diff {diff:.3e}",
+        s.0, s.1, s.2, desc["evaluations"]
+    );
+    assert!(s.1 > 0, "the case must exercise rejected steps");
+    assert_eq!(s.2 as u64, desc["evaluations"].as_u64().unwrap(), "evaluations differ from torchdiffeq's");
+    assert!(diff < 1e-9, "max diff {diff:.3e}");
+}
+
+/// `dit sample --sampler dopri5` (the library's run, to count its steps) on dit_p2_hd64 converted as a SiT, against
+/// torchdiffeq's dopri5 over diffusers' network with SiT's guidance (tools/make_flow_fixtures.py).
+fn dopri5_parity(case: &str) {
+    use dit_wasm::diffusion::{CfgChannels, SamplerKind, Spacing};
+    use dit_wasm::pipeline::{sample, SampleRequest};
+    let (t, desc) = flow_fixture(case);
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tmp.path().join("sit");
+    common::convert_p2_hd64(&model, &["--arch", "sit"]);
+    let req = SampleRequest {
+        classes: t["labels"].iter().map(|&v| v as u32).collect(),
+        cfg_scale: desc["cfg"].as_str().unwrap().parse().unwrap(),
+        steps: Spacing::Even(50),
+        sampler: SamplerKind::Dopri5,
+        cfg_channels: CfgChannels::parse(desc["cfg_channels"].as_str().unwrap()).unwrap(),
+        seed: 0,
+        noise: Some(t["noise"].iter().map(|&v| v as f32).collect()),
+        latent_size: None,
+    };
+    let want: Vec<f32> = t["out"].iter().map(|&v| v as f32).collect();
+    for gpu in gpus() {
+        let (index, w) = pollster::block_on(dit_wasm::loader::from_dir(&gpu, &DirSource(model.clone()))).unwrap();
+        let cfg: DitConfig = serde_json::from_value(index.metadata.config).unwrap();
+        let dit_model = Dit::load(&gpu, cfg, w).unwrap();
+        let mut last = None;
+        let got = pollster::block_on(sample(&gpu, &dit_model, &req, |s| {
+            last = Some(s.clone());
+            true
+        }))
+        .unwrap();
+        let last = last.unwrap();
+        assert_eq!(last.step, last.total, "the last step event says the run is complete");
+        let evaluations = 2 + 6 * last.step;
+        println!("dopri5 {case}: {} steps, {evaluations} evaluations (torchdiffeq {})", last.step, desc["evaluations"]);
+        assert_eq!(evaluations as u64, desc["evaluations"].as_u64().unwrap(), "a different step sequence");
+        check(&format!("{} dopri5 {desc}: final latent", common::label(&gpu)), &got, &want, 1e-3);
+    }
+}
+
+#[test]
+fn dopri5_matches_torchdiffeq_official_guidance() {
+    dopri5_parity("dopri5");
+}
+
+#[test]
+fn dopri5_matches_torchdiffeq_all_channel_guidance() {
+    dopri5_parity("dopri5_all");
 }

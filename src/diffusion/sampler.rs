@@ -25,6 +25,9 @@ pub enum SamplerKind {
     /// step "Mean" of 0.04): K model evaluations, K - 1 noisy steps over `linspace(0, 0.96, K)` and a last noiseless
     /// drift step of 0.04.
     EulerMaruyama,
+    /// Flow models (SiT): SiT's default ODE sampler, torchdiffeq's adaptive `dopri5` with atol 1e-6 and rtol 1e-3
+    /// (`diffusion::dopri5`), from t = 0 to 1: the step count is its own (the requested steps are not used).
+    Dopri5,
 }
 
 impl SamplerKind {
@@ -36,8 +39,9 @@ impl SamplerKind {
             "euler" => Ok(SamplerKind::Euler),
             "heun" => Ok(SamplerKind::Heun),
             "euler-maruyama" | "em" => Ok(SamplerKind::EulerMaruyama),
+            "dopri5" => Ok(SamplerKind::Dopri5),
             _ => Err(Error::input(format!(
-                "unknown sampler `{s}`: use ddpm, ddim or dpmpp2m (DiT), euler, heun or euler-maruyama (SiT)"
+                "unknown sampler `{s}`: use ddpm, ddim or dpmpp2m (DiT), euler, heun, euler-maruyama or dopri5 (SiT)"
             ))),
         }
     }
@@ -49,7 +53,7 @@ impl SamplerKind {
 
     /// Whether the sampler integrates a flow (a SiT's velocity) rather than a diffusion (a DiT's eps).
     pub fn flow(self) -> bool {
-        matches!(self, SamplerKind::Euler | SamplerKind::Heun | SamplerKind::EulerMaruyama)
+        matches!(self, SamplerKind::Euler | SamplerKind::Heun | SamplerKind::EulerMaruyama | SamplerKind::Dopri5)
     }
 
     pub fn name(self) -> &'static str {
@@ -60,6 +64,7 @@ impl SamplerKind {
             SamplerKind::Euler => "euler",
             SamplerKind::Heun => "heun",
             SamplerKind::EulerMaruyama => "euler-maruyama",
+            SamplerKind::Dopri5 => "dopri5",
         }
     }
 
@@ -68,7 +73,7 @@ impl SamplerKind {
             SamplerKind::Ddpm => 0,
             SamplerKind::Ddim => 1,
             SamplerKind::DpmSolverPp2m => 2,
-            SamplerKind::Euler | SamplerKind::Heun | SamplerKind::EulerMaruyama => FLOW_FROM_X,
+            SamplerKind::Euler | SamplerKind::Heun | SamplerKind::EulerMaruyama | SamplerKind::Dopri5 => FLOW_FROM_X,
         }
     }
 }
@@ -219,8 +224,9 @@ pub fn coefficients(kind: SamplerKind, s: &Schedule, i: usize, learn_sigma: bool
             };
             [c0, c1, a_coef, b_coef, c_coef, 0.0, 0.0]
         }
-        // The flow samplers' uniforms are their stages' (`flow_stages`, `Step::set_flow_stage`), never these.
-        SamplerKind::Euler | SamplerKind::Heun | SamplerKind::EulerMaruyama => {
+        // The flow samplers' uniforms are their stages' (`flow_stages`, `Step::set_flow_stage`), never these; dopri5
+        // steps on the host (`diffusion::dopri5`).
+        SamplerKind::Euler | SamplerKind::Heun | SamplerKind::EulerMaruyama | SamplerKind::Dopri5 => {
             unreachable!("a flow sampler steps through flow_stages")
         }
     }

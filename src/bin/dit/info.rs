@@ -98,7 +98,11 @@ fn show(index: &ModelIndex, tensors: usize, params: usize, what: &str) -> Result
         println!(
             "model:       {} ({})",
             cfg.arch.name(),
-            if cfg.arch.is_flow() { "a flow: euler, heun, euler-maruyama" } else { "a diffusion: ddpm, ddim, dpmpp2m" }
+            if cfg.arch.is_flow() {
+                "a flow: euler, heun, euler-maruyama, dopri5"
+            } else {
+                "a diffusion: ddpm, ddim, dpmpp2m"
+            }
         );
         println!(
             "GMACs/image: {:.2} per forward at a {}x{} latent",

@@ -34,7 +34,8 @@ pub struct SampleArgs {
     steps: String,
     /// A DiT: ddpm (learned-variance DDPM, the paper's; the default), ddim (eta 0) or dpmpp2m (DPM-Solver++(2M)).
     /// A SiT (a flow): euler (the default) or heun, ODE solvers over a uniform grid from t = 0 (noise) to 1 (data),
-    /// or euler-maruyama (SiT's SDE: K - 1 noisy steps to t = 0.96, then a last noiseless step of 0.04).
+    /// or euler-maruyama (SiT's SDE: K - 1 noisy steps to t = 0.96, then a last noiseless step of 0.04), or dopri5
+    /// (SiT's default ODE solver: adaptive steps with atol 1e-6, rtol 1e-3; --steps is not used).
     #[arg(long)]
     sampler: Option<String>,
     /// Guidance on eps channels 0..2 as the release does (official) or on all four (all).

@@ -89,7 +89,7 @@ export interface SamplerInfo {
   adapter: AdapterInfo;
   model: {
     preset?: string;
-    /** The network's family: "dit" (a diffusion: ddpm, ddim, dpmpp2m) or "sit" (a flow: euler, heun, euler-maruyama). */
+    /** The network's family: "dit" (a diffusion: ddpm, ddim, dpmpp2m) or "sit" (a flow: euler, heun, euler-maruyama, dopri5). */
     arch: "dit" | "sit";
     numClasses: number;
     classNames?: string[];
@@ -128,9 +128,11 @@ export interface GenerateOptions {
   /**
    * A DiT: "ddpm" (learned-variance DDPM, the paper's; default), "ddim" (eta 0) or "dpmpp2m" (DPM-Solver++(2M)). A SiT
    * (a flow): "euler" (the default) or "heun" (ODE over a uniform grid from t = 0 to 1, `steps` solver steps), or
-   * "euler-maruyama" (SiT's SDE). A sampler of the other kind is an `invalid-input` error.
+   * "euler-maruyama" (SiT's SDE), or "dopri5" (SiT's default ODE solver: adaptive steps, atol 1e-6 and rtol 1e-3;
+   * `steps` is not used, and each step event's `total` is an estimate). A sampler of the other kind is an
+   * `invalid-input` error.
    */
-  sampler?: "ddpm" | "ddim" | "dpmpp2m" | "euler" | "heun" | "euler-maruyama";
+  sampler?: "ddpm" | "ddim" | "dpmpp2m" | "euler" | "heun" | "euler-maruyama" | "dopri5";
   /** Guidance on eps channels 0..2 as the release does ("official", default) or on all of them. */
   cfgChannels?: "official" | "all";
   /** Noise seed (a whole number); the same seed gives the same image here and from the native `dit sample`. */
