@@ -14,7 +14,7 @@
 //   kind 2, DPM-Solver++(2M):     x' = c2 x + c3 x0 + c4 (x0 - prev)
 // Flow models (SiT), where the guided output is the velocity v (t = 0 noise, t = 1 data):
 //   kind 3, from x:    x' = x + c0 v;     prev = x + c1 v  (Euler: the data estimate; Heun: the corrector's base)
-//   kind 4, from prev: x' = prev + c0 v;  prev = x'        (Heun's corrector)
+//   kind 4, from prev: x' = prev + c0 v;  prev = x' + c1 v  (Heun's corrector; prev the data estimate, for previews)
 //   kind 5, SDE:       x' = c2 x + c0 v + c3 z;  prev = x + c1 v  (Euler-Maruyama, z this step's noise)
 // The diffusion kinds then store x0 in `prev` (DPM-Solver's history, and the preview of the current estimate).
 
@@ -71,7 +71,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
         if (p.kind != 4u) {
             prev[i] = xt + p.c1 * eps;
         } else {
-            prev[i] = xf;
+            prev[i] = xf + p.c1 * eps;
         }
         x[i] = xf;
         if (p.guided == 1u) {

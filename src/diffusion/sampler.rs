@@ -126,16 +126,18 @@ pub struct FlowStage {
 
 /// The model evaluations of solver step `i` of `k` over the grid t_i = i / K (in f64).
 /// Euler: x' = x + h v(x, t_i) (prev gets the data estimate x + (1 - t_i) v).
-/// Heun: predictor x~ = x + h v1 with prev = x + h/2 v1, then x' = prev + h/2 v(x~, t_{i+1}).
+/// Heun: predictor x~ = x + h v1 with prev = x + h/2 v1, then x' = prev + h/2 v2 with v2 = v(x~, t_{i+1}) (prev gets
+/// the data estimate x' + (1 - t_{i+1}) v2, for previews).
 /// Euler-Maruyama (SiT's linear path, velocity model, diffusion D(t) = 1 - t): the score from the velocity is
 /// (t v - x) / (1 - t), the drift v + D score; x' = x + dt drift + sqrt(2 D dt) z over `linspace(0, 0.96, K)`,
 /// and the last of the K evaluations x' = x + 0.04 drift(x, 0.96) without noise.
 pub fn flow_stages(kind: SamplerKind, i: usize, k: usize) -> Vec<FlowStage> {
     let (t, h) = (i as f64 / k as f64, 1.0 / k as f64);
+    let t_next = (i + 1) as f64 / k as f64;
     match kind {
         SamplerKind::Heun => vec![
             FlowStage { t, kind: FLOW_FROM_X, c0: h, c1: 0.5 * h, c2: 0.0, c3: 0.0 },
-            FlowStage { t: (i + 1) as f64 / k as f64, kind: FLOW_FROM_PREV, c0: 0.5 * h, c1: 0.0, c2: 0.0, c3: 0.0 },
+            FlowStage { t: t_next, kind: FLOW_FROM_PREV, c0: 0.5 * h, c1: 1.0 - t_next, c2: 0.0, c3: 0.0 },
         ],
         SamplerKind::EulerMaruyama => {
             let t1 = 1.0 - SDE_LAST_STEP;
