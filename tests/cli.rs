@@ -249,6 +249,54 @@ fn sample_is_deterministic_and_rejects_bad_values() {
 }
 
 #[test]
+fn sample_blends_classes_in_the_label_embedding() {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = |n: &str| tmp.path().join(n).to_str().unwrap().to_string();
+    common::convert_p2_hd64(&tmp.path().join("dit"), &[]);
+    // No VAE: the final latents go to the .npy, so the comparisons see the sampler's output itself.
+    let model = p("dit");
+    let run = |out: &str, extra: &[&str]| {
+        let out = p(out);
+        let mut args = vec!["sample", "--model", &model, "--steps", "4", "--sampler", "ddim", "--seed", "5"];
+        args.extend_from_slice(&["--quiet", "--out", &out]);
+        args.extend_from_slice(extra);
+        let o = dit(&args);
+        assert!(o.ok, "{}", o.stderr);
+        std::fs::read(&out).unwrap()
+    };
+    let plain_a = run("a.npy", &["--class", "3"]);
+    let plain_b = run("b.npy", &["--class", "7"]);
+    let alpha0 = run("a0.npy", &["--class", "3", "--blend", "7", "--alpha", "0"]);
+    let alpha1 = run("a1.npy", &["--class", "3", "--blend", "7", "--alpha", "1"]);
+    let half = run("half.npy", &["--class", "3", "--blend", "7"]);
+    let half_given = run("half2.npy", &["--class", "3", "--blend", "7", "--alpha", "0.5"]);
+    assert!(alpha0 == plain_a, "--alpha 0 is the plain class");
+    assert!(alpha1 == plain_b, "--alpha 1 is the blend class");
+    assert!(half == half_given, "--alpha defaults to 0.5");
+    assert!(half != plain_a && half != plain_b, "a blend is neither class");
+    let latents = |b: &[u8]| -> Vec<f32> { bytemuck::pod_collect_to_vec(&b[b.len() - 4 * 4 * 8 * 8..]) };
+    println!(
+        "blend 3+7 at 0.5 vs class 3: max |diff| {}, vs class 7: {}",
+        common::max_diff(&latents(&half), &latents(&plain_a)),
+        common::max_diff(&latents(&half), &latents(&plain_b))
+    );
+
+    let base = ["sample", "--model", &p("dit"), "--class", "3", "--steps", "2", "--quiet", "--out", &p("x.npy")];
+    let bad = |extra: &[&str], what: &str| {
+        let mut args: Vec<&str> = base.to_vec();
+        args.extend_from_slice(extra);
+        fails_with(&args, what);
+    };
+    bad(&["--alpha", "0.3"], "--alpha needs --blend");
+    bad(&["--blend", "7", "--alpha", "1.5"], "blend alpha 1.5 must be a number from 0 to 1");
+    bad(&["--blend", "7", "--alpha", "-0.1"], "blend alpha -0.1");
+    bad(&["--blend", "7", "--alpha", "nan"], "blend alpha NaN");
+    bad(&["--blend", "1000"], "blend class 1000 is out of range");
+    bad(&["--blend", "1001"], "blend class 1001 is out of range");
+    bad(&["--blend", "-1"], "blend class -1 is negative");
+}
+
+#[test]
 fn sample_uses_the_embedded_demo_model_by_default() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("sneaker.png");

@@ -169,9 +169,34 @@ function hasWebGPU(): boolean {
   return typeof navigator !== "undefined" && "gpu" in navigator && Boolean(navigator.gpu);
 }
 
-/** A worker running this package's worker script: the caller's, or one started here. */
+/**
+ * A worker running this package's worker script: the caller's, or one started here. A page may construct a Worker
+ * only from a script of its own origin, so when this package is served from another origin (a CDN), the worker is
+ * started from a same-origin blob whose one line imports the package's worker by its absolute URL (a module import
+ * may cross origins under CORS); the worker then loads the wasm relative to its own module URL, so from the package.
+ * Bundlers see the plain `new Worker(new URL(...))` and bundle the worker themselves.
+ */
 function startWorker(given: Worker | undefined): WorkerClient {
-  return new WorkerClient(given ?? new Worker(new URL("./worker.js", import.meta.url), { type: "module" }));
+  if (given) return new WorkerClient(given);
+  const page = globalThis.location?.origin;
+  if (page === undefined || new URL(import.meta.url).origin === page) {
+    return new WorkerClient(new Worker(new URL("./worker.js", import.meta.url), { type: "module" }));
+  }
+  return new WorkerClient(crossOriginWorker());
+}
+
+/** A module worker from a same-origin blob that imports this package's `worker.js` (see `startWorker`). */
+function crossOriginWorker(): Worker {
+  // Built from a variable so that bundlers do not take it for an asset to copy.
+  const script = "./worker.js";
+  const source = `import ${JSON.stringify(new URL(script, import.meta.url).href)};\n`;
+  const blob = URL.createObjectURL(new Blob([source], { type: "text/javascript" }));
+  const worker = new Worker(blob, { type: "module" });
+  // Once the worker has read the script (it answers, or fails), the blob is no longer needed.
+  const revoke = () => URL.revokeObjectURL(blob);
+  worker.addEventListener("message", revoke, { once: true });
+  worker.addEventListener("error", revoke, { once: true });
+  return worker;
 }
 
 /** Starts a worker, opens the GPU and loads the model and the VAE (downloading what Cache Storage lacks). */
