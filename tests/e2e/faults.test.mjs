@@ -7,18 +7,22 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { chromium } from "playwright-core";
 import { serve } from "./server.mjs";
-import { ARGS, chromiumPath, errorKind, generate, LOAD, site } from "./browser.mjs";
+import { ARGS, chromiumPath, errorKind, generate, LOAD, repo, site } from "./browser.mjs";
 
 /** The settings of every image here: a short DDIM run of the demo model. */
 const SETTINGS = { steps: 24, sampler: "ddim", seed: 11, cfg: 4 };
 
+/**
+ * Chromium blocks WebGPU for a site whose pages were running when the GPU process crashed twice in a short time (the
+ * crashes here are forced, twice a minute): the flag keeps it offered, as it is after a single reset. After a third
+ * crash it offers no adapter at all, so the third case has a browser of its own.
+ */
+const BROWSER_ARGS = ["--enable-unsafe-webgpu", "--disable-domain-blocking-for-3d-apis", ...ARGS];
+
 let server, browser, context, page;
 before(async () => {
   server = await serve(site);
-  // Chromium blocks WebGPU for a site whose pages were running when the GPU process crashed twice in a short time
-  // (the crashes here are forced, twice a minute): the flag keeps it offered, as it is after a single reset.
-  const args = ["--enable-unsafe-webgpu", "--disable-domain-blocking-for-3d-apis", ...ARGS];
-  browser = await chromium.launch({ executablePath: chromiumPath, args });
+  browser = await chromium.launch({ executablePath: chromiumPath, args: BROWSER_ARGS });
   context = await browser.newContext();
   page = await context.newPage();
   page.on("pageerror", (e) => console.log("page error:", e.message));
@@ -42,8 +46,8 @@ const gallery = () =>
     [...document.querySelectorAll("[data-testid=result]")].map((c) => Array.from(c.getContext("2d").getImageData(0, 0, c.width, c.height).data)),
   );
 
-async function crashGpu() {
-  const cdp = await context.newCDPSession(page);
+async function crashGpu(on = page) {
+  const cdp = await on.context().newCDPSession(on);
   await cdp.send("Browser.crashGpuProcess");
   await cdp.detach();
 }
@@ -103,4 +107,48 @@ test("GPU process crashed during a generation: it starts again and gives the sam
   const again = await generate(page, { ...SETTINGS, seed: 12 });
   assert.ok(compare(again, reference).max > 0, "another seed gives another image");
   assert.equal(await errorKind(page), null);
+});
+
+test("a worker the app created (the `worker` option): a GPU loss rejects its calls with a DeviceLostError; a new sampler works", async () => {
+  // The package imported by a blank page of a server over the repository, with a worker of the page's own.
+  const own = await serve(repo);
+  const fresh = await chromium.launch({ executablePath: chromiumPath, args: BROWSER_ARGS });
+  const p = await fresh.newPage();
+  await p.route(`${own.url}/blank.html`, (r) => r.fulfill({ contentType: "text/html", body: "<!doctype html><title>dit-wasm</title>" }));
+  await p.goto(`${own.url}/blank.html`);
+  const gen = { classLabels: [1], steps: 5, sampler: "ddim", cfgScale: 4, seed: 3 };
+  const before = await p.evaluate(async (gen) => {
+    window.dit = await import("/www/lib/dist/index.js");
+    window.load = () => {
+      const worker = new Worker("/www/lib/dist/worker.js", { type: "module" });
+      return window.dit.createSampler({ model: "/models/demo/dit", vae: "/models/demo/vae", worker });
+    };
+    window.s = await window.load();
+    return Array.from((await window.s.generate(gen)).images[0]);
+  }, gen);
+  await crashGpu(p);
+  const kind = await p.evaluate(async (gen) => {
+    // Whether the loss reaches the worker before this call or during it, the call fails with its kind.
+    return window.s.generate(gen).then(() => "ok", (e) => e.kind);
+  }, gen);
+  console.log(`the caller's worker after the crash: ${kind}`);
+  assert.equal(kind, "device-lost");
+  const after = await p.evaluate(async (gen) => {
+    window.s.dispose();
+    // Right after the crash the browser may offer no adapter until its GPU process is back: try again, as an app would.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const s = await window.load();
+        return Array.from((await s.generate(gen)).images[0]);
+      } catch (e) {
+        if (e.kind !== "no-webgpu" || attempt === 5) throw e;
+        await new Promise((r) => setTimeout(r, 1000 * attempt));
+      }
+    }
+  }, gen);
+  const d = compare(after, before);
+  console.log(`a new sampler with a new worker, after the crash vs before: max difference ${d.max}`);
+  assert.equal(d.max, 0);
+  await fresh.close();
+  own.close();
 });

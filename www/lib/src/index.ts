@@ -39,10 +39,11 @@ export const CACHE_NAMES = { weights: "dit-wasm-weights-v1", tuning: "dit-wasm-t
 
 /**
  * A loaded model in a worker of its own. If the GPU device is lost (a driver reset, the browser restarting its GPU
- * process), the sampler opens a new device and reloads the model from Cache Storage by itself (three attempts,
- * backing off), telling `createSampler`'s `onProgress` with events marked `recovering`; a generation that was running
- * starts again from its first step with the same options (the same seed gives the same image), and its `onStep` counts
- * from 1 again. Only when every attempt fails does a call reject, with a `DeviceLostError`.
+ * process), the sampler starts a new worker, which opens a new device and reloads the model from Cache Storage (three
+ * attempts, backing off), telling `createSampler`'s `onProgress` with events marked `recovering`; a generation that
+ * was running starts again from its first step with the same options (the same seed gives the same image), and its
+ * `onStep` counts from 1 again. Only when every attempt fails does a call reject, with a `DeviceLostError`. A worker
+ * passed as `worker` cannot be started again: after a loss its calls reject with a `DeviceLostError`.
  */
 export interface Sampler {
   readonly info: SamplerInfo;
@@ -81,7 +82,7 @@ const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve,
  * The page's end of the protocol (protocol.ts): one worker, requests told apart by id. When the GPU device is lost, a
  * worker this package started is ended (the browser releases what it held) and a new one loads the model again from
  * Cache Storage, with the create request's params; the requests pending then are sent to it again. A worker the caller
- * gave cannot be started again: it reloads the model itself (worker.ts).
+ * gave cannot be started again: its calls then fail with a DeviceLostError.
  */
 class WorkerClient {
   private nextId = 1;
@@ -93,7 +94,7 @@ class WorkerClient {
   private created: Request<"create"> | null = null;
   /** Whether a new worker is loading the model: requests wait to be sent until it is ready. */
   private restarting = false;
-  /** Receives the recovery events (the worker's, or this client's while it starts a new worker). */
+  /** Receives the events of a recovery (while a new worker loads the model). */
   onRecovery?: (event: LoadProgress) => void;
 
   constructor(
@@ -117,16 +118,24 @@ class WorkerClient {
   }
 
   private onMessage(msg: FromWorker) {
-    if (msg.type === "recovery") {
-      if (msg.state === "lost" && this.spawn && this.created) void this.restart();
-      else this.onRecovery?.(msg.event);
+    if (msg.type === "lost") {
+      if (this.spawn && this.created) void this.restart(msg.reason);
+      else {
+        this.dead = new DeviceLostError(
+          `the GPU device was lost (${msg.reason}); this sampler runs in a worker the app created, which the ` +
+            "package cannot start again: create the sampler again",
+        );
+        this.failAll(this.dead);
+      }
       return;
     }
     const p = this.pending.get(msg.id);
     if (!p) return;
     if (msg.type === "progress") p.onProgress?.(msg.event);
     else if (msg.type === "step") p.onStep?.(msg.event);
-    else if (msg.type === "error" && msg.kind === "device-lost" && this.spawn && this.created) void this.restart();
+    else if (msg.type === "error" && msg.kind === "device-lost" && this.spawn && this.created) {
+      void this.restart(msg.message);
+    }
     else {
       this.pending.delete(msg.id);
       p.settle(msg);
@@ -137,12 +146,12 @@ class WorkerClient {
    * Ends the worker and starts another, which loads the model again (RESTART_DELAYS_MS: three attempts); then sends it
    * the pending requests, or fails them with a DeviceLostError.
    */
-  private async restart() {
+  private async restart(why: string) {
     if (this.restarting || !this.spawn || !this.created) return;
     this.restarting = true;
     this.worker.terminate();
     const say = (event: LoadProgress) => this.onRecovery?.({ ...event, recovering: true });
-    say({ phase: "adapter", notice: "The GPU device was lost; reloading the model from the cache." });
+    say({ phase: "adapter", notice: `The GPU device was lost (${why}); reloading the model from the cache.` });
     let last: unknown = null;
     for (const delay of RESTART_DELAYS_MS) {
       await sleep(delay);

@@ -2,8 +2,8 @@
  * Messages between the page (index.ts) and the worker (worker.ts). The page sends requests of four kinds, each with
  * its params type, and an abort; the worker answers each request with events (progress while loading, steps while
  * generating), then one result of the kind's result type, or an error. The worker runs requests one at a time, in the
- * order they came. When the GPU device is lost it says so in recovery messages, which answer no request: the page then
- * starts a new worker if it started this one, else the worker reopens the device and reloads the model by itself.
+ * order they came. When the GPU device is lost it says so (a lost message, which answers no request): the page then
+ * starts a new worker if it started this one.
  */
 import type { DitErrorKind } from "./errors.js";
 import type * as T from "./types.js";
@@ -71,14 +71,12 @@ export interface StepMessage {
 }
 
 /**
- * The worker is reopening the GPU device and reloading the model after the device was lost (`event.recovering` is
- * set; `event.notice` says what happens). Sent whenever that happens, not as the answer of a request.
+ * The sampler's GPU device was lost (a driver reset, the browser's GPU process restarting). Sent when that happens, not
+ * as the answer of a request; the worker answers nothing more that needs the device.
  */
-export interface RecoveryMessage {
-  type: "recovery";
-  /** The device was just lost; the model is loading again; it is back; or every attempt failed. */
-  state: "lost" | "loading" | "ready" | "failed";
-  event: T.LoadProgress;
+export interface LostMessage {
+  type: "lost";
+  reason: string;
 }
 
 /** The value a request of kind `K` resolved to. */
@@ -101,7 +99,7 @@ export interface ErrorMessage {
   message: string;
 }
 
-export type FromWorker = ProgressMessage | StepMessage | ResultMessage | ErrorMessage | RecoveryMessage;
+export type FromWorker = ProgressMessage | StepMessage | ResultMessage | ErrorMessage | LostMessage;
 
 /** Whether `msg` answers a request of kind `kind`. */
 export function isResultOf<K extends RequestKind>(msg: Result<RequestKind>, kind: K): msg is Result<K> {

@@ -4,21 +4,19 @@
 // tests/scripts/contract.test.mjs checks the types there that mirror Rust structs against those structs.
 //
 // Requests run one at a time, in the order they came (two generations on one device would share its buffers). When
-// the GPU device is lost (a driver reset, the browser's GPU process restarting) the worker opens a new one and loads
-// the model again with the create request's params, from Cache Storage, by itself: at once if it is idle, and a
-// generation that was running starts again from its first step with the same params (the same seed gives the same
-// image). Only when every attempt fails does a request fail, with kind `device-lost`.
+// the GPU device is lost (a driver reset, the browser's GPU process restarting) the worker says so (a lost message),
+// and a generation running then fails with kind `device-lost`; the page's end starts a new worker (index.ts).
+// The device is not reopened here: after a loss during a generation, a device reopened in the same wasm instance
+// sometimes never finished loading (in Chromium), while a new worker always did.
 import init, { WasmSampler, benchForward, benchKernels } from "../pkg/dit_wasm.js";
 import { AbortError, DeviceLostError, InvalidInputError, isErrorKind } from "./errors.js";
 import type {
-  CreateParams,
   ErrorMessage,
   FromWorker,
   Request,
   RequestKind,
   RequestParams,
   RequestResults,
-  RecoveryMessage,
   Result,
   ToWorker,
 } from "./protocol.js";
@@ -28,19 +26,12 @@ const scope = self as unknown as DedicatedWorkerGlobalScope;
 const aborted = new Set<number>();
 const ready = init();
 
-/** Milliseconds waited before each attempt to reopen the device after a loss: three attempts, backing off. */
-const REOPEN_DELAYS_MS = [0, 1000, 4000];
-/** How many times one generation starts again after a loss before it fails. */
-const MAX_RESTARTS = 2;
 /** How long a failed GPU call waits for the device-lost event that may explain it. */
 const LOST_GRACE_MS = 1000;
 
-/** The loaded sampler, the params it was created with (to create it again), and a recovery in progress. */
 let sampler: WasmSampler | null = null;
-let created: CreateParams | null = null;
-let recovery: Promise<void> | null = null;
-/** Why the last recovery failed: every later generation fails with it, until a create request succeeds. */
-let unrecoverable: DeviceLostError | null = null;
+/** Why the sampler's device was lost, once it was. */
+let lostReason: string | null = null;
 
 function post(msg: FromWorker, transfer: Transferable[] = []) {
   scope.postMessage(msg, transfer);
@@ -62,15 +53,6 @@ function messageOf(e: unknown): string {
   return typeof e === "object" && e !== null && "message" in e && typeof e.message === "string" ? e.message : String(e);
 }
 
-/** The generation running on the wasm module, if any: a sampler it borrows is freed only once it ends. */
-let running: Promise<unknown> | null = null;
-
-/** Frees a sampler (and so destroys its device), once no generation borrows it. */
-function retire(s: WasmSampler) {
-  if (running) running.finally(() => retire(s));
-  else s.free();
-}
-
 /** Each sampler's `lost()` promise, asked once (every call would leave a waiter in the wasm module). */
 const lostOf = new WeakMap<WasmSampler, Promise<string>>();
 function lost(s: WasmSampler): Promise<string> {
@@ -79,76 +61,20 @@ function lost(s: WasmSampler): Promise<string> {
   return p;
 }
 
-/** Makes `s` the sampler, and starts a recovery when its device is lost while it still is. */
+/** Makes `s` the sampler, and tells the page when its device is lost while it still is. */
 function adopt(s: WasmSampler) {
   sampler = s;
-  unrecoverable = null;
+  lostReason = null;
   lost(s).then((why) => {
-    if (sampler === s) void recover(s, why);
+    if (sampler !== s) return;
+    lostReason = why;
+    post({ type: "lost", reason: why });
   });
 }
 
 /** Why `s`'s device was lost, if that happens within `ms` (a GPU call can fail just before the event comes). */
 function lostWithin(s: WasmSampler, ms: number): Promise<string | null> {
   return Promise.race([lost(s), sleep(ms).then(() => null)]);
-}
-
-/**
- * Opens a device and loads the models, trying again (after REOPEN_DELAYS_MS) while the device is lost on the way;
- * `onProgress` receives the loading events.
- */
-async function open(params: CreateParams, onProgress: (event: LoadProgress) => void, delays: number[]) {
-  for (let i = 0; ; i++) {
-    await sleep(delays[i] ?? 0);
-    try {
-      return await WasmSampler.create(params, onProgress);
-    } catch (e) {
-      if (kindOf(e) !== "device-lost" || i + 1 >= delays.length) throw e;
-    }
-  }
-}
-
-/**
- * Opens a new device and reloads the model after `lost`'s device was lost: one recovery at a time, and none when
- * `lost` was already replaced. The page hears of it through recovery messages.
- */
-function recover(gone: WasmSampler, why: string): Promise<void> {
-  if (recovery) return recovery;
-  if (gone !== sampler || !created) return Promise.resolve();
-  const params = created;
-  sampler = null;
-  retire(gone);
-  const say = (event: LoadProgress, state: RecoveryMessage["state"] = "loading") =>
-    post({ type: "recovery", state, event: { ...event, recovering: true } });
-  recovery = (async () => {
-    say({ phase: "adapter", notice: `The GPU device was lost (${why}); reloading the model from the cache.` }, "lost");
-    let last: unknown = null;
-    for (const [i, delay] of REOPEN_DELAYS_MS.entries()) {
-      await sleep(delay);
-      // A create request that came meanwhile replaces what is being recovered.
-      if (created !== params) return;
-      try {
-        const s = await WasmSampler.create(params, say);
-        if (created !== params) return retire(s);
-        adopt(s);
-        say({ phase: "ready", notice: "The GPU is back: the model was reloaded from the cache." }, "ready");
-        return;
-      } catch (e) {
-        last = e;
-        if (i + 1 < REOPEN_DELAYS_MS.length) {
-          say({ phase: "adapter", notice: `Reopening the GPU failed (${messageOf(e)}); trying again.` });
-        }
-      }
-    }
-    unrecoverable = new DeviceLostError(
-      `the GPU device was lost (${why}) and reopening it failed ${REOPEN_DELAYS_MS.length} times (last: ` +
-        `${messageOf(last)}); create the sampler again, or reload the page`,
-    );
-    say({ phase: "adapter", notice: `The GPU could not be reopened: ${unrecoverable.message}.` }, "failed");
-  })().finally(() => {
-    recovery = null;
-  });
-  return recovery;
 }
 
 /** What a handler answers: the request's result, and the buffers to hand over with it. */
@@ -160,55 +86,32 @@ interface Answer<K extends RequestKind> {
 /** What the worker does for each kind of request. */
 const handlers: { [K in RequestKind]: (params: RequestParams[K], id: number) => Promise<Answer<K>> } = {
   async create(params, id) {
-    created = params;
-    const old = sampler;
+    sampler?.free();
     sampler = null;
-    if (old) retire(old);
-    await recovery;
-    const s = await open(params, (event: LoadProgress) => post({ type: "progress", id, event }), REOPEN_DELAYS_MS);
-    if (created !== params) {
-      retire(s);
-      throw new AbortError("a newer create request replaced this one");
-    }
+    const s = await WasmSampler.create(params, (event: LoadProgress) => post({ type: "progress", id, event }));
     adopt(s);
     return { value: s.info() };
   },
   async generate(params, id) {
-    for (let restarts = 0; ; restarts++) {
-      await recovery;
-      if (aborted.has(id)) throw new AbortError();
-      if (unrecoverable) throw unrecoverable;
-      const s = sampler;
-      if (!s) throw new InvalidInputError("the sampler is not created");
-      const run: Promise<Images> = s.generate(params, (event: StepEvent) => {
-        post({ type: "step", id, event }, event.preview ? buffers(event.preview) : []);
-        return !aborted.has(id);
-      });
-      running = run;
-      // A loss can leave a GPU call waiting for ever: the loss itself ends the wait.
-      const loss = lost(s).then((why) => Promise.reject(new DeviceLostError(why)));
-      loss.catch(() => {});
-      try {
-        const value = await Promise.race([run, loss]);
-        return { value: value as RequestResults["generate"], transfer: buffers(value) };
-      } catch (e) {
-        const kind = kindOf(e);
-        if (kind === "aborted" || kind === "invalid-input") throw e;
-        const why = kind === "device-lost" ? messageOf(e) : await lostWithin(s, LOST_GRACE_MS);
-        if (why === null || restarts >= MAX_RESTARTS) throw e;
-        await recover(s, why);
-        post({
-          type: "recovery",
-          state: "ready",
-          event: { phase: "ready", recovering: true, notice: "The generation starts again from its first step." },
-        });
-      } finally {
-        run
-          .catch(() => {})
-          .finally(() => {
-            if (running === run) running = null;
-          });
-      }
+    const s = sampler;
+    if (!s) throw new InvalidInputError("the sampler is not created");
+    if (lostReason) throw new DeviceLostError(lostReason);
+    const run: Promise<Images> = s.generate(params, (event: StepEvent) => {
+      post({ type: "step", id, event }, event.preview ? buffers(event.preview) : []);
+      return !aborted.has(id);
+    });
+    run.catch(() => {});
+    // A loss can leave a GPU call waiting for ever: the loss itself ends the wait.
+    const loss = lost(s).then((why) => Promise.reject(new DeviceLostError(why)));
+    loss.catch(() => {});
+    try {
+      const value = await Promise.race([run, loss]);
+      return { value: value as RequestResults["generate"], transfer: buffers(value) };
+    } catch (e) {
+      const kind = kindOf(e);
+      if (kind === "aborted" || kind === "invalid-input" || kind === "device-lost") throw e;
+      const why = await lostWithin(s, LOST_GRACE_MS);
+      throw why === null ? e : new DeviceLostError(why);
     }
   },
   async benchKernels(params) {
