@@ -133,10 +133,10 @@ class WorkerClient {
     if (!p) return;
     if (msg.type === "progress") p.onProgress?.(msg.event);
     else if (msg.type === "step") p.onStep?.(msg.event);
-    else if (msg.type === "error" && msg.kind === "device-lost" && this.spawn && this.created) {
+    else if (msg.type === "error" && msg.kind === "device-lost" && this.spawn && this.created && !this.restarting) {
+      // Kept pending: sent again to the new worker.
       void this.restart(msg.message);
-    }
-    else {
+    } else {
       this.pending.delete(msg.id);
       p.settle(msg);
     }
