@@ -201,6 +201,14 @@ impl WasmSampler {
         Ok(WasmSampler { gpu, dit, vae, vae_plan, dit_index })
     }
 
+    /// Resolves with the reason once this sampler's GPU device is lost (a driver reset, the browser's GPU process
+    /// restarting); it stays pending while the device lives. After a loss every call fails with kind `device-lost`:
+    /// create the sampler again (the package's worker does, from Cache Storage).
+    pub fn lost(&self) -> js_sys::Promise {
+        let lost = self.gpu.lost();
+        wasm_bindgen_futures::future_to_promise(async move { Ok(JsValue::from_str(&lost.await)) })
+    }
+
     /// `{ adapter: {...}, model: { preset?, arch: "dit" | "sit", numClasses, classNames?, latentSize, imageSize,
     /// parameters, bytes } }`.
     pub fn info(&self) -> JsValue {
@@ -232,6 +240,9 @@ impl WasmSampler {
     pub async fn generate(&self, options: JsValue, on_step: Option<js_sys::Function>) -> Result<JsValue, JsValue> {
         let o: GenerateOptions =
             serde_wasm_bindgen::from_value(options).map_err(|e| to_js(Error::input(format!("bad options: {e}"))))?;
+        if let Some(why) = self.gpu.lost_reason() {
+            return Err(to_js(Error::DeviceLost(why)));
+        }
         let seed = o.seed.unwrap_or(0.0);
         if !(seed.is_finite() && seed >= 0.0 && seed.fract() == 0.0 && seed <= 9007199254740991.0) {
             return Err(to_js(Error::input(format!("seed {seed} must be a whole number from 0 to 2^53 - 1"))));
@@ -291,6 +302,13 @@ impl WasmSampler {
         set(&out, "images", images_js(&images, n, size, size));
         set(&out, "seed", seed);
         Ok(out.into())
+    }
+}
+
+/// Freeing a sampler (`free()` in JS) releases its GPU device at once, rather than when the browser collects it.
+impl Drop for WasmSampler {
+    fn drop(&mut self) {
+        self.gpu.destroy();
     }
 }
 

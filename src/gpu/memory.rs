@@ -146,11 +146,13 @@ impl Gpu {
             let _ = tx.send(r);
         });
         self.poll();
+        // A readback fails when the device is lost: that is then the error to report.
+        let failed = |what: String| self.check().err().unwrap_or(Error::Gpu(what));
         rx.await
-            .map_err(|_| Error::Gpu("device dropped during readback".into()))?
-            .map_err(|e| Error::Gpu(format!("readback failed: {e}")))?;
+            .map_err(|_| failed("device dropped during readback".into()))?
+            .map_err(|e| failed(format!("readback failed: {e}")))?;
         let data = {
-            let view = staging.get_mapped_range(..).map_err(|e| Error::Gpu(format!("readback failed: {e}")))?;
+            let view = staging.get_mapped_range(..).map_err(|e| failed(format!("readback failed: {e}")))?;
             view[..bytes as usize].to_vec()
         };
         staging.unmap();

@@ -46,7 +46,14 @@ pub struct Gpu {
     choices: RefCell<BTreeMap<TuneKey, usize>>,
     scratch: RefCell<Option<wgpu::Buffer>>,
     errors: Arc<Mutex<Vec<String>>>,
-    lost: Arc<Mutex<Option<String>>>,
+    lost: Arc<Mutex<Lost>>,
+}
+
+/// Whether the device was lost (wgpu's device-lost callback: `GPUDevice.lost` in a browser), and who waits for it.
+#[derive(Default)]
+struct Lost {
+    reason: Option<String>,
+    waiting: Vec<futures_channel::oneshot::Sender<String>>,
 }
 
 impl Gpu {
@@ -133,11 +140,15 @@ impl Gpu {
                 v.push(msg.trim().to_string());
             }
         }));
-        let lost = Arc::new(Mutex::new(None));
+        let lost = Arc::new(Mutex::new(Lost::default()));
         let lost_sink = lost.clone();
         device.set_device_lost_callback(move |reason, msg| {
             if let Ok(mut v) = lost_sink.lock() {
-                *v = Some(format!("{reason:?}: {msg}"));
+                let why = format!("{reason:?}: {msg}");
+                for w in v.waiting.drain(..) {
+                    let _ = w.send(why.clone());
+                }
+                v.reason = Some(why);
             }
         });
 
@@ -182,9 +193,40 @@ impl Gpu {
         self.f16
     }
 
+    /// Why the device was lost, once it was (a driver reset, the browser's GPU process restarting, [`Gpu::destroy`]).
+    pub fn lost_reason(&self) -> Option<String> {
+        self.lost.lock().ok().and_then(|v| v.reason.clone())
+    }
+
+    /// Resolves with the reason when the device is lost (at once if it already was); never, while it is not. It holds
+    /// no borrow of `self`, so a caller can wait on it beside other work.
+    pub fn lost(&self) -> impl std::future::Future<Output = String> + 'static {
+        let (tx, rx) = futures_channel::oneshot::channel();
+        if let Ok(mut v) = self.lost.lock() {
+            match &v.reason {
+                Some(why) => {
+                    let _ = tx.send(why.clone());
+                }
+                None => v.waiting.push(tx),
+            }
+        }
+        async move {
+            match rx.await {
+                Ok(why) => why,
+                Err(_) => std::future::pending().await,
+            }
+        }
+    }
+
+    /// Releases the device and its memory now rather than when the browser collects it; the device then counts as
+    /// lost (reason `Destroyed`).
+    pub fn destroy(&self) {
+        self.device.destroy();
+    }
+
     /// Returns the first GPU error since the last check, if any (validation, out of memory, device lost).
     pub fn check(&self) -> Result<()> {
-        if let Some(msg) = self.lost.lock().ok().and_then(|v| v.clone()) {
+        if let Some(msg) = self.lost_reason() {
             return Err(Error::DeviceLost(msg));
         }
         let mut errs = self.errors.lock().map_err(|_| Error::Gpu("error sink poisoned".into()))?;

@@ -247,7 +247,11 @@ async function load() {
 function drawRgba(canvas: HTMLCanvasElement, rgba: Uint8ClampedArray, w: number, h: number) {
   canvas.width = w;
   canvas.height = h;
-  canvas.getContext("2d")!.putImageData(new ImageData(new Uint8ClampedArray(rgba), w, h), 0, 0);
+  const image = new ImageData(new Uint8ClampedArray(rgba), w, h);
+  const draw = () => canvas.getContext("2d")!.putImageData(image, 0, 0);
+  draw();
+  // A GPU loss wipes the canvas (the browser restores an empty one): draw the image again.
+  canvas.oncontextrestored = draw;
 }
 
 function addResults(r: GenerateResult, settings: Record<string, unknown>, labels: number[]) {

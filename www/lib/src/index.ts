@@ -11,7 +11,7 @@
  * and kept in Cache Storage for the next visit. `model` may also be a Hub repo:
  * `createSampler({ model: "hf://facebook/DiT-XL-2-256" })` reads the pipeline's transformer and VAE in place.
  */
-import { AbortError, DitError, errorFromKind, NoWebGPUError } from "./errors.js";
+import { AbortError, DeviceLostError, DitError, errorFromKind, NoWebGPUError } from "./errors.js";
 import { isResultOf } from "./protocol.js";
 import type { FromWorker, Request, RequestKind, RequestParams, RequestResults, ToWorker } from "./protocol.js";
 import type {
@@ -37,10 +37,26 @@ export type * from "./types.js";
  */
 export const CACHE_NAMES = { weights: "dit-wasm-weights-v1", tuning: "dit-wasm-tuning-v1" } as const;
 
+/**
+ * A loaded model in a worker of its own. If the GPU device is lost (a driver reset, the browser restarting its GPU
+ * process), the sampler starts a new worker, which opens a new device and reloads the model from Cache Storage (three
+ * attempts, backing off), telling `createSampler`'s `onProgress` with events marked `recovering`; a generation that
+ * was running starts again from its first step with the same options (the same seed gives the same image), and its
+ * `onStep` counts from 1 again. Only when every attempt fails does a call reject, with a `DeviceLostError`. A worker
+ * passed as `worker` cannot be started again: after a loss its calls reject with a `DeviceLostError`.
+ */
 export interface Sampler {
   readonly info: SamplerInfo;
+  /**
+   * Generates images. Calls queue: one made while another runs starts when the earlier ones end, in order. Aborting
+   * `signal` (before it starts, while it waits, or at any step) rejects it with an `AbortError` at once; the worker
+   * stops it at its next step, and the next call runs as usual.
+   */
   generate(options: GenerateOptions): Promise<GenerateResult>;
-  /** Ends the worker and frees the GPU memory. */
+  /**
+   * Ends the worker, which releases the GPU device and its memory. Calls still running or queued reject with an
+   * `AbortError`; calls made afterwards reject with an `InvalidInputError`.
+   */
   dispose(): void;
 }
 
@@ -50,35 +66,131 @@ interface EventHandlers {
   onStep?: (event: StepEvent) => void;
 }
 
-/** A request in flight: its event handlers, and what settles its promise from the worker's answer. */
+/** A request in flight: the message sent (sent again to a new worker), its event handlers, and what settles it. */
 interface Pending extends EventHandlers {
+  request: Request;
   settle: (answer: Extract<FromWorker, { type: "result" | "error" }>) => void;
   fail: (error: DitError) => void;
 }
 
-/** The page's end of the protocol (protocol.ts): one worker, requests told apart by id. */
+/** Milliseconds waited before each attempt to start a worker again after the GPU device was lost. */
+const RESTART_DELAYS_MS = [0, 1000, 4000];
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/**
+ * The page's end of the protocol (protocol.ts): one worker, requests told apart by id. When the GPU device is lost, a
+ * worker this package started is ended (the browser releases what it held) and a new one loads the model again from
+ * Cache Storage, with the create request's params; the requests pending then are sent to it again. A worker the caller
+ * gave cannot be started again: its calls then fail with a DeviceLostError.
+ */
 class WorkerClient {
   private nextId = 1;
   private pending = new Map<number, Pending>();
   private disposed = false;
+  /** Why the worker can no longer answer (it failed), if it cannot. */
+  private dead: DitError | null = null;
+  /** The create request that succeeded, sent again to a new worker. */
+  private created: Request<"create"> | null = null;
+  /** Whether a new worker is loading the model: requests wait to be sent until it is ready. */
+  private restarting = false;
+  /** Receives the events of a recovery (while a new worker loads the model). */
+  onRecovery?: (event: LoadProgress) => void;
 
-  constructor(private worker: Worker) {
-    worker.onmessage = (ev: MessageEvent<FromWorker>) => this.onMessage(ev.data);
+  constructor(
+    private worker: Worker,
+    private spawn?: () => Worker,
+  ) {
+    this.attach(worker);
+  }
+
+  private attach(worker: Worker) {
+    worker.onmessage = (ev: MessageEvent<FromWorker>) => {
+      if (worker === this.worker) this.onMessage(ev.data);
+    };
     worker.onerror = (ev: ErrorEvent) => {
+      if (worker !== this.worker) return;
       const why = ev.message || "its script did not load; check that the server serves dit-wasm's dist/worker.js";
-      this.failAll(new DitError("gpu", `the dit-wasm worker failed: ${why}`));
+      this.dead = new DitError("gpu", `the dit-wasm worker failed: ${why}; create the sampler again`);
+      this.worker.terminate();
+      this.failAll(this.dead);
     };
   }
 
   private onMessage(msg: FromWorker) {
+    if (msg.type === "lost") {
+      if (this.spawn && this.created) void this.restart(msg.reason);
+      else {
+        this.dead = new DeviceLostError(
+          `the GPU device was lost (${msg.reason}); this sampler runs in a worker the app created, which the ` +
+            "package cannot start again: create the sampler again",
+        );
+        this.failAll(this.dead);
+      }
+      return;
+    }
     const p = this.pending.get(msg.id);
     if (!p) return;
     if (msg.type === "progress") p.onProgress?.(msg.event);
     else if (msg.type === "step") p.onStep?.(msg.event);
-    else {
+    else if (msg.type === "error" && msg.kind === "device-lost" && this.spawn && this.created && !this.restarting) {
+      // Kept pending: sent again to the new worker.
+      void this.restart(msg.message);
+    } else {
       this.pending.delete(msg.id);
       p.settle(msg);
     }
+  }
+
+  /**
+   * Ends the worker and starts another, which loads the model again (RESTART_DELAYS_MS: three attempts); then sends it
+   * the pending requests, or fails them with a DeviceLostError.
+   */
+  private async restart(why: string) {
+    if (this.restarting || !this.spawn || !this.created) return;
+    this.restarting = true;
+    this.worker.terminate();
+    const say = (event: LoadProgress) => this.onRecovery?.({ ...event, recovering: true });
+    say({ phase: "adapter", notice: `The GPU device was lost (${why}); reloading the model from the cache.` });
+    let last: unknown = null;
+    for (const delay of RESTART_DELAYS_MS) {
+      await sleep(delay);
+      if (this.disposed) return;
+      this.worker = this.spawn();
+      this.attach(this.worker);
+      const id = this.nextId++;
+      const request: Request<"create"> = { ...this.created, id };
+      const loaded = new Promise<void>((resolve, reject) => {
+        const settle: Pending["settle"] = (answer) =>
+          answer.type === "error" ? reject(errorFromKind(answer.kind, answer.message)) : resolve();
+        this.pending.set(id, { request, onProgress: say, settle, fail: reject });
+      });
+      this.worker.postMessage(request);
+      try {
+        await loaded;
+        if (this.disposed) return;
+        this.restarting = false;
+        const waiting = [...this.pending.values()].sort((a, b) => a.request.id - b.request.id);
+        for (const p of waiting) this.worker.postMessage(p.request);
+        say({ phase: "ready", notice: "The GPU is back: the model was reloaded from the cache." });
+        if (waiting.some((p) => p.request.type === "generate")) {
+          say({ phase: "ready", notice: "The generation starts again from its first step." });
+        }
+        return;
+      } catch (e) {
+        last = e;
+        this.pending.delete(id);
+        this.worker.terminate();
+        if (this.disposed) return;
+      }
+    }
+    this.restarting = false;
+    this.dead = new DeviceLostError(
+      `the GPU device was lost and reloading the model failed ${RESTART_DELAYS_MS.length} times (last: ` +
+        `${last instanceof Error ? last.message : String(last)}); create the sampler again, or reload the page`,
+    );
+    say({ phase: "adapter", notice: `The GPU could not be reopened: ${this.dead.message}.` });
+    this.failAll(this.dead);
   }
 
   private failAll(error: DitError) {
@@ -93,30 +205,38 @@ class WorkerClient {
     handlers: EventHandlers = {},
   ): { id: number; done: Promise<RequestResults[K]> } {
     if (this.disposed) throw new DitError("invalid-input", "this sampler was disposed; create a new one");
+    if (this.dead) throw this.dead;
     const id = this.nextId++;
+    const request = { type, id, params } as Request<K>;
     const done = new Promise<RequestResults[K]>((resolve, reject) => {
       const settle: Pending["settle"] = (answer) => {
         if (answer.type === "error") reject(errorFromKind(answer.kind, answer.message));
-        else if (isResultOf(answer, type)) resolve(answer.value);
-        else reject(new DitError("gpu", `the dit-wasm worker answered a ${type} request as ${answer.request}`));
+        else if (isResultOf(answer, type)) {
+          if (request.type === "create") this.created = request as Request<"create">;
+          resolve(answer.value);
+        } else reject(new DitError("gpu", `the dit-wasm worker answered a ${type} request as ${answer.request}`));
       };
-      this.pending.set(id, { ...handlers, settle, fail: reject });
+      this.pending.set(id, { request: request as Request, ...handlers, settle, fail: reject });
     });
-    const request: Request<K> = { type, id, params };
-    this.worker.postMessage(request);
+    if (!this.restarting) this.worker.postMessage(request);
     return { id, done };
   }
 
-  /** Asks the worker to stop request `id` at its next step. */
+  /** Rejects request `id` with an AbortError now, and asks the worker to drop it (or stop it at its next step). */
   abort(id: number) {
-    this.worker.postMessage({ type: "abort", id } satisfies ToWorker);
+    const p = this.pending.get(id);
+    if (!p) return;
+    this.pending.delete(id);
+    p.fail(new AbortError());
+    if (!this.disposed && !this.dead && !this.restarting) this.worker.postMessage({ type: "abort", id } satisfies ToWorker);
   }
 
+  /** Ends the worker (the browser then releases its GPU device); what is pending rejects with an AbortError. */
   dispose() {
     if (this.disposed) return;
     this.disposed = true;
     this.worker.terminate();
-    this.failAll(new DitError("invalid-input", "the sampler was disposed"));
+    this.failAll(new AbortError("the sampler was disposed"));
   }
 }
 
@@ -170,19 +290,19 @@ function hasWebGPU(): boolean {
 }
 
 /**
- * A worker running this package's worker script: the caller's, or one started here. A page may construct a Worker
- * only from a script of its own origin, so when this package is served from another origin (a CDN), the worker is
- * started from a same-origin blob whose one line imports the package's worker by its absolute URL (a module import
- * may cross origins under CORS); the worker then loads the wasm relative to its own module URL, so from the package.
- * Bundlers see the plain `new Worker(new URL(...))` and bundle the worker themselves.
+ * A worker running this package's worker script: the caller's, or one started here (and again after a GPU loss). A
+ * page may construct a Worker only from a script of its own origin, so when this package is served from another
+ * origin (a CDN), the worker is started from a same-origin blob whose one line imports the package's worker by its
+ * absolute URL (a module import may cross origins under CORS); the worker then loads the wasm relative to its own
+ * module URL, so from the package. Bundlers see the plain `new Worker(new URL(...))` and bundle the worker themselves.
  */
 function startWorker(given: Worker | undefined): WorkerClient {
   if (given) return new WorkerClient(given);
   const page = globalThis.location?.origin;
-  if (page === undefined || new URL(import.meta.url).origin === page) {
-    return new WorkerClient(new Worker(new URL("./worker.js", import.meta.url), { type: "module" }));
-  }
-  return new WorkerClient(crossOriginWorker());
+  const sameOrigin = page === undefined || new URL(import.meta.url).origin === page;
+  const spawn = () =>
+    sameOrigin ? new Worker(new URL("./worker.js", import.meta.url), { type: "module" }) : crossOriginWorker();
+  return new WorkerClient(spawn(), spawn);
 }
 
 /** A module worker from a same-origin blob that imports this package's `worker.js` (see `startWorker`). */
@@ -199,7 +319,11 @@ function crossOriginWorker(): Worker {
   return worker;
 }
 
-/** Starts a worker, opens the GPU and loads the model and the VAE (downloading what Cache Storage lacks). */
+/**
+ * Starts a worker, opens the GPU and loads the model and the VAE (downloading what Cache Storage lacks). Each call has
+ * a worker and a GPU device of its own: two samplers on one page both work. Aborting `signal` during the load ends
+ * the worker and rejects with an `AbortError`.
+ */
 export async function createSampler(options: CreateSamplerOptions): Promise<Sampler> {
   if (!hasWebGPU()) {
     throw new NoWebGPUError(
@@ -207,16 +331,22 @@ export async function createSampler(options: CreateSamplerOptions): Promise<Samp
         "localhost page",
     );
   }
-  const { onProgress, worker, model, vae, ...rest } = options;
+  const { onProgress, worker, model, vae, signal, ...rest } = options;
+  if (signal?.aborted) throw new AbortError("the load was cancelled");
   if (rest.cache !== "none" && model.toString().startsWith("hf://")) await askPersistentStorage();
   const client = startWorker(worker);
+  client.onRecovery = onProgress;
+  const onAbort = () => client.dispose();
+  signal?.addEventListener("abort", onAbort, { once: true });
   try {
     const where = { model: absolute(model), ...(vae ? { vae: absolute(vae) } : {}) };
     const { done } = client.call("create", { ...rest, ...where }, { onProgress });
     return new WorkerSampler(client, await done);
   } catch (e) {
     client.dispose();
-    throw e;
+    throw e instanceof AbortError && signal?.aborted ? new AbortError("the load was cancelled") : e;
+  } finally {
+    signal?.removeEventListener("abort", onAbort);
   }
 }
 

@@ -1,13 +1,15 @@
 /**
  * Messages between the page (index.ts) and the worker (worker.ts). The page sends requests of four kinds, each with
  * its params type, and an abort; the worker answers each request with events (progress while loading, steps while
- * generating), then one result of the kind's result type, or an error.
+ * generating), then one result of the kind's result type, or an error. The worker runs requests one at a time, in the
+ * order they came. When the GPU device is lost it says so (a lost message, which answers no request): the page then
+ * starts a new worker if it started this one.
  */
 import type { DitErrorKind } from "./errors.js";
 import type * as T from "./types.js";
 
 /** Opens the GPU and loads both models: the options less what cannot cross to the worker. */
-export interface CreateParams extends Omit<T.CreateSamplerOptions, "model" | "vae" | "onProgress" | "worker"> {
+export interface CreateParams extends Omit<T.CreateSamplerOptions, "model" | "vae" | "onProgress" | "worker" | "signal"> {
   /** The DiT's location, made absolute against the page's URL. */
   model: string;
   /** The VAE decoder's location, made absolute against the page's URL (absent: a Hub pipeline's own `vae/`). */
@@ -68,6 +70,15 @@ export interface StepMessage {
   event: T.StepEvent;
 }
 
+/**
+ * The sampler's GPU device was lost (a driver reset, the browser's GPU process restarting). Sent when that happens, not
+ * as the answer of a request; the worker answers nothing more that needs the device.
+ */
+export interface LostMessage {
+  type: "lost";
+  reason: string;
+}
+
 /** The value a request of kind `K` resolved to. */
 export interface Result<K extends RequestKind> {
   type: "result";
@@ -88,7 +99,7 @@ export interface ErrorMessage {
   message: string;
 }
 
-export type FromWorker = ProgressMessage | StepMessage | ResultMessage | ErrorMessage;
+export type FromWorker = ProgressMessage | StepMessage | ResultMessage | ErrorMessage | LostMessage;
 
 /** Whether `msg` answers a request of kind `kind`. */
 export function isResultOf<K extends RequestKind>(msg: Result<RequestKind>, kind: K): msg is Result<K> {

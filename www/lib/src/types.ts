@@ -19,6 +19,11 @@ export interface LoadProgress {
    * uncached and downloads again on the next visit.
    */
   notice?: string;
+  /**
+   * Set on the events of a recovery: the GPU device was lost (a driver reset, the browser's GPU process restarting),
+   * and the package is opening a new one and reloading the model from Cache Storage by itself (see `Sampler`).
+   */
+  recovering?: boolean;
 }
 
 export interface CreateSamplerOptions {
@@ -56,6 +61,11 @@ export interface CreateSamplerOptions {
   timeoutMs?: number;
   /** A worker running this package's worker script, for bundlers that need it created in the app. */
   worker?: Worker;
+  /**
+   * Stops the load: the worker is ended (its GPU device with it) and the promise rejects with an `AbortError`. A
+   * shard being written to Cache Storage is either kept whole or not at all.
+   */
+  signal?: AbortSignal;
 }
 
 /** What the adapter is and what it offers, as the device was opened. Rust: `AdapterReport` (src/gpu). */
