@@ -89,7 +89,7 @@ pub async fn remember(repo: &HubLocation, r: &Resolved, fetch: &Fetch) {
     }
     if let Some(c) = open_cache(CACHE_NAME).await {
         let entry = serde_json::json!({ "commit": r.loc.revision, "pipeline": r.pipeline });
-        cache_put(&c, &ref_url(&r.endpoint, repo), entry.to_string().as_bytes()).await;
+        let _ = cache_put(&c, &ref_url(&r.endpoint, repo), entry.to_string().as_bytes()).await;
     }
 }
 

@@ -175,7 +175,7 @@ mod browser {
     pub async fn save_browser(gpu: &Gpu, key: &str) {
         let Some(cache) = open_cache(CACHE_NAME).await else { return };
         if let Ok(json) = serde_json::to_vec(&entries(gpu)) {
-            cache_put(&cache, &url(key), &json).await;
+            let _ = cache_put(&cache, &url(key), &json).await;
         }
     }
 }

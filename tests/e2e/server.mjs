@@ -6,6 +6,8 @@
 //   droponce the first request of each file is cut after half the body (a retry must recover)
 //   norange  Range headers are ignored: 200 with the whole file, as some servers do
 //   stall    headers and half the body are sent, then nothing more (the connection stays open): a timeout must end it
+//   slowonce the first request of each file is sent in 64 KiB pieces 100 ms apart (a download to interrupt), later ones
+//            at once
 // Everything else is served as is, with single-range `Range: bytes=a-b` requests answered 206 (Content-Range).
 // Requests are counted by path, for the tests to inspect.
 import http from "node:http";
@@ -49,6 +51,16 @@ export function serve(root, port = 0) {
     if (mode === "stall") {
       res.write(body.subarray(0, body.length >> 1));
       return setTimeout(() => res.destroy(), 120_000).unref();
+    }
+    if (mode === "slowonce" && first) {
+      let at = 0;
+      const next = () => {
+        if (res.destroyed) return;
+        if (at >= body.length) return res.end();
+        res.write(body.subarray(at, (at += 65536)));
+        setTimeout(next, 100);
+      };
+      return next();
     }
     if (mode === "droponce" && first) {
       res.write(body.subarray(0, body.length >> 1));

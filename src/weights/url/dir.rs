@@ -1,4 +1,5 @@
-//! A model directory over HTTP: the index, then each shard, verified, from Cache Storage when it is there.
+//! A model directory over HTTP: the index, then each shard, verified, from Cache Storage when it is there. A shard is
+//! cached only whole and after its sha256 matched the index, and checked again whenever it is read from the cache.
 
 use super::*;
 
@@ -13,6 +14,10 @@ pub struct UrlSource {
     total: Cell<f64>,
     /// The status of the last answer that no retry changes (404, 401, 403), for a typed error.
     refused: Cell<Option<u16>>,
+    /// Cleared when the storage cannot hold the model (then the rest of it loads uncached).
+    keep: Cell<bool>,
+    /// Whether the storage quota was compared with what is left to download.
+    room_checked: Cell<bool>,
 }
 
 impl UrlSource {
@@ -27,6 +32,8 @@ impl UrlSource {
             loaded: Cell::new(0.0),
             total: Cell::new(0.0),
             refused: Cell::new(None),
+            keep: Cell::new(true),
+            room_checked: Cell::new(false),
         }
     }
 
@@ -124,6 +131,39 @@ impl UrlSource {
         }
         open_cache(CACHE_NAME).await
     }
+
+    /// Stops caching this model's files (those kept stay: each is checked when read) and tells the page why.
+    fn stop_keeping(&self, why: &str) {
+        if self.keep.replace(false) {
+            report_notice(
+                &self.progress,
+                &format!(
+                    "this model is not kept whole for the next visit: {why}; it loads now, and what was not kept \
+                     downloads again next time"
+                ),
+            );
+        }
+    }
+
+    /// Before the first download of a shard: whether the quota can hold what is left to download (else the model
+    /// loads uncached, with a notice).
+    async fn check_room(&self) {
+        if self.keep.get() && !self.room_checked.replace(true) {
+            if let Some(why) = no_room_for(self.total.get() - self.loaded.get()).await {
+                self.stop_keeping(&why);
+            }
+        }
+    }
+
+    /// Caches a checked file; a refused write (a full storage) stops caching, with a notice, and the load goes on.
+    async fn keep(&self, cache: &web_sys::Cache, file: &str, bytes: &[u8]) {
+        if !self.keep.get() {
+            return;
+        }
+        if let Err(why) = cache_put(cache, &self.url(file), bytes).await {
+            self.stop_keeping(&format!("the browser refused to store {file} ({why})"));
+        }
+    }
 }
 
 impl Source for UrlSource {
@@ -141,7 +181,7 @@ impl Source for UrlSource {
                     if let Ok(idx) = ModelIndex::parse(&b) {
                         self.total.set(idx.download_size() as f64);
                         if let Some(c) = &cache {
-                            cache_put(c, &url, &b).await;
+                            self.keep(c, file, &b).await;
                         }
                     }
                     Ok(b)
@@ -161,19 +201,31 @@ impl Source for UrlSource {
         let cache = self.cache().await;
         if let Some(c) = &cache {
             if let Some(bytes) = cache_get(c, &url).await {
-                if verify_shard(index, shard, &bytes).is_ok() {
-                    self.loaded.set(self.loaded.get() + bytes.len() as f64);
-                    self.report(shard, true);
-                    return Ok(bytes);
+                match verify_shard(index, shard, &bytes) {
+                    Ok(()) => {
+                        self.loaded.set(self.loaded.get() + bytes.len() as f64);
+                        self.report(shard, true);
+                        return Ok(bytes);
+                    }
+                    // Damaged on disk, or a copy of another version of the file: never used.
+                    Err(_) => {
+                        cache_delete(c, &url).await;
+                        report_notice(
+                            &self.progress,
+                            &format!(
+                                "the cached copy of {shard} does not match the sha256 in the model's index (damaged on \
+                                 disk, or from another version of the model): it was deleted and is downloaded again"
+                            ),
+                        );
+                    }
                 }
-                // A corrupt or stale cached copy: drop it and fetch again.
-                let _ = JsFuture::from(c.delete_with_str(&url)).await;
             }
+            self.check_room().await;
         }
         let bytes = self.fetch(shard, true).await?;
         verify_shard(index, shard, &bytes)?;
         if let Some(c) = &cache {
-            cache_put(c, &url, &bytes).await;
+            self.keep(c, shard, &bytes).await;
         }
         Ok(bytes)
     }

@@ -1,6 +1,13 @@
 //! Model files over HTTP in the browser (window or worker): byte-level progress, retries with backoff, the sha256 of
-//! every shard checked before use, and Cache Storage so that a second visit downloads no shard. A cached shard that
-//! fails its check is deleted and fetched again.
+//! every shard checked before use, and Cache Storage so that a second visit downloads no shard.
+//!
+//! What the cache may hold and what is trusted: an entry is written only whole, after its bytes were checked (a shard
+//! against the index's sha256; a tensor read by ranges after its shape and values, its sha256 then recorded in the
+//! model's manifest, written last). Every entry is checked again when read, and one that fails (damaged on disk,
+//! written by an older layout, or left without its manifest by an interrupted load) is deleted and fetched again,
+//! with a notice. A write the browser refuses (its quota) never fails a load: the model runs uncached, with a notice.
+//! Caches of an earlier version of a bucket (`dit-wasm-weights-v0` beside `-v1`) are deleted when the current one is
+//! first opened.
 
 #![cfg(target_arch = "wasm32")]
 
@@ -119,6 +126,16 @@ async fn within(
     })
 }
 
+/// Reports `{ phase: "download", notice }` to the JS progress callback: something the page should show.
+pub(crate) fn report_notice(progress: &Option<js_sys::Function>, msg: &str) {
+    if let Some(f) = progress {
+        let ev = Object::new();
+        let _ = Reflect::set(&ev, &"phase".into(), &"download".into());
+        let _ = Reflect::set(&ev, &"notice".into(), &msg.into());
+        let _ = f.call1(&JsValue::NULL, &ev);
+    }
+}
+
 fn global_caches() -> Option<web_sys::CacheStorage> {
     let global = js_sys::global();
     if let Some(w) = global.dyn_ref::<web_sys::WorkerGlobalScope>() {
@@ -130,10 +147,35 @@ fn global_caches() -> Option<web_sys::CacheStorage> {
     }
 }
 
-/// The Cache Storage cache `name`, where this context has Cache Storage.
+/// The Cache Storage cache `name`, where this context has Cache Storage. The first time a bucket `NAME-vN` is opened
+/// in this context, the buckets of its other versions are deleted (their layout is not this code's).
 pub(crate) async fn open_cache(name: &str) -> Option<web_sys::Cache> {
     let caches = global_caches()?;
+    delete_other_versions(&caches, name).await;
     JsFuture::from(caches.open(name)).await.ok()?.dyn_into().ok()
+}
+
+thread_local! {
+    /// The buckets whose older versions were looked for in this context.
+    static SWEPT: std::cell::RefCell<std::collections::BTreeSet<String>> = Default::default();
+}
+
+/// Deletes the buckets `FAMILY-vM` (M != N) beside `name` = `FAMILY-vN`, once per context.
+async fn delete_other_versions(caches: &web_sys::CacheStorage, name: &str) {
+    let Some((family, version)) = name.rsplit_once("-v") else { return };
+    if !SWEPT.with(|s| s.borrow_mut().insert(name.to_string())) {
+        return;
+    }
+    let Ok(keys) = JsFuture::from(caches.keys()).await else { return };
+    for other in js_sys::Array::from(&keys).iter().filter_map(|k| k.as_string()) {
+        let old = other
+            .strip_prefix(family)
+            .and_then(|rest| rest.strip_prefix("-v"))
+            .is_some_and(|v| v != version && !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()));
+        if old {
+            let _ = JsFuture::from(caches.delete(&other)).await;
+        }
+    }
 }
 
 /// The body cached under `url`, if any.
@@ -144,12 +186,41 @@ pub(crate) async fn cache_get(cache: &web_sys::Cache, url: &str) -> Option<Vec<u
     Some(Uint8Array::new(&buf).to_vec())
 }
 
-/// Caches `bytes` under `url` (best effort: a full or refused cache is skipped).
-pub(crate) async fn cache_put(cache: &web_sys::Cache, url: &str, bytes: &[u8]) {
+/// Caches `bytes` under `url`; `Err(why)` when the browser refused (a full storage: `QuotaExceededError`). The Cache
+/// API writes an entry whole or not at all.
+pub(crate) async fn cache_put(cache: &web_sys::Cache, url: &str, bytes: &[u8]) -> std::result::Result<(), String> {
     let arr = Uint8Array::from(bytes);
-    if let Ok(resp) = web_sys::Response::new_with_opt_buffer_source(Some(&arr)) {
-        let _ = JsFuture::from(cache.put_with_str(url, &resp)).await;
-    }
+    let resp = web_sys::Response::new_with_opt_buffer_source(Some(&arr)).map_err(js_err)?;
+    JsFuture::from(cache.put_with_str(url, &resp)).await.map(|_| ()).map_err(js_err)
+}
+
+/// Deletes the entry under `url`, if any.
+pub(crate) async fn cache_delete(cache: &web_sys::Cache, url: &str) {
+    let _ = JsFuture::from(cache.delete_with_str(url)).await;
+}
+
+/// `navigator.storage.estimate()`: (usage, quota) in bytes, where this context offers it.
+pub(crate) async fn storage_estimate() -> Option<(f64, f64)> {
+    let nav = Reflect::get(&js_sys::global(), &"navigator".into()).ok()?;
+    let storage = Reflect::get(&nav, &"storage".into()).ok().filter(|s| !s.is_undefined())?;
+    let f: js_sys::Function = Reflect::get(&storage, &"estimate".into()).ok()?.dyn_into().ok()?;
+    let promise: js_sys::Promise = f.call0(&storage).ok()?.dyn_into().ok()?;
+    let est = JsFuture::from(promise).await.ok()?;
+    let usage = Reflect::get(&est, &"usage".into()).ok()?.as_f64().unwrap_or(0.0);
+    let quota = Reflect::get(&est, &"quota".into()).ok()?.as_f64()?;
+    Some((usage, quota))
+}
+
+/// Why a download of `need` more bytes would not fit the storage quota, if it would not.
+pub(crate) async fn no_room_for(need: f64) -> Option<String> {
+    let (usage, quota) = storage_estimate().await?;
+    (usage + need > quota).then(|| {
+        format!(
+            "it needs about {:.0} MB and this site may store {:.0} MB more",
+            need / 1e6,
+            ((quota - usage) / 1e6).max(0.0)
+        )
+    })
 }
 
 /// The typed error for an HTTP status that no retry will change (404, 401/403, other 4xx).

@@ -2,13 +2,21 @@
 
 use super::ranged::RangeUrl;
 use super::*;
+use sha2::{Digest, Sha256};
 
 /// The fp16 tensors of one model read from a single file (a Hub repo's component), kept in Cache Storage so that the
 /// next visit downloads nothing and works offline. Entries are keyed by a caller's key that names where the file
 /// came from (for the Hub: endpoint, repo, resolved commit and path) plus the file and tensor names, so another
 /// revision or file never reads them. A tensor is written only after the reader has checked it (shape, finite
-/// values), and the manifest (the model's index and its tensor list) is written last, once every tensor is stored:
-/// a model without its manifest does not count as cached, and a failed load deletes what it wrote.
+/// values), and the manifest (the model's index, its tensor list and each tensor's sha256) is written last, once every
+/// tensor is stored: a model without its manifest does not count as cached, and a failed load deletes what it wrote.
+/// Reading it back checks every tensor against the manifest's sha256; a mismatch, a missing tensor or a manifest of
+/// another layout deletes the model's entries, and it is fetched again.
+///
+/// The hashes are the cache's own: what the Hub publishes (the CDN's `ETag`, the LFS sha256) covers the whole source
+/// file, which a load does not read whole (unused tensors are skipped) and rounds to fp16 as it reads, so it cannot
+/// vouch for the cached tensors. The download itself is checked by the reader (structure, shapes, finite values), and
+/// by the file's digest where the location gives `#sha256=`.
 pub struct TensorCache {
     cache: web_sys::Cache,
     key: String,
@@ -19,16 +27,35 @@ pub struct TensorCache {
     pending: std::cell::RefCell<Vec<js_sys::Promise>>,
     /// The entries written by this load, deleted if it fails.
     written: std::cell::RefCell<Vec<String>>,
+    /// The sha256 (hex) of each tensor written by this load, by name, for the manifest.
+    hashes: std::cell::RefCell<std::collections::BTreeMap<String, String>>,
     /// Cleared when the storage cannot hold the model (then the load runs uncached).
     enabled: Cell<bool>,
 }
 
+/// The layout of the manifest written now. A manifest of another layout (an earlier one had no hashes) or none is
+/// not trusted: the model's entries are deleted and it is fetched again.
+const MANIFEST_FORMAT: u32 = 2;
+
 /// What the manifest of a cached model records.
 #[derive(serde::Serialize, serde::Deserialize)]
 struct Manifest {
+    format: u32,
     file: String,
     index: ModelIndex,
-    tensors: Vec<(String, Vec<usize>)>,
+    tensors: Vec<CachedTensor>,
+}
+
+/// One tensor of a manifest: its name, shape and the sha256 (hex) of its fp16 bytes as they were stored.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct CachedTensor {
+    name: String,
+    shape: Vec<usize>,
+    sha256: String,
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
 }
 
 /// The origin of the synthetic URLs that key cached tensors (never fetched).
@@ -44,6 +71,7 @@ impl TensorCache {
             file: Default::default(),
             pending: Default::default(),
             written: Default::default(),
+            hashes: Default::default(),
             enabled: Cell::new(true),
         })
     }
@@ -57,26 +85,42 @@ impl TensorCache {
         format!("{}/{}/{}", self.key, enc(file), enc(name))
     }
 
-    /// Hands every cached tensor to `on_tensor` (and reports progress as `cached`) when the whole model is cached;
-    /// `Ok(None)` when it is not (a missing or short entry deletes the manifest, so the model is fetched again).
+    /// Hands every cached tensor to `on_tensor` (and reports progress as `cached`) when the whole model is cached
+    /// and every tensor matches the sha256 its manifest recorded; `Ok(None)` when it is not (a manifest of another
+    /// layout, or a missing or damaged tensor, deletes the model's entries, with a notice, so it is fetched again).
     pub async fn load(
         &self,
         progress: &Option<js_sys::Function>,
         mut on_tensor: impl FnMut(&str, &[usize], &[u8]) -> Result<()>,
     ) -> Result<Option<ModelIndex>> {
         let Some(bytes) = cache_get(&self.cache, &self.manifest_url()).await else { return Ok(None) };
-        let Ok(m) = serde_json::from_slice::<Manifest>(&bytes) else {
-            let _ = JsFuture::from(self.cache.delete_with_str(&self.manifest_url())).await;
-            return Ok(None);
+        let m = match serde_json::from_slice::<Manifest>(&bytes) {
+            Ok(m) if m.format == MANIFEST_FORMAT => m,
+            _ => {
+                self.purge().await;
+                report_notice(
+                    progress,
+                    "a cached model of an older layout (or an unreadable one) was deleted; it is downloaded again",
+                );
+                return Ok(None);
+            }
         };
-        let total: f64 = m.tensors.iter().map(|(_, s)| (s.iter().product::<usize>() * 2) as f64).sum();
+        let total: f64 = m.tensors.iter().map(|t| (t.shape.iter().product::<usize>() * 2) as f64).sum();
         // Named in progress as the download named it (its URL), so that the page tells the files apart.
         let label = m.index.metadata.extra.get("source").and_then(|v| v.as_str()).unwrap_or(&m.file).to_string();
         let mut loaded = 0.0;
-        for (name, shape) in &m.tensors {
+        for CachedTensor { name, shape, sha256 } in &m.tensors {
             let bytes = cache_get(&self.cache, &self.tensor_url(&m.file, name)).await;
-            let Some(bytes) = bytes.filter(|b| b.len() == shape.iter().product::<usize>() * 2) else {
-                let _ = JsFuture::from(self.cache.delete_with_str(&self.manifest_url())).await;
+            let whole = |b: &Vec<u8>| b.len() == shape.iter().product::<usize>() * 2 && sha256_hex(b) == *sha256;
+            let Some(bytes) = bytes.filter(whole) else {
+                self.purge().await;
+                report_notice(
+                    progress,
+                    &format!(
+                        "the cached copy of {label} failed its check (tensor `{name}` is missing or does not match the \
+                         sha256 recorded when it was stored): it was deleted and is downloaded again"
+                    ),
+                );
                 return Ok(None);
             };
             on_tensor(name, shape, &bytes)?;
@@ -97,6 +141,7 @@ impl TensorCache {
             return;
         }
         let url = self.tensor_url(&self.file.borrow(), name);
+        self.hashes.borrow_mut().insert(name.to_string(), sha256_hex(bytes));
         let arr = Uint8Array::from(bytes);
         if let Ok(resp) = web_sys::Response::new_with_opt_buffer_source(Some(&arr)) {
             self.pending.borrow_mut().push(self.cache.put_with_str(&url, &resp));
@@ -125,14 +170,10 @@ impl TensorCache {
     async fn disable(&self, progress: &Option<js_sys::Function>, why: &str) {
         self.enabled.set(false);
         self.discard().await;
-        if let Some(f) = progress {
-            let ev = Object::new();
-            let _ = Reflect::set(&ev, &"phase".into(), &"download".into());
-            let msg =
-                format!("this model is not kept for the next visit: {why}; it loads now and downloads again next time");
-            let _ = Reflect::set(&ev, &"notice".into(), &msg.into());
-            let _ = f.call1(&JsValue::NULL, &ev);
-        }
+        report_notice(
+            progress,
+            &format!("this model is not kept for the next visit: {why}; it loads now and downloads again next time"),
+        );
     }
 
     /// Checks, before a download of about `need` bytes of fp16 weights, that the storage quota can hold them
@@ -141,13 +182,7 @@ impl TensorCache {
         if !self.enabled.get() {
             return;
         }
-        let Some((usage, quota)) = storage_estimate().await else { return };
-        if usage + need as f64 > quota {
-            let why = format!(
-                "it needs about {:.0} MB and this site may store {:.0} MB more",
-                need as f64 / 1e6,
-                ((quota - usage) / 1e6).max(0.0)
-            );
+        if let Some(why) = no_room_for(need as f64).await {
             self.disable(progress, &why).await;
         }
     }
@@ -164,7 +199,14 @@ impl TensorCache {
         if !self.enabled.get() {
             return false;
         }
-        let m = Manifest { file: self.file.borrow().clone(), index: index.clone(), tensors };
+        let hashes = self.hashes.borrow();
+        let tensors: Option<Vec<CachedTensor>> = tensors
+            .into_iter()
+            .map(|(name, shape)| Some(CachedTensor { sha256: hashes.get(&name)?.clone(), name, shape }))
+            .collect();
+        let Some(tensors) = tensors else { return false };
+        let m = Manifest { format: MANIFEST_FORMAT, file: self.file.borrow().clone(), index: index.clone(), tensors };
+        drop(hashes);
         let Ok(json) = serde_json::to_vec(&m) else { return false };
         let arr = Uint8Array::from(json.as_slice());
         let Ok(resp) = web_sys::Response::new_with_opt_buffer_source(Some(&arr)) else { return false };
@@ -173,6 +215,18 @@ impl TensorCache {
             return false;
         }
         true
+    }
+
+    /// Deletes every entry of this model (its manifest and tensors, whichever load wrote them).
+    async fn purge(&self) {
+        let prefix = format!("{}/", self.key);
+        let Ok(keys) = JsFuture::from(self.cache.keys()).await else { return };
+        for req in js_sys::Array::from(&keys).iter() {
+            let Some(url) = req.dyn_ref::<web_sys::Request>().map(|r| r.url()) else { continue };
+            if url.starts_with(&prefix) {
+                cache_delete(&self.cache, &url).await;
+            }
+        }
     }
 
     /// Deletes every entry this load wrote (a failed or refused load leaves nothing behind).
@@ -186,18 +240,6 @@ impl TensorCache {
             let _ = JsFuture::from(self.cache.delete_with_str(&url)).await;
         }
     }
-}
-
-/// `navigator.storage.estimate()`: (usage, quota) in bytes, where this context offers it.
-async fn storage_estimate() -> Option<(f64, f64)> {
-    let nav = Reflect::get(&js_sys::global(), &"navigator".into()).ok()?;
-    let storage = Reflect::get(&nav, &"storage".into()).ok().filter(|s| !s.is_undefined())?;
-    let f: js_sys::Function = Reflect::get(&storage, &"estimate".into()).ok()?.dyn_into().ok()?;
-    let promise: js_sys::Promise = f.call0(&storage).ok()?.dyn_into().ok()?;
-    let est = JsFuture::from(promise).await.ok()?;
-    let usage = Reflect::get(&est, &"usage".into()).ok()?.as_f64().unwrap_or(0.0);
-    let quota = Reflect::get(&est, &"quota".into()).ok()?.as_f64()?;
-    Some((usage, quota))
 }
 
 /// A [`RangeUrl`] whose reads first let the tensor writes of the previous range finish (bounding what waits in
