@@ -17,6 +17,8 @@ fi
 
 echo "== 1/3 native tests (cargo test)"
 cargo test --locked
+# The parsers under random and mutated inputs for a fixed time (tests/fuzz.rs), executions printed per parser.
+DIT_FUZZ_SECONDS="${DIT_FUZZ_SECONDS:-60}" cargo test --locked --test fuzz fuzz_for_a_fixed_time -- --ignored --nocapture
 
 echo "== 2/3 browser tests (wasm-bindgen-test in headless Chromium)"
 # The whole suite compiles for wasm (native-only test files are gated off there); tests/web.rs is what runs.

@@ -2,7 +2,7 @@
 //! around submit + wait) and per-op GPU time from timestamp queries (or per-dispatch CPU timing without them).
 
 use crate::error::Result;
-use crate::gpu::{AdapterReport, Dispatch, Gpu};
+use crate::gpu::{AdapterReport, Dispatch, Gpu, LiveCounts};
 use crate::tune::{attention_operands, linear_operands, time_variants, tune_dit, Timing};
 use crate::util::{median, now_seconds};
 use serde::Serialize;
@@ -218,4 +218,38 @@ pub async fn bench_linear(gpu: &Gpu, m: usize, k: usize, n: usize, repeat: usize
         t.vs_register_tiled = base / t.ms;
     }
     Ok(LinearBench { m, k, n, kernels })
+}
+
+/// Memory after some rounds of a long run (`dit bench --memory`, tools/bench/memory.mjs): the model evaluations done,
+/// the process's resident bytes (where the platform tells them) and the device's live buffers and textures.
+#[derive(Clone, Debug, Serialize)]
+pub struct MemorySample {
+    pub forwards: usize,
+    pub rss_bytes: Option<u64>,
+    pub live: LiveCounts,
+}
+
+/// The least-squares slope of `y` over `x` (0 for fewer than two distinct `x`).
+pub fn slope(points: &[(f64, f64)]) -> f64 {
+    let n = points.len() as f64;
+    let (mx, my) = points.iter().fold((0.0, 0.0), |(a, b), (x, y)| (a + x / n, b + y / n));
+    let sxx: f64 = points.iter().map(|(x, _)| (x - mx) * (x - mx)).sum();
+    let sxy: f64 = points.iter().map(|(x, y)| (x - mx) * (y - my)).sum();
+    if sxx > 0.0 {
+        sxy / sxx
+    } else {
+        0.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn slope_of_a_line_and_of_noise_around_it() {
+        let line: Vec<(f64, f64)> = (0..10).map(|i| (i as f64, 3.0 * i as f64 + 7.0)).collect();
+        assert!((super::slope(&line) - 3.0).abs() < 1e-12);
+        let noisy: Vec<(f64, f64)> = (0..10).map(|i| (i as f64, if i % 2 == 0 { 1.0 } else { -1.0 })).collect();
+        assert!(super::slope(&noisy).abs() < 0.25);
+        assert_eq!(super::slope(&[(1.0, 5.0)]), 0.0);
+    }
 }

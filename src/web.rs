@@ -236,7 +236,8 @@ impl WasmSampler {
     /// "ddim" | "dpmpp2m" (a DiT; ddpm by default) | "euler" | "heun" | "euler-maruyama" | "dopri5" (a SiT; euler by
     /// default), cfgChannels?: "official" | "all", seed?: 0, previewEvery?: 0, blend?: { with, alpha } }`. `on_step` receives
     /// `{ step, total, timestep, elapsed, preview? }` and returns false to cancel (the promise then rejects with kind
-    /// `aborted`). Resolves to `{ width, height, images: Uint8ClampedArray[] (RGBA), seed }`.
+    /// `aborted`). Resolves to `{ width, height, images: Uint8ClampedArray[] (RGBA), seed, gpuMemory }`, `gpuMemory`
+    /// being the buffers and textures alive on the device once the generation is done ([`crate::gpu::LiveCounts`]).
     pub async fn generate(&self, options: JsValue, on_step: Option<js_sys::Function>) -> Result<JsValue, JsValue> {
         let o: GenerateOptions =
             serde_wasm_bindgen::from_value(options).map_err(|e| to_js(Error::input(format!("bad options: {e}"))))?;
@@ -301,6 +302,7 @@ impl WasmSampler {
         set(&out, "height", size as u32);
         set(&out, "images", images_js(&images, n, size, size));
         set(&out, "seed", seed);
+        set(&out, "gpuMemory", serde_wasm_bindgen::to_value(&self.gpu.live()).unwrap_or(JsValue::NULL));
         Ok(out.into())
     }
 }

@@ -237,7 +237,7 @@ pub fn coefficients(kind: SamplerKind, s: &Schedule, i: usize, learn_sigma: bool
 /// The GPU step of one sampling run: kernel, bindings and its rewritable uniform.
 pub struct Step {
     pub dispatch: Dispatch,
-    uniform: wgpu::Buffer,
+    uniform: crate::gpu::Buffer,
     base: StepParams,
 }
 

@@ -15,12 +15,12 @@ pub enum Res<'a> {
 /// A copy of rows of an f32 buffer into an `rgba32float` texture (4 values per texel), recorded before a dispatch
 /// that reads its input through the texture path.
 pub struct Stage {
-    pub src: wgpu::Buffer,
+    pub src: super::Buffer,
     pub src_offset: u64,
     /// Texels per row (= values per row / 4).
     pub width: u32,
     pub rows: u32,
-    pub dst: wgpu::Texture,
+    pub dst: super::Texture,
 }
 
 /// One recorded compute dispatch: a pipeline, its bindings and a grid. Built once at load, recorded every step.
@@ -177,12 +177,12 @@ impl Gpu {
             ty: wgpu::QueryType::Timestamp,
             count: n,
         });
-        let resolve = self.device.create_buffer(&wgpu::BufferDescriptor {
+        let resolve = self.counted(self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("timestamps"),
             size: n as u64 * 8,
             usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
             mapped_at_creation: false,
-        });
+        }));
         let (mut bufs, mut enc) = self.encode(dispatches.iter().copied(), Some(&set));
         enc.resolve_query_set(&set, 0..n, &resolve, 0);
         bufs.push(enc.finish());

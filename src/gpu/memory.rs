@@ -1,7 +1,7 @@
 //! GPU memory: storage and uniform buffers, the shared staging textures and scratch buffer, weight textures, writes
 //! and readback.
 
-use super::{DType, Gpu, Tensor};
+use super::{Buffer, Counted, DType, Gpu, Tensor, Texture};
 use crate::error::{Error, Result};
 
 /// The slots of the shared staging textures ([`Gpu::staging_texture`]). Dispatches that stage the same shape into the
@@ -22,13 +22,13 @@ pub enum Staging {
 impl Gpu {
     /// An `rgba32float` texture of `width` x `height` texels for staging kernel inputs, shared by every dispatch
     /// that stages that shape into that slot (they run one after another on one queue), with a view of it.
-    pub fn staging_texture(&self, width: u32, height: u32, slot: Staging) -> (wgpu::Texture, wgpu::TextureView) {
+    pub fn staging_texture(&self, width: u32, height: u32, slot: Staging) -> (Texture, wgpu::TextureView) {
         let tex = self
             .staging
             .borrow_mut()
             .entry((width, height, slot as u32))
             .or_insert_with(|| {
-                self.device.create_texture(&wgpu::TextureDescriptor {
+                let tex = self.device.create_texture(&wgpu::TextureDescriptor {
                     label: Some("staging"),
                     size: wgpu::Extent3d { width, height, depth_or_array_layers: 1 },
                     mip_level_count: 1,
@@ -40,7 +40,8 @@ impl Gpu {
                         | wgpu::TextureUsages::COPY_DST
                         | wgpu::TextureUsages::COPY_SRC,
                     view_formats: &[],
-                })
+                });
+                Counted::new(&self.live, tex, width as u64 * height as u64 * 16, true)
             })
             .clone();
         let view = tex.create_view(&Default::default());
@@ -49,7 +50,7 @@ impl Gpu {
 
     /// An `rgba16float` texture of `width` x `height` texels for weights, written once by a compute pass (storage
     /// binding) and read by the kernels (texture binding), with its view.
-    pub fn weight_texture(&self, label: &str, width: u32, height: u32) -> (wgpu::Texture, wgpu::TextureView) {
+    pub fn weight_texture(&self, label: &str, width: u32, height: u32) -> (Texture, wgpu::TextureView) {
         let tex = self.device.create_texture(&wgpu::TextureDescriptor {
             label: Some(label),
             size: wgpu::Extent3d { width, height, depth_or_array_layers: 1 },
@@ -61,12 +62,12 @@ impl Gpu {
             view_formats: &[],
         });
         let view = tex.create_view(&Default::default());
-        (tex, view)
+        (Counted::new(&self.live, tex, width as u64 * height as u64 * 8, true), view)
     }
 
     /// A storage buffer of at least `bytes` for intermediate results that live within one dispatch pair (the split-K
     /// linear's partial sums), shared by every such pair (they run one after another on one queue).
-    pub fn scratch(&self, bytes: u64) -> Result<wgpu::Buffer> {
+    pub fn scratch(&self, bytes: u64) -> Result<Buffer> {
         let mut cached = self.scratch.borrow_mut();
         if let Some(b) = cached.as_ref().filter(|b| b.size() >= bytes) {
             return Ok(b.clone());
@@ -77,7 +78,7 @@ impl Gpu {
     }
 
     /// A uniform buffer holding `bytes` (padded to 16).
-    pub fn uniform(&self, label: &str, bytes: &[u8]) -> wgpu::Buffer {
+    pub fn uniform(&self, label: &str, bytes: &[u8]) -> Buffer {
         let size = (bytes.len() as u64).div_ceil(16).max(1) * 16;
         let buf = self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some(label),
@@ -88,11 +89,11 @@ impl Gpu {
         let mut padded = bytes.to_vec();
         padded.resize(size as usize, 0);
         self.queue.write_buffer(&buf, 0, &padded);
-        buf
+        self.counted(buf)
     }
 
     /// A storage buffer of at least `bytes` (rounded up to 16), checked against the binding limit.
-    pub fn storage(&self, label: &str, bytes: u64) -> Result<wgpu::Buffer> {
+    pub fn storage(&self, label: &str, bytes: u64) -> Result<Buffer> {
         let size = bytes.div_ceil(16).max(1) * 16;
         let limit = self.report.max_storage_buffer_binding_size;
         if size > limit {
@@ -103,16 +104,22 @@ impl Gpu {
                 limit_name: "maxStorageBufferBindingSize",
             });
         }
-        Ok(self.device.create_buffer(&wgpu::BufferDescriptor {
+        Ok(self.counted(self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some(label),
             size,
             usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::COPY_SRC,
             mapped_at_creation: false,
-        }))
+        })))
+    }
+
+    /// A buffer counted in [`Gpu::live`] until its last handle drops.
+    pub(super) fn counted(&self, buf: wgpu::Buffer) -> Buffer {
+        let bytes = buf.size();
+        Counted::new(&self.live, buf, bytes, false)
     }
 
     /// A storage buffer holding `bytes`.
-    pub fn upload(&self, label: &str, bytes: &[u8]) -> Result<wgpu::Buffer> {
+    pub fn upload(&self, label: &str, bytes: &[u8]) -> Result<Buffer> {
         let buf = self.storage(label, bytes.len() as u64)?;
         self.write(&buf, 0, bytes);
         Ok(buf)
@@ -132,12 +139,12 @@ impl Gpu {
     /// Copies `bytes` from the start of a buffer back to the CPU.
     pub async fn read_bytes(&self, buf: &wgpu::Buffer, bytes: u64) -> Result<Vec<u8>> {
         let size = bytes.div_ceil(4) * 4;
-        let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
+        let staging = self.counted(self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("readback"),
             size,
             usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
-        });
+        }));
         let mut enc = self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("readback") });
         enc.copy_buffer_to_buffer(buf, 0, &staging, 0, size);
         self.queue.submit([enc.finish()]);

@@ -12,12 +12,14 @@
 //! - `memory.rs`: storage and uniform buffers, staging ([`Staging`]) and weight textures, scratch, writes and
 //!   readback;
 //! - `choice.rs`: the device's kernel choices ([`TuneKey`], [`Gpu::choice`]);
-//! - `tensor.rs`: [`Tensor`], [`DType`] and the activation [`Arena`].
+//! - `tensor.rs`: [`Tensor`], [`DType`] and the activation [`Arena`];
+//! - `live.rs`: the counted [`Buffer`] and [`Texture`] handles and the device's [`LiveCounts`] ([`Gpu::live`]).
 
 mod adapter;
 mod choice;
 mod dispatch;
 mod kernel;
+mod live;
 mod memory;
 mod tensor;
 
@@ -25,6 +27,7 @@ pub use adapter::{AdapterReport, F16Mode, GpuOptions, LinearPath, TextureReads};
 pub use choice::TuneKey;
 pub use dispatch::{grid, Dispatch, Res, Stage};
 pub use kernel::{Bind, Kernel, KernelSpec, Prelude, INDEX_WGSL};
+pub use live::{Buffer, Counted, LiveCounts, Texture};
 pub use memory::Staging;
 pub use tensor::{Arena, DType, Tensor};
 
@@ -42,9 +45,10 @@ pub struct Gpu {
     f16: bool,
     timestamps: bool,
     kernels: RefCell<HashMap<String, Rc<Kernel>>>,
-    staging: RefCell<HashMap<(u32, u32, u32), wgpu::Texture>>,
+    staging: RefCell<HashMap<(u32, u32, u32), Texture>>,
     choices: RefCell<BTreeMap<TuneKey, usize>>,
-    scratch: RefCell<Option<wgpu::Buffer>>,
+    scratch: RefCell<Option<Buffer>>,
+    live: Arc<live::Live>,
     errors: Arc<Mutex<Vec<String>>>,
     lost: Arc<Mutex<Lost>>,
 }
@@ -183,6 +187,7 @@ impl Gpu {
             staging: RefCell::new(HashMap::new()),
             choices: RefCell::new(BTreeMap::new()),
             scratch: RefCell::new(None),
+            live: Arc::default(),
             errors,
             lost,
         })
@@ -222,6 +227,11 @@ impl Gpu {
     /// lost (reason `Destroyed`).
     pub fn destroy(&self) {
         self.device.destroy();
+    }
+
+    /// The buffers and textures alive on this device (made through this `Gpu` and not yet dropped), with their bytes.
+    pub fn live(&self) -> LiveCounts {
+        self.live.counts()
     }
 
     /// Returns the first GPU error since the last check, if any (validation, out of memory, device lost).

@@ -1,6 +1,6 @@
 //! GPU tensors (a buffer with a shape and an element type) and the arena that allocates a model's activations.
 
-use super::Gpu;
+use super::{Buffer, Gpu};
 use crate::error::Result;
 
 /// Element type of a tensor in GPU memory.
@@ -24,7 +24,7 @@ impl DType {
 /// A buffer with a row-major shape.
 #[derive(Clone, Debug)]
 pub struct Tensor {
-    pub buf: wgpu::Buffer,
+    pub buf: Buffer,
     pub shape: Vec<usize>,
     pub dtype: DType,
 }

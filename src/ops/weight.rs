@@ -30,7 +30,7 @@ pub enum Weight {
     /// A storage buffer, read through the `W4` prelude (packed u32 or shader-f16).
     Buffer(Tensor),
     /// An `rgba16float` texture of `in / 4` x `out` texels (the same values, read with `textureLoad`).
-    Texture(wgpu::Texture, wgpu::TextureView),
+    Texture(crate::gpu::Texture, wgpu::TextureView),
 }
 
 /// Uniform parameters of `permute.wgsl`.

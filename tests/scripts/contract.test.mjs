@@ -310,6 +310,7 @@ const SERIALISED = {
   LinearBench: "LinearBench",
   OpTiming: "OpTiming",
   ForwardBench: "ForwardBench",
+  LiveCounts: "GpuMemory",
 };
 
 /**

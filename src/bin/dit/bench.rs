@@ -1,11 +1,13 @@
-//! `dit bench`: a DiT forward timed (with a baseline and optionally one whole image), or the kernels alone, printed
-//! as tables or as JSON.
+//! `dit bench`: a DiT forward timed (with a baseline and optionally one whole image), the kernels alone, or memory
+//! over a long run (`--memory`), printed as tables or as JSON.
 
 use crate::args::{GpuArgs, LinearArg};
 use crate::gpu::open_gpu;
 use clap::Args;
 use dit_wasm::arch::{dit_tensors, DitConfig};
-use dit_wasm::bench::{bench_attention, bench_dit_forward, bench_linear, ForwardBench, DIT_XL_LINEARS};
+use dit_wasm::bench::{
+    bench_attention, bench_dit_forward, bench_linear, slope, ForwardBench, MemorySample, DIT_XL_LINEARS,
+};
 use dit_wasm::diffusion::{SamplerKind, Spacing};
 use dit_wasm::gpu::{Gpu, TuneKey};
 use dit_wasm::loader;
@@ -53,6 +55,12 @@ pub struct BenchArgs {
     /// attention.
     #[arg(long, requires = "kernels", value_delimiter = ',', value_parser = parse_shape)]
     shapes: Vec<[usize; 3]>,
+    /// Memory over a long run instead of timing: this many model evaluations (forwards), the process's resident
+    /// memory and the live GPU buffers sampled along the way, and their growth per forward after warm-up (a linear
+    /// fit). With --vae, whole generations (--sample-steps DDIM steps, default 10, guided, then the VAE); without,
+    /// forwards of one plan, each read back.
+    #[arg(long, value_name = "FORWARDS")]
+    memory: Option<usize>,
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
@@ -96,6 +104,9 @@ pub async fn run(b: BenchArgs) -> Result<()> {
     }
     let (dit, name, weight_bytes) = bench_model(&gpu, &b).await?;
     let latent = b.res.map_or(dit.cfg.input_size, |r| r / 8);
+    if let Some(forwards) = b.memory {
+        return bench_memory(&gpu, &dit, &b, &name, latent, forwards).await;
+    }
     let (main, finite, activation_bytes) = bench_forward(&gpu, &dit, &b, latent).await?;
     // The baseline: the same model with weights in storage buffers and the simple linear kernel, same run.
     let baseline = if b.no_baseline {
@@ -291,4 +302,108 @@ fn print_table(r: &serde_json::Value, main: &ForwardBench, base: Option<&Forward
             v["linear_speedup"].as_f64().unwrap_or(0.0)
         );
     }
+}
+
+/// This process's resident memory (Linux: VmRSS of /proc/self/status), None elsewhere.
+fn rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kb = status.lines().find_map(|l| l.strip_prefix("VmRSS:"))?.trim().trim_end_matches("kB").trim();
+    kb.parse::<u64>().ok().map(|k| k * 1024)
+}
+
+/// `dit bench --memory N`: N forwards (or generations of them with --vae), memory sampled about 100 times; the slopes
+/// are fitted on the samples after the first tenth (warm-up: pipelines, tuning, allocator pools).
+async fn bench_memory(gpu: &Gpu, dit: &Dit, b: &BenchArgs, name: &str, latent: usize, forwards: usize) -> Result<()> {
+    if forwards < 10 {
+        return Err(Error::input("--memory needs at least 10 forwards to fit a slope after warm-up"));
+    }
+    let t0 = std::time::Instant::now();
+    let mut samples: Vec<MemorySample> = vec![];
+    let sample = |done| MemorySample { forwards: done, rss_bytes: rss_bytes(), live: gpu.live() };
+    let mode;
+    if let Some(vae_dir) = &b.vae {
+        let vae = loader::vae_at(gpu, vae_dir).await?;
+        let steps = if b.sample_steps > 0 { b.sample_steps } else { 10 };
+        let sampler = if dit.cfg.arch.is_flow() { SamplerKind::Euler } else { SamplerKind::Ddim };
+        mode = format!("generations of one guided image: {steps} {} steps, then the VAE", sampler.name());
+        let nc = dit.cfg.num_classes as u32;
+        for g in 0..forwards.div_ceil(steps) {
+            let mut req = SampleRequest::new(vec![g as u32 % nc]);
+            req.steps = Spacing::Even(steps);
+            req.sampler = sampler;
+            req.seed = g as u64;
+            req.latent_size = Some(latent);
+            let z = pipeline::sample(gpu, dit, &req, |_| true).await?;
+            pipeline::decode(gpu, &vae, &z, 1, latent, latent).await?;
+            samples.push(sample((g + 1) * steps));
+        }
+    } else {
+        mode = format!("forwards of one plan (batch {}), each read back", b.batch);
+        let plan = dit.plan(gpu, b.batch, latent)?;
+        let x: Vec<f32> = (0..plan.x.numel()).map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0).collect();
+        let y: Vec<u32> = vec![0; b.batch];
+        let every = (forwards / 100).max(1);
+        for i in 0..forwards {
+            let t: Vec<f32> = vec![(i % 1000) as f32; b.batch];
+            plan.set_inputs(gpu, &x, &t, &y)?;
+            gpu.run(plan.dispatches());
+            gpu.read_f32(&plan.out).await?;
+            if (i + 1) % every == 0 {
+                samples.push(sample(i + 1));
+            }
+        }
+    }
+    let after: Vec<&MemorySample> = samples.iter().skip(samples.len() / 10).collect();
+    let fit = |f: &dyn Fn(&MemorySample) -> Option<f64>| {
+        let points: Vec<(f64, f64)> = after.iter().filter_map(|s| Some((s.forwards as f64, f(s)?))).collect();
+        (points.len() >= 2).then(|| slope(&points))
+    };
+    let rss_slope = fit(&|s| s.rss_bytes.map(|v| v as f64));
+    let live_slope = fit(&|s| Some(s.live.buffer_bytes as f64 + s.live.texture_bytes as f64));
+    let (first, last) = (after[0], &samples[samples.len() - 1]);
+    let report = serde_json::json!({
+        "model": name,
+        "latent": latent,
+        "mode": mode,
+        "forwards": last.forwards,
+        "seconds": t0.elapsed().as_secs_f64(),
+        "adapter": gpu.report,
+        "rss_bytes_per_forward": rss_slope,
+        "live_gpu_bytes_per_forward": live_slope,
+        "after_warm_up": first,
+        "last": last,
+        "samples": samples,
+    });
+    if b.json {
+        println!("{report}");
+        return Ok(());
+    }
+    let mb = |v: Option<u64>| v.map_or("?".to_string(), |v| format!("{:.1} MB", v as f64 / 1e6));
+    println!("{name} at a {latent}x{latent} latent on {} ({}): {mode}", gpu.report.name, gpu.report.backend);
+    println!(
+        "{:>9} {:>12} {:>12} {:>14} {:>9} {:>14}",
+        "forwards", "RSS", "GPU buffers", "buffer bytes", "textures", "texture bytes"
+    );
+    for s in [samples[0].clone(), first.clone(), last.clone()] {
+        println!(
+            "{:>9} {:>12} {:>12} {:>14} {:>9} {:>14}",
+            s.forwards,
+            mb(s.rss_bytes),
+            s.live.buffers,
+            s.live.buffer_bytes,
+            s.live.textures,
+            s.live.texture_bytes
+        );
+    }
+    let per = |v: Option<f64>| v.map_or("?".to_string(), |v| format!("{v:.1} bytes"));
+    println!(
+        "after warm-up (forward {}..{}), per forward (linear fit over {} samples): RSS {}, live GPU memory {}; {:.1} s",
+        first.forwards,
+        last.forwards,
+        after.len(),
+        per(rss_slope),
+        per(live_slope),
+        t0.elapsed().as_secs_f64()
+    );
+    Ok(())
 }

@@ -34,8 +34,11 @@ const el = {
   gallery: $("gallery"),
 };
 
-/** Counters for automation: how many weight files came from the network and from Cache Storage. */
-const stats = { downloaded: 0, cached: 0, generated: 0, notices: [] as string[] };
+/**
+ * Counters for automation: how many weight files came from the network and from Cache Storage, and the GPU memory the
+ * sampler held after the last generation.
+ */
+const stats = { downloaded: 0, cached: 0, generated: 0, notices: [] as string[], gpuMemory: null as GenerateResult["gpuMemory"] | null };
 (window as unknown as { __ditStats: typeof stats }).__ditStats = stats;
 
 let sampler: Sampler | null = null;
@@ -310,6 +313,7 @@ async function generate() {
       },
     });
     stats.generated += r.images.length;
+    stats.gpuMemory = r.gpuMemory;
     addResults(r, settings, labels);
   } catch (e) {
     if (e instanceof DitError && e.kind === "aborted") el.progressText.textContent = "Cancelled.";

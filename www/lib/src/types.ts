@@ -172,6 +172,19 @@ export interface GenerateOptions {
 
 export interface GenerateResult extends Images {
   seed: number;
+  /** The GPU buffers and textures alive on the sampler's device once this generation is done. */
+  gpuMemory: GpuMemory;
+}
+
+/**
+ * Buffers and textures alive on a device (made by the sampler and not yet freed), with their bytes: steady from one
+ * generation to the next. Rust: `LiveCounts` (src/gpu).
+ */
+export interface GpuMemory {
+  buffers: number;
+  bufferBytes: number;
+  textures: number;
+  textureBytes: number;
 }
 
 export interface BenchKernelsOptions {
