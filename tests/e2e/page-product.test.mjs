@@ -175,6 +175,25 @@ test("a 390 px wide phone: no horizontal scrolling", async () => {
   await page.setViewportSize({ width: 1280, height: 900 });
 });
 
+test("Escape cancels a run; focus is visible on the controls", async () => {
+  await setSettings(page, { steps: 200 });
+  await page.click("[data-testid=generate]");
+  await page.waitForFunction(() => /step [2-9]\d*\//.test(document.querySelector("[data-testid=progress-text]").textContent), null, { timeout: LOAD });
+  await page.keyboard.press("Escape");
+  await page.waitForFunction(() => document.querySelector("[data-testid=progress-text]").textContent === "Cancelled.", null, { timeout: 60_000 });
+  // Tab to the seed: an outline of at least 2 px shows where the focus is.
+  await page.focus("[data-testid=cfg]");
+  await page.keyboard.press("Tab");
+  const focus = await page.evaluate(() => {
+    const e = document.activeElement;
+    const s = getComputedStyle(e);
+    return { id: e.id, outline: s.outlineStyle, width: parseFloat(s.outlineWidth) };
+  });
+  console.log("focus after Tab:", focus);
+  assert.equal(focus.id, "steps");
+  assert.ok(focus.outline !== "none" && focus.width >= 2, "a visible focus ring");
+});
+
 test("a downloaded PNG carries its settings in a `parameters` tEXt chunk, and opening it sets the controls", async () => {
   const link = page.locator("[data-testid=download]").first();
   await page.waitForFunction(() => document.querySelector("[data-testid=download]").hasAttribute("href"));
@@ -237,4 +256,43 @@ test("a guidance sweep: one labelled cell per value, the same seed, different im
   assert.ok(d.every((x) => x > 0), "each guidance gives another image");
   // Guidance 4 with the seed and steps of the first result is that result.
   assert.equal(maxDiff(imgs[1], first.pixels), 0, "the guidance-4 cell equals the plain result");
+});
+
+test("a blend of two classes: five labelled cells, alpha 0 is the plain class's image, alpha 1 the other class's", async () => {
+  await setSettings(page);
+  await page.locator("[data-testid=class-select]").fill("8");
+  await page.locator("[data-testid=blend-with]").fill("1");
+  await runAndWait(page, "[data-testid=blend-run]", "[data-testid=blend]");
+  const strip = page.locator("[data-testid=blend]").first();
+  const labels = await strip.locator("[data-testid=blend-cell] .label").allTextContents();
+  console.log("blend:", await strip.locator(":scope > figcaption").textContent(), labels);
+  assert.deepEqual(labels, ["α 0", "α 0.25", "α 0.5", "α 0.75", "α 1"]);
+  const imgs = await Promise.all(labels.map((_, i) => pixelsOf(strip.locator("[data-testid=blend-image]").nth(i))));
+  const steps = imgs.slice(1).map((img, i) => maxDiff(imgs[i], img));
+  console.log("blend: max differences between neighbours:", steps, "alpha 0 vs the plain result:", maxDiff(imgs[0], first.pixels));
+  assert.equal(maxDiff(imgs[0], first.pixels), 0, "alpha 0 is the plain class (same seed and settings)");
+  assert.ok(maxDiff(imgs[0], imgs[4]) > 0, "alpha 1 differs from alpha 0");
+  // Alpha 1 is the other class with the same seed.
+  await page.locator("[data-testid=class-select]").fill("1");
+  await runAndWait(page, "[data-testid=generate]", "[data-testid=result]");
+  assert.equal(maxDiff(imgs[4], await pixelsOf(page.locator("[data-testid=result]").first())), 0, "alpha 1 is the other class");
+});
+
+test("the README's screenshots (desktop light and dark, phone), with results, a sweep and a blend; the phone still does not scroll sideways", async () => {
+  await page.evaluate(() => window.scrollTo(0, 0));
+  for (const colorScheme of ["light", "dark"]) {
+    await page.emulateMedia({ colorScheme });
+    await page.screenshot({ path: path.join(results, `page-full-${colorScheme}.png`) });
+  }
+  await page.emulateMedia({ colorScheme: "light" });
+  await page.setViewportSize({ width: 390, height: 844 });
+  const width = await page.evaluate(() => document.scrollingElement.scrollWidth);
+  console.log(`390x844 with grids: scrollWidth ${width}`);
+  assert.ok(width <= 390, `scrollWidth ${width} > 390`);
+  await page.evaluate(() => {
+    document.getElementById("create-h").scrollIntoView({ block: "start" });
+    window.scrollBy(0, -28);
+  });
+  await page.screenshot({ path: path.join(results, "page-full-phone.png") });
+  await page.setViewportSize({ width: 1280, height: 900 });
 });

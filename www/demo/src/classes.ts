@@ -5,11 +5,44 @@
 /** How many matches the list shows at once (the names are searched, not scrolled through). */
 const SHOWN = 50;
 
-interface Entry {
+export interface Entry {
   index: number;
   name: string;
+  /** The synonyms besides the name ("tabby cat" for "tabby"), shown beside it in the list. */
+  also: string;
   /** The name and its synonyms, lower case. */
   search: string;
+}
+
+/** The classes to search: `names[i]` for class i, `synonyms[i]` (e.g. "tabby, tabby cat") searched too. */
+export function classEntries(names: string[], synonyms?: string[]): Entry[] {
+  return names.map((name, index) => {
+    const also = (synonyms?.[index] ?? "").split(", ").filter((w) => w && w !== name);
+    return { index, name, also: also.join(", "), search: [name, ...also].join(", ").toLowerCase() };
+  });
+}
+
+const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+
+/**
+ * The classes that match `query`, best first: a number matches by its digits (the number itself first); words match
+ * names and synonyms containing them, the name itself first, then names starting with them, then synonyms or words
+ * starting with them, then the rest, each by class number.
+ */
+export function searchClasses(entries: Entry[], query: string): Entry[] {
+  const q = query.trim().toLowerCase().replace(/^(\d+)\s*·.*$/, "$1");
+  if (!q) return entries;
+  if (/^\d+$/.test(q)) return entries.filter((e) => String(e.index).startsWith(q)).sort((a, b) => String(a.index).length - String(b.index).length || a.index - b.index);
+  const word = new RegExp(`(^|[ ,-])${escape(q)}`);
+  const rank = (e: Entry) => {
+    const name = e.name.toLowerCase();
+    return name === q ? 0 : name.startsWith(q) ? 1 : e.search.split(", ").includes(q) ? 2 : word.test(e.search) ? 3 : 4;
+  };
+  return entries
+    .filter((e) => e.search.includes(q))
+    .map((e) => [rank(e), e] as const)
+    .sort((a, b) => a[0] - b[0] || a[1].index - b[1].index)
+    .map(([, e]) => e);
 }
 
 export class ClassPicker {
@@ -42,7 +75,7 @@ export class ClassPicker {
 
   /** The classes to offer: `names[i]` for class i, `synonyms[i]` (e.g. "tabby, tabby cat") searched too. */
   setClasses(names: string[], synonyms?: string[]) {
-    this.entries = names.map((name, index) => ({ index, name, search: `${name}, ${synonyms?.[index] ?? ""}`.toLowerCase() }));
+    this.entries = classEntries(names, synonyms);
     this.set(this.current < names.length ? this.current : 0);
   }
 
@@ -66,17 +99,8 @@ export class ClassPicker {
     this.input.value = `${index} · ${this.entries[index].name}`;
   }
 
-  /** The classes that match `query`: a number matches by its digits, else names containing it (starts first). */
   matches(query: string): Entry[] {
-    const q = query.trim().toLowerCase().replace(/^(\d+)\s*·.*$/, "$1");
-    if (!q) return this.entries;
-    if (/^\d+$/.test(q)) return this.entries.filter((e) => String(e.index).startsWith(q)).sort((a, b) => String(a.index).length - String(b.index).length);
-    const rank = (e: Entry) => (e.name.toLowerCase() === q ? 0 : e.name.toLowerCase().startsWith(q) ? 1 : new RegExp(`(^|[ ,-])${q.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}`).test(e.search) ? 2 : 3);
-    return this.entries
-      .filter((e) => e.search.includes(q))
-      .map((e) => [rank(e), e] as const)
-      .sort((a, b) => a[0] - b[0] || a[1].index - b[1].index)
-      .map(([, e]) => e);
+    return searchClasses(this.entries, query);
   }
 
   /** Takes what was typed: a number or the best match; anything else shows the current class again. */
@@ -101,6 +125,12 @@ export class ClassPicker {
         n.className = "num";
         n.textContent = String(e.index);
         li.append(n, e.name);
+        if (e.also) {
+          const a = document.createElement("span");
+          a.className = "also";
+          a.textContent = e.also;
+          li.append(a);
+        }
         return li;
       }),
     );

@@ -5,7 +5,7 @@ import { ClassPicker } from "./classes";
 import { drawRgba, gridFigure, resultFigure, type Picture } from "./gallery";
 import { DEMO, fmtBytes, OFFICIAL, SAMPLERS } from "./models";
 import { readText } from "./png";
-import { fromPngText, fromQuery, toQuery, type Channels, type Settings } from "./settings";
+import { fromPngText, fromQuery, samplerName, toQuery, type Channels, type Settings } from "./settings";
 import imagenetClasses from "./imagenet-classes.json";
 // ImageNet's class names with their WordNet synonyms ("tabby, tabby cat"), in class order, as the labels list of the
 // npm package @tensorflow-models/mobilenet (Apache-2.0) has them; searched, not shown.
@@ -343,7 +343,7 @@ function sweep() {
     }
     const what = kind === "cfg" ? `guidance ${values.join(", ")}` : `${values.join(", ")} steps`;
     const fixed = kind === "cfg" ? `${base.steps} steps` : `guidance ${base.cfgScale}`;
-    addToGallery(gridFigure("sweep", `${classes.name(base.classLabel)}: ${what}`, `seed ${base.seed} · ${fixed} · ${el.sampler.selectedOptions[0]?.value ?? base.sampler}`, cells));
+    addToGallery(gridFigure("sweep", `${classes.name(base.classLabel)}: ${what}`, `seed ${base.seed} · ${fixed} · ${samplerName(base.sampler)}`, cells));
     el.progressText.textContent = `Done: a sweep of ${values.length}.`;
   });
 }
@@ -361,7 +361,7 @@ function blend() {
       const r = await sample(s, 1, signal, `Blend ${i + 1}/${ALPHAS.length}: `);
       cells.push({ label: `α ${alpha}`, picture: picture(s, r, 0) });
     }
-    addToGallery(gridFigure("blend", `${classes.name(base.classLabel)} → ${classes.name(other)}`, `seed ${base.seed} · guidance ${base.cfgScale} · ${base.steps} steps · ${base.sampler}`, cells));
+    addToGallery(gridFigure("blend", `${classes.name(base.classLabel)} → ${classes.name(other)}`, `seed ${base.seed} · guidance ${base.cfgScale} · ${base.steps} steps · ${samplerName(base.sampler)}`, cells));
     el.progressText.textContent = "Done: a blend.";
   });
 }
