@@ -240,6 +240,38 @@ test("a result's link opened in a fresh page sets everything and gives the same 
   await p.close();
 });
 
+test("installable (Chromium names no reason against it); offline, once the page and the model were loaded, it opens and generates", async () => {
+  await page.evaluate(() => navigator.serviceWorker.ready);
+  const p = await context.newPage();
+  await p.goto(`${server.url}/`);
+  await p.evaluate(() => navigator.serviceWorker.ready);
+  const cdp = await context.newCDPSession(p);
+  const { installabilityErrors } = await cdp.send("Page.getInstallabilityErrors");
+  console.log("installability errors:", installabilityErrors);
+  // A test context is like an incognito window, where nothing installs; nothing else may stand in the way.
+  assert.deepEqual(installabilityErrors.filter((e) => e.errorId !== "in-incognito"), []);
+  await context.setOffline(true);
+  try {
+    await p.reload();
+    await p.waitForFunction(
+      () => !document.querySelector("[data-testid=generate]").disabled || !document.querySelector("[data-testid=error]").hidden,
+      null,
+      { timeout: LOAD },
+    );
+    const controlled = await p.evaluate(() => !!navigator.serviceWorker.controller);
+    console.log("offline reload: controlled by the service worker:", controlled, "error:", await errorKind(p));
+    assert.ok(controlled);
+    assert.equal(await errorKind(p), null);
+    await setSettings(p);
+    await p.locator("[data-testid=class-select]").fill("8");
+    await runAndWait(p, "[data-testid=generate]", "[data-testid=result]");
+    assert.equal(maxDiff(await pixelsOf(p.locator("[data-testid=result]").first()), first.pixels), 0, "the same image offline");
+  } finally {
+    await context.setOffline(false);
+    await p.close();
+  }
+});
+
 test("a guidance sweep: one labelled cell per value, the same seed, different images", async () => {
   await setSettings(page);
   await page.locator("[data-testid=class-select]").fill("8");
