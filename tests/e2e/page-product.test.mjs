@@ -238,6 +238,14 @@ test("a result's link opened in a fresh page sets everything and gives the same 
   assert.equal(await p.locator("[data-testid=class-select]").inputValue(), "8 · Bag");
   assert.equal(await p.locator("[data-testid=seed]").inputValue(), "11");
   await p.close();
+  // A link naming a class the model does not have: a typed error, nothing generated.
+  const bad = await open("?model=demo&class=50&seed=1&cfg=4&steps=4&sampler=ddim&channels=official");
+  const e = await errorKind(bad);
+  console.log("a link with class 50 ->", e);
+  assert.equal(e?.kind, "invalid-input");
+  assert.match(e.text, /Class 50/);
+  assert.equal(await bad.locator("[data-testid=result]").count(), 0);
+  await bad.close();
 });
 
 test("installable (Chromium names no reason against it); offline, once the page and the model were loaded, it opens and generates", async () => {

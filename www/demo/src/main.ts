@@ -366,15 +366,19 @@ function blend() {
   });
 }
 
-/** Sets the controls to `s` (the model choice too; the sampler once the model's kind is known). */
+/** Sets the controls to `s` (the sampler once the model's kind is known); throws when the model has no such class. */
 function applySettings(s: Partial<Settings>) {
-  if (s.classLabel !== undefined && s.classLabel < classes.count) classes.set(s.classLabel);
+  for (const c of [s.classLabel, s.blend?.with]) {
+    if (c !== undefined && !(Number.isInteger(c) && c >= 0 && c < classes.count))
+      throw new DitError("invalid-input", `Class ${c} is not one of this model's (0 to ${classes.count - 1}): pick another class.`);
+  }
+  if (s.classLabel !== undefined) classes.set(s.classLabel);
   if (s.seed !== undefined) el.seed.value = String(s.seed);
   if (s.cfgScale !== undefined) el.cfg.value = String(s.cfgScale);
   if (s.steps !== undefined) el.steps.value = String(s.steps);
   if (s.cfgChannels) el.cfgChannels.value = s.cfgChannels;
   if (s.sampler && [...el.sampler.options].some((o) => o.value === s.sampler)) el.sampler.value = s.sampler;
-  if (s.blend && s.blend.with < blendWith.count) blendWith.set(s.blend.with);
+  if (s.blend) blendWith.set(s.blend.with);
   el.count.value = String(s.batch?.count ?? 1);
 }
 
@@ -398,7 +402,8 @@ async function openPng(file: File) {
     el.pngState.textContent = `Settings of ${file.name} set: press Generate to make it again.`;
   } catch (e) {
     el.pngState.textContent = "";
-    showError(new DitError("invalid-input", `${file.name} cannot be read back: ${(e as Error).message}. Open a PNG downloaded from this page.`));
+    if (e instanceof DitError) showError(e);
+    else showError(new DitError("invalid-input", `${file.name} cannot be read back: ${(e as Error).message}. Open a PNG downloaded from this page.`));
   }
 }
 
@@ -426,9 +431,15 @@ el.pngInput.addEventListener("change", () => {
   el.pngInput.value = "";
 });
 document.addEventListener("dragover", (e) => {
-  if (e.dataTransfer?.types.includes("Files")) e.preventDefault();
+  if (!e.dataTransfer?.types.includes("Files")) return;
+  e.preventDefault();
+  document.body.classList.add("dropping");
+});
+document.addEventListener("dragleave", (e) => {
+  if (!e.relatedTarget) document.body.classList.remove("dropping");
 });
 document.addEventListener("drop", (e) => {
+  document.body.classList.remove("dropping");
   const f = e.dataTransfer?.files[0];
   if (!f) return;
   e.preventDefault();
@@ -468,7 +479,11 @@ if (!("gpu" in navigator)) {
 } else if (asked || el.modelChoice.value === "demo") {
   load().then((ok) => {
     if (!ok || !wanted) return;
-    applySettings(wanted);
+    try {
+      applySettings(wanted);
+    } catch (e) {
+      return showError(e);
+    }
     generate({ ...current(), ...(wanted.blend ? { blend: wanted.blend } : {}), ...(wanted.batch ? { batch: wanted.batch } : {}) });
   });
 }
