@@ -296,6 +296,15 @@ test("a guidance sweep: one labelled cell per value, the same seed, different im
   assert.ok(d.every((x) => x > 0), "each guidance gives another image");
   // Guidance 4 with the seed and steps of the first result is that result.
   assert.equal(maxDiff(imgs[1], first.pixels), 0, "the guidance-4 cell equals the plain result");
+  // Values that are not a list of numbers: a typed error naming the bad one, nothing run.
+  await page.fill("[data-testid=sweep-values]", "2, lots");
+  await page.click("[data-testid=sweep-run]");
+  await page.waitForSelector("[data-testid=error]:not([hidden])");
+  const e = await errorKind(page);
+  console.log("sweep values “2, lots” ->", e);
+  assert.equal(e.kind, "invalid-input");
+  assert.match(e.text, /lots/);
+  await page.fill("[data-testid=sweep-values]", "1, 4, 8");
 });
 
 test("a blend of two classes: five labelled cells, alpha 0 is the plain class's image, alpha 1 the other class's", async () => {

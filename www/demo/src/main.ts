@@ -171,6 +171,7 @@ async function load(): Promise<boolean> {
   let fetched = 0;
   const seen = new Set<string>();
   el.loadText.textContent = "Opening the GPU…";
+  el.loadProgress.hidden = false;
   try {
     const maxBinding = params.get("maxBinding");
     sampler = await createSampler({
@@ -208,6 +209,7 @@ async function load(): Promise<boolean> {
     });
   } catch (e) {
     el.loadText.textContent = "";
+    el.loadProgress.hidden = true;
     showError(e);
     return false;
   }
@@ -223,7 +225,7 @@ async function load(): Promise<boolean> {
   showSamplers(info.model.arch);
   el.cacheState.textContent = fetched === 0 && fromCache > 0 ? "Weights came from the cache (nothing downloaded)." : `Downloaded ${fetched} file(s); kept for the next visit.`;
   el.loadText.textContent = `Ready: ${info.model.preset ?? "model"} (${(info.model.parameters / 1e6).toFixed(1)}M parameters, ${fmtBytes(info.model.bytes)}), ${info.model.imageSize}×${info.model.imageSize} images, in ${((performance.now() - t0) / 1000).toFixed(1)} s.`;
-  el.loadProgress.value = el.loadProgress.max;
+  el.loadProgress.hidden = true;
   loadedModel = chosen;
   setBusy(false);
   return true;
