@@ -279,7 +279,10 @@ async function sample(s: Settings, count: number, signal: AbortSignal, what = ""
       const ms = (ev.elapsed * 1000) / ev.step;
       const eta = ((ev.total - ev.step) * ms) / 1000;
       el.progressText.textContent = `${what}step ${ev.step}/${ev.total} · ${ms.toFixed(0)} ms/step · ETA ${eta.toFixed(1)} s`;
-      if (ev.preview) drawRgba(el.preview, ev.preview.images[0], ev.preview.width, ev.preview.height);
+      if (ev.preview) {
+        drawRgba(el.preview, ev.preview.images[0], ev.preview.width, ev.preview.height);
+        el.preview.hidden = false;
+      }
     },
     ...(s.blend ? { blend: s.blend } : {}),
   };
@@ -318,7 +321,6 @@ function generate(only?: Settings) {
       if (!only?.blend) delete si.blend;
       addToGallery(resultFigure(picture(si, r, i)));
     }
-    el.progressText.textContent = `Done: ${r.images.length} image${r.images.length > 1 ? "s" : ""}.`;
   });
 }
 
