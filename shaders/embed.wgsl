@@ -5,9 +5,10 @@
 // computed in f32 like the reference. The arguments reach ~1000 rad, so they are range-reduced to [-pi, pi] first:
 // WGSL only bounds sin/cos error inside that interval. One thread per output value.
 //
-// `condition`: c = t_emb + label_table[y]; writes silu(c), the only form the blocks and final layer use
-// (adaLN_modulation = Sequential(SiLU, Linear)). Labels are clamped to the table (the host rejects bad labels).
-// One thread per 4 values.
+// `condition`: c = t_emb + y_emb with y_emb = (1 - alpha) * label_table[a] + alpha * label_table[b] (a class blend; a
+// plain class is a = b, alpha = 0, which gives label_table[a] exactly); writes silu(c), the only form the blocks and
+// final layer use (adaLN_modulation = Sequential(SiLU, Linear)). Labels are clamped to the table (the host rejects
+// bad labels and alphas). One thread per 4 values.
 
 struct Params {
     n: u32,
@@ -59,7 +60,8 @@ fn timestep_freqs(@builtin(global_invocation_id) gid: vec3<u32>) {
     dst[idx] = v;
 }
 
-// src = labels [n] (as f32 bit patterns of u32); table = [rows, dim] fp16; temb = [n, dim]; dst = silu(c) [n, dim].
+// src = label rows [n, 3]: a, b (u32 bit patterns) and alpha (f32); table = [rows, dim] fp16; temb = [n, dim];
+// dst = silu(c) [n, dim].
 @compute @workgroup_size(64)
 fn condition(@builtin(global_invocation_id) gid: vec3<u32>) {
     let dim4 = p.dim / 4u;
@@ -69,7 +71,10 @@ fn condition(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
     let row = idx / dim4;
     let c4 = idx % dim4;
-    let label = min(bitcast<u32>(src[row]), p.rows - 1u);
-    let c = temb[idx] + w4(table[label * dim4 + c4]);
+    let a = min(bitcast<u32>(src[3u * row]), p.rows - 1u);
+    let b = min(bitcast<u32>(src[3u * row + 1u]), p.rows - 1u);
+    let alpha = src[3u * row + 2u];
+    let y = (1.0 - alpha) * w4(table[a * dim4 + c4]) + alpha * w4(table[b * dim4 + c4]);
+    let c = temb[idx] + y;
     dst[idx] = c / (1.0 + exp(-c));
 }

@@ -8,6 +8,7 @@ use crate::diffusion::{CfgChannels, NoiseRng, SamplerKind, Schedule, Spacing};
 use crate::error::{Error, Result};
 use crate::gpu::{Arena, Gpu, Tensor};
 use crate::model::{Dit, DitPlan, Vae, VaePlan};
+use crate::ops::LabelMix;
 use crate::util::now_seconds;
 
 /// The release's sampling defaults, used by the CLI's arguments, the browser API and [`SampleRequest::new`]:
@@ -35,11 +36,49 @@ pub fn dit_batch(images: usize, cfg_scale: f32) -> usize {
     }
 }
 
+/// A blend of each image's class with another class, in the label embedding: image i is conditioned on
+/// `(1 - alpha) * embed(classes[i]) + alpha * embed(with)` (the unconditional guidance branch keeps the null class).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Blend {
+    /// A real class (0..num_classes, not the null class).
+    pub with: u32,
+    /// In [0, 1]: 0 is `classes[i]` alone, 1 is `with` alone.
+    pub alpha: f32,
+}
+
+/// The alpha of `dit sample --blend B` without `--alpha`: halfway.
+pub const DEFAULT_BLEND_ALPHA: f32 = 0.5;
+
+impl Blend {
+    /// Checks that alpha is a number in [0, 1].
+    pub fn check_alpha(&self) -> Result<()> {
+        if !(0.0..=1.0).contains(&self.alpha) {
+            return Err(Error::input(format!("blend alpha {} must be a number from 0 to 1", self.alpha)));
+        }
+        Ok(())
+    }
+
+    /// Checks the blend against a model of `num_classes` real classes.
+    pub fn check(&self, num_classes: usize) -> Result<()> {
+        if self.with as usize >= num_classes {
+            return Err(Error::input(format!(
+                "blend class {} is out of range: blend with a real class 0..{} (not the null class {})",
+                self.with,
+                num_classes.saturating_sub(1),
+                null_class(num_classes)
+            )));
+        }
+        self.check_alpha()
+    }
+}
+
 /// What to generate.
 #[derive(Clone, Debug)]
 pub struct SampleRequest {
     /// One image per entry. The null class (`num_classes`) gives unconditional samples.
     pub classes: Vec<u32>,
+    /// Every image's class blended with another class (in the label embedding), if given.
+    pub blend: Option<Blend>,
     /// Classifier-free guidance scale; 1 disables guidance (and halves the work).
     pub cfg_scale: f32,
     /// The release's timestep respacing: `250` (even) or `ddim50`; for the flow samplers `K` solver steps.
@@ -60,6 +99,7 @@ impl SampleRequest {
     pub fn new(classes: Vec<u32>) -> SampleRequest {
         SampleRequest {
             classes,
+            blend: None,
             cfg_scale: DEFAULT_CFG_SCALE,
             steps: Spacing::Even(DEFAULT_STEPS),
             sampler: SamplerKind::parse(DEFAULT_SAMPLER).expect("a known sampler"),
@@ -116,6 +156,9 @@ impl<'a> Sampling<'a> {
                 cfg.num_classes - 1,
                 null_class(cfg.num_classes)
             )));
+        }
+        if let Some(b) = &req.blend {
+            b.check(cfg.num_classes)?;
         }
         if !req.cfg_scale.is_finite() {
             return Err(Error::input(format!("guidance scale {} is not a finite number", req.cfg_scale)));
@@ -191,16 +234,19 @@ impl<'a> Sampling<'a> {
             t0: now_seconds(),
             _arena: arena,
         };
-        // Inputs: the starting latent in both halves; labels [y; null].
+        // Inputs: the starting latent in both halves; labels [y (blended if asked); null].
         let x0 = s.noise_at(0);
         let mut x_init = x0.clone();
-        let mut labels: Vec<u32> = req.classes.clone();
+        let mut labels: Vec<LabelMix> = match req.blend {
+            Some(b) => req.classes.iter().map(|&c| LabelMix::blend(c, b.with, b.alpha)).collect(),
+            None => req.classes.iter().map(|&c| LabelMix::class(c)).collect(),
+        };
         if guided {
             x_init.extend_from_slice(&x0);
-            labels.extend(std::iter::repeat_n(null_class(cfg.num_classes) as u32, n));
+            labels.extend(std::iter::repeat_n(LabelMix::class(null_class(cfg.num_classes) as u32), n));
         }
         gpu.write(&s.plan.x.buf, 0, bytemuck::cast_slice(&x_init));
-        gpu.write(&s.plan.y.buf, 0, bytemuck::cast_slice(&labels));
+        s.plan.write_labels(gpu, &labels)?;
         Ok(s)
     }
 

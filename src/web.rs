@@ -10,7 +10,7 @@ use crate::error::Error;
 use crate::gpu::{F16Mode, Gpu, GpuOptions, LinearPath};
 use crate::loader;
 use crate::model::{Dit, GpuWeights, Vae, VaePlan};
-use crate::pipeline::{self, to_rgb8, SampleRequest, Sampling};
+use crate::pipeline::{self, to_rgb8, Blend, SampleRequest, Sampling};
 use crate::weights::ModelIndex;
 use js_sys::{Array, Object, Reflect};
 use serde::Deserialize;
@@ -104,6 +104,16 @@ struct GenerateOptions {
     /// Decode the current estimate every N steps for a preview (0: never).
     #[serde(default)]
     preview_every: Option<usize>,
+    /// Every image's class blended with another: `{ with, alpha }` (types.ts `ClassBlend`).
+    #[serde(default)]
+    blend: Option<BlendOptions>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BlendOptions {
+    with: u32,
+    alpha: f32,
 }
 
 /// A loaded DiT + VAE on this page's GPU.
@@ -216,7 +226,7 @@ impl WasmSampler {
 
     /// Generates images. `options`: `{ classLabels, cfgScale?: 4, steps?: 250 | "ddim50", sampler?: "ddpm" |
     /// "ddim" | "dpmpp2m" (a DiT; ddpm by default) | "euler" | "heun" | "euler-maruyama" (a SiT; euler by default),
-    /// cfgChannels?: "official" | "all", seed?: 0, previewEvery?: 0 }`. `on_step` receives
+    /// cfgChannels?: "official" | "all", seed?: 0, previewEvery?: 0, blend?: { with, alpha } }`. `on_step` receives
     /// `{ step, total, timestep, elapsed, preview? }` and returns false to cancel (the promise then rejects with kind
     /// `aborted`). Resolves to `{ width, height, images: Uint8ClampedArray[] (RGBA), seed }`.
     pub async fn generate(&self, options: JsValue, on_step: Option<js_sys::Function>) -> Result<JsValue, JsValue> {
@@ -244,6 +254,8 @@ impl WasmSampler {
         if let Some(c) = &o.cfg_channels {
             req.cfg_channels = CfgChannels::parse(c).map_err(to_js)?;
         }
+        // Checked (a real class, alpha in [0, 1]) by the pipeline, as the CLI's.
+        req.blend = o.blend.map(|b| Blend { with: b.with, alpha: b.alpha });
         let n = req.classes.len();
         let lat = self.dit.cfg.input_size;
         let size = lat * self.vae.cfg.upscale();

@@ -264,23 +264,37 @@ fn timestep_features_cos_first() {
 }
 
 #[test]
-fn condition_adds_label_row_including_null_class() {
+fn condition_adds_label_row_including_null_class_and_blends() {
     for gpu in gpus() {
         let (rows, d) = (1001usize, 8usize);
         let table = to_f16(&random(40, rows * d, 1.0));
-        let labels = [0u32, 7, 1000];
-        let temb = random(41, labels.len() * d, 1.0);
+        // Plain classes (the null class among them) and blends of two rows, alpha 1 included.
+        let labels = [
+            ops::LabelMix::class(0),
+            ops::LabelMix::class(7),
+            ops::LabelMix::class(1000),
+            ops::LabelMix::blend(3, 999, 0.3),
+            ops::LabelMix::blend(5, 2, 1.0),
+        ];
+        let n = labels.len();
+        let temb = random(41, n * d, 1.0);
         let tab = Tensor::from_f32_as_f16(&gpu, "table", &[rows, d], &table).unwrap();
         let lt = Tensor {
             buf: gpu.upload("labels", bytemuck::cast_slice(&labels)).unwrap(),
-            shape: vec![3],
+            shape: vec![n, ops::LABEL_WORDS],
             dtype: DType::U32,
         };
-        let te = Tensor::from_f32(&gpu, "temb", &[3, d], &temb).unwrap();
-        let out = Arena::new().f32(&gpu, "c", &[3, d]).unwrap();
+        let te = Tensor::from_f32(&gpu, "temb", &[n, d], &temb).unwrap();
+        let out = Arena::new().f32(&gpu, "c", &[n, d]).unwrap();
         run(&gpu, &one(ops::condition(&gpu, &lt, &tab, &te, &out).unwrap()));
-        let want: Vec<f32> =
-            (0..3 * d).map(|i| cpu::silu(temb[i] + table[labels[i / d] as usize * d + i % d])).collect();
+        let want: Vec<f32> = (0..n * d)
+            .map(|i| {
+                let m = labels[i / d];
+                let row = |c: u32| table[c as usize * d + i % d] as f64;
+                let y = (1.0 - m.alpha as f64) * row(m.a) + m.alpha as f64 * row(m.b);
+                cpu::silu(temb[i] + y as f32)
+            })
+            .collect();
         check(&format!("{} condition", label(&gpu)), &read(&gpu, &out), &want, 1e-6);
     }
 }

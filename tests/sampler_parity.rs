@@ -34,6 +34,7 @@ fn parity(case: &str) {
     let opts = ConvertOptions { heads: Some(2), ..Default::default() };
     convert(&[fixture("dit_p2_hd64.safetensors")], dir.path(), &opts).unwrap();
     let req = SampleRequest {
+        blend: None,
         classes: labels,
         cfg_scale: desc["cfg"].as_str().unwrap().parse().unwrap(),
         steps: Spacing::parse(desc["steps"].as_str().unwrap()).unwrap(),

@@ -8,7 +8,7 @@ use super::store::GpuWeights;
 use crate::arch::{null_class, pos_embed_2d, DitConfig, DitTensors, WeightBias, FREQ_DIM};
 use crate::error::{Error, Result};
 use crate::gpu::{Arena, DType, Dispatch, Gpu, Tensor};
-use crate::ops::{self, Epilogue, Linear, LinearKernel};
+use crate::ops::{self, Epilogue, LabelMix, Linear, LinearKernel, LABEL_WORDS};
 
 /// Column offsets of the six adaLN-Zero chunks in a block's modulation vector, in units of D (the release's
 /// `chunk(6)` order).
@@ -137,7 +137,7 @@ impl Dit {
             out: a("out", &[batch, cfg.out_channels(), latent, latent])?,
             tokens: t,
         };
-        let y_in = arena.alloc(gpu, "y_in", &[batch], DType::U32)?;
+        let y_in = arena.alloc(gpu, "y_in", &[batch, LABEL_WORDS], DType::U32)?;
         let mut plan = vec![];
         self.embed(gpu, &acts, &y_in, &mut plan)?;
         for b in &self.blocks {
@@ -158,7 +158,8 @@ impl Dit {
         })
     }
 
-    /// x = PatchEmbed(x) + pos;  silu(c) with c = TimestepEmbedder(t) + LabelEmbedder(y).
+    /// x = PatchEmbed(x) + pos;  silu(c) with c = TimestepEmbedder(t) + LabelEmbedder(y), where a row's y may blend
+    /// two classes' table rows ([`LabelMix`]).
     fn embed(&self, gpu: &Gpu, a: &Acts, y: &Tensor, d: &mut Vec<Dispatch>) -> Result<()> {
         let k = self.kernel;
         d.push(ops::patchify(gpu, &a.x_in, &a.patches, self.cfg.patch_size)?);
@@ -238,7 +239,7 @@ pub struct DitPlan {
     pub x: Tensor,
     /// Timesteps [N] f32 (the original 0..999 timestep).
     pub t: Tensor,
-    /// Class labels [N] u32 (num_classes = the null class).
+    /// Class conditioning [N, 3]: one [`LabelMix`] per row (num_classes = the null class).
     pub y: Tensor,
     /// Output [N, Cout, H, W] f32: channels 0..C are eps, C..2C the variance interpolation v.
     pub out: Tensor,
@@ -253,6 +254,12 @@ impl DitPlan {
 
     /// Checks and uploads inputs: x [N*C*H*W] finite, t in 0..=999, labels in 0..=num_classes.
     pub fn set_inputs(&self, gpu: &Gpu, x: &[f32], t: &[f32], y: &[u32]) -> Result<()> {
+        let mixes: Vec<LabelMix> = y.iter().map(|&c| LabelMix::class(c)).collect();
+        self.set_inputs_mixed(gpu, x, t, &mixes)
+    }
+
+    /// [`DitPlan::set_inputs`] with each row's label embedding a blend of two classes' rows.
+    pub fn set_inputs_mixed(&self, gpu: &Gpu, x: &[f32], t: &[f32], y: &[LabelMix]) -> Result<()> {
         let n = self.batch;
         if x.len() != self.x.numel() {
             return Err(Error::input(format!(
@@ -271,15 +278,27 @@ impl DitPlan {
         if let Some(v) = t.iter().find(|v| !(0.0..=999.0).contains(*v)) {
             return Err(Error::input(format!("timestep {v} is outside 0..999")));
         }
-        if let Some(v) = y.iter().find(|&&v| v as usize > self.num_classes) {
+        self.write_labels(gpu, y)?;
+        gpu.write(&self.x.buf, 0, bytemuck::cast_slice(x));
+        gpu.write(&self.t.buf, 0, bytemuck::cast_slice(t));
+        Ok(())
+    }
+
+    /// Checks and uploads the class conditioning alone: [N] rows, classes in 0..=num_classes, alpha in [0, 1].
+    pub fn write_labels(&self, gpu: &Gpu, y: &[LabelMix]) -> Result<()> {
+        if y.len() != self.batch {
+            return Err(Error::input(format!("need {} labels, got {}", self.batch, y.len())));
+        }
+        if let Some(v) = y.iter().flat_map(|m| [m.a, m.b]).find(|&v| v as usize > self.num_classes) {
             return Err(Error::input(format!(
                 "class label {v} is out of range: use 0..{} or {} for the null class",
                 self.num_classes - 1,
                 null_class(self.num_classes)
             )));
         }
-        gpu.write(&self.x.buf, 0, bytemuck::cast_slice(x));
-        gpu.write(&self.t.buf, 0, bytemuck::cast_slice(t));
+        if let Some(m) = y.iter().find(|m| !(0.0..=1.0).contains(&m.alpha)) {
+            return Err(Error::input(format!("blend alpha {} must be a number from 0 to 1", m.alpha)));
+        }
         gpu.write(&self.y.buf, 0, bytemuck::cast_slice(y));
         Ok(())
     }
@@ -292,6 +311,13 @@ impl DitPlan {
     /// Uploads inputs, runs, and reads back the output [N, Cout, H, W].
     pub async fn forward(&self, gpu: &Gpu, x: &[f32], t: &[f32], y: &[u32]) -> Result<Vec<f32>> {
         self.set_inputs(gpu, x, t, y)?;
+        self.run(gpu);
+        gpu.read_f32(&self.out).await
+    }
+
+    /// [`DitPlan::forward`] with blended label embeddings.
+    pub async fn forward_mixed(&self, gpu: &Gpu, x: &[f32], t: &[f32], y: &[LabelMix]) -> Result<Vec<f32>> {
+        self.set_inputs_mixed(gpu, x, t, y)?;
         self.run(gpu);
         gpu.read_f32(&self.out).await
     }

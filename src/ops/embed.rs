@@ -19,6 +19,28 @@ pub struct EmbedParams {
     pub max_period: f32,
 }
 
+/// One row's class conditioning, as `condition` reads it: the label embedding is
+/// `(1 - alpha) * table[a] + alpha * table[b]`. A plain class `c` is `(c, c, 0)`, which reads `table[c]` exactly.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct LabelMix {
+    pub a: u32,
+    pub b: u32,
+    pub alpha: f32,
+}
+
+impl LabelMix {
+    /// The label embedding of class `c` alone.
+    pub fn class(c: u32) -> LabelMix {
+        LabelMix { a: c, b: c, alpha: 0.0 }
+    }
+
+    /// `(1 - alpha) * embed(a) + alpha * embed(b)`.
+    pub fn blend(a: u32, b: u32, alpha: f32) -> LabelMix {
+        LabelMix { a, b, alpha }
+    }
+}
+
 const BINDS: &[Bind] = &[Bind::Read, Bind::Read, Bind::Read, Bind::ReadWrite];
 
 fn kernel_spec(entry: &'static str) -> KernelSpec<'static> {
@@ -46,11 +68,13 @@ pub fn timestep_freqs(gpu: &Gpu, t: &Tensor, dummy: &Tensor, out: &Tensor) -> Re
     )
 }
 
-/// `out = silu(temb + table[labels])` for labels [N] u32, table [rows, D] fp16, temb and out [N, D] f32.
+/// `out = silu(temb + mix(table, labels))` for labels [N, 3] u32 (rows of [`LabelMix`]), table [rows, D] fp16, temb
+/// and out [N, D] f32.
 pub fn condition(gpu: &Gpu, labels: &Tensor, table: &Tensor, temb: &Tensor, out: &Tensor) -> Result<Dispatch> {
-    let n = labels.numel();
+    let n = labels.shape.first().copied().unwrap_or(0);
     let d = table.dim(-1);
     if labels.dtype != DType::U32
+        || labels.shape != [n, LABEL_WORDS]
         || table.dtype != DType::F16
         || temb.shape != [n, d]
         || out.shape != [n, d]
@@ -74,10 +98,14 @@ pub fn condition(gpu: &Gpu, labels: &Tensor, table: &Tensor, temb: &Tensor, out:
     )
 }
 
+/// 32-bit words of a [`LabelMix`] row.
+pub const LABEL_WORDS: usize = 3;
+
 #[cfg(test)]
 mod tests {
     #[test]
     fn params_match_the_wgsl_struct() {
         assert_eq!(std::mem::size_of::<super::EmbedParams>(), 16);
+        assert_eq!(std::mem::size_of::<super::LabelMix>(), 4 * super::LABEL_WORDS);
     }
 }

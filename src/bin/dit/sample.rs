@@ -6,7 +6,7 @@ use crate::output::{check_output_path, check_writable, write_images};
 use clap::Args;
 use dit_wasm::diffusion::{CfgChannels, SamplerKind, Spacing};
 use dit_wasm::loader;
-use dit_wasm::pipeline::{self, SampleRequest};
+use dit_wasm::pipeline::{self, Blend, SampleRequest};
 use dit_wasm::weights::diffusers::MODEL_INDEX;
 use dit_wasm::{npy, Error, Result};
 use std::path::PathBuf;
@@ -26,6 +26,13 @@ pub struct SampleArgs {
     /// Class id, repeatable: one image each (the null class gives an unconditional sample).
     #[arg(long = "class", required = true, allow_negative_numbers = true)]
     classes: Vec<i64>,
+    /// Blend every image's class with this class in the label embedding: (1 - alpha) * embed(class) + alpha *
+    /// embed(blend). A real class (not the null class).
+    #[arg(long, allow_negative_numbers = true)]
+    blend: Option<i64>,
+    /// The blend's weight in [0, 1] (0: --class alone, 1: --blend alone); 0.5 when --blend is given without it.
+    #[arg(long, allow_negative_numbers = true)]
+    alpha: Option<f32>,
     /// Guidance scale (the release samples with 4.0; 1 turns guidance off).
     #[arg(long, default_value_t = pipeline::DEFAULT_CFG_SCALE, allow_negative_numbers = true)]
     cfg: f32,
@@ -79,6 +86,17 @@ pub async fn run(mut a: SampleArgs) -> Result<()> {
         .iter()
         .map(|&c| u32::try_from(c).map_err(|_| Error::input(format!("class {c} is negative"))))
         .collect::<Result<_>>()?;
+    let blend = match (a.blend, a.alpha) {
+        (None, Some(_)) => return Err(Error::input("--alpha needs --blend B (the class to blend with)")),
+        (None, None) => None,
+        (Some(b), alpha) => Some(Blend {
+            with: u32::try_from(b).map_err(|_| Error::input(format!("blend class {b} is negative")))?,
+            alpha: alpha.unwrap_or(pipeline::DEFAULT_BLEND_ALPHA),
+        }),
+    };
+    if let Some(b) = &blend {
+        b.check_alpha()?; // the class range needs the model: checked after the load
+    }
     let noise = match &a.noise {
         Some(p) => Some(npy::read_f32(p)?.data),
         None => None,
@@ -110,6 +128,7 @@ pub async fn run(mut a: SampleArgs) -> Result<()> {
     let sampler = sampler.unwrap_or_else(|| pipeline::default_sampler(dit.cfg.arch));
     let req = SampleRequest {
         classes,
+        blend,
         cfg_scale: a.cfg,
         steps,
         sampler,

@@ -118,9 +118,26 @@ export interface StepEvent {
   preview?: Images;
 }
 
+/**
+ * A blend of two classes in the model's label embedding (not of images): each image is conditioned on
+ * `(1 - alpha) * embed(classLabels[i]) + alpha * embed(with)`, the rows of the DiT's label embedding table; guidance's
+ * unconditional branch keeps the null class. Rust: `pipeline::Blend` (`dit sample --blend B --alpha A`).
+ */
+export interface ClassBlend {
+  /** The class to blend with: a real class, 0..numClasses-1 (not the null class). */
+  with: number;
+  /** In [0, 1]: 0 is `classLabels[i]` alone, 1 is `with` alone. Outside that (or not finite): `invalid-input`. */
+  alpha: number;
+}
+
 export interface GenerateOptions {
   /** One image per label (0..numClasses-1; numClasses is the null class, an unconditional sample). */
   classLabels: number[];
+  /**
+   * Blend every image's class with another class: `{ with: 281, alpha: 0.5 }` conditions each image halfway between
+   * its own class and class 281. Bad values are `invalid-input` errors.
+   */
+  blend?: ClassBlend;
   /** Classifier-free guidance scale; the release samples with 4. 1 turns guidance off. */
   cfgScale?: number;
   /** Steps as the release writes them: 250 (evenly respaced) or "ddim50". Default 250. */
