@@ -264,7 +264,7 @@ async function sample(s: Settings, count: number, signal: AbortSignal, what = ""
   el.progress.value = 0;
   el.progress.max = s.steps;
   el.progressText.textContent = `${what}Starting…`;
-  const options: GenerateOptions & { blend?: { with: number; alpha: number } } = {
+  const options: GenerateOptions = {
     classLabels: Array(count).fill(s.classLabel),
     cfgScale: s.cfgScale,
     steps: s.steps,
