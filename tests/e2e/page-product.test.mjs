@@ -321,6 +321,16 @@ test("a blend of two classes: five labelled cells, alpha 0 is the plain class's 
   console.log("blend: max differences between neighbours:", steps, "alpha 0 vs the plain result:", maxDiff(imgs[0], first.pixels));
   assert.equal(maxDiff(imgs[0], first.pixels), 0, "alpha 0 is the plain class (same seed and settings)");
   assert.ok(steps.every((d) => d > 0), "each alpha gives another image");
+  // A cell's link reproduces that cell in a fresh page.
+  const link = await strip.locator("[data-testid=blend-cell]").nth(2).locator("[data-testid=share-link]").getAttribute("href");
+  const p = await open(link.replace(/^\//, ""));
+  await p.waitForFunction(() => document.querySelectorAll("[data-testid=result]").length > 0 || !document.querySelector("[data-testid=error]").hidden, null, { timeout: LOAD });
+  assert.equal(await errorKind(p), null);
+  const d = maxDiff(await pixelsOf(p.locator("[data-testid=result]").first()), imgs[2]);
+  console.log(`blend cell link ${link}: max uint8 difference ${d}; caption ${await p.locator("[data-testid=result-figure] figcaption").first().textContent()}`);
+  assert.equal(d, 0);
+  assert.match(await p.locator("[data-testid=result-figure] figcaption").first().textContent(), /Bag → Trouser.*α 0\.5 · seed 11/);
+  await p.close();
   // Alpha 1 is the other class with the same seed.
   await page.locator("[data-testid=class-select]").fill("1");
   await runAndWait(page, "[data-testid=generate]", "[data-testid=result]");

@@ -32,9 +32,10 @@ const SAMPLER_NAMES: Record<string, string> = {
 
 export const samplerName = (s: string) => SAMPLER_NAMES[s] ?? s;
 
-/** One line for a caption: "seed 42 · guidance 4 · 50 steps · DDIM". */
+/** One line for a caption: "seed 42 · guidance 4 · 50 steps · DDIM" (a blend's alpha first). */
 export function describe(s: Settings): string {
   const parts = [`seed ${s.seed}`, `guidance ${s.cfgScale}`, `${s.steps} steps`, samplerName(s.sampler)];
+  if (s.blend) parts.unshift(`α ${s.blend.alpha}`);
   if (s.cfgChannels !== "official") parts.push("all channels");
   if (s.batch) parts.push(`image ${s.batch.index + 1} of ${s.batch.count}`);
   return parts.join(" · ");
