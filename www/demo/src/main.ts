@@ -1,53 +1,18 @@
 // The page: loads a model with the `dit-wasm` package (the embedded demo by default), generates images, sweeps a
-// setting over one seed, blends two classes, and reproduces a result from its link or its PNG.
+// setting over one seed, blends two classes (explore.ts), and reproduces a result from its link or its PNG
+// (settings.ts, png.ts). The controls are in controls.ts, the class search in classes.ts, the results in gallery.ts.
 import { clearCache, createSampler, DitError, type Sampler, type LoadProgress, type GenerateOptions, type GenerateResult } from "dit-wasm";
 import { ClassPicker } from "./classes";
-import { drawRgba, gridFigure, resultFigure, type Picture } from "./gallery";
-import { DEMO, fmtBytes, OFFICIAL, SAMPLERS } from "./models";
+import { $, chooseModel, chosenModel, clearError, el, modelUrls, showError, showSamplers, showSize } from "./controls";
+import { blend, sweep, sweepValues, type SweepKind } from "./explore";
+import { drawRgba, resultFigure, type Picture } from "./gallery";
+import { fmtBytes } from "./models";
 import { readText } from "./png";
-import { fromPngText, fromQuery, samplerName, toQuery, type Channels, type Settings } from "./settings";
+import { fromPngText, fromQuery, toQuery, type Channels, type Settings } from "./settings";
 import imagenetClasses from "./imagenet-classes.json";
 // ImageNet's class names with their WordNet synonyms ("tabby, tabby cat"), in class order, as the labels list of the
 // npm package @tensorflow-models/mobilenet (Apache-2.0) has them; searched, not shown.
 import imagenetSynonyms from "./imagenet-synonyms.json";
-
-const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
-const el = {
-  adapter: $("adapter"),
-  modelChoice: $<HTMLSelectElement>("model-choice"),
-  modelSize: $("model-size"),
-  notice: $("notice"),
-  urlFields: $("url-fields"),
-  modelUrl: $<HTMLInputElement>("model-url"),
-  vaeUrl: $<HTMLInputElement>("vae-url"),
-  load: $<HTMLButtonElement>("load"),
-  clearCache: $<HTMLButtonElement>("clear-cache"),
-  cacheState: $("cache-state"),
-  loadProgress: $<HTMLProgressElement>("load-progress"),
-  loadText: $("load-text"),
-  randomClass: $<HTMLButtonElement>("random-class"),
-  cfg: $<HTMLInputElement>("cfg"),
-  steps: $<HTMLInputElement>("steps"),
-  sampler: $<HTMLSelectElement>("sampler"),
-  cfgChannels: $<HTMLSelectElement>("cfg-channels"),
-  seed: $<HTMLInputElement>("seed"),
-  dice: $<HTMLButtonElement>("dice"),
-  count: $<HTMLInputElement>("count"),
-  generate: $<HTMLButtonElement>("generate"),
-  cancel: $<HTMLButtonElement>("cancel"),
-  progress: $<HTMLProgressElement>("progress"),
-  progressText: $("progress-text"),
-  preview: $<HTMLCanvasElement>("preview"),
-  sweepKind: $<HTMLSelectElement>("sweep-kind"),
-  sweepValues: $<HTMLInputElement>("sweep-values"),
-  sweep: $<HTMLButtonElement>("sweep"),
-  blend: $<HTMLButtonElement>("blend"),
-  pngInput: $<HTMLInputElement>("png-input"),
-  pngState: $("png-state"),
-  error: $("error"),
-  gallery: $("gallery"),
-  empty: $("empty"),
-};
 
 /** Counters for automation: how many weight files came from the network and from Cache Storage. */
 const stats = { downloaded: 0, cached: 0, generated: 0, notices: [] as string[] };
@@ -62,80 +27,12 @@ let running: AbortController | null = null;
 let loadedModel: { model: string; vae?: string } | null = null;
 
 const params = new URLSearchParams(location.search);
-/** Parameters of the page kept in result links: where hf:// resolves (a mirror), the adapter limit of a test. */
+/** Parameters of the page kept in result links: where hf:// resolves (a mirror, or the stand-in Hub of a test). */
 const KEPT = ["endpoint"];
 const kept = Object.fromEntries(KEPT.filter((k) => params.has(k)).map((k) => [k, params.get(k)!]));
 
-/** Offers the samplers of the loaded model's kind; keeps the choice when it fits, else the kind's default. */
-function showSamplers(arch: "dit" | "sit") {
-  const prev = el.sampler.value;
-  const list = SAMPLERS[arch] ?? SAMPLERS.dit;
-  el.sampler.replaceChildren(...list.map(([value, text]) => Object.assign(document.createElement("option"), { value, textContent: text })));
-  el.sampler.value = list.some(([v]) => v === prev) ? prev : arch === "dit" ? "ddim" : list[0][0];
-}
-
 /** Where `hf://` locations resolve: `?endpoint=` (a mirror, or a local server in tests), else the Hub. */
 const hubEndpoint = params.get("endpoint") ?? undefined;
-
-function showError(e: unknown) {
-  const msg = e instanceof DitError ? `${e.name}: ${e.message}` : String((e as Error)?.message ?? e);
-  const hint =
-    e instanceof DitError && e.kind === "no-webgpu"
-      ? "\nWebGPU is needed: try a recent Chrome or Edge, or enable WebGPU in your browser's settings."
-      : e instanceof DitError && e.kind === "device-lost"
-        ? "\nThe GPU was reset: press “Load model” to start again."
-        : "";
-  el.error.textContent = msg + hint;
-  el.error.dataset.kind = e instanceof DitError ? e.kind : "unknown";
-  el.error.hidden = false;
-}
-
-function clearError() {
-  el.error.hidden = true;
-  el.error.textContent = "";
-}
-
-/** The model choice as a link names it: the choice for the demo and the presets, else the locations typed. */
-function chosenModel(): { model: string; vae?: string } {
-  const choice = el.modelChoice.value;
-  if (choice !== "url") return { model: choice };
-  const vae = el.vaeUrl.value.trim();
-  return { model: el.modelUrl.value.trim(), ...(vae ? { vae } : {}) };
-}
-
-function modelUrls(): { model: string; vae?: string } {
-  const choice = el.modelChoice.value;
-  if (choice === "demo") return DEMO;
-  if (choice in OFFICIAL) return { model: OFFICIAL[choice].location, vae: OFFICIAL[choice].vae };
-  const model = el.modelUrl.value.trim();
-  // A Hub pipeline brings its VAE; another location without one uses the embedded demo VAE.
-  const vae = el.vaeUrl.value.trim() || (model.startsWith("hf://") ? undefined : DEMO.vae);
-  return { model, vae };
-}
-
-/** Sets the model choice from a link's or a PNG's `model` (a choice, a preset's location, or another location). */
-function chooseModel(model: string, vae?: string) {
-  const official = Object.keys(OFFICIAL).find((k) => OFFICIAL[k].location === model);
-  const choice = model === "demo" || model in OFFICIAL ? model : (official ?? "url");
-  el.modelChoice.value = choice;
-  if (choice === "url") {
-    el.modelUrl.value = model;
-    el.vaeUrl.value = vae ?? "";
-  }
-  el.urlFields.hidden = choice !== "url";
-  showSize();
-}
-
-/** Shows what the chosen model downloads, before it starts. */
-function showSize() {
-  const official = OFFICIAL[el.modelChoice.value];
-  el.modelSize.textContent = official
-    ? `Downloads about ${fmtBytes(official.bytes)} once (the transformer${official.vae ? "" : " without its duplicated embedders"}, and the ` +
-      `VAE's decoder) and keeps ${fmtBytes(official.bytes / 2)} in this browser for the next visits.`
-    : el.modelChoice.value === "demo"
-      ? "Ten Fashion-MNIST classes at 32×32 px; embedded, so nothing to download."
-      : "";
-}
 
 function showNotice(text: string) {
   el.notice.textContent = text;
@@ -324,48 +221,21 @@ function generate(only?: Settings) {
   });
 }
 
-/** The sweep's values, or an error saying what is wrong with them. */
-function sweepValues(kind: "cfg" | "steps"): number[] {
-  const parts = el.sweepValues.value.split(/[\s,;]+/).filter(Boolean);
-  const values = parts.map(Number);
-  const bad = parts.find((p, i) => !Number.isFinite(values[i]) || values[i] <= 0 || (kind === "steps" && !Number.isInteger(values[i])));
-  if (bad !== undefined || values.length < 2 || values.length > 12)
-    throw new DitError("invalid-input", `The sweep's values must be 2 to 12 ${kind === "steps" ? "whole numbers" : "numbers"} above 0, separated by commas${bad !== undefined ? ` (“${bad}” is not one)` : ""}.`);
-  return values;
-}
+/** One picture of `s` for a sweep's or a blend's cell. */
+const render = (signal: AbortSignal) => async (s: Settings, what: string) => picture(s, await sample(s, 1, signal, what), 0);
 
-function sweep() {
+function runSweep() {
   return run(async (signal) => {
-    const kind = el.sweepKind.value as "cfg" | "steps";
-    const values = sweepValues(kind);
-    const base = current();
-    const cells: { label: string; picture: Picture }[] = [];
-    for (const [i, v] of values.entries()) {
-      const s = kind === "cfg" ? { ...base, cfgScale: v } : { ...base, steps: v };
-      const r = await sample(s, 1, signal, `Sweep ${i + 1}/${values.length}: `);
-      cells.push({ label: kind === "cfg" ? `guidance ${v}` : `${v} steps`, picture: picture(s, r, 0) });
-    }
-    const what = kind === "cfg" ? `guidance ${values.join(", ")}` : `${values.join(", ")} steps`;
-    const fixed = kind === "cfg" ? `${base.steps} steps` : `guidance ${base.cfgScale}`;
-    addToGallery(gridFigure("sweep", `${classes.name(base.classLabel)}: ${what}`, `seed ${base.seed} · ${fixed} · ${samplerName(base.sampler)}`, cells));
+    const kind = el.sweepKind.value as SweepKind;
+    const values = sweepValues(el.sweepValues.value, kind);
+    addToGallery(await sweep(current(), kind, values, render(signal), (c) => classes.name(c)));
     el.progressText.textContent = `Done: a sweep of ${values.length}.`;
   });
 }
 
-/** The blend strip's weights of the second class. */
-const ALPHAS = [0, 0.25, 0.5, 0.75, 1];
-
-function blend() {
+function runBlend() {
   return run(async (signal) => {
-    const base = current();
-    const other = blendWith.value;
-    const cells: { label: string; picture: Picture }[] = [];
-    for (const [i, alpha] of ALPHAS.entries()) {
-      const s = { ...base, blend: { with: other, alpha } };
-      const r = await sample(s, 1, signal, `Blend ${i + 1}/${ALPHAS.length}: `);
-      cells.push({ label: `α ${alpha}`, picture: picture(s, r, 0) });
-    }
-    addToGallery(gridFigure("blend", `${classes.name(base.classLabel)} → ${classes.name(other)}`, `seed ${base.seed} · guidance ${base.cfgScale} · ${base.steps} steps · ${samplerName(base.sampler)}`, cells));
+    addToGallery(await blend(current(), blendWith.value, render(signal), (c) => classes.name(c)));
     el.progressText.textContent = "Done: a blend.";
   });
 }
@@ -427,8 +297,8 @@ el.dice.addEventListener("click", () => {
 });
 el.generate.addEventListener("click", () => generate());
 el.cancel.addEventListener("click", () => running?.abort());
-el.sweep.addEventListener("click", sweep);
-el.blend.addEventListener("click", blend);
+el.sweep.addEventListener("click", runSweep);
+el.blend.addEventListener("click", runBlend);
 el.pngInput.addEventListener("change", () => {
   const f = el.pngInput.files?.[0];
   if (f) openPng(f);
