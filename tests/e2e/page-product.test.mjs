@@ -162,6 +162,14 @@ test("axe-core: no serious or critical violations, in light and in dark", async 
     console.log(`${colorScheme}:`, v.length ? v.map((x) => `${x.id} (${x.impact}): ${x.nodes.map((n) => n.target.join(" ")).join(", ")}`).join("; ") : "no serious or critical violations");
     assert.deepEqual(v.map((x) => x.id), []);
     await page.screenshot({ path: path.join(results, `page-${colorScheme}.png`) });
+    // With the class list open (a listbox of options, one active).
+    await page.locator("[data-testid=class-select]").fill("t");
+    await page.locator("[data-testid=class-select]").press("ArrowDown");
+    const open = await axeViolations(page);
+    console.log(`${colorScheme}, the class list open (${await page.locator("#class-list [role=option]").count()} options):`, open.map((x) => x.id));
+    assert.deepEqual(open.map((x) => x.id), []);
+    await page.locator("[data-testid=class-select]").press("Escape");
+    assert.equal(await page.locator("#class-list").isHidden(), true, "Escape closes the list");
   }
   await page.emulateMedia({ colorScheme: "light" });
 });
