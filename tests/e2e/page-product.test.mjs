@@ -254,6 +254,14 @@ test("a result's link opened in a fresh page sets everything and gives the same 
   assert.match(e.text, /Class 50/);
   assert.equal(await bad.locator("[data-testid=result]").count(), 0);
   await bad.close();
+  // A SiT's sampler on the demo DiT: a typed error rather than an image made with another sampler.
+  const flow = await open("?model=demo&class=1&seed=1&cfg=4&steps=4&sampler=euler&channels=official");
+  const fe = await errorKind(flow);
+  console.log("a link with sampler euler on a DiT ->", fe);
+  assert.equal(fe?.kind, "invalid-input");
+  assert.match(fe.text, /euler/);
+  assert.equal(await flow.locator("[data-testid=result]").count(), 0);
+  await flow.close();
 });
 
 test("installable (Chromium names no reason against it); offline, once the page and the model were loaded, it opens and generates", async () => {

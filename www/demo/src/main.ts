@@ -240,18 +240,21 @@ function runBlend() {
   });
 }
 
-/** Sets the controls to `s` (the sampler once the model's kind is known); throws when the model has no such class. */
+/** Sets the controls to `s` (once the model is loaded); throws when the model has no such class or sampler. */
 function applySettings(s: Partial<Settings>) {
   for (const c of [s.classLabel, s.blend?.with]) {
     if (c !== undefined && !(Number.isInteger(c) && c >= 0 && c < classes.count))
       throw new DitError("invalid-input", `Class ${c} is not one of this model's (0 to ${classes.count - 1}): pick another class.`);
   }
+  const samplers = [...el.sampler.options].map((o) => o.value);
+  if (s.sampler && !samplers.includes(s.sampler))
+    throw new DitError("invalid-input", `The sampler “${s.sampler}” is not one of this model's (${samplers.join(", ")}): pick another sampler.`);
   if (s.classLabel !== undefined) classes.set(s.classLabel);
   if (s.seed !== undefined) el.seed.value = String(s.seed);
   if (s.cfgScale !== undefined) el.cfg.value = String(s.cfgScale);
   if (s.steps !== undefined) el.steps.value = String(s.steps);
   if (s.cfgChannels) el.cfgChannels.value = s.cfgChannels;
-  if (s.sampler && [...el.sampler.options].some((o) => o.value === s.sampler)) el.sampler.value = s.sampler;
+  if (s.sampler) el.sampler.value = s.sampler;
   if (s.blend) blendWith.set(s.blend.with);
   el.count.value = String(s.batch?.count ?? 1);
 }
