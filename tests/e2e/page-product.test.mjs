@@ -83,18 +83,30 @@ async function axeViolations(p) {
   return r.violations.filter((v) => v.impact === "serious" || v.impact === "critical");
 }
 
+const CRC_TABLE = Array.from({ length: 256 }, (_, n) => {
+  let c = n;
+  for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+  return c >>> 0;
+});
+/** CRC-32 as PNG chunks carry it, computed here independently of the page. */
+function crc(bytes) {
+  let c = 0xffffffff;
+  for (const x of bytes) c = CRC_TABLE[(c ^ x) & 0xff] ^ (c >>> 8);
+  return (c ^ 0xffffffff) >>> 0;
+}
+
+/** A PNG chunk: length, type, data, CRC. */
+function pngChunk(type, data) {
+  const body = Buffer.concat([Buffer.from(type, "latin1"), data]);
+  const out = Buffer.alloc(12 + data.length);
+  out.writeUInt32BE(data.length, 0);
+  body.copy(out, 4);
+  out.writeUInt32BE(crc(body), 8 + data.length);
+  return out;
+}
+
 /** PNG chunks, read here independently of the page: [{ type, data, crcOk }]. */
 function pngChunks(buf) {
-  const table = Array.from({ length: 256 }, (_, n) => {
-    let c = n;
-    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-    return c >>> 0;
-  });
-  const crc = (b) => {
-    let c = 0xffffffff;
-    for (const x of b) c = table[(c ^ x) & 0xff] ^ (c >>> 8);
-    return (c ^ 0xffffffff) >>> 0;
-  };
   assert.deepEqual([...buf.subarray(0, 8)], [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a], "PNG signature");
   const chunks = [];
   for (let at = 8; at < buf.length; ) {
@@ -226,6 +238,21 @@ test("a downloaded PNG carries its settings in a `parameters` tEXt chunk, and op
   const controls = await page.evaluate(() => Object.fromEntries(["class-select", "seed", "steps", "cfg", "sampler", "cfg-channels"].map((t) => [t, document.querySelector(`[data-testid=${t}]`).value])));
   console.log("controls from the PNG:", controls);
   assert.deepEqual(controls, { "class-select": "8 · Bag", seed: "11", steps: "8", cfg: "4", sampler: "ddim", "cfg-channels": "official" });
+  // A PNG made with another model: that model is chosen, and not downloaded until the visitor loads it.
+  const buf = fs.readFileSync(file);
+  const other = Buffer.concat([
+    buf.subarray(0, 33),
+    pngChunk("tEXt", Buffer.from(`parameters\0golden retriever\nClass: 207, Steps: 50, Sampler: ddim, CFG scale: 4, Seed: 42, Guidance channels: official, Size: 256x256, Model: hf-256`, "latin1")),
+    ...pngChunks(buf).slice(1).filter((c) => c.type !== "tEXt").map((c) => pngChunk(c.type, c.data)),
+  ]);
+  const otherFile = path.join(results, "page-other-model.png");
+  fs.writeFileSync(otherFile, other);
+  await page.locator("[data-testid=png-input]").setInputFiles(otherFile);
+  await page.waitForFunction(() => /Load model/.test(document.querySelector("[data-testid=png-state]").textContent));
+  console.log("a PNG of DiT-XL/2 256:", await page.locator("[data-testid=png-state]").textContent());
+  assert.equal(await page.locator("[data-testid=model-select]").inputValue(), "hf-256");
+  assert.equal(await page.locator("[data-testid=seed]").inputValue(), "11", "the controls wait for that model");
+  await page.selectOption("[data-testid=model-select]", "demo");
   // A PNG without the chunk is a typed error, not a silent nothing.
   await page.locator("[data-testid=png-input]").setInputFiles(path.join(site, "icon-192.png"));
   await page.waitForSelector("[data-testid=error]:not([hidden])");

@@ -125,6 +125,7 @@ async function load(): Promise<boolean> {
   el.loadProgress.hidden = true;
   loadedModel = chosen;
   setBusy(false);
+  if (pending && isLoaded(pending.settings)) applyPending();
   return true;
 }
 
@@ -264,19 +265,42 @@ function isLoaded(s: Partial<Settings>) {
   return !!sampler && !!loadedModel && (!s.model || (s.model === loadedModel.model && (s.vae ?? "") === (loadedModel.vae ?? "")));
 }
 
-/** Sets the controls from a PNG made here (its `parameters` chunk); loads its model when another is loaded. */
+/** A PNG's settings waiting for its model, which the visitor loads (it may be gigabytes): set once it is loaded. */
+let pending: { settings: Partial<Settings>; file: string } | null = null;
+
+function applyPending() {
+  if (!pending) return;
+  const { settings, file } = pending;
+  pending = null;
+  try {
+    applySettings(settings);
+    el.pngState.textContent = `Settings of ${file} set: press Generate to make it again.`;
+  } catch (e) {
+    el.pngState.textContent = "";
+    showError(e);
+  }
+}
+
+/**
+ * Sets the controls from a PNG made here (its `parameters` chunk). Made with another model: the embedded demo loads at
+ * once; another model is chosen and its settings wait until the visitor loads it.
+ */
 async function openPng(file: File) {
   try {
     const text = readText(new Uint8Array(await file.arrayBuffer()), "parameters");
     if (text === null) throw new Error("it has no `parameters` text chunk (not a picture from this page)");
     const s = fromPngText(text);
+    pending = { settings: s, file: file.name };
     if (!isLoaded(s) && s.model) {
       chooseModel(s.model, s.vae);
+      if (s.model !== "demo") {
+        el.pngState.textContent = `${file.name} was made with another model: press “Load model”, and its settings will be set.`;
+        return;
+      }
       el.pngState.textContent = `Loading the model of ${file.name}…`;
       if (!(await load())) return;
     }
-    applySettings(s);
-    el.pngState.textContent = `Settings of ${file.name} set: press Generate to make it again.`;
+    applyPending();
   } catch (e) {
     el.pngState.textContent = "";
     if (e instanceof DitError) showError(e);
