@@ -262,7 +262,7 @@ test("a downloaded PNG carries its settings in a `parameters` tEXt chunk, and op
   await page.evaluate(() => (document.querySelector("[data-testid=error]").hidden = true));
 });
 
-test("a result's link opened in a fresh page sets everything and gives the same pixels", async () => {
+test("a result's link opened in a fresh page sets everything and gives the same pixels (one image, and the second of a batch); bad links are typed errors", async () => {
   const p = await open(first.link.replace(/^\//, ""));
   await p.waitForFunction(() => document.querySelectorAll("[data-testid=result]").length > 0 || !document.querySelector("[data-testid=error]").hidden, null, { timeout: LOAD });
   assert.equal(await errorKind(p), null);
@@ -273,6 +273,26 @@ test("a result's link opened in a fresh page sets everything and gives the same 
   assert.equal(await p.locator("[data-testid=class-select]").inputValue(), "8 · Bag");
   assert.equal(await p.locator("[data-testid=seed]").inputValue(), "11");
   await p.close();
+  // The second image of a batch of two (other noise than the first): its link makes the batch again, the same pixels.
+  await setSettings(page, { seed: 5 });
+  await page.locator("[data-testid=class-select]").fill("3");
+  await page.fill("[data-testid=count]", "2");
+  const n = await page.locator("[data-testid=result]").count();
+  await runAndWait(page, "[data-testid=generate]", "[data-testid=result]");
+  await page.waitForFunction((k) => document.querySelectorAll("[data-testid=result]").length >= k + 2, n);
+  const second = page.locator("[data-testid=result-figure]").nth(1);
+  assert.match(await second.locator("figcaption").textContent(), /image 2 of 2/);
+  const batchPixels = await pixelsOf(second.locator("[data-testid=result]"));
+  const batchLink = await second.locator("[data-testid=share-link]").getAttribute("href");
+  await page.fill("[data-testid=count]", "1");
+  const b = await open(batchLink.replace(/^\//, ""));
+  await b.waitForFunction(() => document.querySelectorAll("[data-testid=result]").length >= 2 || !document.querySelector("[data-testid=error]").hidden, null, { timeout: LOAD });
+  const bd = maxDiff(await pixelsOf(b.locator("[data-testid=result-figure]").nth(1).locator("[data-testid=result]")), batchPixels);
+  const other = maxDiff(await pixelsOf(b.locator("[data-testid=result-figure]").nth(0).locator("[data-testid=result]")), batchPixels);
+  console.log(`batch link ${batchLink}: image 2 max difference ${bd}; image 1 differs from it by ${other}`);
+  assert.equal(bd, 0);
+  assert.ok(other > 0, "the two images of a batch differ");
+  await b.close();
   // A link naming a class the model does not have: a typed error, nothing generated.
   const bad = await open("?model=demo&class=50&seed=1&cfg=4&steps=4&sampler=ddim&channels=official");
   const e = await errorKind(bad);
