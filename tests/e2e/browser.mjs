@@ -28,7 +28,7 @@ export async function generate(page, { steps, sampler = "dpmpp2m", seed = 7, cfg
   await page.fill("[data-testid=seed]", String(seed));
   await page.fill("[data-testid=cfg]", String(cfg));
   await page.fill("[data-testid=count]", String(count));
-  if (classLabel !== undefined) await page.selectOption("[data-testid=class-select]", String(classLabel));
+  if (classLabel !== undefined) await page.fill("[data-testid=class-select]", String(classLabel));
   const before = await page.locator("[data-testid=result]").count();
   await page.click("[data-testid=generate]");
   await page.waitForFunction((n) => document.querySelectorAll("[data-testid=result]").length > n, before, { timeout: LOAD });

@@ -98,7 +98,7 @@ test("the page loads the demo model (through a 500 and a dropped connection) and
 test("the same seed gives the same image as the native `dit sample`", async () => {
   const dit = process.env.DIT_BIN ?? path.join(repo, "target/debug/dit");
   const out = path.join(os.tmpdir(), `dit-e2e-${process.pid}.npy`);
-  const cls = await page.locator("[data-testid=class-select]").inputValue();
+  const cls = String(parseInt(await page.locator("[data-testid=class-select]").inputValue(), 10));
   execFileSync(dit, ["sample", "--model", path.join(repo, "models/demo/dit"), "--vae", path.join(repo, "models/demo/vae"), "--class", cls,
     "--cfg", "4", "--steps", "10", "--sampler", "dpmpp2m", "--seed", "7", "--quiet", "--out", out]);
   const buf = fs.readFileSync(out);

@@ -1,3 +1,5 @@
+import fs from "node:fs";
+import { fileURLToPath } from "node:url";
 import { defineConfig, type Plugin } from "vite";
 
 /**
@@ -17,12 +19,32 @@ function serviceWorker(): Plugin {
     },
   };
 }
-import { fileURLToPath } from "node:url";
+
+/** The page's fixed-name files (the web app manifest and its icons: www/demo/static), at the root of the site. */
+const STATIC = fileURLToPath(new URL("static", import.meta.url));
+
+/** Copies www/demo/static/* to the root of the build under their own names, and serves them there in the dev server. */
+function staticFiles(): Plugin {
+  return {
+    name: "dit-wasm-static-files",
+    generateBundle() {
+      for (const name of fs.readdirSync(STATIC)) this.emitFile({ type: "asset", fileName: name, source: fs.readFileSync(`${STATIC}/${name}`) });
+    },
+    configureServer(server) {
+      server.middlewares.use((req, res, next) => {
+        const name = new URL(req.url ?? "/", "http://x").pathname.split("/").pop() ?? "";
+        if (!name || !fs.existsSync(`${STATIC}/${name}`)) return next();
+        res.setHeader("content-type", name.endsWith(".svg") ? "image/svg+xml" : name.endsWith(".png") ? "image/png" : "application/json");
+        res.end(fs.readFileSync(`${STATIC}/${name}`));
+      });
+    },
+  };
+}
 
 // The embedded models (repo/models) are served and copied as static files: /demo/dit, /demo/vae.
 export default defineConfig({
   base: "./",
-  plugins: [serviceWorker()],
+  plugins: [staticFiles(), serviceWorker()],
   publicDir: fileURLToPath(new URL("../../models", import.meta.url)),
   // The package starts its worker with `new URL("./worker.js", import.meta.url)`: keep it out of pre-bundling.
   optimizeDeps: { exclude: ["dit-wasm"] },

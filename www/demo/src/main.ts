@@ -1,159 +1,45 @@
-// The page: loads a model with the `dit-wasm` package (the embedded demo by default) and generates images.
-import { clearCache, createSampler, DitError, type Sampler, type LoadProgress, type GenerateResult, type GenerateOptions } from "dit-wasm";
+// The page: loads a model with the `dit-wasm` package (the embedded demo by default), generates images, sweeps a
+// setting over one seed, blends two classes (explore.ts), and reproduces a result from its link or its PNG
+// (settings.ts, png.ts). The controls are in controls.ts, the class search in classes.ts, the results in gallery.ts.
+import { clearCache, createSampler, DitError, type Sampler, type LoadProgress, type GenerateOptions, type GenerateResult } from "dit-wasm";
+import { ClassPicker } from "./classes";
+import { $, chooseModel, chosenModel, clearError, el, modelUrls, showError, showSamplers, showSize } from "./controls";
+import { blend, sweep, sweepValues, type SweepKind } from "./explore";
+import { drawRgba, resultFigure, type Picture } from "./gallery";
+import { fmtBytes } from "./models";
+import { readText } from "./png";
+import { fromPngText, fromQuery, toQuery, type Channels, type Settings } from "./settings";
 import imagenetClasses from "./imagenet-classes.json";
+// ImageNet's class names with their WordNet synonyms ("tabby, tabby cat"), in class order, as the labels list of the
+// npm package @tensorflow-models/mobilenet (Apache-2.0) has them; searched, not shown.
+import imagenetSynonyms from "./imagenet-synonyms.json";
 
-const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
-const el = {
-  adapter: $("adapter"),
-  modelChoice: $<HTMLSelectElement>("model-choice"),
-  modelSize: $("model-size"),
-  notice: $("notice"),
-  urlFields: $("url-fields"),
-  modelUrl: $<HTMLInputElement>("model-url"),
-  vaeUrl: $<HTMLInputElement>("vae-url"),
-  load: $<HTMLButtonElement>("load"),
-  clearCache: $<HTMLButtonElement>("clear-cache"),
-  cacheState: $("cache-state"),
-  loadProgress: $<HTMLProgressElement>("load-progress"),
-  loadText: $("load-text"),
-  classSearch: $<HTMLInputElement>("class-search"),
-  classSelect: $<HTMLSelectElement>("class-select"),
-  cfg: $<HTMLInputElement>("cfg"),
-  steps: $<HTMLInputElement>("steps"),
-  sampler: $<HTMLSelectElement>("sampler"),
-  cfgChannels: $<HTMLSelectElement>("cfg-channels"),
-  seed: $<HTMLInputElement>("seed"),
-  dice: $<HTMLButtonElement>("dice"),
-  count: $<HTMLInputElement>("count"),
-  generate: $<HTMLButtonElement>("generate"),
-  cancel: $<HTMLButtonElement>("cancel"),
-  progress: $<HTMLProgressElement>("progress"),
-  progressText: $("progress-text"),
-  preview: $<HTMLCanvasElement>("preview"),
-  error: $("error"),
-  gallery: $("gallery"),
+/** Counters for automation: how many weight files came from the network and from Cache Storage. */
+const stats = {
+  downloaded: 0,
+  cached: 0,
+  generated: 0,
+  notices: [] as string[],
+  /** The GPU memory the sampler held after the last generation. */
+  gpuMemory: null as GenerateResult["gpuMemory"] | null,
 };
-
-/**
- * Counters for automation: how many weight files came from the network and from Cache Storage, and the GPU memory the
- * sampler held after the last generation.
- */
-const stats = { downloaded: 0, cached: 0, generated: 0, notices: [] as string[], gpuMemory: null as GenerateResult["gpuMemory"] | null };
 (window as unknown as { __ditStats: typeof stats }).__ditStats = stats;
 
+const classes = new ClassPicker($("class-input"), $("class-list"));
+const blendWith = new ClassPicker($("blend-input"), $("blend-list"));
+
 let sampler: Sampler | null = null;
-let classNames: string[] = [];
 let running: AbortController | null = null;
+/** What the loaded model was loaded from (the choice, or the location), for the links of its results. */
+let loadedModel: { model: string; vae?: string } | null = null;
 
 const params = new URLSearchParams(location.search);
-
-/**
- * The revision of the official repos that the page downloads. It is `main`: the commits could not be read where this
- * page was written (no access to the Hub), so set it to each repo's commit to pin the files (see the README). The
- * cached weights are keyed by the commit the Hub resolves `main` to (its redirects name it), so a change of `main` is
- * never mistaken for the cached copy.
- */
-const OFFICIAL_REVISION = "main";
-
-/** The SD VAE decoder's parameters (the encoder is not read). */
-const VAE_DECODER_PARAMETERS = 49_490_199;
-
-/**
- * Bytes a first visit downloads for an official DiT-XL/2 pipeline: the transformer's 674,834,720 f32 parameters
- * (its file holds about 300 MB more, the 27 duplicated copies of the timestep and class embedders, which are not
- * read) and the SD VAE decoder's 49,490,199 (the encoder is not read). The same at 256 and 512 px (the position
- * embedding is computed, not stored). They are kept in fp16: half as many bytes.
- */
-const OFFICIAL_DOWNLOAD_BYTES = (674_834_720 + VAE_DECODER_PARAMETERS) * 4;
-
-/**
- * The SiT release (nyu-visionx/SiT-collections): one torch.save'd f32 state dict per model at the repo root, DiT's
- * names, so the location says it is a SiT (`#arch=sit`); the VAE is sd-vae-ft-ema, as SiT's `sample.py` uses by
- * default. The revision is `main` for the same reason as the DiT presets' (`OFFICIAL_REVISION`). The parameters are
- * the paper's (S 33M, B 130M, L 458M, XL 675M), read in f32 (4 bytes each), plus the VAE decoder's.
- */
-const SIT_VAE = `hf://stabilityai/sd-vae-ft-ema@${OFFICIAL_REVISION}`;
-const sit = (size: string, parameters: number) => ({
-  location: `hf://nyu-visionx/SiT-collections@${OFFICIAL_REVISION}/SiT-${size}-2-256.pt#arch=sit`,
-  vae: SIT_VAE,
-  bytes: (parameters + VAE_DECODER_PARAMETERS) * 4,
-});
-
-/** The models the choice offers besides the demo: Hub locations (with a VAE when the model has none) and what they download. */
-const OFFICIAL: Record<string, { location: string; vae?: string; bytes: number }> = {
-  "hf-256": { location: `hf://facebook/DiT-XL-2-256@${OFFICIAL_REVISION}`, bytes: OFFICIAL_DOWNLOAD_BYTES },
-  "hf-512": { location: `hf://facebook/DiT-XL-2-512@${OFFICIAL_REVISION}`, bytes: OFFICIAL_DOWNLOAD_BYTES },
-  "sit-s": sit("S", 33e6),
-  "sit-b": sit("B", 130e6),
-  "sit-l": sit("L", 458e6),
-  "sit-xl": sit("XL", 675e6),
-};
-
-/** The sampler choices of each model kind: a DiT is a diffusion, a SiT a flow (the other kind's samplers refuse it). */
-const SAMPLERS: Record<"dit" | "sit", [string, string][]> = {
-  dit: [
-    ["ddpm", "DDPM (learned variance, as in the paper; use 250 steps)"],
-    ["ddim", "DDIM"],
-    ["dpmpp2m", "DPM-Solver++(2M) (good at 20 steps)"],
-  ],
-  sit: [
-    ["euler", "Euler ODE (SiT's flow; 50 steps or more)"],
-    ["heun", "Heun ODE (two evaluations a step)"],
-    ["euler-maruyama", "Euler-Maruyama SDE (SiT's SDE; best FID at 250 steps)"],
-  ],
-};
-
-/** Offers the samplers of the loaded model's kind; keeps the choice when it fits, else the kind's first one. */
-function showSamplers(arch: "dit" | "sit") {
-  const prev = el.sampler.value;
-  const list = SAMPLERS[arch] ?? SAMPLERS.dit;
-  el.sampler.replaceChildren(...list.map(([value, text]) => Object.assign(document.createElement("option"), { value, textContent: text })));
-  el.sampler.value = list.some(([v]) => v === prev) ? prev : arch === "dit" ? "ddim" : list[0][0];
-}
+/** Parameters of the page kept in result links: where hf:// resolves (a mirror, or the stand-in Hub of a test). */
+const KEPT = ["endpoint"];
+const kept = Object.fromEntries(KEPT.filter((k) => params.has(k)).map((k) => [k, params.get(k)!]));
 
 /** Where `hf://` locations resolve: `?endpoint=` (a mirror, or a local server in tests), else the Hub. */
 const hubEndpoint = params.get("endpoint") ?? undefined;
-
-function showError(e: unknown) {
-  const msg = e instanceof DitError ? `${e.name}: ${e.message}` : String((e as Error)?.message ?? e);
-  const hint =
-    e instanceof DitError && e.kind === "no-webgpu"
-      ? "\nWebGPU is needed: try a recent Chrome or Edge, or enable WebGPU in your browser's settings."
-      : e instanceof DitError && e.kind === "device-lost"
-        ? "\nThe GPU was reset: press “Load model” to start again."
-        : "";
-  el.error.textContent = msg + hint;
-  el.error.dataset.kind = e instanceof DitError ? e.kind : "unknown";
-  el.error.hidden = false;
-}
-
-function clearError() {
-  el.error.hidden = true;
-  el.error.textContent = "";
-}
-
-function fmtBytes(n: number) {
-  return n > 1e9 ? `${(n / 1e9).toFixed(2)} GB` : n > 1e6 ? `${(n / 1e6).toFixed(1)} MB` : `${(n / 1e3).toFixed(0)} kB`;
-}
-
-function modelUrls(): { model: string; vae?: string } {
-  const choice = el.modelChoice.value;
-  if (choice === "demo") return { model: "./demo/dit", vae: "./demo/vae" };
-  if (choice in OFFICIAL) return { model: OFFICIAL[choice].location, vae: OFFICIAL[choice].vae };
-  const model = el.modelUrl.value.trim();
-  // A Hub pipeline brings its VAE; another location without one uses the embedded demo VAE.
-  const vae = el.vaeUrl.value.trim() || (model.startsWith("hf://") ? undefined : "./demo/vae");
-  return { model, vae };
-}
-
-/** Shows what the chosen model downloads, before it starts. */
-function showSize() {
-  const official = OFFICIAL[el.modelChoice.value];
-  el.modelSize.textContent = official
-    ? `Downloads about ${fmtBytes(official.bytes)} once (the transformer${official.vae ? "" : " without its duplicated embedders"}, and the ` +
-      `VAE's decoder) and keeps ${fmtBytes(official.bytes / 2)} in this browser for the next visits.`
-    : "";
-}
 
 function showNotice(text: string) {
   el.notice.textContent = text;
@@ -161,39 +47,35 @@ function showNotice(text: string) {
   stats.notices.push(text);
 }
 
-function fillClasses(filter = "") {
-  const f = filter.toLowerCase();
-  const prev = el.classSelect.value;
-  el.classSelect.replaceChildren();
-  classNames.forEach((name, i) => {
-    if (f && !name.toLowerCase().includes(f) && String(i) !== f) return;
-    const o = document.createElement("option");
-    o.value = String(i);
-    o.textContent = `${i} · ${name}`;
-    el.classSelect.append(o);
-  });
-  if ([...el.classSelect.options].some((o) => o.value === prev)) el.classSelect.value = prev;
-  else if (el.classSelect.options.length) el.classSelect.selectedIndex = 0;
+function setBusy(busy: boolean) {
+  const off = busy || !sampler;
+  el.generate.disabled = off;
+  el.sweep.disabled = off;
+  el.blend.disabled = off;
+  el.cancel.disabled = !busy;
 }
 
-async function load() {
+async function load(): Promise<boolean> {
   clearError();
   sampler?.dispose();
   sampler = null;
-  el.generate.disabled = true;
+  loadedModel = null;
+  setBusy(false);
   const { model, vae } = modelUrls();
   if (!model) {
     showError(new DitError("invalid-input", "Enter an hf:// repo or the URL of a DiT (see the README)."));
-    return;
+    return false;
   }
   el.notice.hidden = true;
-  // A choice made on the page is shown on the next visit; one made by `?model=` is not.
+  // A choice made on the page is shown on the next visit; one made by a link is not.
   if (!params.get("model")) localStorage.setItem("dit-wasm:urls", JSON.stringify({ choice: el.modelChoice.value, model: el.modelUrl.value, vae: el.vaeUrl.value }));
+  const chosen = chosenModel();
   const t0 = performance.now();
   let fromCache = 0;
   let fetched = 0;
   const seen = new Set<string>();
   el.loadText.textContent = "Opening the GPU…";
+  el.loadProgress.hidden = false;
   try {
     const maxBinding = params.get("maxBinding");
     sampler = await createSampler({
@@ -231,98 +113,206 @@ async function load() {
     });
   } catch (e) {
     el.loadText.textContent = "";
+    el.loadProgress.hidden = true;
     showError(e);
-    return;
+    return false;
   }
   const info = sampler.info;
   const a = info.adapter;
-  el.adapter.textContent =
-    `GPU: ${a.name || "WebGPU adapter"} (${a.backend}); fp16 weights read ${a.shader_f16 ? "with shader-f16" : "as packed integers (no shader-f16 here: works, somewhat slower)"}.`;
-  classNames = info.model.classNames ?? (info.model.numClasses === 1000 ? imagenetClasses : [...Array(info.model.numClasses).keys()].map(String));
-  fillClasses(el.classSearch.value);
+  el.adapter.textContent = `GPU: ${a.name || "WebGPU adapter"} (${a.backend})${a.shader_f16 ? "" : ", fp16 read as packed integers"}`;
+  el.adapter.title = `fp16 weights read ${a.shader_f16 ? "with shader-f16" : "as packed integers (no shader-f16 here: works, somewhat slower)"}`;
+  const imagenet = info.model.numClasses === 1000 && !info.model.classNames;
+  const names = info.model.classNames ?? (imagenet ? imagenetClasses : [...Array(info.model.numClasses).keys()].map(String));
+  classes.setClasses(names, imagenet ? imagenetSynonyms : undefined);
+  blendWith.setClasses(names, imagenet ? imagenetSynonyms : undefined);
+  if (blendWith.value === classes.value && names.length > 1) blendWith.set((classes.value + 1) % names.length);
   showSamplers(info.model.arch);
   el.cacheState.textContent = fetched === 0 && fromCache > 0 ? "Weights came from the cache (nothing downloaded)." : `Downloaded ${fetched} file(s); kept for the next visit.`;
   el.loadText.textContent = `Ready: ${info.model.preset ?? "model"} (${(info.model.parameters / 1e6).toFixed(1)}M parameters, ${fmtBytes(info.model.bytes)}), ${info.model.imageSize}×${info.model.imageSize} images, in ${((performance.now() - t0) / 1000).toFixed(1)} s.`;
-  el.loadProgress.value = el.loadProgress.max;
-  el.generate.disabled = false;
+  el.loadProgress.hidden = true;
+  loadedModel = chosen;
+  setBusy(false);
+  if (pending && isLoaded(pending.settings)) applyPending();
+  return true;
 }
 
-function drawRgba(canvas: HTMLCanvasElement, rgba: Uint8ClampedArray, w: number, h: number) {
-  canvas.width = w;
-  canvas.height = h;
-  const image = new ImageData(new Uint8ClampedArray(rgba), w, h);
-  const draw = () => canvas.getContext("2d")!.putImageData(image, 0, 0);
-  draw();
-  // A GPU loss wipes the canvas (the browser restores an empty one): draw the image again.
-  canvas.oncontextrestored = draw;
-}
-
-function addResults(r: GenerateResult, settings: Record<string, unknown>, labels: number[]) {
-  r.images.forEach((rgba, i) => {
-    const fig = document.createElement("figure");
-    const canvas = document.createElement("canvas");
-    canvas.dataset.testid = "result";
-    canvas.setAttribute("data-testid", "result");
-    drawRgba(canvas, rgba, r.width, r.height);
-    const s = { ...settings, class: labels[i], className: classNames[labels[i]], image: i };
-    canvas.setAttribute("aria-label", `Generated ${classNames[labels[i]] ?? labels[i]}`);
-    const cap = document.createElement("figcaption");
-    cap.textContent = JSON.stringify(s);
-    const a = document.createElement("a");
-    a.textContent = "Download PNG";
-    a.download = `dit-${labels[i]}-seed${settings.seed}-${i}.png`;
-    a.href = canvas.toDataURL("image/png");
-    fig.append(canvas, cap, a);
-    el.gallery.prepend(fig);
-  });
-}
-
-async function generate() {
-  if (!sampler) return;
-  clearError();
-  const label = Number(el.classSelect.value);
-  const count = Math.max(1, Math.min(16, Number(el.count.value) || 1));
-  const labels = Array(count).fill(label);
-  const steps = Number(el.steps.value);
-  const settings = {
-    cfgScale: Number(el.cfg.value),
-    steps,
-    sampler: el.sampler.value as GenerateOptions["sampler"],
-    cfgChannels: el.cfgChannels.value as "official" | "all",
-    seed: Number(el.seed.value),
+/** The controls' settings (the class from the picker); `loadedModel` names the model. */
+function current(): Settings {
+  return {
+    ...(loadedModel ?? chosenModel()),
+    classLabel: classes.value,
+    seed: Math.max(0, Math.trunc(Number(el.seed.value) || 0)),
+    cfgScale: Number(el.cfg.value) || 1,
+    steps: Math.max(1, Math.trunc(Number(el.steps.value) || 1)),
+    sampler: el.sampler.value,
+    cfgChannels: el.cfgChannels.value as Channels,
   };
-  running = new AbortController();
-  el.generate.disabled = true;
-  el.cancel.disabled = false;
+}
+
+const linkOf = (s: Settings) => `${location.pathname}${toQuery(s, kept)}`;
+
+function picture(s: Settings, r: GenerateResult, i: number): Picture {
+  const title = s.blend ? `${classes.name(s.classLabel)} → ${classes.name(s.blend.with)}` : classes.name(s.classLabel);
+  return { rgba: r.images[i], width: r.width, height: r.height, settings: s, title, link: linkOf(s) };
+}
+
+function addToGallery(node: HTMLElement) {
+  el.empty.remove();
+  el.gallery.prepend(node);
+}
+
+/**
+ * Runs `s` (count images of the class, or one blended) and returns the result; the progress shows `what`. Throws the
+ * package's errors (the caller's `run` shows them).
+ */
+async function sample(s: Settings, count: number, signal: AbortSignal, what = ""): Promise<GenerateResult> {
   el.progress.value = 0;
-  el.progress.max = steps;
-  el.progressText.textContent = "Starting…";
+  el.progress.max = s.steps;
+  el.progressText.textContent = `${what}Starting…`;
+  const options: GenerateOptions = {
+    classLabels: Array(count).fill(s.classLabel),
+    cfgScale: s.cfgScale,
+    steps: s.steps,
+    sampler: s.sampler as GenerateOptions["sampler"],
+    cfgChannels: s.cfgChannels,
+    seed: s.seed,
+    signal,
+    previewEvery: Math.max(1, Math.round(s.steps / 10)),
+    onStep: (ev) => {
+      el.progress.max = ev.total;
+      el.progress.value = ev.step;
+      const ms = (ev.elapsed * 1000) / ev.step;
+      const eta = ((ev.total - ev.step) * ms) / 1000;
+      el.progressText.textContent = `${what}step ${ev.step}/${ev.total} · ${ms.toFixed(0)} ms/step · ETA ${eta.toFixed(1)} s`;
+      if (ev.preview) {
+        drawRgba(el.preview, ev.preview.images[0], ev.preview.width, ev.preview.height);
+        el.preview.hidden = false;
+      }
+    },
+    ...(s.blend ? { blend: s.blend } : {}),
+  };
+  const r = await sampler!.generate(options);
+  stats.generated += r.images.length;
+  stats.gpuMemory = r.gpuMemory;
+  return r;
+}
+
+/** Runs `job` with the controls busy, Cancel live, and its errors shown. */
+async function run(job: (signal: AbortSignal) => Promise<void>) {
+  if (!sampler || running) return;
+  clearError();
+  running = new AbortController();
+  setBusy(true);
   try {
-    const r = await sampler.generate({
-      classLabels: labels,
-      ...settings,
-      signal: running.signal,
-      previewEvery: Math.max(1, Math.round(steps / 10)),
-      onStep: (s) => {
-        el.progress.max = s.total;
-        el.progress.value = s.step;
-        const ms = (s.elapsed * 1000) / s.step;
-        const eta = ((s.total - s.step) * ms) / 1000;
-        el.progressText.textContent = `step ${s.step}/${s.total} · ${ms.toFixed(0)} ms/step · ETA ${eta.toFixed(1)} s`;
-        if (s.preview) drawRgba(el.preview, s.preview.images[0], s.preview.width, s.preview.height);
-      },
-    });
-    stats.generated += r.images.length;
-    stats.gpuMemory = r.gpuMemory;
-    addResults(r, settings, labels);
+    await job(running.signal);
   } catch (e) {
     if (e instanceof DitError && e.kind === "aborted") el.progressText.textContent = "Cancelled.";
     else showError(e);
     if (e instanceof DitError && e.kind === "device-lost") sampler = null;
   } finally {
     running = null;
-    el.generate.disabled = !sampler;
-    el.cancel.disabled = true;
+    setBusy(false);
+  }
+}
+
+/** Generates the controls' settings (a batch of `count`), or `only` (a link's or a batch's image). */
+function generate(only?: Settings) {
+  return run(async (signal) => {
+    const s = only ?? current();
+    const count = only?.batch?.count ?? Math.max(1, Math.min(16, Math.trunc(Number(el.count.value)) || 1));
+    const r = await sample({ ...s, batch: undefined }, count, signal);
+    // Batch images oldest first, so that image 1 ends up on top.
+    for (let i = r.images.length - 1; i >= 0; i--) {
+      const si = count > 1 ? { ...s, batch: { count, index: i } } : { ...s, batch: undefined };
+      if (!only?.blend) delete si.blend;
+      addToGallery(resultFigure(picture(si, r, i)));
+    }
+  });
+}
+
+/** One picture of `s` for a sweep's or a blend's cell. */
+const render = (signal: AbortSignal) => async (s: Settings, what: string) => picture(s, await sample(s, 1, signal, what), 0);
+
+function runSweep() {
+  return run(async (signal) => {
+    const kind = el.sweepKind.value as SweepKind;
+    const values = sweepValues(el.sweepValues.value, kind);
+    addToGallery(await sweep(current(), kind, values, render(signal), (c) => classes.name(c)));
+    el.progressText.textContent = `Done: a sweep of ${values.length}.`;
+  });
+}
+
+function runBlend() {
+  return run(async (signal) => {
+    addToGallery(await blend(current(), blendWith.value, render(signal), (c) => classes.name(c)));
+    el.progressText.textContent = "Done: a blend.";
+  });
+}
+
+/** Sets the controls to `s` (once the model is loaded); throws when the model has no such class or sampler. */
+function applySettings(s: Partial<Settings>) {
+  for (const c of [s.classLabel, s.blend?.with]) {
+    if (c !== undefined && !(Number.isInteger(c) && c >= 0 && c < classes.count))
+      throw new DitError("invalid-input", `Class ${c} is not one of this model's (0 to ${classes.count - 1}): pick another class.`);
+  }
+  const samplers = [...el.sampler.options].map((o) => o.value);
+  if (s.sampler && !samplers.includes(s.sampler))
+    throw new DitError("invalid-input", `The sampler “${s.sampler}” is not one of this model's (${samplers.join(", ")}): pick another sampler.`);
+  if (s.classLabel !== undefined) classes.set(s.classLabel);
+  if (s.seed !== undefined) el.seed.value = String(s.seed);
+  if (s.cfgScale !== undefined) el.cfg.value = String(s.cfgScale);
+  if (s.steps !== undefined) el.steps.value = String(s.steps);
+  if (s.cfgChannels) el.cfgChannels.value = s.cfgChannels;
+  if (s.sampler) el.sampler.value = s.sampler;
+  if (s.blend) blendWith.set(s.blend.with);
+  el.count.value = String(s.batch?.count ?? 1);
+}
+
+/** Whether `s` names the model that is loaded now. */
+function isLoaded(s: Partial<Settings>) {
+  return !!sampler && !!loadedModel && (!s.model || (s.model === loadedModel.model && (s.vae ?? "") === (loadedModel.vae ?? "")));
+}
+
+/** A PNG's settings waiting for its model, which the visitor loads (it may be gigabytes): set once it is loaded. */
+let pending: { settings: Partial<Settings>; file: string } | null = null;
+
+function applyPending() {
+  if (!pending) return;
+  const { settings, file } = pending;
+  pending = null;
+  try {
+    applySettings(settings);
+    el.pngState.textContent = `Settings of ${file} set: press Generate to make it again.`;
+  } catch (e) {
+    el.pngState.textContent = "";
+    showError(e);
+  }
+}
+
+/**
+ * Sets the controls from a PNG made here (its `parameters` chunk). Made with another model: the embedded demo loads at
+ * once; another model is chosen and its settings wait until the visitor loads it.
+ */
+async function openPng(file: File) {
+  try {
+    const text = readText(new Uint8Array(await file.arrayBuffer()), "parameters");
+    if (text === null) throw new Error("it has no `parameters` text chunk (not a picture from this page)");
+    const s = fromPngText(text);
+    pending = { settings: s, file: file.name };
+    if (!isLoaded(s) && s.model) {
+      chooseModel(s.model, s.vae);
+      if (s.model !== "demo") {
+        el.pngState.textContent = `${file.name} was made with another model: press “Load model”, and its settings will be set.`;
+        return;
+      }
+      el.pngState.textContent = `Loading the model of ${file.name}…`;
+      if (!(await load())) return;
+    }
+    applyPending();
+  } catch (e) {
+    el.pngState.textContent = "";
+    if (e instanceof DitError) showError(e);
+    else showError(new DitError("invalid-input", `${file.name} cannot be read back: ${(e as Error).message}. Open a PNG downloaded from this page.`));
   }
 }
 
@@ -336,25 +326,56 @@ el.clearCache.addEventListener("click", async () => {
   const removed = await clearCache();
   el.cacheState.textContent = removed ? "Cached weights removed." : "Nothing was cached.";
 });
-el.classSearch.addEventListener("input", () => fillClasses(el.classSearch.value));
+el.randomClass.addEventListener("click", () => classes.set(Math.floor(Math.random() * Math.max(1, classes.count))));
 el.dice.addEventListener("click", () => {
   el.seed.value = String(Math.floor(Math.random() * 2 ** 31));
 });
-el.generate.addEventListener("click", generate);
+el.generate.addEventListener("click", () => generate());
 el.cancel.addEventListener("click", () => running?.abort());
+el.sweep.addEventListener("click", runSweep);
+el.blend.addEventListener("click", runBlend);
+el.pngInput.addEventListener("change", () => {
+  const f = el.pngInput.files?.[0];
+  if (f) openPng(f);
+  el.pngInput.value = "";
+});
+document.addEventListener("dragover", (e) => {
+  if (!e.dataTransfer?.types.includes("Files")) return;
+  e.preventDefault();
+  document.body.classList.add("dropping");
+});
+document.addEventListener("dragleave", (e) => {
+  if (!e.relatedTarget) document.body.classList.remove("dropping");
+});
+document.addEventListener("drop", (e) => {
+  document.body.classList.remove("dropping");
+  const f = e.dataTransfer?.files[0];
+  if (!f) return;
+  e.preventDefault();
+  openPng(f);
+});
 
-// `?model=<location>` (and `?vae=`) preselects a model and loads it on open; else the last choice is shown, and the
-// demo loads on open.
-const asked = params.get("model");
-const saved = JSON.parse(localStorage.getItem("dit-wasm:urls") ?? "null");
-if (asked) {
-  const official = Object.keys(OFFICIAL).find((k) => OFFICIAL[k].location === asked);
-  el.modelChoice.value = official ?? "url";
-  if (!official) {
-    el.modelUrl.value = asked;
-    el.vaeUrl.value = params.get("vae") ?? "";
+// Enter generates (but not on a button, a link, the model's fields, or a list being picked from); Escape cancels.
+document.addEventListener("keydown", (e) => {
+  if (e.defaultPrevented || e.isComposing || e.altKey || e.ctrlKey || e.metaKey) return;
+  const t = e.target as HTMLElement;
+  if (e.key === "Escape" && running) {
+    running.abort();
+    e.preventDefault();
+  } else if (e.key === "Enter" && !t.closest("button, a, textarea, #url-fields, .explore") && !el.generate.disabled) {
+    e.preventDefault();
+    generate();
   }
-} else if (saved && [...el.modelChoice.options].some((o) => o.value === saved.choice)) {
+});
+
+// A result's link (`?model=…&class=…&seed=…`) sets everything and generates it again once the model is loaded.
+// `?model=<location>` alone (and `?vae=`) preselects a model and loads it on open; else the last choice is shown, and
+// the demo loads on open.
+const asked = params.get("model");
+const wanted = fromQuery(params);
+const saved = JSON.parse(localStorage.getItem("dit-wasm:urls") ?? "null");
+if (asked) chooseModel(asked, params.get("vae") ?? undefined);
+else if (saved && [...el.modelChoice.options].some((o) => o.value === saved.choice)) {
   el.modelChoice.value = saved.choice;
   el.modelUrl.value = saved.model ?? "";
   el.vaeUrl.value = saved.vae ?? "";
@@ -365,7 +386,15 @@ if (!("gpu" in navigator)) {
   el.adapter.textContent = "This browser has no WebGPU.";
   showError(new DitError("no-webgpu", "This browser has no WebGPU (navigator.gpu is missing)."));
 } else if (asked || el.modelChoice.value === "demo") {
-  load();
+  load().then((ok) => {
+    if (!ok || !wanted) return;
+    try {
+      applySettings(wanted);
+    } catch (e) {
+      return showError(e);
+    }
+    generate({ ...current(), ...(wanted.blend ? { blend: wanted.blend } : {}), ...(wanted.batch ? { batch: wanted.batch } : {}) });
+  });
 }
 
 // The page's own files are kept by a service worker (src/sw.ts) so that a visit without a network opens it; not in
