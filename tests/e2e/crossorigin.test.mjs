@@ -7,6 +7,7 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import fs from "node:fs";
 import http from "node:http";
+import os from "node:os";
 import path from "node:path";
 import { chromium } from "playwright-core";
 import { ARGS, chromiumPath, LOAD, maxDiff, nativeSample, repo } from "./browser.mjs";
@@ -36,7 +37,7 @@ function serveRoutes(routes, headers = {}) {
 }
 
 let cdn, site, browser, page;
-const dir = fs.mkdtempSync(path.join(repo, "test-results-crossorigin-"));
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), "dit-crossorigin-"));
 before(async () => {
   // The package as published (package.json `files`: dist/ and pkg/), and the models, on the "CDN" origin.
   cdn = await serveRoutes(
