@@ -203,7 +203,7 @@ impl WasmSampler {
 
     /// Resolves with the reason once this sampler's GPU device is lost (a driver reset, the browser's GPU process
     /// restarting); it stays pending while the device lives. After a loss every call fails with kind `device-lost`:
-    /// create the sampler again (the package's worker does, from Cache Storage).
+    /// create the sampler again (the package does, in a new worker, from Cache Storage).
     pub fn lost(&self) -> js_sys::Promise {
         let lost = self.gpu.lost();
         wasm_bindgen_futures::future_to_promise(async move { Ok(JsValue::from_str(&lost.await)) })

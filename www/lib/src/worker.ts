@@ -7,7 +7,7 @@
 // the GPU device is lost (a driver reset, the browser's GPU process restarting) the worker says so (a lost message),
 // and a generation running then fails with kind `device-lost`; the page's end starts a new worker (index.ts).
 // The device is not reopened here: after a loss during a generation, a device reopened in the same wasm instance
-// sometimes never finished loading (in Chromium), while a new worker always did.
+// often never finished loading (in Chromium), while a new worker did in every run of the tests.
 import init, { WasmSampler, benchForward, benchKernels } from "../pkg/dit_wasm.js";
 import { AbortError, DeviceLostError, InvalidInputError, isErrorKind } from "./errors.js";
 import type {
