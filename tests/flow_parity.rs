@@ -239,6 +239,7 @@ fn dopri5_parity(case: &str) {
     let model = tmp.path().join("sit");
     common::convert_p2_hd64(&model, &["--arch", "sit"]);
     let req = SampleRequest {
+        blend: None,
         classes: t["labels"].iter().map(|&v| v as u32).collect(),
         cfg_scale: desc["cfg"].as_str().unwrap().parse().unwrap(),
         steps: Spacing::Even(50),
