@@ -199,14 +199,15 @@ impl TensorCache {
         if !self.enabled.get() {
             return false;
         }
-        let hashes = self.hashes.borrow();
-        let tensors: Option<Vec<CachedTensor>> = tensors
-            .into_iter()
-            .map(|(name, shape)| Some(CachedTensor { sha256: hashes.get(&name)?.clone(), name, shape }))
-            .collect();
+        let tensors: Option<Vec<CachedTensor>> = {
+            let hashes = self.hashes.borrow();
+            tensors
+                .into_iter()
+                .map(|(name, shape)| Some(CachedTensor { sha256: hashes.get(&name)?.clone(), name, shape }))
+                .collect()
+        };
         let Some(tensors) = tensors else { return false };
         let m = Manifest { format: MANIFEST_FORMAT, file: self.file.borrow().clone(), index: index.clone(), tensors };
-        drop(hashes);
         let Ok(json) = serde_json::to_vec(&m) else { return false };
         let arr = Uint8Array::from(json.as_slice());
         let Ok(resp) = web_sys::Response::new_with_opt_buffer_source(Some(&arr)) else { return false };
