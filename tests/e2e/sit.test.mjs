@@ -56,7 +56,7 @@ test("?model=hf://<owner>/SiT-collections/<file>.pt#arch=sit&heads=2 with ?vae=h
   assert.ok(files.some((f) => f.endsWith(`SiT-collections/${SIT_FILE}`)), "the .pt came from the stand-in");
   assert.ok(files.some((f) => f.endsWith("sd-vae-ft-ema/diffusion_pytorch_model.safetensors")), "the VAE came from the stand-in");
   const offered = await page.$$eval("[data-testid=sampler] option", (os) => os.map((o) => o.value));
-  assert.deepEqual(offered, ["euler", "heun", "euler-maruyama"], "a SiT is offered the flow samplers only");
+  assert.deepEqual(offered, ["euler", "heun", "euler-maruyama", "dopri5"], "a SiT is offered the flow samplers only");
 });
 
 test("a second load of the one-file location (same profile) fetches no weight bytes and gives the same image", async () => {
@@ -90,7 +90,7 @@ test("the page offers the SiT presets (S/2 to XL/2, 256 px) with their download 
   assert.match(sizes["sit-xl"], /2\.90 GB/);
 });
 
-for (const sampler of ["euler", "heun", "euler-maruyama"]) {
+for (const sampler of ["euler", "heun", "euler-maruyama", "dopri5"]) {
   test(`the page's image with ${sampler} equals \`dit sample --sampler ${sampler}\` within 2 levels`, async () => {
     assert.ok(page, "the SiT is loaded");
     const pixels = await generate(page, { ...RUN, sampler });

@@ -56,6 +56,7 @@ export const SAMPLERS: Record<"dit" | "sit", [string, string][]> = {
     ["euler", "Euler ODE (SiT's flow; 50 steps or more)"],
     ["heun", "Heun ODE (two evaluations a step)"],
     ["euler-maruyama", "Euler-Maruyama SDE (SiT's SDE; best FID at 250 steps)"],
+    ["dopri5", "dopri5 ODE (SiT's default: adaptive steps; the step count is its own)"],
   ],
 };
 

@@ -28,13 +28,16 @@ const SAMPLER_NAMES: Record<string, string> = {
   euler: "Euler",
   heun: "Heun",
   "euler-maruyama": "Euler-Maruyama",
+  dopri5: "dopri5",
 };
 
 export const samplerName = (s: string) => SAMPLER_NAMES[s] ?? s;
 
 /** One line for a caption: "seed 42 · guidance 4 · 50 steps · DDIM" (a blend's alpha first). */
 export function describe(s: Settings): string {
-  const parts = [`seed ${s.seed}`, `guidance ${s.cfgScale}`, `${s.steps} steps`, samplerName(s.sampler)];
+  // dopri5 chooses its own steps: the count asked for is not used.
+  const steps = s.sampler === "dopri5" ? "adaptive steps" : `${s.steps} steps`;
+  const parts = [`seed ${s.seed}`, `guidance ${s.cfgScale}`, steps, samplerName(s.sampler)];
   if (s.blend) parts.unshift(`α ${s.blend.alpha}`);
   if (s.cfgChannels !== "official") parts.push("all channels");
   if (s.batch) parts.push(`image ${s.batch.index + 1} of ${s.batch.count}`);
