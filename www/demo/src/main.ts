@@ -108,6 +108,10 @@ async function load(): Promise<boolean> {
           el.loadText.textContent = `${p.cached ? "From cache" : "Downloading"} ${p.file ?? ""}: ${fmtBytes(loaded)} of ${fmtBytes(total)}, ${fmtBytes(rate)}/s ${eta}`;
         } else if (p.phase === "compile") {
           el.loadText.textContent = "Uploading to the GPU and compiling shaders…";
+        } else if (p.phase === "ready" && p.recovering) {
+          // The package reloaded the model after a GPU loss (the notice says so): the model is ready again.
+          el.loadText.textContent = "Ready again: the model was reloaded from the cache after the GPU was lost.";
+          el.loadProgress.hidden = true;
         }
       },
     });
