@@ -242,18 +242,25 @@ where
     S::Value: Clone,
 {
     let config = ProptestConfig { cases: 64, failure_persistence: None, ..ProptestConfig::default() };
-    let mut key = [0u8; 32];
-    key[..8].copy_from_slice(&seed.to_le_bytes());
-    let mut runner = TestRunner::new_with_rng(config, TestRng::from_seed(RngAlgorithm::ChaCha, &key));
     let runs = std::cell::Cell::new(0u64);
-    while Instant::now() < until {
+    // A runner counts its successes up to `cases` once, so each round is a new runner, seeded by (seed, round).
+    for round in 0u64.. {
+        if Instant::now() >= until {
+            break;
+        }
+        let mut key = [0u8; 32];
+        key[..8].copy_from_slice(&seed.to_le_bytes());
+        key[8..16].copy_from_slice(&round.to_le_bytes());
+        let mut runner = TestRunner::new_with_rng(config.clone(), TestRng::from_seed(RngAlgorithm::ChaCha, &key));
         let result = runner.run(&strategy, |v| {
             runs.set(runs.get() + 1);
             check(v);
             Ok(())
         });
         if let Err(e) = result {
-            panic!("{name}: a crash (seed {seed}); add the shrunk input below as a regression test: {e}");
+            panic!(
+                "{name}: a crash (seed {seed}, round {round}); add the shrunk input below as a regression test: {e}"
+            );
         }
     }
     runs.get()

@@ -37,7 +37,8 @@ function rssByType() {
   const walk = (pid) => {
     for (const c of children.get(pid) ?? []) {
       try {
-        const cmd = fs.readFileSync(`/proc/${c}/cmdline`, "utf8").split("\0");
+        // Chromium rewrites its children's command lines into one string, so split on spaces too.
+        const cmd = fs.readFileSync(`/proc/${c}/cmdline`, "utf8").split(/[\0 ]/);
         const rss = Number(/VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${c}/status`, "utf8"))?.[1] ?? 0) * 1024;
         const type = cmd.find((a) => a.startsWith("--type="))?.slice(7) ?? (/chrom/.test(cmd[0]) ? "browser" : "other");
         const key = type === "gpu-process" ? "gpu" : type === "renderer" ? "renderer" : type === "browser" ? "browser" : "other";
