@@ -78,7 +78,8 @@ async function setSettings(p, { steps = 8, sampler = "ddim", seed = 11, cfg = 4 
 
 /** axe-core's serious and critical violations on `p` now. */
 async function axeViolations(p) {
-  if (!(await p.evaluate(() => "axe" in window))) await p.addScriptTag({ content: axeSource });
+  // Evaluated through DevTools: the page's CSP refuses inline scripts, so addScriptTag would be blocked.
+  if (!(await p.evaluate(() => "axe" in window))) await p.evaluate(axeSource);
   const r = await p.evaluate(() => window.axe.run(document, { resultTypes: ["violations"] }));
   return r.violations.filter((v) => v.impact === "serious" || v.impact === "critical");
 }
