@@ -22,6 +22,15 @@ export async function errorKind(page) {
 }
 
 /** Sets the controls (and the class, when given) and generates; returns the last result's RGBA pixels. */
+/** Waits until the page's model is loaded (Generate enabled) or its load failed (an error shown). */
+export async function waitLoaded(page) {
+  await page.waitForFunction(
+    () => !document.querySelector("[data-testid=generate]").disabled || !document.querySelector("[data-testid=error]").hidden,
+    null,
+    { timeout: LOAD },
+  );
+}
+
 export async function generate(page, { steps, sampler = "dpmpp2m", seed = 7, cfg = 4, count = 1, classLabel }) {
   await page.fill("[data-testid=steps]", String(steps));
   await page.selectOption("[data-testid=sampler]", sampler);

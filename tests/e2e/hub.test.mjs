@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { errorKind, generate, hubSession, LOAD, maxDiff, nativeSample, repo, site } from "./browser.mjs";
+import { errorKind, generate, hubSession, maxDiff, nativeSample, repo, site, waitLoaded } from "./browser.mjs";
 
 /** One image of class 3: 10 DPM-Solver++ steps, guidance 4, seed 7 (the settings of the native runs compared). */
 const HUB_RUN = { steps: 10, classLabel: 3 };
@@ -52,14 +52,6 @@ after(async () => {
 });
 
 const at = (model, extra = "") => `?model=${encodeURIComponent(model)}&endpoint=${encodeURIComponent(hub.url)}${extra}`;
-
-async function waitLoaded(p) {
-  await p.waitForFunction(
-    () => !document.querySelector("[data-testid=generate]").disabled || !document.querySelector("[data-testid=error]").hidden,
-    null,
-    { timeout: LOAD },
-  );
-}
 
 async function open(query) {
   const p = await context.newPage();

@@ -12,7 +12,7 @@ import assert from "node:assert/strict";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { errorKind, generate, hubSession, LOAD, repo } from "./browser.mjs";
+import { errorKind, generate, hubSession, LOAD, repo, waitLoaded } from "./browser.mjs";
 
 const WEIGHTS_CACHE = "dit-wasm-weights-v1";
 /** One image of class 3 (the demo model and the hub fixtures both have 10 classes): 4 DPM-Solver++ steps, seed 7. */
@@ -50,14 +50,6 @@ const demoAt = (tag, vae) => `?model=./faulty/${tag}/demo/dit&vae=${encodeURICom
 /** The part of the cache keys of the transformer of `test/<name>` (endpoint|repo|commit|subfolder|component). */
 const transformerKey = (name) => `test/${name}|${hub.commitOf(`test/${name}`)}||transformer/`;
 const hubAt = (model) => `?model=${encodeURIComponent(model)}&endpoint=${encodeURIComponent(hub.url)}`;
-
-async function waitLoaded(p) {
-  await p.waitForFunction(
-    () => !document.querySelector("[data-testid=generate]").disabled || !document.querySelector("[data-testid=error]").hidden,
-    null,
-    { timeout: LOAD },
-  );
-}
 
 async function open(query) {
   const p = await context.newPage();
