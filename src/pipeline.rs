@@ -53,10 +53,7 @@ pub const DEFAULT_BLEND_ALPHA: f32 = 0.5;
 impl Blend {
     /// Checks that alpha is a number in [0, 1].
     pub fn check_alpha(&self) -> Result<()> {
-        if !(0.0..=1.0).contains(&self.alpha) {
-            return Err(Error::input(format!("blend alpha {} must be a number from 0 to 1", self.alpha)));
-        }
-        Ok(())
+        LabelMix::check_alpha(self.alpha)
     }
 
     /// Checks the blend against a model of `num_classes` real classes.
@@ -395,7 +392,6 @@ impl<'a> Sampling<'a> {
             self.ode_done = true;
         }
         let left = if self.ode_done { 0 } else { ((1.0 - ode.t) / ode.dt).ceil().clamp(1.0, 1e4) as usize };
-        self.done = attempts;
         let timestep = (1000.0 * t_start).round() as usize;
         Ok(Some(StepInfo { step: attempts, total: attempts + left, timestep, elapsed: now_seconds() - self.t0 }))
     }

@@ -296,9 +296,7 @@ impl DitPlan {
                 null_class(self.num_classes)
             )));
         }
-        if let Some(m) = y.iter().find(|m| !(0.0..=1.0).contains(&m.alpha)) {
-            return Err(Error::input(format!("blend alpha {} must be a number from 0 to 1", m.alpha)));
-        }
+        y.iter().try_for_each(|m| LabelMix::check_alpha(m.alpha))?;
         gpu.write(&self.y.buf, 0, bytemuck::cast_slice(y));
         Ok(())
     }

@@ -39,6 +39,14 @@ impl LabelMix {
     pub fn blend(a: u32, b: u32, alpha: f32) -> LabelMix {
         LabelMix { a, b, alpha }
     }
+
+    /// A blend's alpha must be a number in [0, 1].
+    pub fn check_alpha(alpha: f32) -> Result<()> {
+        if !(0.0..=1.0).contains(&alpha) {
+            return Err(Error::input(format!("blend alpha {alpha} must be a number from 0 to 1")));
+        }
+        Ok(())
+    }
 }
 
 const BINDS: &[Bind] = &[Bind::Read, Bind::Read, Bind::Read, Bind::ReadWrite];
