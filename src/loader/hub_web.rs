@@ -94,17 +94,19 @@ pub async fn remember(repo: &HubLocation, r: &Resolved, fetch: &Fetch) {
 }
 
 /// The weights of one checkpoint file of a repo, `hf://OWNER/NAME[@REVISION]/PATH#FRAGMENT` (the fragment as for
-/// single files: `arch=sit`, `heads=N`): from Cache Storage when a whole copy is there (kept under the location
-/// with its fragment, as the fragment changes what is loaded), else read by ranges from the file's resolve URL and
-/// cached as the tensors arrive. The revision is not resolved to a commit here (the file's redirect is followed
-/// by the browser): a revision that moves is cached under its name, so pin a commit to be sure of the files.
+/// single files: `arch=sit`, `heads=N`): from Cache Storage when a whole copy is there (kept under the revision's
+/// commit and the location's fragment, as the fragment changes what is loaded), else read by ranges from the file's
+/// resolve URL and cached as the tensors arrive.
 pub async fn load_file(gpu: &Gpu, location: &str, fetch: &Fetch) -> Result<(ModelIndex, GpuWeights)> {
     let (hub_part, opts) = crate::weights::single::parse_location(location)?;
-    let loc = HubLocation::parse(hub_part)?;
-    let file = loc.subfolder.rsplit('/').next().unwrap_or("").to_string();
+    let asked = HubLocation::parse(hub_part)?;
+    let file = asked.subfolder.rsplit('/').next().unwrap_or("").to_string();
     let fragment = location.split_once('#').map(|(_, f)| f).unwrap_or("");
     let endpoint = fetch.hub_endpoint.trim_end_matches('/').to_string();
-    let repo = Resolved { endpoint, loc, pipeline: None, kept: true.into() };
+    let mut repo = Resolved { endpoint, loc: asked.clone(), pipeline: None, kept: true.into() };
+    if let Some(commit) = file_commit(&repo, fetch).await {
+        repo.loc.revision = commit;
+    }
     let cache = if fetch.cache { TensorCache::open(&repo.key(&format!("#{fragment}"))).await } else { None };
     if let Some(c) = &cache {
         if let Some(found) = cached(gpu, c, fetch).await? {
@@ -113,7 +115,33 @@ pub async fn load_file(gpu: &Gpu, location: &str, fetch: &Fetch) -> Result<(Mode
         c.set_file(&file);
     }
     let src = RangeUrl::new(&repo.url(""), fetch.timeout_ms, fetch.on_progress.clone());
-    Ok(read_caching(gpu, &src, &opts, cache.as_ref(), fetch).await?.0)
+    let (loaded, kept) = read_caching(gpu, &src, &opts, cache.as_ref(), fetch).await?;
+    repo.kept.set(kept);
+    remember(&asked, &repo, fetch).await;
+    Ok(loaded)
+}
+
+/// The commit that a one-file location's revision names: the Hub redirects a small file of the repo to a URL that
+/// names it (as for `model_index.json`), and every Hub repo holds `.gitattributes`. Offline (or with the Hub
+/// unreachable), the commit of the last visit. `None` when neither tells; the file is then cached under the
+/// revision's name.
+async fn file_commit(r: &Resolved, fetch: &Fetch) -> Option<String> {
+    if r.loc.revision.len() == 40 && r.loc.revision.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    let probe = RangeUrl::new(&r.loc.resolve_url(&r.endpoint, ".gitattributes"), fetch.timeout_ms, None);
+    match probe.get_small(probe.url()).await {
+        Ok(Some((_, final_url))) => commit_in(&final_url, &r.loc.repo_id()),
+        Ok(None) => None,
+        // The file's own read reports a gated or missing repo; only an unreachable Hub falls back to the last visit.
+        Err(Error::Download { .. }) if fetch.cache => {
+            let c = open_cache(CACHE_NAME).await?;
+            let entry = cache_get(&c, &ref_url(&r.endpoint, &r.loc)).await?;
+            let v: serde_json::Value = serde_json::from_slice(&entry).ok()?;
+            v["commit"].as_str().map(str::to_string)
+        }
+        Err(_) => None,
+    }
 }
 
 /// The weights of one component (`transformer`, `vae`, or the repo itself): from Cache Storage when a whole

@@ -2,7 +2,8 @@
 // the tiny SiT of tests/fixtures/hub/SiT-collections in the release's layout (a root `.pt` state dict, DiT's names,
 // named a SiT by the location's `#arch=sit&heads=2`) with the VAE of tests/fixtures/hub/sd-vae-ft-ema. The page's
 // images are compared with `dit sample` on the same files and settings; a diffusion sampler on the SiT is a typed
-// error. Chromium's WebGPU adapter here is SwiftShader (CPU).
+// error. The SiT-XL/2 preset is loaded as a visitor picks it, from repos named as the release's (the tiny SiT served as
+// nyu-visionx/SiT-collections/SiT-XL-2-256.pt). Chromium's WebGPU adapter here is SwiftShader (CPU).
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import fs from "node:fs";
@@ -13,6 +14,9 @@ import { errorKind, generate, hubSession, LOAD, maxDiff, nativeSample, repo, sit
 const hubFixtures = path.join(repo, "tests/fixtures/hub");
 const SIT_FILE = "SiT-tiny-2-64.pt";
 const FRAGMENT = "#arch=sit&heads=2";
+/** The file the SiT-XL/2 preset reads, and the fragment the preset gives it. */
+const PRESET_FILE = "SiT-XL-2-256.pt";
+const PRESET_FRAGMENT = "#arch=sit&heads=16";
 /** One image of class 3: guidance 4, seed 7 (the settings of the native runs compared). */
 const RUN = { steps: 10, classLabel: 3, cfg: 4, seed: 7 };
 
@@ -23,6 +27,14 @@ before(async () => {
   root = fs.mkdtempSync(path.join(os.tmpdir(), "dit-sit-hub-"));
   fs.mkdirSync(path.join(root, "test"));
   for (const name of ["SiT-collections", "sd-vae-ft-ema"]) fs.symlinkSync(path.join(hubFixtures, name), path.join(root, "test", name));
+  // The repos the page's SiT presets name, in their layout: the tiny SiT as the release's XL/2 file (the preset names
+  // its heads, 16), and the tiny VAE as stabilityai/sd-vae-ft-ema.
+  fs.mkdirSync(path.join(root, "nyu-visionx", "SiT-collections"), { recursive: true });
+  fs.symlinkSync(path.join(hubFixtures, "SiT-collections", SIT_FILE), path.join(root, "nyu-visionx", "SiT-collections", PRESET_FILE));
+  // Every Hub repo holds a .gitattributes; the page reads it to learn the commit `main` names.
+  fs.writeFileSync(path.join(root, "nyu-visionx", "SiT-collections", ".gitattributes"), "*.pt filter=lfs diff=lfs merge=lfs -text\n");
+  fs.mkdirSync(path.join(root, "stabilityai"));
+  fs.symlinkSync(path.join(hubFixtures, "sd-vae-ft-ema"), path.join(root, "stabilityai", "sd-vae-ft-ema"));
   session = await hubSession(root);
   ({ site: site_, hub, browser, context } = session);
 });
@@ -31,9 +43,9 @@ after(async () => {
 });
 
 /** `dit sample` on the fixture files: [3, H, W] f32 in [-1, 1]. */
-function nativeImage(sampler) {
+function nativeImage(sampler, fragment = FRAGMENT) {
   return nativeSample([
-    "--model", path.join(hubFixtures, "SiT-collections", SIT_FILE) + FRAGMENT, "--vae", path.join(hubFixtures, "sd-vae-ft-ema"),
+    "--model", path.join(hubFixtures, "SiT-collections", SIT_FILE) + fragment, "--vae", path.join(hubFixtures, "sd-vae-ft-ema"),
     "--class", String(RUN.classLabel), "--cfg", String(RUN.cfg), "--steps", String(RUN.steps), "--sampler", sampler,
     "--seed", String(RUN.seed),
   ]);
@@ -115,4 +127,45 @@ test("a DDPM sampler on the SiT is a typed invalid-input error, not an image", a
   assert.equal(e.kind, "invalid-input");
   assert.match(e.text, /ddpm/);
   assert.equal(await page.locator("[data-testid=result]").count(), before, "no image");
+});
+
+test("the SiT-XL/2 preset, picked and loaded as a visitor does, reads nyu-visionx/SiT-collections and stabilityai/sd-vae-ft-ema and its image equals `dit sample`", async () => {
+  // The stand-in serves the tiny SiT as SiT-XL-2-256.pt: the preset's own location, revision and VAE are used.
+  const p = await context.newPage();
+  p.on("pageerror", (e) => console.log("page error:", e.message));
+  await p.goto(`${site_.url}/?endpoint=${encodeURIComponent(hub.url)}`);
+  await p.waitForFunction(() => /^Ready/.test(document.querySelector("#load-text").textContent) || !document.querySelector("[data-testid=error]").hidden, null, { timeout: LOAD });
+  assert.equal(await errorKind(p), null, "the demo loaded");
+  hub.resetStats();
+  await p.selectOption("[data-testid=model-select]", "sit-xl");
+  assert.match(await p.textContent("[data-testid=model-size]"), /2\.90 GB/, "the preset's download is shown before it starts");
+  await p.click("#load");
+  await p.waitForFunction(
+    () => (/^Ready/.test(document.querySelector("#load-text").textContent) && [...document.querySelectorAll("[data-testid=sampler] option")].some((o) => o.value === "euler")) ||
+      !document.querySelector("[data-testid=error]").hidden,
+    null,
+    { timeout: LOAD },
+  );
+  assert.equal(await errorKind(p), null, "no error");
+  const files = Object.keys(hub.stats().files);
+  console.log("the SiT-XL/2 preset's load, files the stand-in served:", files.join(", "));
+  assert.ok(files.some((f) => f.endsWith(`nyu-visionx/SiT-collections/${PRESET_FILE}`)), "the preset's .pt came from nyu-visionx/SiT-collections");
+  assert.ok(files.some((f) => f.endsWith("stabilityai/sd-vae-ft-ema/diffusion_pytorch_model.safetensors")), "the preset's VAE came from stabilityai/sd-vae-ft-ema");
+  // The file is kept under the commit that `main` resolved to, so a later move of `main` is not taken for it.
+  const keys = await p.evaluate(async () => {
+    const out = [];
+    for (const n of await caches.keys()) for (const r of await (await caches.open(n)).keys()) out.push(decodeURIComponent(r.url));
+    return out;
+  });
+  const commit = hub.commitOf("nyu-visionx/SiT-collections");
+  assert.ok(keys.some((k) => k.includes(`|nyu-visionx/SiT-collections|${commit}|${PRESET_FILE}|`)), `the tensors are kept under commit ${commit}`);
+  // (The resolution itself is kept under the name, for offline visits: refs.dit-wasm.invalid.)
+  const tensors = keys.filter((k) => !k.startsWith("https://refs.dit-wasm.invalid/"));
+  assert.ok(!tensors.some((k) => k.includes(`|nyu-visionx/SiT-collections|main|`)), "no tensor is kept under the name main");
+  const pixels = await generate(p, { ...RUN, sampler: "euler" });
+  assert.equal(await errorKind(p), null, "no error");
+  const d = maxDiff(nativeImage("euler", PRESET_FRAGMENT), pixels);
+  console.log(`the SiT-XL/2 preset in the browser vs native dit sample (${SIT_FILE}${PRESET_FRAGMENT}) --sampler euler: max uint8 difference ${d}`);
+  assert.ok(d <= 2, `max difference ${d} > 2`);
+  await p.close();
 });

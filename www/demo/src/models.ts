@@ -23,11 +23,13 @@ const OFFICIAL_DOWNLOAD_BYTES = (674_834_720 + VAE_DECODER_PARAMETERS) * 4;
  * The SiT release (nyu-visionx/SiT-collections): one torch.save'd f32 state dict per model at the repo root, DiT's
  * names, so the location says it is a SiT (`#arch=sit`); the VAE is sd-vae-ft-ema, as SiT's `sample.py` uses by
  * default. The revision is `main` for the same reason as the DiT presets' (`OFFICIAL_REVISION`). The parameters are
- * the paper's (S 33M, B 130M, L 458M, XL 675M), read in f32 (4 bytes each), plus the VAE decoder's.
+ * the paper's (S 33M, B 130M, L 458M, XL 675M), read in f32 (4 bytes each), plus the VAE decoder's. The heads are
+ * the paper's too (S 6, B 12, L and XL 16); the loader would infer them from the widths, and naming them lets a file
+ * of another width load under the preset (the test's tiny SiT in the release's layout).
  */
 const SIT_VAE = `hf://stabilityai/sd-vae-ft-ema@${OFFICIAL_REVISION}`;
-const sit = (size: string, parameters: number) => ({
-  location: `hf://nyu-visionx/SiT-collections@${OFFICIAL_REVISION}/SiT-${size}-2-256.pt#arch=sit`,
+const sit = (size: string, parameters: number, heads: number) => ({
+  location: `hf://nyu-visionx/SiT-collections@${OFFICIAL_REVISION}/SiT-${size}-2-256.pt#arch=sit&heads=${heads}`,
   vae: SIT_VAE,
   bytes: (parameters + VAE_DECODER_PARAMETERS) * 4,
 });
@@ -36,10 +38,10 @@ const sit = (size: string, parameters: number) => ({
 export const OFFICIAL: Record<string, { location: string; vae?: string; bytes: number }> = {
   "hf-256": { location: `hf://facebook/DiT-XL-2-256@${OFFICIAL_REVISION}`, bytes: OFFICIAL_DOWNLOAD_BYTES },
   "hf-512": { location: `hf://facebook/DiT-XL-2-512@${OFFICIAL_REVISION}`, bytes: OFFICIAL_DOWNLOAD_BYTES },
-  "sit-s": sit("S", 33e6),
-  "sit-b": sit("B", 130e6),
-  "sit-l": sit("L", 458e6),
-  "sit-xl": sit("XL", 675e6),
+  "sit-s": sit("S", 33e6, 6),
+  "sit-b": sit("B", 130e6, 12),
+  "sit-l": sit("L", 458e6, 16),
+  "sit-xl": sit("XL", 675e6, 16),
 };
 
 /** The embedded demo model (repo/models, served beside the page). */
