@@ -198,10 +198,19 @@ pub async fn bench_linear(gpu: &Gpu, m: usize, k: usize, n: usize, repeat: usize
         }
         variants.push(("textures (8x32 per thread)".into(), tex, LinearKernel::Simple));
     }
-    // The workgroup-memory kernel is for GPUs (on lavapipe it ran at 0.6-0.8x the register-tiled kernel).
-    let tiles = if gpu.report.is_cpu() { &[][..] } else { &ops::WG_TILES[..] };
-    for (i, t) in tiles.iter().enumerate() {
-        variants.push((format!("buffers, workgroup {t}"), buffers.clone(), LinearKernel::Workgroup(i)));
+    // The workgroup-memory kernel is for GPUs (on lavapipe it ran at 0.6-0.8x the register-tiled kernel); its f16
+    // tiles where the device has shader-f16.
+    if !gpu.report.is_cpu() {
+        for (i, t) in ops::WG_TILES.iter().enumerate().filter(|&(i, _)| ops::linear_wg_fits(gpu, i, m, n)) {
+            variants.push((format!("buffers, workgroup {t}"), buffers.clone(), LinearKernel::Workgroup(i)));
+        }
+    }
+    if gpu.uses_f16() {
+        variants.push((
+            "buffers, register-tiled (4x4), f16 products".into(),
+            buffers.clone(),
+            LinearKernel::RegisterF16,
+        ));
     }
     variants.push(("buffers, register-tiled (4x4)".into(), buffers.clone(), LinearKernel::Register));
     variants.push(("buffers, simple (1x4)".into(), buffers, LinearKernel::Simple));
@@ -213,7 +222,7 @@ pub async fn bench_linear(gpu: &Gpu, m: usize, k: usize, n: usize, repeat: usize
     let times = time_variants(gpu, &runs, bench_timing(repeat)).await?;
     let mut kernels: Vec<KernelTiming> =
         variants.into_iter().zip(times).map(|((name, ..), ms)| KernelTiming::new(name, ms, flop)).collect();
-    let base = kernels.iter().find(|t| t.kernel.contains("register-tiled")).map_or(1.0, |t| t.ms);
+    let base = kernels.iter().find(|t| t.kernel == "buffers, register-tiled (4x4)").map_or(1.0, |t| t.ms);
     for t in &mut kernels {
         t.vs_register_tiled = base / t.ms;
     }

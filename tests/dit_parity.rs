@@ -8,7 +8,7 @@
 mod common;
 
 use common::{check, gpus, label};
-use dit_wasm::ops::LabelMix;
+use dit_wasm::ops::{self, LabelMix, LinearKernel};
 use dit_wasm::weights::convert::{convert, ConvertOptions};
 use dit_wasm::weights::{read_index, DirSource};
 use dit_wasm::{Dit, DitConfig, Gpu};
@@ -31,7 +31,13 @@ fn io_tensor(st: &safetensors::SafeTensors<'_>, name: &str) -> Vec<f32> {
 
 /// Converts the fixture `name` and runs `each` on it loaded on every device configuration (the model directory that
 /// `convert` writes, read through the directory loader).
-fn on_every_device(name: &str, mut each: impl FnMut(&Gpu, &Dit)) {
+fn on_every_device(name: &str, each: impl FnMut(&Gpu, &mut Dit)) {
+    // The texture path without subgroups (what browsers on CPU adapters run) keeps the per-sample layers in buffers.
+    on_devices(name, gpus().into_iter().chain([common::texture_gpu_without_subgroups()]).collect(), each)
+}
+
+/// [`on_every_device`] on the given devices.
+fn on_devices(name: &str, devices: Vec<Gpu>, mut each: impl FnMut(&Gpu, &mut Dit)) {
     let meta: serde_json::Value =
         serde_json::from_slice(&std::fs::read(fixture(&format!("dit_{name}.json"))).unwrap()).unwrap();
     let heads = meta["heads"].as_u64().unwrap() as usize;
@@ -44,13 +50,12 @@ fn on_every_device(name: &str, mut each: impl FnMut(&Gpu, &Dit)) {
     assert_eq!(cfg.input_size, input_size);
     assert_eq!(cfg.learn_sigma, meta["learn_sigma"].as_bool().unwrap());
 
-    // The texture path without subgroups (what browsers on CPU adapters run) keeps the per-sample layers in buffers.
-    for gpu in gpus().into_iter().chain([common::texture_gpu_without_subgroups()]) {
+    for gpu in devices {
         let src = DirSource(dir.path().to_path_buf());
         let (index, weights) = pollster::block_on(dit_wasm::loader::from_dir(&gpu, &src)).expect("load");
         let cfg: DitConfig = serde_json::from_value(index.metadata.config).unwrap();
-        let dit = Dit::load(&gpu, cfg, weights).expect("model");
-        each(&gpu, &dit);
+        let mut dit = Dit::load(&gpu, cfg, weights).expect("model");
+        each(&gpu, &mut dit);
     }
     let _ = pollster::block_on(read_index(&DirSource(dir.path().to_path_buf()))).unwrap();
 }
@@ -68,20 +73,49 @@ fn describe(gpu: &Gpu, name: &str, cfg: &DitConfig, batch: usize) -> String {
 }
 
 fn parity(name: &str) {
+    parity_with(name, None);
+}
+
+/// [`parity`] on every device configuration, or with `forced` on the f16 device with every linear layer on each
+/// of those kernels.
+fn parity_with(name: &str, forced: Option<&[LinearKernel]>) {
     let io_bytes = std::fs::read(fixture(&format!("dit_{name}_io.safetensors"))).unwrap();
     let io = safetensors::SafeTensors::deserialize(&io_bytes).unwrap();
     let (x, t, y, want) = (io_tensor(&io, "x"), io_tensor(&io, "t"), io_tensor(&io, "y"), io_tensor(&io, "out"));
     let labels: Vec<u32> = y.iter().map(|&v| v as u32).collect();
     let batch = t.len();
-    on_every_device(name, |gpu, dit| {
-        let cfg = &dit.cfg;
-        assert!(labels.contains(&(cfg.num_classes as u32)), "fixtures include the null class");
-        let plan = dit.plan(gpu, batch, cfg.input_size).expect("plan");
-        let out = pollster::block_on(plan.forward(gpu, &x, &t, &labels)).expect("forward");
-        let what = format!("{}, t={t:?}, y={labels:?}", describe(gpu, name, cfg, batch));
-        // The issue asks for 1e-2; these small configs reach ~2e-6, so a tighter bound catches subtler mistakes.
-        check(&what, &out, &want, 1e-3);
-    });
+    let each = |gpu: &Gpu, dit: &mut Dit| {
+        for &kernel in forced.unwrap_or(&[LinearKernel::Tiled]) {
+            dit.set_linear_kernel(kernel);
+            let cfg = &dit.cfg;
+            assert!(labels.contains(&(cfg.num_classes as u32)), "fixtures include the null class");
+            let plan = dit.plan(gpu, batch, cfg.input_size).expect("plan");
+            let out = pollster::block_on(plan.forward(gpu, &x, &t, &labels)).expect("forward");
+            let mut what = format!("{}, t={t:?}, y={labels:?}", describe(gpu, name, cfg, batch));
+            match kernel {
+                LinearKernel::Tiled => {}
+                LinearKernel::Workgroup(i) => what.push_str(&format!(", linears: {}", ops::WG_TILES[i])),
+                k => what.push_str(&format!(", linears: {k:?}")),
+            }
+            // The issue asks for 1e-2; these small configs reach ~2e-6, so a tighter bound catches subtler mistakes.
+            check(&what, &out, &want, 1e-3);
+        }
+    };
+    match forced {
+        None => on_every_device(name, each),
+        Some(_) => on_devices(name, common::f16_gpu().into_iter().collect(), each),
+    }
+}
+
+/// Every linear layer on each kernel that multiplies in f16 (the register-tiled one and the f16 workgroup tiles,
+/// which the tuner may choose on GPUs with shader-f16), held to the same bound.
+#[test]
+fn dit_with_f16_products_forced() {
+    let mut kernels = vec![LinearKernel::RegisterF16];
+    kernels.extend((0..ops::WG_TILES.len()).filter(|&i| ops::WG_TILES[i].f16_sums > 0).map(LinearKernel::Workgroup));
+    for name in ["p2_hd64", "p2_hd72_nosigma"] {
+        parity_with(name, Some(&kernels));
+    }
 }
 
 #[test]

@@ -50,7 +50,9 @@ fn linear_all_epilogues_every_kernel() {
             let mut kernels = vec![LinearKernel::Tiled, LinearKernel::Simple];
             if !texture {
                 kernels.push(LinearKernel::Register);
-                kernels.extend((0..ops::WG_TILES.len()).map(LinearKernel::Workgroup));
+                // The f16-arithmetic tiles have their own test (linear_f16_products_every_kernel).
+                let f32_tiles = (0..ops::WG_TILES.len()).filter(|&i| ops::WG_TILES[i].f16_sums == 0);
+                kernels.extend(f32_tiles.map(LinearKernel::Workgroup));
             }
             for kernel in kernels {
                 let kname = match (texture, kernel, gpu.report.subgroups) {
@@ -103,7 +105,11 @@ fn tuning_records_the_fastest_variant() {
     assert_eq!(gpu.choice(&TuneKey::Linear { m: 64, k: 64, n: 32 }), None);
     let times = pollster::block_on(dit_wasm::tune::tune_linear(gpu, 64, 64, 32)).unwrap();
     assert_eq!(times.len(), ops::WG_TILES.len());
-    assert!(times.iter().all(|t| t.is_finite() && *t > 0.0), "{times:?}");
+    // This device reads weights packed, so the f16-arithmetic tiles are not candidates.
+    for (t, tile) in times.iter().zip(ops::WG_TILES) {
+        assert_eq!(t.is_finite(), tile.f16_sums == 0, "{tile}: {t} ms");
+        assert!(*t > 0.0, "{tile}: {t} ms");
+    }
     let best = gpu.choice(&TuneKey::Linear { m: 64, k: 64, n: 32 }).expect("a tile was recorded");
     assert!(times.iter().all(|&t| t >= times[best]), "{times:?}, chose {best}");
     // Split-K scratch past the storage binding limit: those configs are not tried, nor used.
@@ -111,7 +117,7 @@ fn tuning_records_the_fastest_variant() {
     let capped = pollster::block_on(Gpu::new(&opts)).unwrap();
     let times = pollster::block_on(dit_wasm::tune::tune_linear(&capped, 64, 64, 64)).unwrap();
     for (t, tile) in times.iter().zip(ops::WG_TILES) {
-        assert_eq!(t.is_finite(), tile.splits == 1, "{tile}: {t} ms");
+        assert_eq!(t.is_finite(), tile.splits == 1 && (tile.f16_sums == 0 || capped.uses_f16()), "{tile}: {t} ms");
     }
     let chosen = capped.choice(&TuneKey::Linear { m: 64, k: 64, n: 64 }).unwrap();
     assert_eq!(ops::WG_TILES[chosen].splits, 1);
@@ -142,6 +148,51 @@ fn tuning_records_the_fastest_variant() {
     tune_cache::load_from(&file, other);
     assert!(other.choices().is_empty());
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Bound for the kernels that multiply in f16, relative to max |reference| as `check` takes it. Rounding x to f16
+/// alone moves each product by up to 2^-11 of itself; with the few f16 terms summed before each f32 add, the
+/// measured error stays under 1e-3 of the largest output on these shapes.
+const F16_PRODUCTS: f32 = 1e-3;
+
+#[test]
+fn linear_f16_products_every_kernel() {
+    let Some(gpu) = common::f16_gpu() else { return };
+    // The f16 kernels: the register-tiled one and every f16 workgroup tile (partial tiles in M, N and K, a split-K
+    // slice that ends inside a step; K = 1152 is DiT-XL/2's width).
+    let mut kernels = vec![LinearKernel::RegisterF16];
+    kernels.extend((0..ops::WG_TILES.len()).filter(|&i| ops::WG_TILES[i].f16_sums > 0).map(LinearKernel::Workgroup));
+    for &(m, n, k) in &[(7usize, 12usize, 20usize), (64, 96, 128), (130, 36, 256), (70, 68, 1152)] {
+        // x as activations are: one sign, a wide range (LayerNorm outputs modulated, GELU outputs).
+        let x = random(15, m * k, 3.0);
+        let (l, w, b) = layer(&gpu, n, k, 16);
+        let xt = Tensor::from_f32(&gpu, "x", &[m, k], &x).unwrap();
+        let base = cpu::linear(&x, &w, &b, m, n, k);
+        let y = Arena::new().f32(&gpu, "y", &[m, n]).unwrap();
+        for &kernel in &kernels {
+            let name = match kernel {
+                LinearKernel::Workgroup(i) => format!("workgroup {}", ops::WG_TILES[i]),
+                k => format!("{k:?}"),
+            };
+            let tag = format!("{} linear {m}x{k}->{n} {name}", label(&gpu));
+            run(&gpu, &ops::linear(&gpu, &xt, &l, &y, Epilogue::Bias, kernel).unwrap());
+            check(&format!("{tag} bias"), &read(&gpu, &y), &base, F16_PRODUCTS);
+            run(&gpu, &ops::linear(&gpu, &xt, &l, &y, Epilogue::Gelu, kernel).unwrap());
+            let want: Vec<f32> = base.iter().map(|&v| cpu::gelu_tanh(v)).collect();
+            check(&format!("{tag} gelu"), &read(&gpu, &y), &want, F16_PRODUCTS);
+        }
+    }
+    // Without shader-f16 (or on f32 operands) the f16 kernels are refused, not run.
+    let packed = &gpus()[0];
+    let (l, _, _) = layer(packed, 8, 16, 1);
+    let x = Tensor::from_f32(packed, "x", &[4, 16], &random(1, 64, 1.0)).unwrap();
+    let y = Tensor::from_f32(packed, "y", &[4, 8], &[0.0; 32]).unwrap();
+    for &kernel in &kernels {
+        match ops::linear(packed, &x, &l, &y, Epilogue::Bias, kernel) {
+            Err(e) => assert!(e.to_string().contains("shader-f16"), "{e}"),
+            Ok(_) => panic!("{kernel:?} ran without shader-f16"),
+        }
+    }
 }
 
 #[test]

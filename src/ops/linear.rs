@@ -6,6 +6,7 @@ use crate::gpu::{grid, Bind, DType, Dispatch, Gpu, KernelSpec, Prelude, Res, Sta
 
 const EPILOGUE: &str = include_str!("../../shaders/common/epilogue.wgsl");
 const SOURCE: &str = include_str!("../../shaders/linear.wgsl");
+const SOURCE_F16: &str = include_str!("../../shaders/linear_f16.wgsl");
 const SOURCE_TEX: &str = include_str!("../../shaders/linear_tex.wgsl");
 const TEX_X: [&str; 2] = crate::texture_decl!(1, "xt", "rgba32float");
 const TEX_W_F16: [&str; 2] = crate::texture_decl!(2, "wt", "rgba16float");
@@ -151,6 +152,9 @@ pub enum LinearKernel {
     /// Buffer weights: the register-tiled kernel (4x4 outputs per thread, no workgroup memory; CPU adapters).
     /// Texture weights: as `Tiled`.
     Register,
+    /// Buffer weights on a device with `shader-f16`: the register-tiled kernel multiplying in f16 (f32 sums;
+    /// `shaders/linear_f16.wgsl`), for tests and benchmarks. Texture weights: as `Tiled`.
+    RegisterF16,
     /// Buffer weights: the workgroup-memory kernel (`ops::linear_wg`) with tile config `WG_TILES[i]`. Texture
     /// weights: as `Tiled`.
     Workgroup(usize),
@@ -263,7 +267,12 @@ fn buffer_product(
     let kernel = match kernel {
         LinearKernel::Tiled if !gpu.report.is_cpu() && m >= 32 => {
             let tuned = gpu.choice(&TuneKey::Linear { m: m as usize, k: params.k as usize, n: n as usize });
-            LinearKernel::Workgroup(tuned.filter(|&i| linear_wg_fits(gpu, i, m as usize, n as usize)).unwrap_or(0))
+            // A tile tuned on fp16 weights may multiply in f16, which f32 operands (`matmul`) never do.
+            let usable = |&i: &usize| {
+                linear_wg_fits(gpu, i, m as usize, n as usize)
+                    && (prelude == Prelude::Fp16 || WG_TILES[i].f16_sums == 0)
+            };
+            LinearKernel::Workgroup(tuned.filter(usable).unwrap_or(0))
         }
         LinearKernel::Tiled => LinearKernel::Register,
         k => k,
@@ -275,6 +284,9 @@ fn buffer_product(
             let t = *WG_TILES
                 .get(i)
                 .ok_or_else(|| Error::Op(format!("linear tile config {i} does not exist ({})", WG_TILES.len())))?;
+            if t.f16_sums > 0 && !(gpu.uses_f16() && prelude == Prelude::Fp16) {
+                return Err(Error::Op(format!("linear tile {t} needs shader-f16 and fp16 weights")));
+            }
             let source = super::linear_wg::source(t);
             if t.splits > 1 {
                 return split_k_product(gpu, t, source, &res, params, epi, prelude, flops);
@@ -282,6 +294,12 @@ fn buffer_product(
             ("wg", [n.div_ceil(t.bn), m.div_ceil(t.bm), 1], source)
         }
         LinearKernel::Simple => ("simple", grid((m * n / 4).div_ceil(64)), ""),
+        LinearKernel::RegisterF16 if gpu.uses_f16() && prelude == Prelude::Fp16 => {
+            ("main_f16", [(n / 4).div_ceil(8), m.div_ceil(4).div_ceil(8), 1], SOURCE_F16)
+        }
+        LinearKernel::RegisterF16 => {
+            return Err(Error::Op("the f16 register-tiled linear kernel needs shader-f16 and fp16 weights".into()))
+        }
         _ => ("main", [(n / 4).div_ceil(8), m.div_ceil(4).div_ceil(8), 1], ""),
     };
     let kern = gpu.kernel(&KernelSpec {
@@ -296,10 +314,12 @@ fn buffer_product(
 }
 
 /// Whether tile config `WG_TILES[i]` can run y [M, N] on this device: split-K configs need a scratch buffer of
-/// splits x M x N floats within the storage binding limit.
+/// splits x M x N floats within the storage binding limit, and the f16 tiles need `shader-f16`.
 pub fn linear_wg_fits(gpu: &Gpu, i: usize, m: usize, n: usize) -> bool {
     WG_TILES.get(i).is_some_and(|t| {
-        t.splits == 1 || t.splits as u64 * m as u64 * n as u64 * 4 <= gpu.report.max_storage_buffer_binding_size
+        (t.f16_sums == 0 || gpu.uses_f16())
+            && (t.splits == 1
+                || t.splits as u64 * m as u64 * n as u64 * 4 <= gpu.report.max_storage_buffer_binding_size)
     })
 }
 

@@ -27,6 +27,22 @@ pub fn gpus() -> Vec<Gpu> {
     out
 }
 
+/// Storage-buffer weights read as `vec4<f16>` (the device the f16-arithmetic kernels run on), or None where the adapter
+/// lacks shader-f16 (a failure with `DIT_REQUIRE_F16=1`).
+pub fn f16_gpu() -> Option<Gpu> {
+    let opts = GpuOptions { f16: F16Mode::Native, linear_path: LinearPath::Buffers, ..Default::default() };
+    match pollster::block_on(Gpu::new(&opts)) {
+        Ok(g) => Some(g),
+        Err(e) if std::env::var("DIT_REQUIRE_F16").as_deref() == Ok("1") => {
+            panic!("DIT_REQUIRE_F16=1 but the shader-f16 path is unavailable: {e}")
+        }
+        Err(e) => {
+            eprintln!("note: f16-arithmetic kernels not tested on this adapter: {e}");
+            None
+        }
+    }
+}
+
 /// The texture path with subgroup operations left off (the kernels browsers run).
 #[allow(dead_code)]
 pub fn texture_gpu_without_subgroups() -> Gpu {
