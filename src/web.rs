@@ -13,7 +13,7 @@ use crate::model::{Dit, GpuWeights, Vae, VaePlan};
 use crate::pipeline::{self, to_rgb8, Blend, SampleRequest, Sampling};
 use crate::weights::ModelIndex;
 use js_sys::{Array, Object, Reflect};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
 
 #[wasm_bindgen(start)]
@@ -230,7 +230,9 @@ impl WasmSampler {
         set(&m, "parameters", cfg.parameters() as f64);
         set(&m, "bytes", self.dit_index.metadata.total_size as f64);
         set(&o, "model", m);
-        set(&o, "pipelines", serde_wasm_bindgen::to_value(&self.gpu.pipeline_stats()).unwrap_or(JsValue::NULL));
+        // As plain objects (serde_wasm_bindgen's default makes a map a JS `Map`).
+        let plain = serde_wasm_bindgen::Serializer::json_compatible();
+        set(&o, "pipelines", self.gpu.pipeline_stats().serialize(&plain).unwrap_or(JsValue::NULL));
         o.into()
     }
 
