@@ -143,7 +143,7 @@ async function chromiumFigures() {
   const browser = await chromium.launch({ executablePath: chromiumPath, args: ["--enable-unsafe-webgpu", ...ARGS] });
   try {
     const page = await browser.newPage();
-    await page.goto(`${server.url}/bench.html?model=./demo/dit&repeat=${a.repeat}`);
+    await page.goto(`${server.url}/bench.html?model=${encodeURIComponent(`${server.url}/demo/dit`)}&repeat=${a.repeat}`);
     await page.waitForFunction(() => !document.querySelector("[data-testid=bench-result]").hidden, null, { timeout: 600_000 });
     const fwd = JSON.parse(await page.locator("[data-testid=bench-result]").textContent());
     if (fwd.error) throw new Error(`Chromium forward: ${fwd.error}: ${fwd.message}`);
