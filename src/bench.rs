@@ -262,3 +262,46 @@ mod tests {
         assert_eq!(super::slope(&[(1.0, 5.0)]), 0.0);
     }
 }
+
+/// One whole image timed: [`crate::pipeline::sample`] of one guided image then its VAE decode. Shared by `dit bench
+/// --sample-steps` and the wasm `benchImage`.
+#[derive(Clone, Debug, Serialize)]
+pub struct ImageBench {
+    pub steps: usize,
+    pub sampler: String,
+    pub cfg: f32,
+    /// The first run, which also compiles the sampler's and the decoder's pipelines.
+    pub seconds_first: f64,
+    /// The second run.
+    pub seconds: f64,
+}
+
+/// Times one image of class 0 (guidance 4, `steps` of `sampler`: the pipeline's default for the model's kind when
+/// None) and its decode, twice.
+pub async fn bench_image(
+    gpu: &Gpu,
+    dit: &crate::model::Dit,
+    vae: &crate::model::Vae,
+    steps: usize,
+    sampler: Option<crate::diffusion::SamplerKind>,
+) -> Result<ImageBench> {
+    use crate::pipeline::{self, SampleRequest};
+    let latent = dit.cfg.input_size;
+    let mut req = SampleRequest::new(vec![0]);
+    req.steps = crate::diffusion::Spacing::Even(steps);
+    req.sampler = sampler.unwrap_or_else(|| pipeline::default_sampler(dit.cfg.arch));
+    let mut times = vec![];
+    for _ in 0..2 {
+        let t0 = now_seconds();
+        let z = pipeline::sample(gpu, dit, &req, |_| true).await?;
+        pipeline::decode(gpu, vae, &z, 1, latent, latent).await?;
+        times.push(now_seconds() - t0);
+    }
+    Ok(ImageBench {
+        steps,
+        sampler: req.sampler.name().to_string(),
+        cfg: req.cfg_scale,
+        seconds_first: times[0],
+        seconds: times[1],
+    })
+}

@@ -13,7 +13,7 @@ use crate::model::{Dit, GpuWeights, Vae, VaePlan};
 use crate::pipeline::{self, to_rgb8, Blend, SampleRequest, Sampling};
 use crate::weights::ModelIndex;
 use js_sys::{Array, Object, Reflect};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
 
 #[wasm_bindgen(start)]
@@ -210,7 +210,8 @@ impl WasmSampler {
     }
 
     /// `{ adapter: {...}, model: { preset?, arch: "dit" | "sit", numClasses, classNames?, latentSize, imageSize,
-    /// parameters, bytes } }`.
+    /// parameters, bytes }, pipelines: { count, compileMs, kernels } }`, `pipelines` being those compiled so far
+    /// ([`crate::gpu::PipelineStats`]; right after `create`, those the load compiled).
     pub fn info(&self) -> JsValue {
         let o = Object::new();
         set(&o, "adapter", serde_wasm_bindgen::to_value(&self.gpu.report).unwrap_or(JsValue::NULL));
@@ -229,6 +230,9 @@ impl WasmSampler {
         set(&m, "parameters", cfg.parameters() as f64);
         set(&m, "bytes", self.dit_index.metadata.total_size as f64);
         set(&o, "model", m);
+        // As plain objects (serde_wasm_bindgen's default makes a map a JS `Map`).
+        let plain = serde_wasm_bindgen::Serializer::json_compatible();
+        set(&o, "pipelines", self.gpu.pipeline_stats().serialize(&plain).unwrap_or(JsValue::NULL));
         o.into()
     }
 
@@ -352,8 +356,10 @@ pub async fn bench_kernels(options: JsValue) -> Result<JsValue, JsValue> {
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct BenchForwardOptions {
-    /// A paper preset: "S/2", "B/4", "XL/2", ...
-    preset: String,
+    /// A paper preset: "S/2", "B/4", "XL/2", ... with random weights; or else `model`.
+    preset: Option<String>,
+    /// A DiT's location (a model directory's URL, as `create`'s `model`), read without Cache Storage.
+    model: Option<String>,
     res: Option<usize>,
     batch: Option<usize>,
     repeat: Option<usize>,
@@ -361,25 +367,78 @@ struct BenchForwardOptions {
     linear: Option<String>,
 }
 
-/// One DiT forward of a paper preset with random fp16 weights (nothing downloaded), timed like `dit bench --preset P
-/// --random-weights --no-baseline --json`: returns that JSON text (`ms_per_forward`, per-op table, dispatches).
+/// One DiT forward, timed like `dit bench --preset P --random-weights --no-baseline --json`: of a paper preset with
+/// random fp16 weights (nothing downloaded), or of the DiT at `model`. Returns that JSON text (`ms_per_forward`,
+/// per-op table, dispatches) with the pipelines compiled.
 #[wasm_bindgen(js_name = benchForward)]
 pub async fn bench_forward(options: JsValue) -> Result<JsValue, JsValue> {
     let opts: BenchForwardOptions =
         serde_wasm_bindgen::from_value(options).map_err(|e| to_js(Error::input(format!("bad options: {e}"))))?;
     let gpu = Gpu::new(&gpu_options(opts.f16.as_deref(), opts.linear.as_deref())).await.map_err(to_js)?;
-    let cfg = DitConfig::preset(&opts.preset, opts.res.unwrap_or(256)).map_err(to_js)?;
     let batch = opts.batch.unwrap_or(2).max(1);
-    let w = GpuWeights::random(&gpu, &crate::arch::dit_tensors(&cfg), 0).map_err(to_js)?;
-    let dit = Dit::load(&gpu, cfg, w).map_err(to_js)?;
+    let (name, dit) = match (&opts.preset, &opts.model) {
+        (Some(preset), None) => {
+            let cfg = DitConfig::preset(preset, opts.res.unwrap_or(256)).map_err(to_js)?;
+            let w = GpuWeights::random(&gpu, &crate::arch::dit_tensors(&cfg), 0).map_err(to_js)?;
+            (preset.clone(), Dit::load(&gpu, cfg, w).map_err(to_js)?)
+        }
+        (None, Some(model)) => {
+            let fetch = loader::Fetch {
+                cache: false,
+                timeout_ms: crate::weights::url::DEFAULT_TIMEOUT_MS,
+                on_progress: None,
+                hub_endpoint: crate::hub::DEFAULT_ENDPOINT.to_string(),
+            };
+            (model.clone(), loader::dit_from_url(&gpu, model, &fetch).await.map_err(to_js)?.1)
+        }
+        _ => return Err(to_js(Error::input("give either `preset` or `model`"))),
+    };
     let latent = dit.cfg.input_size;
     let r =
         crate::bench::bench_dit_forward(&gpu, &dit, batch, latent, 1, opts.repeat.unwrap_or(5)).await.map_err(to_js)?;
     let json = serde_json::json!({
-        "model": opts.preset, "latent": latent, "batch": batch,
+        "model": name, "latent": latent, "batch": batch,
         "linear_path": gpu.report.linear_path(),
         "output_finite": r.finite,
         "bench": r.bench,
+        "pipelines": gpu.pipeline_stats(),
     });
+    Ok(JsValue::from_str(&json.to_string()))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct BenchImageOptions {
+    /// A paper preset with random weights (and a random SD VAE): "S/2", "XL/2", ...
+    preset: String,
+    res: Option<usize>,
+    /// Sampler steps; default 50.
+    steps: Option<usize>,
+    /// "ddpm" | "ddim" | "dpmpp2m" | ...; default DDIM.
+    sampler: Option<String>,
+    f16: Option<String>,
+    linear: Option<String>,
+}
+
+/// One whole image (guided steps, then the VAE decode) of a paper preset with random weights, timed twice like `dit
+/// bench --preset P --random-weights --sample-steps N --sampler S`: returns the JSON text of `{ model, res,
+/// generate_one_image: { steps, sampler, cfg, seconds_first, seconds } }`.
+#[wasm_bindgen(js_name = benchImage)]
+pub async fn bench_image(options: JsValue) -> Result<JsValue, JsValue> {
+    let opts: BenchImageOptions =
+        serde_wasm_bindgen::from_value(options).map_err(|e| to_js(Error::input(format!("bad options: {e}"))))?;
+    let gpu = Gpu::new(&gpu_options(opts.f16.as_deref(), opts.linear.as_deref())).await.map_err(to_js)?;
+    let res = opts.res.unwrap_or(256);
+    let cfg = DitConfig::preset(&opts.preset, res).map_err(to_js)?;
+    let w = GpuWeights::random(&gpu, &crate::arch::dit_tensors(&cfg), 0).map_err(to_js)?;
+    let dit = Dit::load(&gpu, cfg, w).map_err(to_js)?;
+    let vae_cfg = crate::arch::VaeConfig::sd();
+    let w = GpuWeights::random(&gpu, &crate::arch::vae_tensors(&vae_cfg), 0).map_err(to_js)?;
+    let vae = Vae::load(&gpu, vae_cfg, w).map_err(to_js)?;
+    let sampler = SamplerKind::parse(opts.sampler.as_deref().unwrap_or("ddim")).map_err(to_js)?;
+    let r = crate::bench::bench_image(&gpu, &dit, &vae, opts.steps.unwrap_or(50).max(1), Some(sampler))
+        .await
+        .map_err(to_js)?;
+    let json = serde_json::json!({ "model": opts.preset, "res": res, "generate_one_image": r });
     Ok(JsValue::from_str(&json.to_string()))
 }

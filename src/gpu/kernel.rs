@@ -3,6 +3,7 @@
 
 use super::{Gpu, TextureReads};
 use crate::error::{Error, Result};
+use std::collections::BTreeMap;
 use std::rc::Rc;
 
 /// WGSL read by every kernel that touches fp16 weights, in the variant without `shader-f16`: 4 halves in two `u32`s.
@@ -111,6 +112,7 @@ impl Gpu {
         if let Some(k) = self.kernels.borrow().get(&key) {
             return Ok(k.clone());
         }
+        let t0 = crate::util::now_seconds();
         let prelude = match spec.prelude {
             Prelude::F32 => PRELUDE_F32,
             Prelude::Fp16 if self.f16 => PRELUDE_F16,
@@ -187,6 +189,7 @@ impl Gpu {
             cache: None,
         });
         self.check().map_err(|e| Error::Gpu(format!("kernel `{}` ({}): {e}", spec.name, spec.entry)))?;
+        self.compile_s.set(self.compile_s.get() + crate::util::now_seconds() - t0);
         let k = Rc::new(Kernel { pipeline, layout });
         self.kernels.borrow_mut().insert(key, k.clone());
         Ok(k)
@@ -201,4 +204,26 @@ impl Gpu {
     pub fn kernel_count(&self) -> usize {
         self.kernels.borrow().len()
     }
+
+    /// The pipelines compiled so far on this device: how many, the time their creation took, and each kernel's
+    /// name with how many variants of it. Where the driver compiles in the calling thread (native wgpu, Dawn) the
+    /// time is the compile's; a browser may compile in its GPU process, finishing at the pipeline's first use.
+    pub fn pipeline_stats(&self) -> PipelineStats {
+        let mut kernels = BTreeMap::new();
+        for key in self.kernels.borrow().keys() {
+            let name = key.split(':').next().unwrap_or_default().to_string();
+            *kernels.entry(name).or_insert(0) += 1;
+        }
+        PipelineStats { count: self.kernel_count(), compile_ms: self.compile_s.get() * 1e3, kernels }
+    }
+}
+
+/// What [`Gpu::pipeline_stats`] reports (serialised for the package's `info().pipelines` and the benchmarks).
+#[derive(Clone, Debug, Default, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PipelineStats {
+    pub count: usize,
+    pub compile_ms: f64,
+    /// Pipelines per kernel name.
+    pub kernels: BTreeMap<String, usize>,
 }

@@ -26,7 +26,7 @@ mod tensor;
 pub use adapter::{AdapterReport, F16Mode, GpuOptions, LinearPath, TextureReads};
 pub use choice::TuneKey;
 pub use dispatch::{grid, Dispatch, Res, Stage};
-pub use kernel::{Bind, Kernel, KernelSpec, Prelude, INDEX_WGSL};
+pub use kernel::{Bind, Kernel, KernelSpec, PipelineStats, Prelude, INDEX_WGSL};
 pub use live::{Buffer, Counted, LiveCounts, Texture};
 pub use memory::Staging;
 pub use tensor::{Arena, DType, Tensor};
@@ -45,6 +45,8 @@ pub struct Gpu {
     f16: bool,
     timestamps: bool,
     kernels: RefCell<HashMap<String, Rc<Kernel>>>,
+    /// Seconds spent creating the cached pipelines (shader module, layouts, pipeline), summed.
+    compile_s: std::cell::Cell<f64>,
     staging: RefCell<HashMap<(u32, u32, u32), Texture>>,
     choices: RefCell<BTreeMap<TuneKey, usize>>,
     scratch: RefCell<Option<Buffer>>,
@@ -184,6 +186,7 @@ impl Gpu {
             f16,
             timestamps,
             kernels: RefCell::new(HashMap::new()),
+            compile_s: std::cell::Cell::new(0.0),
             staging: RefCell::new(HashMap::new()),
             choices: RefCell::new(BTreeMap::new()),
             scratch: RefCell::new(None),

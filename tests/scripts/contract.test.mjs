@@ -311,6 +311,7 @@ const SERIALISED = {
   OpTiming: "OpTiming",
   ForwardBench: "ForwardBench",
   LiveCounts: "GpuMemory",
+  PipelineStats: "PipelineStats",
 };
 
 /**

@@ -4,13 +4,14 @@
 use crate::args::{GpuArgs, LinearArg};
 use crate::gpu::open_gpu;
 use clap::Args;
-use dit_wasm::arch::{dit_tensors, DitConfig};
+use dit_wasm::arch::{dit_tensors, vae_tensors, DitConfig, VaeConfig};
 use dit_wasm::bench::{
-    bench_attention, bench_dit_forward, bench_linear, slope, ForwardBench, MemorySample, DIT_XL_LINEARS,
+    bench_attention, bench_dit_forward, bench_image, bench_linear, slope, ForwardBench, MemorySample, DIT_XL_LINEARS,
 };
 use dit_wasm::diffusion::{SamplerKind, Spacing};
 use dit_wasm::gpu::{Gpu, TuneKey};
 use dit_wasm::loader;
+use dit_wasm::model::Vae;
 use dit_wasm::ops::LinearKernel;
 use dit_wasm::pipeline::{self, SampleRequest};
 use dit_wasm::{Dit, Error, GpuWeights, Result};
@@ -41,9 +42,13 @@ pub struct BenchArgs {
     /// Skip the baseline run with the simple linear kernel.
     #[arg(long)]
     no_baseline: bool,
-    /// Also time generating one image: DDIM with this many steps, guidance 4, then the VAE (needs --model, --vae).
+    /// Also time generating one image: this many steps (DDIM, or --sampler), guidance 4, then the VAE (needs --vae,
+    /// or --random-weights for a random SD VAE).
     #[arg(long, default_value_t = 0)]
     sample_steps: usize,
+    /// The sampler of --sample-steps (ddpm, ddim, dpmpp2m; euler, ... for a SiT); default DDIM (Euler for a SiT).
+    #[arg(long, requires = "sample_steps")]
+    sampler: Option<String>,
     /// VAE decoder directory, for --sample-steps.
     #[arg(long)]
     vae: Option<PathBuf>,
@@ -119,22 +124,21 @@ pub async fn run(b: BenchArgs) -> Result<()> {
         Some(bench_forward(&base_gpu, &base_dit, &b, latent).await?.0)
     };
     let generate = if b.sample_steps > 0 {
-        let vae_dir = b.vae.as_ref().ok_or_else(|| Error::input("--sample-steps needs --vae DIR"))?;
-        let vae = loader::vae_at(&gpu, vae_dir).await?;
-        let mut req = SampleRequest::new(vec![0]);
-        req.steps = Spacing::Even(b.sample_steps);
-        // One model evaluation per step: DDIM for a DiT, Euler for a SiT (a flow).
-        req.sampler = if dit.cfg.arch.is_flow() { SamplerKind::Euler } else { SamplerKind::Ddim };
-        let mut times = vec![];
-        for _ in 0..2 {
-            let t0 = std::time::Instant::now();
-            let z = pipeline::sample(&gpu, &dit, &req, |_| true).await?;
-            pipeline::decode(&gpu, &vae, &z, 1, latent, latent).await?;
-            times.push(t0.elapsed().as_secs_f64());
-        }
-        Some(
-            serde_json::json!({ "steps": b.sample_steps, "sampler": req.sampler.name(), "cfg": req.cfg_scale, "seconds_first": times[0], "seconds": times[1] }),
-        )
+        let vae = match (&b.vae, b.random_weights) {
+            (Some(dir), _) => loader::vae_at(&gpu, dir).await?,
+            (None, true) => {
+                let cfg = VaeConfig::sd();
+                Vae::load(&gpu, cfg.clone(), GpuWeights::random(&gpu, &vae_tensors(&cfg), 0)?)?
+            }
+            (None, false) => return Err(Error::input("--sample-steps needs --vae DIR (or --random-weights)")),
+        };
+        // One model evaluation per step by default: DDIM for a DiT, Euler for a SiT (a flow).
+        let sampler = match &b.sampler {
+            Some(s) => SamplerKind::parse(s)?,
+            None if dit.cfg.arch.is_flow() => SamplerKind::Euler,
+            None => SamplerKind::Ddim,
+        };
+        Some(serde_json::json!(bench_image(&gpu, &dit, &vae, b.sample_steps, Some(sampler)).await?))
     } else {
         None
     };
@@ -286,8 +290,9 @@ fn print_table(r: &serde_json::Value, main: &ForwardBench, base: Option<&Forward
     }
     if let Some(g) = r["generate_one_image"].as_object() {
         println!(
-            "one image, {} DDIM steps with guidance + VAE decode: {:.2} s (first run, with shader compile: {:.2} s)",
+            "one image, {} {} steps with guidance + VAE decode: {:.2} s (first run, with shader compile: {:.2} s)",
             g["steps"],
+            g["sampler"].as_str().unwrap_or_default(),
             g["seconds"].as_f64().unwrap_or(0.0),
             g["seconds_first"].as_f64().unwrap_or(0.0)
         );

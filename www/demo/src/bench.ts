@@ -1,5 +1,5 @@
-// The kernel benchmark page (bench.html): runs benchKernels from the package and shows the table; the JSON goes into
-// #result for tools/bench/browser.mjs.
+// The kernel benchmark page (bench.html): runs benchKernels from the package and shows the table, or with ?forward=P
+// (a preset, random weights) or ?model=URL (a DiT) one forward; the JSON goes into #result for tools/bench/*.mjs.
 import { benchForward, benchKernels, DitError } from "dit-wasm";
 
 const params = new URLSearchParams(location.search);
@@ -13,11 +13,12 @@ const shapes = params
   .map((s) => s.split("x").map(Number) as [number, number, number]);
 const repeat = params.has("repeat") ? Number(params.get("repeat")) : undefined;
 
-async function forward(preset: string) {
+/** One forward of a preset with random weights, or (`model`) of the DiT at that location. */
+async function forward(preset: string | undefined, model?: string) {
   const t0 = performance.now();
   const res = params.has("res") ? Number(params.get("res")) : undefined;
-  const r = await benchForward({ preset, res, repeat });
-  status.textContent = `DiT-${preset} forward, batch 2: ${r.bench.ms_per_forward.toFixed(1)} ms (median), ` +
+  const r = await benchForward(model ? { model, repeat } : { preset, res, repeat });
+  status.textContent = `${model ?? `DiT-${preset}`} forward, batch 2: ${r.bench.ms_per_forward.toFixed(1)} ms (median), ` +
     `${r.bench.gflops_per_s.toFixed(2)} GFLOP/s, ${r.bench.dispatches_per_forward} dispatches; ` +
     `bench took ${((performance.now() - t0) / 1000).toFixed(1)} s`;
   result.textContent = JSON.stringify(r);
@@ -44,7 +45,8 @@ async function kernels() {
 
 try {
   const preset = params.get("forward");
-  if (preset) await forward(preset);
+  const model = params.get("model");
+  if (preset || model) await forward(preset ?? undefined, model ?? undefined);
   else await kernels();
 } catch (e) {
   const kind = e instanceof DitError ? e.kind : "error";

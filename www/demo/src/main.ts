@@ -133,6 +133,8 @@ async function load(): Promise<boolean> {
   showSamplers(info.model.arch);
   el.cacheState.textContent = fetched === 0 && fromCache > 0 ? "Weights came from the cache (nothing downloaded)." : `Downloaded ${fetched} file(s); kept for the next visit.`;
   el.loadText.textContent = `Ready: ${info.model.preset ?? "model"} (${(info.model.parameters / 1e6).toFixed(1)}M parameters, ${fmtBytes(info.model.bytes)}), ${info.model.imageSize}×${info.model.imageSize} images, in ${((performance.now() - t0) / 1000).toFixed(1)} s.`;
+  // For the load benchmark (tools/bench/load.mjs): the pipelines this load compiled.
+  el.loadText.dataset.pipelines = String(info.pipelines.count);
   el.loadProgress.hidden = true;
   loadedModel = chosen;
   setBusy(false);

@@ -108,6 +108,8 @@ export interface SamplerInfo {
     parameters: number;
     bytes: number;
   };
+  /** The pipelines compiled so far: right after loading, those the load compiled. */
+  pipelines: PipelineStats;
 }
 
 export interface Images {
@@ -221,8 +223,10 @@ export interface KernelBench {
 }
 
 export interface BenchForwardOptions {
-  /** A paper preset: "S/2", "B/4", "XL/2", ... */
-  preset: string;
+  /** A paper preset: "S/2", "B/4", "XL/2", ... with random weights; give this or `model`. */
+  preset?: string;
+  /** A DiT's location (as `create`'s `model`), read without Cache Storage; give this or `preset`. */
+  model?: string;
   /** Image resolution in pixels (latent = res / 8); default 256. */
   res?: number;
   /** Batch of the forward; default 2 (one guided step). */
@@ -263,7 +267,7 @@ export interface ForwardBench {
  * rather than an interface so that it stays assignable to `Record<string, unknown>`, the type it had before.
  */
 export type BenchForwardResult = {
-  /** The preset asked for. */
+  /** The preset or model location asked for. */
   model: string;
   /** Latent side (res / 8). */
   latent: number;
@@ -273,4 +277,14 @@ export type BenchForwardResult = {
   /** Whether every value of the forward's output was finite. */
   output_finite: boolean;
   bench: ForwardBench;
+  pipelines: PipelineStats;
 };
+
+/** The pipelines compiled on a device. Rust: `PipelineStats` (src/gpu/kernel.rs). */
+export interface PipelineStats {
+  count: number;
+  /** Time spent creating them; a browser may finish compiling a pipeline in its GPU process at its first use. */
+  compileMs: number;
+  /** Pipelines per kernel name. */
+  kernels: Record<string, number>;
+}
