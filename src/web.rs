@@ -377,11 +377,7 @@ pub async fn bench_forward(options: JsValue) -> Result<JsValue, JsValue> {
     let gpu = Gpu::new(&gpu_options(opts.f16.as_deref(), opts.linear.as_deref())).await.map_err(to_js)?;
     let batch = opts.batch.unwrap_or(2).max(1);
     let (name, dit) = match (&opts.preset, &opts.model) {
-        (Some(preset), None) => {
-            let cfg = DitConfig::preset(preset, opts.res.unwrap_or(256)).map_err(to_js)?;
-            let w = GpuWeights::random(&gpu, &crate::arch::dit_tensors(&cfg), 0).map_err(to_js)?;
-            (preset.clone(), Dit::load(&gpu, cfg, w).map_err(to_js)?)
-        }
+        (Some(preset), None) => (preset.clone(), random_dit(&gpu, preset, opts.res.unwrap_or(256)).map_err(to_js)?),
         (None, Some(model)) => {
             let fetch = loader::Fetch {
                 cache: false,
@@ -404,6 +400,13 @@ pub async fn bench_forward(options: JsValue) -> Result<JsValue, JsValue> {
         "pipelines": gpu.pipeline_stats(),
     });
     Ok(JsValue::from_str(&json.to_string()))
+}
+
+/// A paper preset's DiT at `res` px with random fp16 weights (the benchmarks' model: nothing downloaded).
+fn random_dit(gpu: &Gpu, preset: &str, res: usize) -> crate::error::Result<Dit> {
+    let cfg = DitConfig::preset(preset, res)?;
+    let w = GpuWeights::random(gpu, &crate::arch::dit_tensors(&cfg), 0)?;
+    Dit::load(gpu, cfg, w)
 }
 
 #[derive(Deserialize)]
@@ -429,9 +432,7 @@ pub async fn bench_image(options: JsValue) -> Result<JsValue, JsValue> {
         serde_wasm_bindgen::from_value(options).map_err(|e| to_js(Error::input(format!("bad options: {e}"))))?;
     let gpu = Gpu::new(&gpu_options(opts.f16.as_deref(), opts.linear.as_deref())).await.map_err(to_js)?;
     let res = opts.res.unwrap_or(256);
-    let cfg = DitConfig::preset(&opts.preset, res).map_err(to_js)?;
-    let w = GpuWeights::random(&gpu, &crate::arch::dit_tensors(&cfg), 0).map_err(to_js)?;
-    let dit = Dit::load(&gpu, cfg, w).map_err(to_js)?;
+    let dit = random_dit(&gpu, &opts.preset, res).map_err(to_js)?;
     let vae_cfg = crate::arch::VaeConfig::sd();
     let w = GpuWeights::random(&gpu, &crate::arch::vae_tensors(&vae_cfg), 0).map_err(to_js)?;
     let vae = Vae::load(&gpu, vae_cfg, w).map_err(to_js)?;
