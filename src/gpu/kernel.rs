@@ -96,6 +96,8 @@ pub struct KernelSpec<'a> {
 pub struct Kernel {
     pub(super) pipeline: wgpu::ComputePipeline,
     pub(super) layout: wgpu::BindGroupLayout,
+    /// Seconds its creation took.
+    compile_s: f64,
 }
 
 impl Gpu {
@@ -189,8 +191,9 @@ impl Gpu {
             cache: None,
         });
         self.check().map_err(|e| Error::Gpu(format!("kernel `{}` ({}): {e}", spec.name, spec.entry)))?;
-        self.compile_s.set(self.compile_s.get() + crate::util::now_seconds() - t0);
-        let k = Rc::new(Kernel { pipeline, layout });
+        let compile_s = crate::util::now_seconds() - t0;
+        self.compile_s.set(self.compile_s.get() + compile_s);
+        let k = Rc::new(Kernel { pipeline, layout, compile_s });
         self.kernels.borrow_mut().insert(key, k.clone());
         Ok(k)
     }
@@ -206,15 +209,16 @@ impl Gpu {
     }
 
     /// The pipelines compiled so far on this device: how many, the time their creation took, and each kernel's
-    /// name with how many variants of it. Where the driver compiles in the calling thread (native wgpu, Dawn) the
+    /// name with how many variants of it and their creation time. Where the driver compiles in the calling thread (native wgpu, Dawn) the
     /// time is the compile's; a browser may compile in its GPU process, finishing at the pipeline's first use.
     pub fn pipeline_stats(&self) -> PipelineStats {
-        let mut kernels = BTreeMap::new();
-        for key in self.kernels.borrow().keys() {
+        let (mut kernels, mut kernel_ms) = (BTreeMap::new(), BTreeMap::new());
+        for (key, k) in self.kernels.borrow().iter() {
             let name = key.split(':').next().unwrap_or_default().to_string();
-            *kernels.entry(name).or_insert(0) += 1;
+            *kernels.entry(name.clone()).or_insert(0) += 1;
+            *kernel_ms.entry(name).or_insert(0.0) += k.compile_s * 1e3;
         }
-        PipelineStats { count: self.kernel_count(), compile_ms: self.compile_s.get() * 1e3, kernels }
+        PipelineStats { count: self.kernel_count(), compile_ms: self.compile_s.get() * 1e3, kernels, kernel_ms }
     }
 }
 
@@ -226,4 +230,6 @@ pub struct PipelineStats {
     pub compile_ms: f64,
     /// Pipelines per kernel name.
     pub kernels: BTreeMap<String, usize>,
+    /// Creation time per kernel name, all its variants together.
+    pub kernel_ms: BTreeMap<String, f64>,
 }

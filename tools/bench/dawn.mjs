@@ -98,7 +98,7 @@ try {
       ms_first_image: times[0],
       image: { width: out.width, height: out.height, nonblank: px.some((v, i) => i % 4 !== 3 && v !== px[0]) },
       load_ms: loadMs,
-      pipelines_at_load: { count: info.pipelines.count, compile_ms: info.pipelines.compileMs },
+      pipelines_at_load: { count: info.pipelines.count, compile_ms: info.pipelines.compileMs, kernels: info.pipelines.kernels, kernel_ms: info.pipelines.kernelMs },
     });
     say(`demo model: forward (batch 2) ${fwd.bench.ms_per_forward.toFixed(2)} ms, output finite: ${fwd.output_finite}`);
     say(`  one ${out.width}x${out.height} image, ${a.steps} ${a.sampler} steps, guidance ${a.cfg}: ${times[1].toFixed(0)} ms (first: ${times[0].toFixed(0)} ms)`);

@@ -287,4 +287,6 @@ export interface PipelineStats {
   compileMs: number;
   /** Pipelines per kernel name. */
   kernels: Record<string, number>;
+  /** Creation time per kernel name (milliseconds, all its variants together). */
+  kernelMs: Record<string, number>;
 }
