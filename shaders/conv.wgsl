@@ -1,13 +1,14 @@
 // 2D convolution (3x3, stride 1, zero padding 1, or 1x1) as an implicit GEMM over NHWC activations:
 //   y[n, oy, ox, co] = b[co] + sum_{ky, kx, ci} w[co, ky, kx, ci] * x[n, iy, ix, ci]  (+ res[n, oy, ox, co])
-// with iy = oy + ky - pad, ix = ox + kx - pad, or, when UPSAMPLE = 1, on the nearest-x2 upsampled input:
+// with iy = oy + ky - pad, ix = ox + kx - pad, or, with UPSAMPLE (flags bit 2), on the nearest-x2 upsampled input:
 // iy = (oy + ky - pad) / 2 over an input of half the size (the decoder's Upsample2D folded into its conv).
 //   x: [N, IH, IW, Cin] f32; w: fp16 [Cout, KH*KW*Cin] in (ky, kx, ci) order, read through `w_row4` (weights.wgsl
 //   variant: storage buffer or texture); b: [Cout] fp16; res, y: [N, OH, OW, Cout] f32.
 // A dispatch may cover a channel slice of the layer (activations too large for one storage binding are kept in
 // channel parts): x holds the layer's input channels ci0..ci0+cin and y its output channels co0..co0+cout, read from
 // weights whose rows are `wcin` channels per tap. With ACCUMULATE (flags bit 1) the bias is left out and y's previous
-// value is added instead: the partial sums over input parts add up in y. Bit 0 adds `res`.
+// value is added instead: the partial sums over input parts add up in y. Bit 0 adds `res`. The flags are uniforms,
+// not override constants: one pipeline per weight variant serves every conv of the decoder.
 //
 // Each invocation computes 8 consecutive output pixels x 32 output channels as 2 x 8 mat4x4 accumulators; the 64
 // invocations of a workgroup cover 512 pixels and share one 32-channel block, so their weight fetches coincide.
@@ -28,8 +29,6 @@ struct Params {
     co0: u32,
     _pad: u32,
 }
-
-override UPSAMPLE: u32 = 0u;
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
@@ -55,7 +54,7 @@ fn tap_base(q: u32, ky: u32, kx: u32) -> i32 {
     var iw = p.ow;
     var sy = u32(iy);
     var sx = u32(ix);
-    if (UPSAMPLE == 1u) {
+    if ((p.flags & 4u) != 0u) {
         ih = p.oh / 2u;
         iw = p.ow / 2u;
         sy = sy / 2u;
@@ -153,9 +152,10 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
             }
         }
     }
-    store_block(q, c, a00); store_block(q, c + 4u, a01); store_block(q, c + 8u, a02); store_block(q, c + 12u, a03);
-    store_block(q, c + 16u, a04); store_block(q, c + 20u, a05); store_block(q, c + 24u, a06); store_block(q, c + 28u, a07);
-    store_block(q + 4u, c, a10); store_block(q + 4u, c + 4u, a11); store_block(q + 4u, c + 8u, a12);
-    store_block(q + 4u, c + 12u, a13); store_block(q + 4u, c + 16u, a14); store_block(q + 4u, c + 20u, a15);
-    store_block(q + 4u, c + 24u, a16); store_block(q + 4u, c + 28u, a17);
+    // A loop over the blocks, not 16 inlined copies of the store (as the loop over taps above: unrolled, the stores
+    // made this pipeline take about 5x as long to create on SwiftShader).
+    var blocks = array<mat4x4<f32>, 16>(a00, a01, a02, a03, a04, a05, a06, a07, a10, a11, a12, a13, a14, a15, a16, a17);
+    for (var i = 0u; i < 16u; i++) {
+        store_block(q + (i / 8u) * 4u, c + (i % 8u) * 4u, blocks[i]);
+    }
 }

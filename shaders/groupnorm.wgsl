@@ -1,5 +1,5 @@
 // GroupNorm over NHWC activations (torch.nn.GroupNorm: biased variance over each group's channels and all pixels,
-// then a per-channel affine), optionally followed by SiLU (SILU = 1), as in the SD-VAE decoder's norms.
+// then a per-channel affine), optionally followed by SiLU (p.silu = 1), as in the SD-VAE decoder's norms.
 //   x, y: [N, HW, C] f32; gamma, beta: fp16, the affine of channel c at c0 + c (x may be a channel part of a larger
 //   activation, holding whole groups); stats: [N, G, 2] f32 (mean, 1/sqrt(var + eps)).
 // `stats`: one workgroup of 256 invocations per (sample, group), two passes (mean, then variance around it), each
@@ -13,11 +13,10 @@ struct Params {
     groups: u32,
     eps: f32,
     c0: u32,
-    _pad1: u32,
-    _pad2: u32,
+    silu: u32,
+    _pad: u32,
 }
 
-override SILU: u32 = 0u;
 const WG: u32 = 256u;
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -66,7 +65,7 @@ fn apply_main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgr
     let mean = stats[(n * p.groups + g) * 2u];
     let rstd = stats[(n * p.groups + g) * 2u + 1u];
     var v = (x[idx] - mean) * rstd * w4(gamma[p.c0 / 4u + c4]) + w4(beta[p.c0 / 4u + c4]);
-    if (SILU == 1u) {
+    if (p.silu == 1u) {
         v = v / (1.0 + exp(-v));
     }
     y[idx] = v;

@@ -10,7 +10,7 @@ mod common;
 use dit_wasm::arch::{DitConfig, VaeConfig};
 use dit_wasm::diffusion::{SamplerKind, Spacing};
 use dit_wasm::model::{Dit, Vae};
-use dit_wasm::pipeline::{decode, sample, SampleRequest};
+use dit_wasm::pipeline::{decode, decode_with, sample, warm_up, SampleRequest};
 use dit_wasm::weights::DirSource;
 use dit_wasm::{Gpu, GpuOptions};
 use std::path::Path;
@@ -68,20 +68,24 @@ fn to_gray28(images: &[f32], i: usize) -> Vec<f32> {
     out
 }
 
-#[test]
-fn demo_model_generates_recognisable_classes() {
-    let gpu = pollster::block_on(Gpu::new(&GpuOptions::default())).unwrap();
-    let (di, dw) = pollster::block_on(dit_wasm::loader::from_dir(&gpu, &DirSource(repo("models/demo/dit"))))
+/// The demo model's DiT and VAE (and its class names), loaded from models/demo.
+fn load_demo(gpu: &Gpu) -> (Dit, Vae, Vec<String>) {
+    let (di, dw) = pollster::block_on(dit_wasm::loader::from_dir(gpu, &DirSource(repo("models/demo/dit"))))
         .expect("models/demo/dit");
-    let (vi, vw) = pollster::block_on(dit_wasm::loader::from_dir(&gpu, &DirSource(repo("models/demo/vae"))))
+    let (vi, vw) = pollster::block_on(dit_wasm::loader::from_dir(gpu, &DirSource(repo("models/demo/vae"))))
         .expect("models/demo/vae");
     let dcfg: DitConfig = serde_json::from_value(di.metadata.config).unwrap();
     let vcfg: VaeConfig = serde_json::from_value(vi.metadata.config).unwrap();
     assert_eq!(dcfg.num_classes, 10);
     let names: Vec<String> = serde_json::from_value(di.metadata.extra["class_names"].clone()).unwrap();
-    let latent = dcfg.input_size;
-    let dit = Dit::load(&gpu, dcfg, dw).unwrap();
-    let vae = Vae::load(&gpu, vcfg, vw).unwrap();
+    (Dit::load(gpu, dcfg, dw).unwrap(), Vae::load(gpu, vcfg, vw).unwrap(), names)
+}
+
+#[test]
+fn demo_model_generates_recognisable_classes() {
+    let gpu = pollster::block_on(Gpu::new(&GpuOptions::default())).unwrap();
+    let (dit, vae, names) = load_demo(&gpu);
+    let latent = dit.cfg.input_size;
     let clf = Classifier::load();
     let real = (0..clf.images.len()).filter(|&i| clf.classify(&clf.images[i]) == clf.labels[i]).count();
     println!("classifier on 1,000 real held-out images: {:.1}%", 100.0 * real as f64 / clf.images.len() as f64);
@@ -115,4 +119,38 @@ fn demo_model_generates_recognisable_classes() {
     }
     assert!(accuracy[0] >= 0.8, "guided accuracy {} < 80%", accuracy[0]);
     assert!(accuracy[0] > accuracy[1], "guidance must help: {} vs {}", accuracy[0], accuracy[1]);
+}
+
+/// What the page's load runs (`pipeline::warm_up`: a guided forward and a decode) compiles every pipeline an image
+/// needs: the first image adds at most the sampler's step. Each pipeline is counted once, with its creation time.
+#[test]
+fn load_compiles_what_an_image_runs() {
+    let gpu = pollster::block_on(Gpu::new(&GpuOptions::default())).unwrap();
+    let (dit, vae, _) = load_demo(&gpu);
+    let latent = dit.cfg.input_size;
+    let plan = vae.plan(&gpu, latent, latent).unwrap();
+    pollster::block_on(warm_up(&gpu, &dit, &plan, None)).unwrap();
+    let loaded = gpu.pipeline_stats();
+    println!("at load: {} pipelines, {:.0} ms creating them: {:?}", loaded.count, loaded.compile_ms, loaded.kernels);
+    assert!(loaded.count > 0);
+    assert_eq!(loaded.kernels.values().sum::<usize>(), loaded.count);
+    assert_eq!(loaded.kernels.keys().collect::<Vec<_>>(), loaded.kernel_ms.keys().collect::<Vec<_>>());
+    let per_kernel: f64 = loaded.kernel_ms.values().sum();
+    assert!(
+        (per_kernel - loaded.compile_ms).abs() <= 1e-6 * loaded.compile_ms.max(1.0),
+        "{per_kernel} vs {}",
+        loaded.compile_ms
+    );
+
+    let mut req = SampleRequest::new(vec![3]);
+    req.steps = Spacing::Even(3);
+    req.sampler = SamplerKind::Ddim;
+    let z = pollster::block_on(sample(&gpu, &dit, &req, |_| true)).unwrap();
+    let image = pollster::block_on(decode_with(&gpu, &plan, &z, 1)).unwrap();
+    assert!(image.iter().all(|v| v.is_finite()));
+    let after = gpu.pipeline_stats();
+    let added: Vec<_> =
+        after.kernels.iter().filter(|(k, n)| loaded.kernels.get(*k) != Some(n)).map(|(k, _)| k.clone()).collect();
+    println!("the first image added {} pipelines: {added:?}", after.count - loaded.count);
+    assert!(after.count <= loaded.count + 1 && added.iter().all(|k| k == "sampler"), "added {added:?}");
 }

@@ -21,7 +21,7 @@ pub struct ConvParams {
     pub cout: u32,
     pub ksize: u32,
     pub pad: u32,
-    /// Bit 0: add `res`; bit 1: accumulate into y (no bias).
+    /// Bit 0: add `res`; bit 1: accumulate into y (no bias); bit 2: read the input upsampled x2 (nearest).
     pub flags: u32,
     pub wcin: u32,
     pub ci0: u32,
@@ -125,7 +125,7 @@ pub fn conv2d_slice(
         cout: cout as u32,
         ksize: conv.ksize as u32,
         pad: (conv.ksize / 2) as u32,
-        flags: res.is_some() as u32 | (slice.accumulate as u32) << 1,
+        flags: res.is_some() as u32 | (slice.accumulate as u32) << 1 | (upsample as u32) << 2,
         wcin: conv.cin as u32,
         ci0: slice.ci0 as u32,
         co0: slice.co0 as u32,
@@ -141,7 +141,7 @@ pub fn conv2d_slice(
         source: &source,
         entry: "main",
         binds: &[Bind::Read, w_bind, Bind::Read, Bind::Read, Bind::ReadWrite],
-        constants: vec![("UPSAMPLE", upsample as u32 as f64)],
+        constants: vec![],
         prelude: Prelude::Fp16,
     })?;
     // Unused residual binding: any read-only buffer that is not y.

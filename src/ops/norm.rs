@@ -26,7 +26,9 @@ pub struct GroupNormParams {
     pub eps: f32,
     /// Channel of the affine parameters that x's channel 0 is.
     pub c0: u32,
-    pub _pad: [u32; 2],
+    /// 1: SiLU after the affine. A uniform, not an override constant: one pipeline serves both uses.
+    pub silu: u32,
+    pub _pad: u32,
 }
 
 /// `y = GroupNorm(x) * gamma + beta`, then SiLU if `silu`, over NHWC x and y [N, H, W, C] (or [N, HW, C]); `stats`
@@ -89,14 +91,15 @@ pub fn group_norm_part(
         groups: groups as u32,
         eps: GN_EPS,
         c0: c0 as u32,
-        _pad: [0; 2],
+        silu: silu as u32,
+        _pad: 0,
     };
     let spec = |entry| KernelSpec {
         name: "groupnorm",
         source: &[super::INDEX, super::REDUCE, GROUPNORM],
         entry,
         binds: &[Bind::Read, Bind::Read, Bind::Read, Bind::ReadWrite, Bind::ReadWrite],
-        constants: vec![("SILU", silu as u32 as f64)],
+        constants: vec![],
         prelude: Prelude::Fp16,
     };
     let res = [Res::Buf(&x.buf), Res::Buf(&gamma.buf), Res::Buf(&beta.buf), Res::Buf(&stats.buf), Res::Buf(&y.buf)];
