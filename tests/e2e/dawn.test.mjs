@@ -2,7 +2,7 @@
 // JSON says the demo model's forward is finite, and its image is the native CLI's within 2 levels.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -30,4 +30,16 @@ test("Dawn harness on SwiftShader: a finite forward and the native image", () =>
   const d = maxDiff(native, [...pixels]);
   console.log(`Dawn image vs native dit sample: max difference ${d} levels`);
   assert.ok(d <= 2, `the Dawn image differs from the native one by ${d} levels`);
+});
+
+test("Dawn harness: --help prints its usage, an unknown option is one line and exit 1", () => {
+  const run = (...args) => spawnSync(process.execPath, [path.join(repo, "tools/bench/dawn.mjs"), ...args], { encoding: "utf8" });
+  const help = run("--help");
+  assert.equal(help.status, 0);
+  assert.match(help.stdout, /^Usage: node tools\/bench\/dawn\.mjs \[--help\] \[--json\]/m);
+  const bad = run("--stepz", "5");
+  assert.equal(bad.status, 1);
+  assert.equal(bad.stdout, "");
+  assert.equal(bad.stderr.trim().split("\n").length, 1, bad.stderr);
+  assert.match(bad.stderr, /Unknown option '--stepz'.*--help/);
 });

@@ -8,7 +8,7 @@
 //     --image-steps "50:ddim,250:ddpm" one image of it per entry (random DiT and VAE weights).
 // With --chromium, the same build's page in headless Chromium (the demo model's forward on bench.html?model=, one
 // image on the page itself) in the same run, beside Dawn's figures.
-// Usage: node tools/bench/dawn.mjs [--json] [--steps 50] [--sampler ddim] [--cfg 4] [--class 3] [--seed 7]
+// Usage: node tools/bench/dawn.mjs [--help] [--json] [--steps 50] [--sampler ddim] [--cfg 4] [--class 3] [--seed 7]
 //   [--repeat 5] [--preset S/2 [--res 256] [--image-steps 50:ddim,250:ddpm]] [--no-demo] [--save-rgba FILE]
 //   [--chromium] [--dawn OPTION ...]
 // --json prints exactly one JSON object on stdout. No adapter: one line on stderr, exit status 2.
@@ -20,24 +20,41 @@ import { adapterInfo, installDawn, NO_ADAPTER_HINT } from "./dawn-scope.mjs";
 import { serve } from "../../tests/e2e/server.mjs";
 
 const repo = path.resolve(import.meta.dirname, "../..");
-const { values: a } = parseArgs({
-  options: {
-    json: { type: "boolean", default: false },
-    steps: { type: "string", default: "50" },
-    sampler: { type: "string", default: "ddim" },
-    cfg: { type: "string", default: "4" },
-    class: { type: "string", default: "3" },
-    seed: { type: "string", default: "7" },
-    repeat: { type: "string", default: "5" },
-    preset: { type: "string" },
-    res: { type: "string", default: "256" },
-    "image-steps": { type: "string" },
-    "no-demo": { type: "boolean", default: false },
-    "save-rgba": { type: "string" },
-    chromium: { type: "boolean", default: false },
-    dawn: { type: "string", multiple: true, default: [] },
-  },
-});
+/** The comment this file opens with. */
+function usage() {
+  const lines = fs.readFileSync(import.meta.filename, "utf8").split("\n");
+  const end = lines.findIndex((l) => !l.startsWith("//"));
+  return lines.slice(0, end).map((l) => l.replace(/^\/\/ ?/, "")).join("\n");
+}
+let a;
+try {
+  ({ values: a } = parseArgs({
+    options: {
+      help: { type: "boolean", short: "h", default: false },
+      json: { type: "boolean", default: false },
+      steps: { type: "string", default: "50" },
+      sampler: { type: "string", default: "ddim" },
+      cfg: { type: "string", default: "4" },
+      class: { type: "string", default: "3" },
+      seed: { type: "string", default: "7" },
+      repeat: { type: "string", default: "5" },
+      preset: { type: "string" },
+      res: { type: "string", default: "256" },
+      "image-steps": { type: "string" },
+      "no-demo": { type: "boolean", default: false },
+      "save-rgba": { type: "string" },
+      chromium: { type: "boolean", default: false },
+      dawn: { type: "string", multiple: true, default: [] },
+    },
+  }));
+} catch (e) {
+  console.error(`dawn.mjs: ${e.message} (node tools/bench/dawn.mjs --help lists the options)`);
+  process.exit(1);
+}
+if (a.help) {
+  console.log(usage());
+  process.exit(0);
+}
 const say = (line) => {
   if (!a.json) console.log(line);
 };
