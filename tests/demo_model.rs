@@ -141,6 +141,10 @@ fn load_compiles_what_an_image_runs() {
         "{per_kernel} vs {}",
         loaded.compile_ms
     );
+    // One pipeline per entry point where a uniform picks the variant: group norm's statistics and apply passes
+    // (SiLU or not), the conv's one entry (with or without the fused upsample).
+    assert_eq!(loaded.kernels.get("groupnorm"), Some(&2), "{:?}", loaded.kernels);
+    assert_eq!(loaded.kernels.get("conv"), Some(&1), "{:?}", loaded.kernels);
 
     let mut req = SampleRequest::new(vec![3]);
     req.steps = Spacing::Even(3);

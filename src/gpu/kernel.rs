@@ -209,8 +209,9 @@ impl Gpu {
     }
 
     /// The pipelines compiled so far on this device: how many, the time their creation took, and each kernel's
-    /// name with how many variants of it and their creation time. Where the driver compiles in the calling thread (native wgpu, Dawn) the
-    /// time is the compile's; a browser may compile in its GPU process, finishing at the pipeline's first use.
+    /// name with how many variants of it and their creation time. Where the driver compiles in the calling thread
+    /// (native wgpu, Dawn) the time is the compile's; a browser may compile in its GPU process, finishing at the
+    /// pipeline's first use.
     pub fn pipeline_stats(&self) -> PipelineStats {
         let (mut kernels, mut kernel_ms) = (BTreeMap::new(), BTreeMap::new());
         for (key, k) in self.kernels.borrow().iter() {

@@ -36,7 +36,7 @@ test("Dawn harness: --help prints its usage, an unknown option is one line and e
   const run = (...args) => spawnSync(process.execPath, [path.join(repo, "tools/bench/dawn.mjs"), ...args], { encoding: "utf8" });
   const help = run("--help");
   assert.equal(help.status, 0);
-  assert.match(help.stdout, /^Usage: node tools\/bench\/dawn\.mjs \[--help\] \[--json\]/m);
+  assert.match(help.stdout, /^Usage: node tools\/bench\/dawn\.mjs \[--help \| -h\] \[--json\]/m);
   const bad = run("--stepz", "5");
   assert.equal(bad.status, 1);
   assert.equal(bad.stdout, "");

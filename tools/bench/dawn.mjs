@@ -8,7 +8,7 @@
 //     --image-steps "50:ddim,250:ddpm" one image of it per entry (random DiT and VAE weights).
 // With --chromium, the same build's page in headless Chromium (the demo model's forward on bench.html?model=, one
 // image on the page itself) in the same run, beside Dawn's figures.
-// Usage: node tools/bench/dawn.mjs [--help] [--json] [--steps 50] [--sampler ddim] [--cfg 4] [--class 3] [--seed 7]
+// Usage: node tools/bench/dawn.mjs [--help | -h] [--json] [--steps 50] [--sampler ddim] [--cfg 4] [--class 3] [--seed 7]
 //   [--repeat 5] [--preset S/2 [--res 256] [--image-steps 50:ddim,250:ddpm]] [--no-demo] [--save-rgba FILE]
 //   [--chromium] [--dawn OPTION ...]
 // --json prints exactly one JSON object on stdout. No adapter: one line on stderr, exit status 2.
