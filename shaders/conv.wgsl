@@ -153,7 +153,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
         }
     }
     // A loop over the blocks, not 16 inlined copies of the store (as the loop over taps above: unrolled, the stores
-    // made this pipeline take about 5x as long to create on SwiftShader).
+    // made each variant take 3-4x as long to create on SwiftShader).
     var blocks = array<mat4x4<f32>, 16>(a00, a01, a02, a03, a04, a05, a06, a07, a10, a11, a12, a13, a14, a15, a16, a17);
     for (var i = 0u; i < 16u; i++) {
         store_block(q + (i / 8u) * 4u, c + (i % 8u) * 4u, blocks[i]);

@@ -96,7 +96,7 @@ pub struct KernelSpec<'a> {
 pub struct Kernel {
     pub(super) pipeline: wgpu::ComputePipeline,
     pub(super) layout: wgpu::BindGroupLayout,
-    /// Seconds its creation took.
+    /// Seconds its creation took (shader module, layouts, pipeline).
     compile_s: f64,
 }
 
@@ -191,9 +191,7 @@ impl Gpu {
             cache: None,
         });
         self.check().map_err(|e| Error::Gpu(format!("kernel `{}` ({}): {e}", spec.name, spec.entry)))?;
-        let compile_s = crate::util::now_seconds() - t0;
-        self.compile_s.set(self.compile_s.get() + compile_s);
-        let k = Rc::new(Kernel { pipeline, layout, compile_s });
+        let k = Rc::new(Kernel { pipeline, layout, compile_s: crate::util::now_seconds() - t0 });
         self.kernels.borrow_mut().insert(key, k.clone());
         Ok(k)
     }
@@ -219,7 +217,8 @@ impl Gpu {
             *kernels.entry(name.clone()).or_insert(0) += 1;
             *kernel_ms.entry(name).or_insert(0.0) += k.compile_s * 1e3;
         }
-        PipelineStats { count: self.kernel_count(), compile_ms: self.compile_s.get() * 1e3, kernels, kernel_ms }
+        let compile_ms = kernel_ms.values().sum();
+        PipelineStats { count: self.kernel_count(), compile_ms, kernels, kernel_ms }
     }
 }
 

@@ -45,8 +45,6 @@ pub struct Gpu {
     f16: bool,
     timestamps: bool,
     kernels: RefCell<HashMap<String, Rc<Kernel>>>,
-    /// Seconds spent creating the cached pipelines (shader module, layouts, pipeline), summed.
-    compile_s: std::cell::Cell<f64>,
     staging: RefCell<HashMap<(u32, u32, u32), Texture>>,
     choices: RefCell<BTreeMap<TuneKey, usize>>,
     scratch: RefCell<Option<Buffer>>,
@@ -186,7 +184,6 @@ impl Gpu {
             f16,
             timestamps,
             kernels: RefCell::new(HashMap::new()),
-            compile_s: std::cell::Cell::new(0.0),
             staging: RefCell::new(HashMap::new()),
             choices: RefCell::new(BTreeMap::new()),
             scratch: RefCell::new(None),
