@@ -2,9 +2,9 @@
 //! the VAE decode. The loop uploads only the step's timesteps, scalars and (DDPM) noise; it reads nothing back until
 //! the end, except for dopri5, whose adaptive steps are chosen on the host from each evaluation's velocity.
 
-use crate::arch::{null_class, Family};
+use crate::arch::{null_class, DitConfig, Family};
 use crate::diffusion::dopri5::{Dopri5, SIT_ATOL, SIT_RTOL};
-use crate::diffusion::sampler::{coefficients, flow_stages, Step};
+use crate::diffusion::sampler::{coefficients, flow_map_stage, flow_map_times, flow_stages, FlowMapGrid, Step};
 use crate::diffusion::{CfgChannels, NoiseRng, SamplerKind, Schedule, Spacing};
 use crate::error::{Error, Result};
 use crate::gpu::{Arena, Gpu, Tensor};
@@ -21,10 +21,69 @@ pub const DEFAULT_SAMPLER: &str = "ddpm";
 pub const DEFAULT_FLOW_SAMPLER: &str = "euler";
 pub const DEFAULT_CFG_CHANNELS: &str = "official";
 
-/// The default sampler of a network of `family`: DDPM for a DiT (the release's), Euler for a SiT (a flow).
+/// The default sampler of a network of `family`: DDPM for a DiT (the release's), Euler for a SiT (a flow), the
+/// flow-map sampler for MeanFlow and DMF.
 pub fn default_sampler(family: Family) -> SamplerKind {
+    if family.is_flow_map() {
+        return SamplerKind::FlowMap;
+    }
     let name = if family.is_flow() { DEFAULT_FLOW_SAMPLER } else { DEFAULT_SAMPLER };
     SamplerKind::parse(name).expect("a known sampler")
+}
+
+/// The guidance scale when none is asked for: the release's 4 for DiT and SiT; 1 for a flow map, whose guidance is
+/// trained in (MeanFlow / α-Flow and DMF sample at 1).
+pub fn default_cfg_scale(family: Family) -> f32 {
+    if family.is_flow_map() {
+        1.0
+    } else {
+        DEFAULT_CFG_SCALE
+    }
+}
+
+/// Steps when none are asked for: the release's 250 for DiT and SiT, one jump for a flow map.
+pub fn default_steps(family: Family) -> Spacing {
+    Spacing::Even(if family.is_flow_map() { 1 } else { DEFAULT_STEPS })
+}
+
+/// The times at which a guidance scale above 1 applies to a flow map, by default: the interval its guidance was
+/// trained in (DMF's training script: `--g-min 0.0 --g-max 0.7`; α-Flow's trained-in guidance acts below t = 0.75).
+pub fn default_guidance_interval(family: Family) -> (f64, f64) {
+    match family {
+        Family::Dmf => (0.0, 0.7),
+        Family::Meanflow => (0.0, 0.75),
+        Family::Dit | Family::Sit => (0.0, 1.0),
+    }
+}
+
+/// How a flow map walks its grid ([`FlowMapGrid`]); `steps` of the request give the uniform grid's length.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FlowMapOptions {
+    /// A custom grid from 1 down to 0 (`--grid 1,0.55,0`), instead of the uniform one of `steps` steps.
+    pub grid: Option<Vec<f64>>,
+    /// α-Flow's consistency steps (re-noise between jumps).
+    pub consistency: bool,
+    /// The time shift s of the grid, t' = s t / (1 + (s - 1) t) (DMF at 512 px: 1.5; 1 keeps it).
+    pub shift: f64,
+    /// Where a guidance scale above 1 applies; the family's [`default_guidance_interval`] when not given.
+    pub guidance_interval: Option<(f64, f64)>,
+}
+
+impl Default for FlowMapOptions {
+    fn default() -> Self {
+        FlowMapOptions { grid: None, consistency: false, shift: 1.0, guidance_interval: None }
+    }
+}
+
+/// A model's latents [N, C, h, w] (as [`sample`] returns them, in the model's own space) as the VAE decodes them
+/// ([`decode`] divides by `vae_scale`, the VAE's scaling factor): unchanged for a model trained on the scaled VAE
+/// latents (DiT, SiT, DMF: the VAE's 0.18215), and for MeanFlow / α-Flow the release's per-element statistics,
+/// `x * sqrt(var + 1e-16) + mean`, scaled back.
+pub fn to_vae_latents(cfg: &DitConfig, vae_scale: f64, latents: &[f32]) -> Vec<f32> {
+    match &cfg.latent_stats {
+        Some(stats) => stats.to_vae(latents).into_iter().map(|v| (v as f64 * vae_scale) as f32).collect(),
+        None => latents.to_vec(),
+    }
 }
 
 /// Rows of the DiT's batch for `images` images: with guidance (scale != 1) each image runs twice, with its class and
@@ -90,6 +149,8 @@ pub struct SampleRequest {
     pub noise: Option<Vec<f32>>,
     /// Latent side; the model's own by default.
     pub latent_size: Option<usize>,
+    /// The flow-map sampler's grid and steps.
+    pub flow_map: FlowMapOptions,
 }
 
 impl SampleRequest {
@@ -105,6 +166,7 @@ impl SampleRequest {
             seed: 0,
             noise: None,
             latent_size: None,
+            flow_map: FlowMapOptions::default(),
         }
     }
 }
@@ -141,6 +203,8 @@ pub struct Sampling<'a> {
     /// dopri5's solver (started by the first step), and whether it has reached t = 1.
     ode: Option<Dopri5>,
     ode_done: bool,
+    /// A flow map's grid.
+    flow_map: Option<FlowMapGrid>,
     guide: Guide,
     _arena: Arena,
 }
@@ -209,30 +273,38 @@ impl<'a> Sampling<'a> {
         if !req.cfg_scale.is_finite() {
             return Err(Error::input(format!("guidance scale {} is not a finite number", req.cfg_scale)));
         }
-        let flow = cfg.arch.is_flow();
-        if flow != req.sampler.flow() {
-            return Err(Error::input(format!(
-                "sampler `{}` does not sample a {} model: use {}",
-                req.sampler.name(),
-                cfg.arch.name(),
-                if flow {
-                    "euler, heun, euler-maruyama or dopri5 (a SiT is a flow)"
-                } else {
-                    "ddpm, ddim or dpmpp2m (a DiT is a diffusion)"
+        check_sampler(cfg.arch, req.sampler)?;
+        let flow = cfg.arch.is_flow() || cfg.arch.is_flow_map();
+        let flow_map = match req.sampler.flow_map() {
+            true => {
+                let steps = match req.steps {
+                    Spacing::Even(k) => k,
+                    s => return Err(Error::input(format!("steps {s:?}: a flow map takes a number of steps"))),
+                };
+                let o = &req.flow_map;
+                let (lo, hi) = o.guidance_interval.unwrap_or(default_guidance_interval(cfg.arch));
+                if !(lo.is_finite() && hi.is_finite() && lo <= hi) {
+                    return Err(Error::input(format!("guidance interval [{lo}, {hi}] must be two times lo <= hi")));
                 }
-            )));
-        }
-        let schedule = match (flow, req.steps) {
-            (false, s) => Schedule::new(s)?,
-            (true, Spacing::Even(1)) if req.sampler == SamplerKind::EulerMaruyama => {
+                let times = flow_map_times(steps, o.grid.as_deref(), o.shift)?;
+                Some(FlowMapGrid { times, consistency: o.consistency, guidance_interval: (lo, hi) })
+            }
+            false => None,
+        };
+        let schedule = match (flow, req.steps, &flow_map) {
+            (_, _, Some(g)) => {
+                Schedule { timesteps: vec![0; g.times.len() - 1], betas: vec![], alphas_cumprod: vec![] }
+            }
+            (false, s, _) => Schedule::new(s)?,
+            (true, Spacing::Even(1), _) if req.sampler == SamplerKind::EulerMaruyama => {
                 return Err(Error::input(
                     "euler-maruyama needs at least 2 steps (the last is SiT's noiseless 0.04 step)",
                 ))
             }
-            (true, Spacing::Even(k)) if (1..=10_000).contains(&k) => {
+            (true, Spacing::Even(k), _) if (1..=10_000).contains(&k) => {
                 Schedule { timesteps: vec![0; k], betas: vec![], alphas_cumprod: vec![] }
             }
-            (true, s) => {
+            (true, s, _) => {
                 return Err(Error::input(format!(
                     "steps {s:?}: a flow sampler takes a number of solver steps between 1 and 10000"
                 )))
@@ -242,15 +314,16 @@ impl<'a> Sampling<'a> {
         let latent = req.latent_size.unwrap_or(cfg.input_size);
         let (c, hw) = (cfg.in_channels, latent * latent);
         let per_step = n * c * hw;
+        let stochastic = req.sampler.stochastic() || flow_map.as_ref().is_some_and(|g| g.consistency);
         if let Some(noise) = &req.noise {
-            let ok = noise.len() == (k_steps + 1) * per_step || (!req.sampler.stochastic() && noise.len() == per_step);
+            let ok = noise.len() == (k_steps + 1) * per_step || (!stochastic && noise.len() == per_step);
             if !ok {
                 return Err(Error::input(format!(
                     "noise has {} values; expected [{}, {n}, {c}, {latent}, {latent}] = {} (the starting latent, then one per step){}",
                     noise.len(),
                     k_steps + 1,
                     (k_steps + 1) * per_step,
-                    if req.sampler.stochastic() { "" } else { ", or just the starting latent" }
+                    if stochastic { "" } else { ", or just the starting latent" }
                 )));
             }
         }
@@ -261,7 +334,8 @@ impl<'a> Sampling<'a> {
         let mut arena = Arena::new();
         let noise_buf = arena.f32(gpu, "step noise", &[n, c, latent, latent])?;
         let prev = arena.f32(gpu, "x0 estimate", &[n, c, latent, latent])?;
-        let guided_channels = req.cfg_channels.count(c);
+        // A flow map's guidance (a scale above 1) mixes all channels, as upstream's optional path does.
+        let guided_channels = if flow_map.is_some() { c } else { req.cfg_channels.count(c) };
         let step =
             Step::new(gpu, req.sampler, &plan.x, &plan.out, &noise_buf, &prev, guided, guided_channels, req.cfg_scale)?;
         let mut s = Sampling {
@@ -280,6 +354,7 @@ impl<'a> Sampling<'a> {
             t0: now_seconds(),
             ode: None,
             ode_done: false,
+            flow_map,
             guide: Guide {
                 images: n,
                 channels: c,
@@ -329,6 +404,24 @@ impl<'a> Sampling<'a> {
         if i == k_steps {
             return Ok(None);
         }
+        if let Some(g) = &self.flow_map {
+            let (t, r, stage) = flow_map_stage(g, i);
+            let ((lo, hi), consistency) = (g.guidance_interval, g.consistency);
+            if consistency {
+                let z = self.noise_at(i + 1);
+                self.gpu.write(&self.noise_buf.buf, 0, bytemuck::cast_slice(&z));
+            }
+            let (t32, r32) = (vec![t as f32; self.batch], vec![r as f32; self.batch]);
+            self.gpu.write(&self.plan.t.buf, 0, bytemuck::cast_slice(&t32));
+            self.plan.set_end_times(self.gpu, &t32, &r32)?;
+            let scale = if (lo..=hi).contains(&t) { self.req.cfg_scale } else { 1.0 };
+            self.step.set_flow_stage(self.gpu, &stage, scale);
+            self.gpu.run(self.plan.dispatches().iter().chain([&self.step.dispatch]));
+            self.gpu.sync().await?;
+            self.done += 1;
+            let timestep = (1000.0 * t).round() as usize;
+            return Ok(Some(StepInfo { step: i + 1, total: k_steps, timestep, elapsed: now_seconds() - self.t0 }));
+        }
         if self.req.sampler.flow() {
             // A flow: t in [0, 1] straight into the timestep embedding; Heun runs two forwards.
             let stages = flow_stages(self.req.sampler, i, k_steps);
@@ -338,7 +431,7 @@ impl<'a> Sampling<'a> {
             }
             for st in &stages {
                 self.gpu.write(&self.plan.t.buf, 0, bytemuck::cast_slice(&vec![st.t as f32; self.batch]));
-                self.step.set_flow_stage(self.gpu, st);
+                self.step.set_flow_stage(self.gpu, st, self.req.cfg_scale);
                 self.gpu.run(self.plan.dispatches().iter().chain([&self.step.dispatch]));
             }
             self.gpu.sync().await?;
@@ -409,6 +502,29 @@ impl<'a> Sampling<'a> {
     }
 }
 
+/// Checks that `sampler` samples a model of `family`: a diffusion sampler a DiT, a flow solver a SiT, the flow-map
+/// sampler a MeanFlow or DMF model.
+pub fn check_sampler(family: Family, sampler: SamplerKind) -> Result<()> {
+    let fits = match family {
+        Family::Dit => !sampler.flow() && !sampler.flow_map(),
+        Family::Sit => sampler.flow(),
+        Family::Meanflow | Family::Dmf => sampler.flow_map(),
+    };
+    if fits {
+        return Ok(());
+    }
+    let (what, use_) = match family {
+        Family::Dit => ("a diffusion", "ddpm, ddim or dpmpp2m"),
+        Family::Sit => ("a flow", "euler, heun, euler-maruyama or dopri5"),
+        Family::Meanflow | Family::Dmf => ("a flow map", "flowmap"),
+    };
+    Err(Error::input(format!(
+        "sampler `{}` does not sample a {} model ({what}): use {use_}",
+        sampler.name(),
+        family.name()
+    )))
+}
+
 /// Runs the sampler and returns the final latents [N, C, h, w] (as the release returns them: [`decode`] divides
 /// by the scaling factor). `on_step` runs after each step (the GPU has finished it); returning false cancels.
 pub async fn sample(
@@ -445,12 +561,12 @@ pub async fn decode_with(gpu: &Gpu, plan: &VaePlan, latents: &[f32], n: usize) -
     Ok(images)
 }
 
-/// Readies a DiT and a VAE plan for sampling at the model's size: tunes the GPU kernels for one guided image (the
+/// Readies a DiT and a VAE plan for sampling at the model's size: tunes the GPU kernels for one image at the family's default guidance (the
 /// choices kept under `tune_key` in the browser's Cache Storage, if given) and runs a forward and a decode once, so
 /// that every pipeline is compiled now (SwiftShader takes tens of seconds) and "ready" means ready. One guided image
 /// must fit the adapter's limits: the plans check every buffer.
 pub async fn warm_up(gpu: &Gpu, dit: &Dit, vae_plan: &VaePlan, tune_key: Option<&str>) -> Result<()> {
-    let (batch, latent) = (dit_batch(1, DEFAULT_CFG_SCALE), dit.cfg.input_size);
+    let (batch, latent) = (dit_batch(1, default_cfg_scale(dit.cfg.arch)), dit.cfg.input_size);
     crate::tune::tune_dit(gpu, dit, batch, latent, tune_key).await?;
     let warm = dit.plan(gpu, batch, latent)?;
     gpu.run(warm.dispatches());

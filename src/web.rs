@@ -107,6 +107,18 @@ struct GenerateOptions {
     /// Every image's class blended with another: `{ with, alpha }` (types.ts `ClassBlend`).
     #[serde(default)]
     blend: Option<BlendOptions>,
+    /// A flow map's custom grid from 1 down to 0 (`[1, 0.55, 0]`).
+    #[serde(default)]
+    grid: Option<Vec<f64>>,
+    /// α-Flow's consistency steps (re-noise between jumps).
+    #[serde(default)]
+    consistency: Option<bool>,
+    /// A flow map's time shift (DMF 512 px: 1.5).
+    #[serde(default)]
+    shift: Option<f64>,
+    /// Where a flow map's guidance above 1 applies: `[lo, hi]`.
+    #[serde(default)]
+    guidance_interval: Option<[f64; 2]>,
 }
 
 #[derive(Deserialize)]
@@ -252,16 +264,24 @@ impl WasmSampler {
         if !(seed.is_finite() && seed >= 0.0 && seed.fract() == 0.0 && seed <= 9007199254740991.0) {
             return Err(to_js(Error::input(format!("seed {seed} must be a whole number from 0 to 2^53 - 1"))));
         }
-        // What the options leave out keeps the pipeline's defaults.
+        // What the options leave out keeps the pipeline's defaults for this model's family.
+        let family = self.dit.cfg.arch;
         let mut req = SampleRequest { seed: seed as u64, ..SampleRequest::new(o.class_labels) };
-        if let Some(cfg) = o.cfg_scale {
-            req.cfg_scale = cfg;
-        }
-        match o.steps {
-            None => {}
-            Some(Steps::Count(k)) => req.steps = Spacing::Even(k as usize),
-            Some(Steps::Text(s)) => req.steps = Spacing::parse(&s).map_err(to_js)?,
-        }
+        req.cfg_scale = o.cfg_scale.unwrap_or_else(|| pipeline::default_cfg_scale(family));
+        req.steps = match o.steps {
+            None => match &o.grid {
+                Some(g) => Spacing::Even(g.len().saturating_sub(1)),
+                None => pipeline::default_steps(family),
+            },
+            Some(Steps::Count(k)) => Spacing::Even(k as usize),
+            Some(Steps::Text(s)) => Spacing::parse(&s).map_err(to_js)?,
+        };
+        req.flow_map = pipeline::FlowMapOptions {
+            grid: o.grid,
+            consistency: o.consistency.unwrap_or(false),
+            shift: o.shift.unwrap_or(1.0),
+            guidance_interval: o.guidance_interval.map(|[lo, hi]| (lo, hi)),
+        };
         // A sampler of the other kind (a DDPM on a SiT, a flow on a DiT) is refused by the pipeline (`invalid-input`).
         req.sampler = match &o.sampler {
             Some(s) => SamplerKind::parse(s).map_err(to_js)?,
@@ -275,6 +295,7 @@ impl WasmSampler {
         let n = req.classes.len();
         let lat = self.dit.cfg.input_size;
         let size = lat * self.vae.cfg.upscale();
+        let vae_scale = self.vae.cfg.scaling_factor;
         let every = o.preview_every.unwrap_or(0);
         let mut run = Sampling::start(&self.gpu, &self.dit, &req).await.map_err(to_js)?;
         while let Some(info) = run.step().await.map_err(to_js)? {
@@ -286,6 +307,7 @@ impl WasmSampler {
                 set(&ev, "elapsed", info.elapsed);
                 if every > 0 && (info.step % every == 0 || info.step == info.total) {
                     let est = run.estimate().await.map_err(to_js)?;
+                    let est = pipeline::to_vae_latents(&self.dit.cfg, vae_scale, &est);
                     let imgs = pipeline::decode_with(&self.gpu, &self.vae_plan, &est, n).await.map_err(to_js)?;
                     let p = Object::new();
                     set(&p, "width", size as u32);
@@ -300,6 +322,7 @@ impl WasmSampler {
             }
         }
         let latents = run.finish().await.map_err(to_js)?;
+        let latents = pipeline::to_vae_latents(&self.dit.cfg, vae_scale, &latents);
         let images = pipeline::decode_with(&self.gpu, &self.vae_plan, &latents, n).await.map_err(to_js)?;
         let out = Object::new();
         set(&out, "width", size as u32);

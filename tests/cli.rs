@@ -5,17 +5,9 @@
 
 mod common;
 
-use common::{dit, fails_with, fixture};
-use std::path::{Path, PathBuf};
+use common::{dit, fails_with, fixture, write_int_npy};
+use std::path::PathBuf;
 use std::process::Command;
-
-fn write_int_npy(path: &Path, data: &[i64]) {
-    use npyz::WriterBuilder;
-    let f = std::fs::File::create(path).unwrap();
-    let mut w = npyz::WriteOptions::new().default_dtype().shape(&[data.len() as u64]).writer(f).begin_nd().unwrap();
-    w.extend(data.iter().copied()).unwrap();
-    w.finish().unwrap();
-}
 
 fn io_tensor(st: &safetensors::SafeTensors<'_>, name: &str) -> (Vec<usize>, Vec<f32>) {
     let v = st.tensor(name).unwrap();

@@ -248,6 +248,7 @@ fn dopri5_parity(case: &str) {
         seed: 0,
         noise: Some(t["noise"].iter().map(|&v| v as f32).collect()),
         latent_size: None,
+        flow_map: Default::default(),
     };
     let want: Vec<f32> = t["out"].iter().map(|&v| v as f32).collect();
     for gpu in gpus() {

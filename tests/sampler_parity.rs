@@ -43,6 +43,7 @@ fn parity(case: &str) {
         seed: 0,
         noise: Some(noise),
         latent_size: None,
+        flow_map: Default::default(),
     };
     for gpu in gpus() {
         let (index, w) =

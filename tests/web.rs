@@ -83,6 +83,9 @@ async fn dit_fixture(gpu: &Gpu) -> Dit {
         input_size: 8,
         mlp_ratio: 4.0,
         arch: Default::default(),
+        dmf_depth: None,
+        qk_norm: false,
+        latent_stats: None,
     };
     Dit::load(gpu, cfg, w).unwrap()
 }

@@ -39,13 +39,54 @@ pub struct DitConfig {
     /// MLP hidden width = mlp_ratio * D.
     #[serde(default = "default_mlp_ratio")]
     pub mlp_ratio: f64,
-    /// What the network was trained as: a DiT (diffusion, integer timesteps 0..999) or a SiT (a flow, float time in
-    /// [0, 1]). The weights cannot tell; absent in an index means DiT.
+    /// What the network was trained as: a DiT (diffusion, integer timesteps 0..999), a SiT (a flow, float time in
+    /// [0, 1]) or a flow map (MeanFlow / α-Flow, Decoupled MeanFlow). The weights cannot tell; absent in an index means
+    /// DiT.
     #[serde(default, skip_serializing_if = "Family::is_dit")]
     pub arch: Family,
+    /// Decoupled MeanFlow's split: blocks before it are conditioned on the start time t, the rest and the final layer
+    /// on the end time r (upstream's constructor argument `dmf_depth`, 20 for DMF-XL/2; the checkpoint does not hold
+    /// it; past the last block, only the final layer sees r). Only for `arch: dmf`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dmf_depth: Option<usize>,
+    /// RMSNorm (eps 1e-6, a learned scale) over each head's q and k before attention (DMF's 512 px model:
+    /// `blocks.N.attn.{q_norm,k_norm}.scale`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub qk_norm: bool,
+    /// Per-element statistics of the VAE's latents that the model's latent space is standardised by (MeanFlow /
+    /// α-Flow: `autoencoder_mean`, `autoencoder_var`); absent: the VAE's scaling factor (0.18215 for the SD VAE).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latent_stats: Option<LatentStats>,
 }
 
-/// The family of a DiT network (`arch` in configs and locations): the same layers and names, trained as a diffusion (DiT) or a flow (SiT).
+/// A flow-map model's latent space: the VAE's latent is `x * sqrt(var + 1e-16) + mean`, per element (the α-Flow
+/// release's decode), `mean` and `var` of shape [C, H, W] flattened (the checkpoint's `[1, C, H, W]`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LatentStats {
+    pub mean: Vec<f32>,
+    pub var: Vec<f32>,
+}
+
+/// The variance floor of the α-Flow release's decode, `sqrt(var + 1e-16)`.
+pub const LATENT_VAR_EPS: f64 = 1e-16;
+
+impl LatentStats {
+    /// Model-space latents [N, C, H, W] (N whole samples of `mean.len()` values) to the VAE's raw latent space.
+    pub fn to_vae(&self, latents: &[f32]) -> Vec<f32> {
+        let per = self.mean.len().max(1);
+        latents
+            .iter()
+            .enumerate()
+            .map(|(i, &x)| {
+                let (m, v) = (self.mean[i % per] as f64, self.var[i % per] as f64);
+                (x as f64 * (v + LATENT_VAR_EPS).sqrt() + m) as f32
+            })
+            .collect()
+    }
+}
+
+/// The family of a DiT network (`arch` in configs and locations): the same blocks and names, trained as a diffusion
+/// (DiT), a flow (SiT) or a flow map (MeanFlow / α-Flow, Decoupled MeanFlow).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Family {
@@ -55,6 +96,12 @@ pub enum Family {
     /// SiT (Ma et al.): velocity along x_t = t x + (1 - t) eps; the time input is t in [0, 1] (0 = noise), taken
     /// straight into the timestep embedding (no x1000).
     Sit,
+    /// MeanFlow / α-Flow (snap-research/alphaflow): the average velocity u(x_t; t, r) along x_t = (1 - t) x + t eps
+    /// (t = 1 noise); two timestep embedders, c = E1(t) + E2(t - r) + Y(y) for every block and the final layer.
+    Meanflow,
+    /// Decoupled MeanFlow (kyungmnlee/dmf): the same u with one embedder; blocks before `dmf_depth` get E(t) + Y(y),
+    /// the rest and the final layer E(r) + Y(y).
+    Dmf,
 }
 
 impl Family {
@@ -62,7 +109,9 @@ impl Family {
         match s {
             "dit" => Ok(Family::Dit),
             "sit" => Ok(Family::Sit),
-            _ => Err(Error::input(format!("unknown model kind `{s}`: use dit or sit"))),
+            "meanflow" => Ok(Family::Meanflow),
+            "dmf" => Ok(Family::Dmf),
+            _ => Err(Error::input(format!("unknown model kind `{s}`: use dit, sit, meanflow or dmf"))),
         }
     }
 
@@ -75,10 +124,26 @@ impl Family {
         self == Family::Sit
     }
 
+    /// Whether the model is a flow map (sampled by the flow-map sampler: one call jumps from t to r).
+    pub fn is_flow_map(self) -> bool {
+        matches!(self, Family::Meanflow | Family::Dmf)
+    }
+
+    /// What the second time input of a flow map's network is, for a jump from t to r: the gap t - r (MeanFlow's
+    /// second embedder) or r itself (DMF's decoder blocks).
+    pub fn second_time(self, t: f64, r: f64) -> f64 {
+        match self {
+            Family::Meanflow => t - r,
+            _ => r,
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Family::Dit => "dit",
             Family::Sit => "sit",
+            Family::Meanflow => "meanflow",
+            Family::Dmf => "dmf",
         }
     }
 }
@@ -119,6 +184,9 @@ impl DitConfig {
             input_size: resolution / 8,
             mlp_ratio: 4.0,
             arch: Family::Dit,
+            dmf_depth: None,
+            qk_norm: false,
+            latent_stats: None,
         })
     }
 
@@ -170,9 +238,13 @@ impl DitConfig {
         let (d, f) = (self.hidden_size, self.mlp_hidden());
         let pp = self.patch_size * self.patch_size;
         let block = (d * 6 * d + 6 * d) + (d * 3 * d + 3 * d) + (d * d + d) + (d * f + f) + (f * d + d);
-        let embed = (d * self.in_channels * pp + d) + (256 * d + d) + (d * d + d) + (self.num_classes + 1) * d;
+        let t_embedders = if self.arch == Family::Meanflow { 2 } else { 1 };
+        let embed = (d * self.in_channels * pp + d)
+            + t_embedders * ((FREQ_DIM * d + d) + (d * d + d))
+            + (self.num_classes + 1) * d;
         let last = (d * 2 * d + 2 * d) + (d * pp * self.out_channels() + pp * self.out_channels());
-        self.depth * block + embed + last
+        let qk = if self.qk_norm { 2 * self.head_dim() } else { 0 };
+        self.depth * (block + qk) + embed + last
     }
 
     /// Checks the config is one the kernels run.
@@ -203,7 +275,42 @@ impl DitConfig {
         if !self.input_size.is_multiple_of(self.patch_size) {
             return err(format!("input_size {} is not divisible by patch_size {}", self.input_size, self.patch_size));
         }
+        match (self.arch, self.dmf_depth) {
+            (Family::Dmf, None) => {
+                return err("a DMF model needs `dmf_depth`, the block where its decoder starts (20 for DMF-XL/2): \
+                            convert with --dmf-depth N"
+                    .into())
+            }
+            (Family::Dmf, Some(_)) | (_, None) => {}
+            (_, Some(_)) => return err(format!("dmf_depth is only for a DMF model, not {}", self.arch.name())),
+        }
+        if let Some(s) = &self.latent_stats {
+            let n = self.in_channels * self.input_size * self.input_size;
+            if s.mean.len() != n || s.var.len() != n {
+                return err(format!(
+                    "latent statistics hold {} means and {} variances; the model's latent [{}, {}, {}] has {n} values",
+                    s.mean.len(),
+                    s.var.len(),
+                    self.in_channels,
+                    self.input_size,
+                    self.input_size
+                ));
+            }
+            if s.mean.iter().chain(&s.var).any(|v| !v.is_finite()) || s.var.iter().any(|&v| v < 0.0) {
+                return err("latent statistics must be finite, with variances of at least 0".into());
+            }
+        }
         Ok(())
+    }
+
+    /// The first block conditioned on the end time r (a DMF's decoder: blocks `dmf_depth..depth`, as upstream slices
+    /// `blocks[dmf_depth:]`, so a split past the last block leaves only the final layer on r); `depth` for the
+    /// other families.
+    pub fn decoder_start(&self) -> usize {
+        match self.arch {
+            Family::Dmf => self.dmf_depth.unwrap_or(0).min(self.depth),
+            _ => self.depth,
+        }
     }
 }
 
@@ -216,15 +323,39 @@ pub struct DitBlockTensors<T> {
     pub proj: WeightBias<T>,
     pub fc1: WeightBias<T>,
     pub fc2: WeightBias<T>,
+    /// `attn.q_norm.scale` and `attn.k_norm.scale` [head_dim] (a DiT with `qk_norm`).
+    pub qk_norm: Option<(T, T)>,
+}
+
+impl<T> DitBlockTensors<T> {
+    /// Takes block `i`'s tensors from `src`.
+    fn take<S: TensorSource<Tensor = T>>(cfg: &DitConfig, src: &mut S, i: usize) -> Result<DitBlockTensors<T>> {
+        let (d, f) = (cfg.hidden_size, cfg.mlp_hidden());
+        let mut wb = |name: &str, shape: &[usize]| WeightBias::take(src, &format!("blocks.{i}.{name}"), shape);
+        let (ada, qkv, proj) =
+            (wb("adaLN_modulation.1", &[6 * d, d])?, wb("attn.qkv", &[3 * d, d])?, wb("attn.proj", &[d, d])?);
+        let (fc1, fc2) = (wb("mlp.fc1", &[f, d])?, wb("mlp.fc2", &[d, f])?);
+        let qk_norm = match cfg.qk_norm {
+            true => {
+                let hd = [cfg.head_dim()];
+                let q = src.take(&format!("blocks.{i}.attn.q_norm.scale"), &hd)?;
+                Some((q, src.take(&format!("blocks.{i}.attn.k_norm.scale"), &hd)?))
+            }
+            false => None,
+        };
+        Ok(DitBlockTensors { ada, qkv, proj, fc1, fc2, qk_norm })
+    }
 }
 
 /// Every tensor a DiT loads, with the release's names and shapes (the fixed `pos_embed` is not stored): the model
 /// graph takes them through [`DitTensors::take`], and [`dit_tensors`] is the same walk recorded.
 #[derive(Debug)]
 pub struct DitTensors<T> {
-    /// `t_embedder.mlp.0` [D, 256] and `t_embedder.mlp.2` [D, D].
+    /// `t_embedder.mlp.0` [D, 256] and `t_embedder.mlp.2` [D, D] (MeanFlow: `noise_labels_embedder.mlp.*`, of t).
     pub t_fc1: WeightBias<T>,
     pub t_fc2: WeightBias<T>,
+    /// MeanFlow's second embedder, of the gap t - r: `noise_labels_next_embedder.mlp.0` and `.2`.
+    pub t2: Option<(WeightBias<T>, WeightBias<T>)>,
     pub blocks: Vec<DitBlockTensors<T>>,
     /// `final_layer.adaLN_modulation.1` [2D, D] and `final_layer.linear` [p*p*C_out, D].
     pub final_ada: WeightBias<T>,
@@ -238,26 +369,21 @@ pub struct DitTensors<T> {
 impl<T> DitTensors<T> {
     /// Takes every tensor of a DiT of `cfg` from `src`, in the manifest's order.
     pub fn take<S: TensorSource<Tensor = T>>(cfg: &DitConfig, src: &mut S) -> Result<DitTensors<T>> {
-        let (d, f, c, p) = (cfg.hidden_size, cfg.mlp_hidden(), cfg.in_channels, cfg.patch_size);
-        let t_fc1 = WeightBias::take(src, "t_embedder.mlp.0", &[d, FREQ_DIM])?;
-        let t_fc2 = WeightBias::take(src, "t_embedder.mlp.2", &[d, d])?;
-        let blocks = (0..cfg.depth)
-            .map(|i| {
-                let mut wb = |name: &str, shape: &[usize]| WeightBias::take(src, &format!("blocks.{i}.{name}"), shape);
-                Ok(DitBlockTensors {
-                    ada: wb("adaLN_modulation.1", &[6 * d, d])?,
-                    qkv: wb("attn.qkv", &[3 * d, d])?,
-                    proj: wb("attn.proj", &[d, d])?,
-                    fc1: wb("mlp.fc1", &[f, d])?,
-                    fc2: wb("mlp.fc2", &[d, f])?,
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let (d, c, p) = (cfg.hidden_size, cfg.in_channels, cfg.patch_size);
+        let mut embedder = |name: &str| -> Result<(WeightBias<T>, WeightBias<T>)> {
+            let fc1 = WeightBias::take(src, &format!("{name}.mlp.0"), &[d, FREQ_DIM])?;
+            Ok((fc1, WeightBias::take(src, &format!("{name}.mlp.2"), &[d, d])?))
+        };
+        let ((t_fc1, t_fc2), t2) = match cfg.arch {
+            Family::Meanflow => (embedder("noise_labels_embedder")?, Some(embedder("noise_labels_next_embedder")?)),
+            _ => (embedder("t_embedder")?, None),
+        };
+        let blocks = (0..cfg.depth).map(|i| DitBlockTensors::take(cfg, src, i)).collect::<Result<Vec<_>>>()?;
         let final_ada = WeightBias::take(src, "final_layer.adaLN_modulation.1", &[2 * d, d])?;
         let final_linear = WeightBias::take(src, "final_layer.linear", &[p * p * cfg.out_channels(), d])?;
         let x_embed = WeightBias::take(src, "x_embedder.proj", &[d, c, p, p])?;
         let y_table = src.take("y_embedder.embedding_table.weight", &[cfg.num_classes + 1, d])?;
-        Ok(DitTensors { t_fc1, t_fc2, blocks, final_ada, final_linear, x_embed, y_table })
+        Ok(DitTensors { t_fc1, t_fc2, t2, blocks, final_ada, final_linear, x_embed, y_table })
     }
 }
 

@@ -6,8 +6,8 @@ mod dit;
 mod vae;
 
 pub use dit::{
-    dit_tensors, null_class, pos_embed_2d, DitBlockTensors, DitConfig, DitTensors, Family, DIT_SIZES, FREQ_DIM,
-    MAX_HEAD_DIM,
+    dit_tensors, null_class, pos_embed_2d, DitBlockTensors, DitConfig, DitTensors, Family, LatentStats, DIT_SIZES,
+    FREQ_DIM, LATENT_VAR_EPS, MAX_HEAD_DIM,
 };
 pub use vae::{vae_tensors, ResnetTensors, UpBlockTensors, VaeAttnTensors, VaeConfig, VaeTensors, SD_SCALING_FACTOR};
 

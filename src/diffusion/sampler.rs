@@ -28,6 +28,9 @@ pub enum SamplerKind {
     /// Flow models (SiT): SiT's default ODE sampler, torchdiffeq's adaptive `dopri5` with atol 1e-6 and rtol 1e-3
     /// (`diffusion::dopri5`), from t = 0 to 1: the step count is its own (the requested steps are not used).
     Dopri5,
+    /// Flow maps (MeanFlow / α-Flow, Decoupled MeanFlow): one network call jumps from t to r over a grid from t = 1
+    /// (noise) to 0 (data), x <- x - (t - r) u(x; t, r) ([`flow_map_stage`]; the grid: [`FlowMapGrid`]).
+    FlowMap,
 }
 
 impl SamplerKind {
@@ -40,13 +43,20 @@ impl SamplerKind {
             "heun" => Ok(SamplerKind::Heun),
             "euler-maruyama" | "em" => Ok(SamplerKind::EulerMaruyama),
             "dopri5" => Ok(SamplerKind::Dopri5),
+            "flowmap" | "flow-map" => Ok(SamplerKind::FlowMap),
             _ => Err(Error::input(format!(
-                "unknown sampler `{s}`: use ddpm, ddim or dpmpp2m (DiT), euler, heun, euler-maruyama or dopri5 (SiT)"
+                "unknown sampler `{s}`: use ddpm, ddim or dpmpp2m (DiT), euler, heun, euler-maruyama or dopri5 (SiT), \
+                 or flowmap (MeanFlow, DMF)"
             ))),
         }
     }
 
-    /// Whether each step draws Gaussian noise.
+    /// Whether the sampler takes one jump of a flow map per step (a MeanFlow or DMF model).
+    pub fn flow_map(self) -> bool {
+        self == SamplerKind::FlowMap
+    }
+
+    /// Whether each step draws Gaussian noise (the flow map's consistency steps do too: `FlowMapGrid::consistency`).
     pub fn stochastic(self) -> bool {
         matches!(self, SamplerKind::Ddpm | SamplerKind::EulerMaruyama)
     }
@@ -65,6 +75,7 @@ impl SamplerKind {
             SamplerKind::Heun => "heun",
             SamplerKind::EulerMaruyama => "euler-maruyama",
             SamplerKind::Dopri5 => "dopri5",
+            SamplerKind::FlowMap => "flowmap",
         }
     }
 
@@ -73,7 +84,11 @@ impl SamplerKind {
             SamplerKind::Ddpm => 0,
             SamplerKind::Ddim => 1,
             SamplerKind::DpmSolverPp2m => 2,
-            SamplerKind::Euler | SamplerKind::Heun | SamplerKind::EulerMaruyama | SamplerKind::Dopri5 => FLOW_FROM_X,
+            SamplerKind::Euler
+            | SamplerKind::Heun
+            | SamplerKind::EulerMaruyama
+            | SamplerKind::Dopri5
+            | SamplerKind::FlowMap => FLOW_FROM_X,
         }
     }
 }
@@ -153,6 +168,62 @@ pub fn flow_stages(kind: SamplerKind, i: usize, k: usize) -> Vec<FlowStage> {
     }
 }
 
+/// Largest number of flow-map steps (a flow map is sampled in a handful; more is a mistake, not a request).
+pub const MAX_FLOW_MAP_STEPS: usize = 1000;
+
+/// A flow map's time grid, from t = 1 (noise) down to 0 (data), and how each step uses it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FlowMapGrid {
+    /// Descending from 1 to 0: step i jumps from `times[i]` to `times[i + 1]`.
+    pub times: Vec<f64>,
+    /// α-Flow's consistency steps: the network jumps to r = 0 (x0 = x - t u(x; t, 0)) and the state is re-noised to
+    /// the next time with fresh noise, x <- (1 - r) x0 + r z.
+    pub consistency: bool,
+    /// Guidance (a scale above 1) applies only at times in [lo, hi], the interval the model was trained to guide in.
+    pub guidance_interval: (f64, f64),
+}
+
+/// The times of a flow-map grid: the uniform grid [1, (K-1)/K, ..., 0] of `steps` steps, or the given `grid`, each
+/// time warped by `shift` (DMF samples its 512 px model with 1.5): t' = s t / (1 + (s - 1) t).
+pub fn flow_map_times(steps: usize, grid: Option<&[f64]>, shift: f64) -> Result<Vec<f64>> {
+    if !(shift.is_finite() && shift > 0.0) {
+        return Err(Error::input(format!("shift {shift} must be a positive number (1 keeps the grid)")));
+    }
+    let times: Vec<f64> = match grid {
+        Some(g) => g.to_vec(),
+        None if (1..=MAX_FLOW_MAP_STEPS).contains(&steps) => {
+            (0..=steps).map(|i| (steps - i) as f64 / steps as f64).collect()
+        }
+        None => return Err(Error::input(format!("{steps} steps: a flow map takes 1 to {MAX_FLOW_MAP_STEPS} steps"))),
+    };
+    let ok = times.len() >= 2
+        && times.len() <= MAX_FLOW_MAP_STEPS + 1
+        && times.first() == Some(&1.0)
+        && times.last() == Some(&0.0)
+        && times.windows(2).all(|w| w[0] > w[1]);
+    if !ok {
+        return Err(Error::input(format!(
+            "grid {times:?}: a flow-map grid goes from 1 (noise) down to 0 (data), strictly decreasing, e.g. 1,0.55,0"
+        )));
+    }
+    Ok(times.iter().map(|&t| shift * t / (1.0 + (shift - 1.0) * t)).collect())
+}
+
+/// Step `i` of a flow-map grid: the times (t, r) the network is called at and the shader's stage, in f64.
+///   plain:       x' = x + (r - t) u(x; t, r)                       (kind 3: c0 = r - t)
+///   consistency: u at (t, 0), x0 = x - t u, x' = (1 - r') x0 + r' z  (kind 5: c2 = 1 - r', c0 = -(1 - r') t, c3 = r')
+/// with r' the grid's next time; `prev` gets the data estimate x - t u (c1 = -t). On the last step (r' = 0) both are
+/// the same jump to the data.
+pub fn flow_map_stage(g: &FlowMapGrid, i: usize) -> (f64, f64, FlowStage) {
+    let (t, next) = (g.times[i], g.times[i + 1]);
+    if g.consistency {
+        let stage = FlowStage { t, kind: FLOW_SDE, c0: -(1.0 - next) * t, c1: -t, c2: 1.0 - next, c3: next };
+        (t, 0.0, stage)
+    } else {
+        (t, next, FlowStage { t, kind: FLOW_FROM_X, c0: next - t, c1: -t, c2: 0.0, c3: 0.0 })
+    }
+}
+
 /// Uniform parameters of `sampler.wgsl`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
@@ -228,9 +299,11 @@ pub fn coefficients(kind: SamplerKind, s: &Schedule, i: usize, learn_sigma: bool
         }
         // The flow samplers' uniforms are their stages' (`flow_stages`, `Step::set_flow_stage`), never these; dopri5
         // steps on the host (`diffusion::dopri5`).
-        SamplerKind::Euler | SamplerKind::Heun | SamplerKind::EulerMaruyama | SamplerKind::Dopri5 => {
-            unreachable!("a flow sampler steps through flow_stages")
-        }
+        SamplerKind::Euler
+        | SamplerKind::Heun
+        | SamplerKind::EulerMaruyama
+        | SamplerKind::Dopri5
+        | SamplerKind::FlowMap => unreachable!("a flow sampler steps through flow_stages"),
     }
 }
 
@@ -297,14 +370,15 @@ impl Step {
         gpu.write(&self.uniform, 0, bytemuck::bytes_of(&p));
     }
 
-    /// Writes one flow stage (its shader kind and coefficients) into the uniform.
-    pub fn set_flow_stage(&self, gpu: &Gpu, s: &FlowStage) {
+    /// Writes one flow stage (its shader kind and coefficients) into the uniform, with guidance `scale` (1: the
+    /// conditional output alone).
+    pub fn set_flow_stage(&self, gpu: &Gpu, s: &FlowStage, scale: f32) {
         let mut c = [0.0f32; 7];
         c[0] = s.c0 as f32;
         c[1] = s.c1 as f32;
         c[2] = s.c2 as f32;
         c[3] = s.c3 as f32;
-        let p = StepParams { c, kind: s.kind, ..self.base };
+        let p = StepParams { c, kind: s.kind, scale, ..self.base };
         gpu.write(&self.uniform, 0, bytemuck::bytes_of(&p));
     }
 }
@@ -338,6 +412,29 @@ mod tests {
         assert!((last.c0 - 0.04 * 1.96).abs() < 1e-12 && (last.c2 - 0.96).abs() < 1e-12);
         assert!(SamplerKind::parse("euler-maruyama").unwrap().stochastic());
         assert!(SamplerKind::Heun.flow() && !SamplerKind::Ddim.flow());
+    }
+
+    #[test]
+    fn flow_map_grids() {
+        assert_eq!(flow_map_times(4, None, 1.0).unwrap(), [1.0, 0.75, 0.5, 0.25, 0.0]);
+        assert_eq!(flow_map_times(1, Some(&[1.0, 0.55, 0.0]), 1.0).unwrap(), [1.0, 0.55, 0.0]);
+        // DMF's shift: t' = s t / (1 + (s - 1) t) keeps the ends.
+        let s = flow_map_times(2, None, 1.5).unwrap();
+        assert!((s[1] - 0.6).abs() < 1e-12 && s[0] == 1.0 && s[2] == 0.0, "{s:?}");
+        for bad in [&[1.0, 0.5][..], &[0.9, 0.0], &[1.0, 0.5, 0.6, 0.0], &[1.0], &[1.0, f64::NAN, 0.0]] {
+            assert!(flow_map_times(1, Some(bad), 1.0).is_err(), "{bad:?}");
+        }
+        assert!(flow_map_times(0, None, 1.0).is_err() && flow_map_times(2, None, 0.0).is_err());
+        // A plain step jumps to the next time; a consistency step jumps to 0 and re-noises to the next time.
+        let mut g = FlowMapGrid { times: vec![1.0, 0.55, 0.0], consistency: false, guidance_interval: (0.0, 1.0) };
+        let (t, r, st) = flow_map_stage(&g, 0);
+        assert_eq!((t, r, st.kind, st.c0, st.c1), (1.0, 0.55, FLOW_FROM_X, 0.55 - 1.0, -1.0));
+        g.consistency = true;
+        let (t, r, st) = flow_map_stage(&g, 0);
+        assert_eq!((t, r, st.kind, st.c2, st.c3), (1.0, 0.0, FLOW_SDE, 0.45, 0.55));
+        assert!((st.c0 + 0.45).abs() < 1e-15);
+        let (_, r, last) = flow_map_stage(&g, 1);
+        assert_eq!((r, last.c2, last.c3, last.c0), (0.0, 1.0, 0.0, -0.55));
     }
 
     #[test]

@@ -1,11 +1,14 @@
 //! DiT forward, as in the release's `models.py` (Peebles & Xie, "Scalable Diffusion Models with Transformers"):
 //! patch embed + fixed 2D sin-cos positions, timestep and label embedding, `depth` adaLN-Zero blocks, final layer.
+//! The flow maps keep these blocks and change only the conditioning: MeanFlow / α-Flow add a second timestep embedder
+//! of the gap t - r to every block's c; Decoupled MeanFlow conditions its last blocks and the final layer on the end
+//! time r instead of t (`arch::Family`).
 //!
 //! [`Dit::load`] takes the weights; [`Dit::plan`] allocates activations and builds every dispatch for one batch size
 //! and latent size; [`DitPlan`] then runs a forward as one command encoder with no readback until the output.
 
 use super::store::GpuWeights;
-use crate::arch::{null_class, pos_embed_2d, DitConfig, DitTensors, WeightBias, FREQ_DIM};
+use crate::arch::{null_class, pos_embed_2d, DitConfig, DitTensors, Family, WeightBias, FREQ_DIM};
 use crate::error::{Error, Result};
 use crate::gpu::{Arena, DType, Dispatch, Gpu, Tensor};
 use crate::ops::{self, Epilogue, LabelMix, Linear, LinearKernel, LABEL_WORDS};
@@ -25,6 +28,8 @@ struct Block {
     proj: Linear,
     fc1: Linear,
     fc2: Linear,
+    /// q and k RMSNorm scales (a DiT with `qk_norm`).
+    qk_norm: Option<(Tensor, Tensor)>,
 }
 
 /// A loaded DiT.
@@ -33,6 +38,8 @@ pub struct Dit {
     x_embed: Linear,
     t_fc1: Linear,
     t_fc2: Linear,
+    /// MeanFlow's second timestep embedder (of the gap t - r).
+    t2: Option<(Linear, Linear)>,
     y_table: Tensor,
     blocks: Vec<Block>,
     final_ada: Linear,
@@ -64,13 +71,19 @@ impl Dit {
                     proj: lin(b.proj)?,
                     fc1: lin(b.fc1)?,
                     fc2: lin(b.fc2)?,
+                    qk_norm: b.qk_norm,
                 })
             })
             .collect::<Result<Vec<_>>>()?;
+        let t2 = match t.t2 {
+            Some((fc1, fc2)) => Some((per_sample(fc1)?, per_sample(fc2)?)),
+            None => None,
+        };
         let dit = Dit {
             x_embed: lin(x_embed)?,
             t_fc1: per_sample(t.t_fc1)?,
             t_fc2: per_sample(t.t_fc2)?,
+            t2,
             y_table: t.y_table,
             blocks,
             final_ada: per_sample(t.final_ada)?,
@@ -116,7 +129,19 @@ impl Dit {
         let t = g * g;
         let m = batch * t;
         let mut arena = Arena::new();
+        let flow_map = cfg.arch.is_flow_map();
         let mut a = |label: &str, shape: &[usize]| arena.f32(gpu, label, shape);
+        // A flow map's second time (MeanFlow: the gap t - r; DMF: r) and what it conditions.
+        let second = match flow_map {
+            true => Some(Second {
+                t2_in: a("t2_in", &[batch])?,
+                freqs: a("t2_freqs", &[batch, FREQ_DIM])?,
+                hidden: a("t2_hidden", &[batch, d])?,
+                emb: a("t2_emb", &[batch, d])?,
+                silu_c: a("silu_c2", &[batch, d])?,
+            }),
+            false => None,
+        };
         let acts = Acts {
             x_in: a("x_in", &[batch, cfg.in_channels, latent, latent])?,
             t_in: a("t_in", &[batch])?,
@@ -136,22 +161,31 @@ impl Dit {
             tok_out: a("tokens_out", &[m, p * p * cfg.out_channels()])?,
             out: a("out", &[batch, cfg.out_channels(), latent, latent])?,
             tokens: t,
+            second,
         };
         let y_in = arena.alloc(gpu, "y_in", &[batch, LABEL_WORDS], DType::U32)?;
         let mut plan = vec![];
         self.embed(gpu, &acts, &y_in, &mut plan)?;
-        for b in &self.blocks {
-            self.block(gpu, b, &acts, &mut plan)?;
+        // DMF's decoder blocks and final layer read the conditioning of r; every other block that of t.
+        let c_late = match (&acts.second, cfg.arch) {
+            (Some(s), Family::Dmf) => &s.silu_c,
+            _ => &acts.silu_c,
+        };
+        for (i, b) in self.blocks.iter().enumerate() {
+            let c = if i < cfg.decoder_start() { &acts.silu_c } else { c_late };
+            self.block(gpu, b, &acts, c, &mut plan)?;
         }
-        self.final_layer(gpu, &acts, &mut plan)?;
+        self.final_layer(gpu, &acts, c_late, &mut plan)?;
         gpu.check()?;
         Ok(DitPlan {
             batch,
             latent,
             num_classes: cfg.num_classes,
+            arch: cfg.arch,
             activation_bytes: arena.bytes(),
             x: acts.x_in,
             t: acts.t_in,
+            t2: acts.second.map(|s| s.t2_in),
             y: y_in,
             out: acts.out,
             dispatches: plan,
@@ -159,7 +193,8 @@ impl Dit {
     }
 
     /// x = PatchEmbed(x) + pos;  silu(c) with c = TimestepEmbedder(t) + LabelEmbedder(y), where a row's y may blend
-    /// two classes' table rows ([`LabelMix`]).
+    /// two classes' table rows ([`LabelMix`]). A flow map's second time: MeanFlow adds its second embedder of the gap
+    /// to c; DMF embeds r with the same embedder into a second conditioning, c_r = E(r) + Y(y).
     fn embed(&self, gpu: &Gpu, a: &Acts, y: &Tensor, d: &mut Vec<Dispatch>) -> Result<()> {
         let k = self.kernel;
         d.push(ops::patchify(gpu, &a.x_in, &a.patches, self.cfg.patch_size)?);
@@ -174,6 +209,18 @@ impl Dit {
         d.push(ops::timestep_freqs(gpu, &a.t_in, &self.y_table, &a.freqs)?);
         d.extend(ops::linear(gpu, &a.freqs, &self.t_fc1, &a.t_hidden, Epilogue::Silu, k)?);
         d.extend(ops::linear(gpu, &a.t_hidden, &self.t_fc2, &a.t_emb, Epilogue::Bias, k)?);
+        if let Some(s) = &a.second {
+            let (fc1, fc2, epilogue, emb) = match &self.t2 {
+                Some((fc1, fc2)) => (fc1, fc2, Epilogue::Residual, &a.t_emb), // MeanFlow: t_emb += E2(t - r)
+                None => (&self.t_fc1, &self.t_fc2, Epilogue::Bias, &s.emb),   // DMF: E(r) on its own
+            };
+            d.push(ops::timestep_freqs(gpu, &s.t2_in, &self.y_table, &s.freqs)?);
+            d.extend(ops::linear(gpu, &s.freqs, fc1, &s.hidden, Epilogue::Silu, k)?);
+            d.extend(ops::linear(gpu, &s.hidden, fc2, emb, epilogue, k)?);
+            if self.t2.is_none() {
+                d.push(ops::condition(gpu, y, &self.y_table, &s.emb, &s.silu_c)?);
+            }
+        }
         d.push(ops::condition(gpu, y, &self.y_table, &a.t_emb, &a.silu_c)?);
         Ok(())
     }
@@ -181,12 +228,16 @@ impl Dit {
     /// One adaLN-Zero block:
     ///   x += gate_msa * Attn(modulate(LN(x), shift_msa, scale_msa))
     ///   x += gate_mlp * MLP(modulate(LN(x), shift_mlp, scale_mlp))
-    fn block(&self, gpu: &Gpu, b: &Block, a: &Acts, d: &mut Vec<Dispatch>) -> Result<()> {
+    /// `c` is silu of the block's conditioning.
+    fn block(&self, gpu: &Gpu, b: &Block, a: &Acts, c: &Tensor, d: &mut Vec<Dispatch>) -> Result<()> {
         let (k, t, w) = (self.kernel, a.tokens, self.cfg.hidden_size);
         let gate = |chunk: usize| Epilogue::GatedResidual { gate: &a.modv, tokens: t, offset: chunk * w };
-        d.extend(ops::linear(gpu, &a.silu_c, &b.ada, &a.modv, Epilogue::Bias, k)?); // (N, 6D)
+        d.extend(ops::linear(gpu, c, &b.ada, &a.modv, Epilogue::Bias, k)?); // (N, 6D)
         d.push(ops::layernorm_modulate(gpu, &a.x, &a.modv, &a.h, t, SHIFT_MSA * w, SCALE_MSA * w)?);
         d.extend(ops::linear(gpu, &a.h, &b.qkv, &a.qkv, Epilogue::Bias, k)?); // (N*T, 3D)
+        if let Some((q_scale, k_scale)) = &b.qk_norm {
+            d.push(ops::qk_rms_norm(gpu, &a.qkv, q_scale, k_scale, self.cfg.head_dim())?);
+        }
         d.push(ops::attention(gpu, &a.qkv, &a.attn, t, self.cfg.num_heads)?); // (N*T, D)
         d.extend(ops::linear(gpu, &a.attn, &b.proj, &a.x, gate(GATE_MSA), k)?);
         d.push(ops::layernorm_modulate(gpu, &a.x, &a.modv, &a.h, t, SHIFT_MLP * w, SCALE_MLP * w)?);
@@ -196,9 +247,9 @@ impl Dit {
     }
 
     /// out = unpatchify(Linear(modulate(LN(x), shift, scale))), (shift, scale) = Linear(silu(c)), shift first.
-    fn final_layer(&self, gpu: &Gpu, a: &Acts, d: &mut Vec<Dispatch>) -> Result<()> {
+    fn final_layer(&self, gpu: &Gpu, a: &Acts, c: &Tensor, d: &mut Vec<Dispatch>) -> Result<()> {
         let (k, t, w) = (self.kernel, a.tokens, self.cfg.hidden_size);
-        d.extend(ops::linear(gpu, &a.silu_c, &self.final_ada, &a.mod_final, Epilogue::Bias, k)?); // (N, 2D)
+        d.extend(ops::linear(gpu, c, &self.final_ada, &a.mod_final, Epilogue::Bias, k)?); // (N, 2D)
         d.push(ops::layernorm_modulate(gpu, &a.x, &a.mod_final, &a.h, t, 0, w)?);
         d.extend(ops::linear(gpu, &a.h, &self.final_linear, &a.tok_out, Epilogue::Bias, k)?);
         d.push(ops::unpatchify(gpu, &a.tok_out, &a.out, self.cfg.patch_size)?);
@@ -226,6 +277,16 @@ struct Acts {
     tok_out: Tensor,
     out: Tensor,
     tokens: usize,
+    second: Option<Second>,
+}
+
+/// A flow map's second time input and the buffers of its embedding.
+struct Second {
+    t2_in: Tensor,
+    freqs: Tensor,
+    hidden: Tensor,
+    emb: Tensor,
+    silu_c: Tensor,
 }
 
 /// A DiT forward for a fixed batch and latent size: input and output buffers plus the recorded dispatches.
@@ -233,12 +294,15 @@ pub struct DitPlan {
     pub batch: usize,
     pub latent: usize,
     num_classes: usize,
+    arch: Family,
     /// Bytes of activation buffers this plan holds.
     pub activation_bytes: u64,
     /// Input latent [N, C, H, W] f32.
     pub x: Tensor,
-    /// Timesteps [N] f32 (the original 0..999 timestep).
+    /// Timesteps [N] f32 (the original 0..999 timestep; a flow's or flow map's t in [0, 1]).
     pub t: Tensor,
+    /// A flow map's second time [N] f32 (`Family::second_time`: MeanFlow the gap t - r, DMF r); none otherwise.
+    pub t2: Option<Tensor>,
     /// Class conditioning [N, 3]: one [`LabelMix`] per row (num_classes = the null class).
     pub y: Tensor,
     /// Output [N, Cout, H, W] f32: channels 0..C are eps, C..2C the variance interpolation v.
@@ -281,6 +345,33 @@ impl DitPlan {
         self.write_labels(gpu, y)?;
         gpu.write(&self.x.buf, 0, bytemuck::cast_slice(x));
         gpu.write(&self.t.buf, 0, bytemuck::cast_slice(t));
+        Ok(())
+    }
+
+    /// Uploads a flow map's end times r [N] for the start times `t` [N] (as its network takes them: the gap t - r for
+    /// MeanFlow, r for DMF; both in [0, 1] with r <= t). An error for a model that is not a flow map.
+    pub fn set_end_times(&self, gpu: &Gpu, t: &[f32], r: &[f32]) -> Result<()> {
+        let Some(t2) = &self.t2 else {
+            return Err(Error::input(format!(
+                "a {} model takes no end time r: only a flow map does",
+                self.arch.name()
+            )));
+        };
+        if t.len() != self.batch || r.len() != self.batch {
+            return Err(Error::input(format!(
+                "need {} start and end times, got {} and {}",
+                self.batch,
+                t.len(),
+                r.len()
+            )));
+        }
+        if let Some((a, b)) = t.iter().zip(r).find(|(a, b)| !(0.0..=1.0).contains(*a) || !(0.0..=**a).contains(*b)) {
+            return Err(Error::input(format!(
+                "times t = {a}, r = {b}: a flow map jumps from t to r with 0 <= r <= t <= 1"
+            )));
+        }
+        let v: Vec<f32> = t.iter().zip(r).map(|(&a, &b)| self.arch.second_time(a as f64, b as f64) as f32).collect();
+        gpu.write(&t2.buf, 0, bytemuck::cast_slice(&v));
         Ok(())
     }
 

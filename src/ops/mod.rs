@@ -28,6 +28,9 @@ pub use conv::{conv2d, conv2d_slice, Conv2d, ConvParams, ConvSlice};
 pub use embed::{condition, timestep_freqs, EmbedParams, LabelMix, FREQ_DIM, LABEL_WORDS, MAX_PERIOD};
 pub use layout::{nchw_to_nhwc, softmax_rows, transpose, LayoutParams, SoftmaxParams};
 pub use linear::{linear, linear_wg_fits, matmul, Epilogue, Linear, LinearKernel, LinearParams, WgTile, WG_TILES};
-pub use norm::{group_norm, group_norm_part, layernorm_modulate, GroupNormParams, NormParams, GN_EPS, LN_EPS};
+pub use norm::{
+    group_norm, group_norm_part, layernorm_modulate, qk_rms_norm, GroupNormParams, NormParams, QkNormParams, GN_EPS,
+    LN_EPS, QK_NORM_EPS,
+};
 pub use patch::{patchify, unpatchify, PatchParams};
 pub use weight::{stageable, texture_fits, PermuteParams, Weight, COPY_ROW_ALIGNMENT};

@@ -6,7 +6,8 @@
 use super::index::ModelIndex;
 use super::input::{decode_f32, to_f16, SafetensorsFile, SrcTensor};
 pub use super::plan::{
-    check_pos_embed, diffusers_dit_parts, infer_dit_config, infer_vae_config, plan, vae_canonical_name, ConvertOptions,
+    check_pos_embed, diffusers_dit_parts, infer_dit_config, infer_vae_config, plan, set_latent_stats,
+    vae_canonical_name, ConvertOptions,
 };
 use super::range::{FileRange, RangeSource};
 use super::torchzip::open_zip;
@@ -99,7 +100,11 @@ pub fn convert(inputs: &[PathBuf], out: &Path, opts: &ConvertOptions) -> Result<
         }
         None => None,
     };
-    let plan = plan(&ck.describe(), ck.tensors(), config_json.as_ref(), opts)?;
+    let mut plan = plan(&ck.describe(), ck.tensors(), config_json.as_ref(), opts)?;
+    if let Some((mean, var)) = plan.latent_stats.clone() {
+        let (mean, var) = (ck.read_f32(&mean)?, ck.read_f32(&var)?);
+        set_latent_stats(&mut plan, mean, var)?;
+    }
     if let Some((t, cfg)) = &plan.pos_embed {
         let stored = ck.read_f32(t)?;
         check_pos_embed(&ck.describe(), t, &stored, cfg)?;

@@ -1,10 +1,12 @@
 //! A safe reader for the pickle of PyTorch checkpoints (`torch.save`: a zip with `data.pkl` and one entry per storage;
 //! the zip itself is read by `weights::torchzip`).
 //!
-//! The pickle is interpreted as data, never executed: the opcodes build plain values, and the only globals accepted
-//! are those that rebuild tensors (`torch._utils._rebuild_tensor_v2`, `_rebuild_parameter`, the `torch.*Storage`
-//! types) and `collections.OrderedDict`. `argparse.Namespace` (the `args` of training checkpoints) is accepted as an
-//! opaque value that is never constructed. Any other global is an error: a checkpoint cannot run code here.
+//! The pickle is interpreted as data, never executed: the opcodes build plain values. The globals that rebuild tensors
+//! (`torch._utils._rebuild_tensor_v2`, `_rebuild_parameter`, the float `torch.*Storage` types) and
+//! `collections.OrderedDict` are evaluated as data; any other class or function that a training snapshot pickles
+//! (its config objects, `argparse.Namespace`, a visualiser's state, integer or bool tensors) becomes an inert value that
+//! is stepped over and never constructed or called. Globals that only code would name (`os.system`, `builtins.eval`,
+//! `subprocess`, ...) are refused outright, with a message that says so: a checkpoint cannot run code here.
 
 use super::input::{SrcDType, SrcTensor};
 use crate::error::{Error, Result};
@@ -34,6 +36,74 @@ pub enum Value {
     },
     /// An object that is kept as data and never constructed (argparse.Namespace).
     Opaque(&'static str),
+    /// Any other class or function a checkpoint names (`module.name`): never called; what it would build is an
+    /// [`Value::Object`].
+    Class(String),
+    /// What a [`Value::Class`] would have built: stepped over.
+    Object(String),
+    /// A storage or tensor of a type the models never read (integers, bools): stepped over.
+    OtherStorage(String),
+    OtherTensor(String),
+}
+
+/// Modules and builtins that only code would name: a checkpoint that names them is refused rather than stepped over.
+fn refused_global(module: &str, name: &str) -> bool {
+    const MODULES: [&str; 22] = [
+        "os",
+        "posix",
+        "nt",
+        "subprocess",
+        "sys",
+        "shutil",
+        "socket",
+        "importlib",
+        "runpy",
+        "pty",
+        "ctypes",
+        "webbrowser",
+        "code",
+        "codeop",
+        "marshal",
+        "pickle",
+        "_pickle",
+        "shelve",
+        "multiprocessing",
+        "signal",
+        "commands",
+        "popen2",
+    ];
+    const BUILTINS: [&str; 14] = [
+        "eval",
+        "exec",
+        "execfile",
+        "compile",
+        "open",
+        "getattr",
+        "setattr",
+        "delattr",
+        "__import__",
+        "globals",
+        "locals",
+        "vars",
+        "input",
+        "breakpoint",
+    ];
+    let root = module.split('.').next().unwrap_or(module);
+    MODULES.contains(&root) || (matches!(module, "builtins" | "__builtin__") && BUILTINS.contains(&name))
+}
+
+/// The value a GLOBAL names: an accepted global, an inert class, or a refusal.
+fn global(file: &str, module: &str, name: &str) -> Result<Value> {
+    if let Some(g) = allowed_global(module, name) {
+        return Ok(Value::Global(g));
+    }
+    if refused_global(module, name) {
+        return Err(Error::format(
+            file,
+            format!("refuses the pickle global `{module}.{name}`: only tensors and dicts are read from checkpoints"),
+        ));
+    }
+    Ok(Value::Class(format!("{module}.{name}")))
 }
 
 /// The globals a checkpoint may name, mapped to what they become.
@@ -168,12 +238,7 @@ pub fn unpickle(file: &str, data: &[u8]) -> Result<Value> {
                     Ok(s)
                 };
                 let (module, name) = (line()?, line()?);
-                let g = allowed_global(&module, &name).ok_or_else(|| {
-                    bad(format!(
-                        "refuses the pickle global `{module}.{name}`: only tensors and dicts are read from checkpoints"
-                    ))
-                })?;
-                stack.push(Value::Global(g));
+                stack.push(global(file, &module, &name)?);
             }
             0x93 => {
                 // STACK_GLOBAL
@@ -182,12 +247,7 @@ pub fn unpickle(file: &str, data: &[u8]) -> Result<Value> {
                 let (Value::Str(module), Value::Str(name)) = (module, name) else {
                     return Err(bad("STACK_GLOBAL without strings".into()));
                 };
-                let g = allowed_global(&module, &name).ok_or_else(|| {
-                    bad(format!(
-                        "refuses the pickle global `{module}.{name}`: only tensors and dicts are read from checkpoints"
-                    ))
-                })?;
-                stack.push(Value::Global(g));
+                stack.push(global(file, &module, &name)?);
             }
             b't' => {
                 let items = pop_mark(&mut stack, &mut marks)?;
@@ -253,6 +313,10 @@ pub fn unpickle(file: &str, data: &[u8]) -> Result<Value> {
                         };
                         stack.push(Value::Storage(dtype, key));
                     }
+                    // An integer or bool storage (a step counter, a flag): never read.
+                    [Value::Str(tag), Value::Class(ty), ..] if tag == "storage" => {
+                        stack.push(Value::OtherStorage(ty.clone()))
+                    }
                     _ => return Err(bad("unexpected persistent id".into())),
                 }
             }
@@ -263,11 +327,15 @@ pub fn unpickle(file: &str, data: &[u8]) -> Result<Value> {
                 let Value::Tuple(args) = args else { return Err(bad("REDUCE arguments are not a tuple".into())) };
                 let v = match f {
                     Value::Global("OrderedDict") => Value::Dict(vec![]),
-                    Value::Global("rebuild_tensor") => rebuild_tensor(file, &args)?,
+                    Value::Global("rebuild_tensor") => match args.first() {
+                        Some(Value::OtherStorage(ty)) => Value::OtherTensor(ty.clone()),
+                        _ => rebuild_tensor(file, &args)?,
+                    },
                     Value::Global("rebuild_parameter") => {
                         args.into_iter().next().ok_or_else(|| bad("empty parameter".into()))?
                     }
                     Value::Global("Namespace") => Value::Opaque("Namespace"),
+                    Value::Class(c) | Value::Object(c) => Value::Object(c),
                     other => return Err(bad(format!("REDUCE of {other:?} is not allowed"))),
                 };
                 stack.push(v);
@@ -276,20 +344,51 @@ pub fn unpickle(file: &str, data: &[u8]) -> Result<Value> {
                 // BUILD: state for an object; only the inert ones take state (ignored).
                 let _state = pop(&mut stack)?;
                 match stack.last() {
-                    Some(Value::Opaque(_)) | Some(Value::Dict(_)) | Some(Value::Tensor { .. }) => {}
+                    Some(Value::Opaque(_) | Value::Dict(_) | Value::Tensor { .. } | Value::Object(_))
+                    | Some(Value::OtherTensor(_)) => {}
                     _ => return Err(bad("BUILD on an object that is not allowed".into())),
                 }
             }
             b'0' => {
                 pop(&mut stack)?;
             }
-            0x81 => {
-                // NEWOBJ: only Namespace (inert).
+            0x81 | 0x92 => {
+                // NEWOBJ, NEWOBJ_EX (cls, args[, kwargs]): an inert object, never constructed.
+                if op == 0x92 {
+                    pop(&mut stack)?;
+                }
                 let _args = pop(&mut stack)?;
                 match pop(&mut stack)? {
                     Value::Global("Namespace") => stack.push(Value::Opaque("Namespace")),
+                    Value::Class(c) => stack.push(Value::Object(c)),
                     other => return Err(bad(format!("NEWOBJ of {other:?} is not allowed"))),
                 }
+            }
+            0x8f => stack.push(Value::List(vec![])), // EMPTY_SET, kept as a list
+            0x90 => {
+                // ADDITEMS
+                let items = pop_mark(&mut stack, &mut marks)?;
+                match stack.last_mut() {
+                    Some(Value::List(l)) => l.extend(items),
+                    _ => return Err(bad("ADDITEMS to a non-set".into())),
+                }
+            }
+            0x91 => {
+                // FROZENSET
+                let items = pop_mark(&mut stack, &mut marks)?;
+                stack.push(Value::List(items));
+            }
+            0x8b => {
+                // LONG4: an integer this wide is never a size; kept as an inert value.
+                let n = u32le(take(&mut pos, 4)?) as usize;
+                take(&mut pos, n)?;
+                stack.push(Value::Object("int".into()));
+            }
+            0x8e | 0x96 => {
+                // BINBYTES8, BYTEARRAY8
+                let n = u64::from_le_bytes(take(&mut pos, 8)?.try_into().expect("8"));
+                let n = usize::try_from(n).map_err(|_| bad("byte string longer than memory".into()))?;
+                stack.push(Value::Bytes(take(&mut pos, n)?.to_vec()));
             }
             _ => return Err(bad(format!("pickle opcode 0x{op:02x} is not supported in a checkpoint"))),
         }
@@ -330,10 +429,14 @@ pub fn checkpoint_tensors(file: &str, pkl: &[u8]) -> Result<Vec<SrcTensor>> {
     let dict = state_dict(file, top)?;
     let mut tensors = vec![];
     for (k, v) in dict {
-        let (Value::Str(k), Value::Tensor { dtype, storage, offset, shape }) = (k, v) else {
-            return Err(Error::format(file, "the state dict holds something other than named tensors"));
-        };
-        tensors.push(SrcTensor { name: k, shape, dtype, offset: offset as u64, storage });
+        match (k, v) {
+            (Value::Str(k), Value::Tensor { dtype, storage, offset, shape }) => {
+                tensors.push(SrcTensor { name: k, shape, dtype, offset: offset as u64, storage })
+            }
+            // An integer or bool tensor (a flag such as `are_ldm_stats_inited`): no model reads one.
+            (Value::Str(_), Value::OtherTensor(_)) => {}
+            _ => return Err(Error::format(file, "the state dict holds something other than named tensors")),
+        }
     }
     Ok(tensors)
 }
@@ -363,6 +466,26 @@ mod tests {
         assert!(e.contains("refuses the pickle global `os.system`"), "{e}");
         let evil2 = b"\x80\x04\x95\x00\x00\x00\x00\x00\x00\x00\x00\x8c\x08builtins\x8c\x04eval\x93.";
         assert!(unpickle("evil.pt", evil2).unwrap_err().to_string().contains("builtins.eval"));
+        let evil3 = b"\x80\x02csubprocess.popen\nx\n.";
+        assert!(unpickle("evil.pt", evil3).unwrap_err().to_string().contains("subprocess.popen.x"));
+    }
+
+    #[test]
+    fn steps_over_objects_of_unknown_classes() {
+        // {'vis': train.Vis() with state {'a': 1}, 'ema': {'w': <int64 tensor>}}: an object built by NEWOBJ + BUILD and
+        // a LongStorage tensor, both inert.
+        let pkl = [
+            &b"\x80\x02}q\x00(X\x03\x00\x00\x00visctrain\nVis\n)\x81}X\x01\x00\x00\x00aK\x01sb"[..],
+            b"X\x03\x00\x00\x00ema}X\x01\x00\x00\x00wctorch._utils\n_rebuild_tensor_v2\n((X\x07\x00\x00\x00storage",
+            b"ctorch\nLongStorage\nX\x01\x00\x00\x000X\x03\x00\x00\x00cpuK\x01tQK\x00K\x01\x85K\x01\x85\x89",
+            b"ccollections\nOrderedDict\n)RtRsu.",
+        ]
+        .concat();
+        let v = unpickle("snapshot.pt", &pkl).unwrap();
+        let Value::Dict(d) = v else { panic!("{v:?}") };
+        assert_eq!(d[0], (Value::Str("vis".into()), Value::Object("train.Vis".into())));
+        let Value::Dict(ema) = &d[1].1 else { panic!("{d:?}") };
+        assert_eq!(ema[0].1, Value::OtherTensor("torch.LongStorage".into()));
     }
 
     #[test]

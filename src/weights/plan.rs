@@ -6,7 +6,9 @@
 use super::index::ModelKind;
 use super::input::{SrcDType, SrcTensor};
 use super::writer::DEFAULT_SHARD_MIB;
-use crate::arch::{dit_tensors, pos_embed_2d, vae_tensors, DitConfig, TensorSpec, VaeConfig, SD_SCALING_FACTOR};
+use crate::arch::{
+    dit_tensors, pos_embed_2d, vae_tensors, DitConfig, Family, LatentStats, TensorSpec, VaeConfig, SD_SCALING_FACTOR,
+};
 use crate::error::{Error, Result};
 use std::collections::{BTreeMap, HashMap};
 
@@ -22,8 +24,10 @@ pub struct ConvertOptions {
     pub norm_groups: Option<usize>,
     /// Names of the classes (stored as `class_names` in the index metadata; the page shows them).
     pub class_names: Option<Vec<String>>,
-    /// What a DiT network was trained as (`dit` or `sit`): the weights cannot tell.
+    /// What a DiT network was trained as (`dit`, `sit`, `meanflow` or `dmf`): the weights cannot tell.
     pub arch: crate::arch::Family,
+    /// A DMF's split (`--dmf-depth`): the checkpoint does not hold it.
+    pub dmf_depth: Option<usize>,
 }
 
 impl Default for ConvertOptions {
@@ -35,6 +39,7 @@ impl Default for ConvertOptions {
             norm_groups: None,
             class_names: None,
             arch: crate::arch::Family::Dit,
+            dmf_depth: None,
         }
     }
 }
@@ -174,6 +179,9 @@ pub fn infer_dit_config(tensors: &[SrcTensor], opts: &ConvertOptions) -> Result<
         input_size: opts.input_size.or(from_pos).unwrap_or(32),
         mlp_ratio: mlp as f64 / d as f64,
         arch: opts.arch,
+        dmf_depth: opts.dmf_depth,
+        qk_norm: by_name.contains_key("blocks.0.attn.q_norm.scale"),
+        latent_stats: None,
     };
     cfg.validate()?;
     Ok(cfg)
@@ -236,13 +244,22 @@ pub struct Plan {
     pub items: Vec<Item>,
     /// A stored position embedding to check against the fixed one (`check_pos_embed`) before use.
     pub pos_embed: Option<(SrcTensor, DitConfig)>,
+    /// A MeanFlow / α-Flow checkpoint's latent statistics (`autoencoder_mean`, `autoencoder_var`), read into the
+    /// config's `latent_stats` ([`set_latent_stats`]).
+    pub latent_stats: Option<(SrcTensor, SrcTensor)>,
 }
 
 impl Plan {
     /// Source tensors read, in the order of their data in the file.
     pub fn sources(&self) -> Vec<&SrcTensor> {
-        let mut v: Vec<&SrcTensor> =
-            self.items.iter().flat_map(|i| &i.parts).chain(self.pos_embed.as_ref().map(|p| &p.0)).collect();
+        let stats = self.latent_stats.iter().flat_map(|(m, v)| [m, v]);
+        let mut v: Vec<&SrcTensor> = self
+            .items
+            .iter()
+            .flat_map(|i| &i.parts)
+            .chain(self.pos_embed.as_ref().map(|p| &p.0))
+            .chain(stats)
+            .collect();
         v.sort_by(|a, b| (&a.storage, a.offset).cmp(&(&b.storage, b.offset)));
         v
     }
@@ -256,6 +273,21 @@ pub fn plan(
     config_json: Option<&serde_json::Value>,
     opts: &ConvertOptions,
 ) -> Result<Plan> {
+    match opts.arch {
+        Family::Meanflow => return plan_meanflow(describe, tensors, opts),
+        Family::Dmf => {
+            // DMF's state dict is flat; upstream's `strict=False` load also skips its log-variance head and (in the
+            // base SiT+REPA files) the REPA projectors.
+            check_flat(describe, tensors)?;
+            let kept: Vec<(String, Vec<SrcTensor>)> = tensors
+                .iter()
+                .filter(|t| !t.name.starts_with("logvar_linear.") && !t.name.starts_with("projectors."))
+                .map(|t| (t.name.clone(), vec![t.clone()]))
+                .collect();
+            return plan_dit(describe, kept, opts);
+        }
+        Family::Dit | Family::Sit => {}
+    }
     if tensors.iter().any(|t| t.name == "x_embedder.proj.weight") {
         let parts = tensors.iter().map(|t| (t.name.clone(), vec![t.clone()])).collect();
         plan_dit(describe, parts, opts)
@@ -317,7 +349,84 @@ fn plan_vae(
         return Err(Error::format(describe, format!("unexpected decoder tensor `{extra}` for the inferred config")));
     }
     let config = serde_json::to_value(&cfg).expect("config serializes");
-    Ok(Plan { kind: ModelKind::VaeDecoder, config, extra: BTreeMap::new(), items, pos_embed: None })
+    Ok(Plan { kind: ModelKind::VaeDecoder, config, extra: BTreeMap::new(), items, pos_embed: None, latent_stats: None })
+}
+
+/// A flat DiT-shaped state dict has the tensors its config is read from; else the error lists those missing and, where
+/// the weights sit under a prefix (a wrapped state dict, which upstream's `strict=False` load would silently skip),
+/// names it.
+fn check_flat(describe: &str, tensors: &[SrcTensor]) -> Result<()> {
+    const NEEDED: [&str; 6] = [
+        "x_embedder.proj.weight",
+        "t_embedder.mlp.0.weight",
+        "y_embedder.embedding_table.weight",
+        "blocks.0.attn.qkv.weight",
+        "blocks.0.mlp.fc1.weight",
+        "final_layer.linear.weight",
+    ];
+    let has = |n: &str| tensors.iter().any(|t| t.name == n);
+    let missing: Vec<&str> = NEEDED.iter().copied().filter(|n| !has(n)).collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let prefix = tensors.iter().find_map(|t| t.name.strip_suffix("x_embedder.proj.weight").filter(|p| !p.is_empty()));
+    let hint = match prefix {
+        Some(p) => format!("; the weights sit under `{p}` (a wrapped state dict: upstream's strict=False load would load nothing from it)"),
+        None => String::new(),
+    };
+    Err(Error::format(describe, format!("missing tensors of the model: {}{hint}", missing.join(", "))))
+}
+
+/// The latent statistics of a MeanFlow / α-Flow checkpoint, `[1, C, H, W]` each.
+pub const LATENT_MEAN: &str = "autoencoder_mean";
+pub const LATENT_VAR: &str = "autoencoder_var";
+
+/// A MeanFlow / α-Flow checkpoint: the release's training snapshot keeps the network under `model.` in its `ema` dict
+/// (a flat state dict is read as it is) beside a whole SD VAE (`autoencoder.*`, not used: the VAE is given on its own)
+/// and the latent statistics, which are required.
+fn plan_meanflow(describe: &str, tensors: &[SrcTensor], opts: &ConvertOptions) -> Result<Plan> {
+    let wrapped = tensors.iter().any(|t| t.name.starts_with("model."));
+    let stat = |name: &str| tensors.iter().find(|t| t.name == name || t.name == format!("model.{name}")).cloned();
+    let (Some(mean), Some(var)) = (stat(LATENT_MEAN), stat(LATENT_VAR)) else {
+        return Err(Error::format(
+            describe,
+            format!(
+                "a MeanFlow / α-Flow checkpoint holds the latent statistics `{LATENT_MEAN}` and `{LATENT_VAR}` that its \
+                 images are decoded with; this one has none (for a DiT-shaped flow map without them use --arch dmf)"
+            ),
+        ));
+    };
+    let parts: Vec<(String, Vec<SrcTensor>)> = tensors
+        .iter()
+        .filter_map(|t| {
+            let name = if wrapped { t.name.strip_prefix("model.")? } else { t.name.as_str() };
+            let skip = name.starts_with("autoencoder") || name == "are_ldm_stats_inited";
+            (!skip).then(|| (name.to_string(), vec![t.clone()]))
+        })
+        .collect();
+    let mut plan = plan_dit(describe, parts, opts)?;
+    let cfg: DitConfig = serde_json::from_value(plan.config.clone()).expect("a planned config");
+    let want = cfg.in_channels * cfg.input_size * cfg.input_size;
+    for t in [&mean, &var] {
+        if t.numel() != want {
+            return Err(Error::Shape {
+                name: t.name.clone(),
+                expected: vec![1, cfg.in_channels, cfg.input_size, cfg.input_size],
+                found: t.shape.clone(),
+            });
+        }
+    }
+    plan.latent_stats = Some((mean, var));
+    Ok(plan)
+}
+
+/// Writes the latent statistics read from a checkpoint into its planned config (checked as the config is).
+pub fn set_latent_stats(plan: &mut Plan, mean: Vec<f32>, var: Vec<f32>) -> Result<()> {
+    let mut cfg: DitConfig = serde_json::from_value(plan.config.clone()).expect("a planned config");
+    cfg.latent_stats = Some(LatentStats { mean, var });
+    cfg.validate()?;
+    plan.config = serde_json::to_value(&cfg).expect("config serializes");
+    Ok(())
 }
 
 /// Plans a DiT given as release names -> source parts (concatenated along the first dimension).
@@ -336,6 +445,24 @@ fn plan_dit(describe: &str, parts: Vec<(String, Vec<SrcTensor>)>, opts: &Convert
     let planned = dit_tensors(&cfg);
     let by_name: HashMap<&str, &SrcTensor> = tensors.iter().map(|t| (t.name.as_str(), t)).collect();
     let parts_of: HashMap<&str, &Vec<SrcTensor>> = parts.iter().map(|(n, p)| (n.as_str(), p)).collect();
+    let missing: Vec<&str> = planned.iter().map(|p| p.name.as_str()).filter(|n| !by_name.contains_key(n)).collect();
+    match missing[..] {
+        [] => {}
+        [one] => return Err(Error::MissingTensor(one.to_string())),
+        _ => {
+            let shown = missing.iter().take(12).copied().collect::<Vec<_>>().join(", ");
+            let more = if missing.len() > 12 { format!(" and {} more", missing.len() - 12) } else { String::new() };
+            return Err(Error::format(
+                describe,
+                format!(
+                    "{} of the model's {} tensors are missing: {shown}{more} (a state dict wrapped under another key, \
+                     or a checkpoint of another architecture?)",
+                    missing.len(),
+                    planned.len()
+                ),
+            ));
+        }
+    }
     let mut items = vec![];
     for p in &planned {
         let t = by_name.get(p.name.as_str()).ok_or_else(|| Error::MissingTensor(p.name.clone()))?;
@@ -379,7 +506,7 @@ fn plan_dit(describe: &str, parts: Vec<(String, Vec<SrcTensor>)>, opts: &Convert
         extra.insert("class_names".to_string(), serde_json::Value::from(names.clone()));
     }
     let config = serde_json::to_value(&cfg).expect("config serializes");
-    Ok(Plan { kind: ModelKind::Dit, config, extra, items, pos_embed })
+    Ok(Plan { kind: ModelKind::Dit, config, extra, items, pos_embed, latent_stats: None })
 }
 
 /// The release stores the fixed position embedding; it must be the 2D sin-cos one that the model computes.

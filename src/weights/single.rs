@@ -9,7 +9,7 @@
 
 use super::index::{IndexMetadata, ModelIndex, FORMAT, FORMAT_VERSION};
 use super::input::{decode_f32, parse_header, to_f16, SrcTensor, MAX_HEADER};
-use super::plan::{check_pos_embed, plan, ConvertOptions, Plan};
+use super::plan::{check_pos_embed, plan, set_latent_stats, ConvertOptions, Plan};
 #[cfg(not(target_arch = "wasm32"))]
 pub use super::range::FileRange;
 use super::range::{check_digest, read_exact};
@@ -71,9 +71,10 @@ pub fn parse_location(location: &str) -> Result<(&str, SingleOptions)> {
             Some(("input_size", n)) if n.parse::<usize>().is_ok_and(|n| n > 0) => {
                 opts.convert.input_size = n.parse().ok()
             }
+            Some(("dmf-depth" | "dmf_depth", n)) if n.parse::<usize>().is_ok() => opts.convert.dmf_depth = n.parse().ok(),
             _ => {
                 return Err(Error::input(format!(
-                "{location}: unknown fragment `{kv}`; a single-file model takes #sha256=<64 hex digits>, &heads=<N>, &input_size=<latent side> and &arch=dit|sit"
+                "{location}: unknown fragment `{kv}`; a single-file model takes #sha256=<64 hex digits>, &heads=<N>, &input_size=<latent side>, &arch=dit|sit|meanflow|dmf and &dmf-depth=<N>"
             )))
             }
         }
@@ -142,6 +143,8 @@ struct Assembler<'p, F> {
     /// Which item each source tensor feeds.
     feeds: HashMap<&'p str, usize>,
     gathered: HashMap<usize, BTreeMap<usize, Vec<f32>>>,
+    /// The latent statistics' values, once read (mean, var).
+    stats: [Option<Vec<f32>>; 2],
     done: usize,
     hashing: bool,
     deferred: Option<Error>,
@@ -161,6 +164,7 @@ impl<'p, F: FnMut(&str, &[usize], &[u8]) -> Result<()>> Assembler<'p, F> {
             plan,
             feeds,
             gathered: HashMap::new(),
+            stats: [None, None],
             done: 0,
             hashing,
             deferred: None,
@@ -178,6 +182,12 @@ impl<'p, F: FnMut(&str, &[usize], &[u8]) -> Result<()>> Assembler<'p, F> {
                 if let Err(e) = check_pos_embed(&self.file, pe, &decode_f32(&t.name, t.dtype, raw), cfg) {
                     defer(e, &mut self.deferred, self.hashing)?;
                 }
+                return Ok(());
+            }
+        }
+        if let Some((mean, var)) = &self.plan.latent_stats {
+            if let Some(k) = [mean, var].iter().position(|s| s.name == t.name) {
+                self.stats[k] = Some(decode_f32(&t.name, t.dtype, raw));
                 return Ok(());
             }
         }
@@ -233,8 +243,8 @@ pub async fn load_single<R: RangeSource>(
         let on_progress = &mut on_progress;
         let how = Reading { range_bytes: opts.range_bytes, sha256: &opts.sha256, on_source, on_progress };
         torchzip::read_needed(src, &zip, &plan.sources(), how).await?;
-        finish(&file, &plan, asm)?;
-        plan
+        let stats = finish(&file, &plan, asm)?;
+        with_stats(plan, stats)?
     } else {
         let (tensors, data_start, header) = read_safetensors_header(src, &head).await?;
         let plan = plan(&file, &tensors, config_json.as_ref(), &opts.convert)?;
@@ -244,8 +254,8 @@ pub async fn load_single<R: RangeSource>(
         let how = Reading { range_bytes: opts.range_bytes, sha256: &opts.sha256, on_source, on_progress };
         let header = SafetensorsHeader { head: &head, header: &header, data_start, tensors: &tensors };
         read_safetensors(src, header, &plan.sources(), how).await?;
-        finish(&file, &plan, asm)?;
-        plan
+        let stats = finish(&file, &plan, asm)?;
+        with_stats(plan, stats)?
     };
     let total_size = plan.items.iter().map(|i| i.planned.bytes()).sum();
     let mut extra = plan.extra;
@@ -264,15 +274,27 @@ pub async fn load_single<R: RangeSource>(
     })
 }
 
-/// The first error kept back while hashing, else a check that every tensor was handed on.
-fn finish<F>(file: &str, plan: &Plan, asm: Assembler<'_, F>) -> Result<()> {
+/// The first error kept back while hashing, else a check that every tensor was handed on; the latent statistics read.
+fn finish<F>(file: &str, plan: &Plan, asm: Assembler<'_, F>) -> Result<Option<(Vec<f32>, Vec<f32>)>> {
     if let Some(e) = asm.deferred {
         return Err(e);
     }
     if asm.done != plan.items.len() {
         return Err(Error::format(file, format!("only {} of {} tensors were read", asm.done, plan.items.len())));
     }
-    Ok(())
+    match (&plan.latent_stats, asm.stats) {
+        (None, _) => Ok(None),
+        (Some(_), [Some(mean), Some(var)]) => Ok(Some((mean, var))),
+        (Some(_), _) => Err(Error::format(file, "the latent statistics were not read")),
+    }
+}
+
+/// The plan with the latent statistics read from the file in its config.
+fn with_stats(mut plan: Plan, stats: Option<(Vec<f32>, Vec<f32>)>) -> Result<Plan> {
+    if let Some((mean, var)) = stats {
+        set_latent_stats(&mut plan, mean, var)?;
+    }
+    Ok(plan)
 }
 
 /// The safetensors header after the 8 bytes of `head`: tensors with absolute offsets, the data start, the header.

@@ -127,6 +127,15 @@ pub fn fixture(name: &str) -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
 }
 
+/// Writes labels as an int64 `.npy` vector (what `dit forward --y` reads).
+pub fn write_int_npy(path: &std::path::Path, data: &[i64]) {
+    use npyz::WriterBuilder;
+    let f = std::fs::File::create(path).unwrap();
+    let mut w = npyz::WriteOptions::new().default_dtype().shape(&[data.len() as u64]).writer(f).begin_nd().unwrap();
+    w.extend(data.iter().copied()).unwrap();
+    w.finish().unwrap();
+}
+
 /// What a run of the `dit` binary gave.
 pub struct Out {
     pub ok: bool,

@@ -1,6 +1,7 @@
 //! The command line: the commands and the arguments several of them share.
 
 use crate::bench::BenchArgs;
+use crate::convert::ConvertArgs;
 use crate::sample::SampleArgs;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
@@ -25,34 +26,7 @@ pub enum Cmd {
         dir: PathBuf,
     },
     /// Convert a checkpoint into a model directory of fp16 shards.
-    Convert {
-        /// Checkpoint file (.safetensors or a PyTorch .bin / .pt): a DiT with the release's or diffusers' key names,
-        /// or an SD-VAE (diffusers or ldm layout); or a diffusers folder: one component (config.json + weights), or
-        /// a pipeline (model_index.json), whose transformer goes to OUT/dit and VAE to OUT/vae.
-        #[arg(required = true)]
-        inputs: Vec<PathBuf>,
-        /// Output directory.
-        #[arg(long)]
-        out: PathBuf,
-        /// Shard size in MiB.
-        #[arg(long, default_value_t = 32)]
-        shard_mib: u64,
-        /// Attention heads, when depth and width are not a paper preset.
-        #[arg(long)]
-        heads: Option<usize>,
-        /// Latent side the model runs at by default, when the checkpoint has no pos_embed (default 32 = 256 px).
-        #[arg(long)]
-        input_size: Option<usize>,
-        /// VAE GroupNorm groups, when there is no config.json beside the checkpoint (default 32).
-        #[arg(long)]
-        norm_groups: Option<usize>,
-        /// A JSON list of class names to store with a DiT (the page and `dit info` show them).
-        #[arg(long)]
-        class_names: Option<PathBuf>,
-        /// What a DiT network was trained as: `dit` (diffusion) or `sit` (a flow, SiT); the weights cannot tell.
-        #[arg(long, default_value = "dit")]
-        arch: String,
-    },
+    Convert(ConvertArgs),
     /// Run one DiT forward: x [N,C,H,W], t [N], y [N] -> out [N,Cout,H,W] (all .npy).
     Forward {
         #[arg(long)]
@@ -63,6 +37,9 @@ pub enum Cmd {
         t: PathBuf,
         #[arg(long)]
         y: PathBuf,
+        /// A flow map's end times r [N] (.npy; 0 <= r <= t): the network's output is then u(x; t, r).
+        #[arg(long)]
+        r: Option<PathBuf>,
         #[arg(long)]
         out: PathBuf,
         #[command(flatten)]

@@ -2,6 +2,7 @@
 //! folder (a pipeline shows its DiT and its VAE) is read as the loader reads it, by byte ranges, every tensor the
 //! model uses planned, read and rounded to fp16.
 
+use dit_wasm::arch::Family;
 use dit_wasm::loader::{dit_config, pipeline_components, resolve_path};
 use dit_wasm::weights::single::{load_single, parse_location, FileRange};
 use dit_wasm::weights::{self, DirSource, ModelIndex, ModelKind};
@@ -80,7 +81,12 @@ fn show(index: &ModelIndex, tensors: usize, params: usize, what: &str) -> Result
         let names: Vec<&str> = names.iter().filter_map(|v| v.as_str()).collect();
         println!("classes:     {}", names.join(", "));
     }
-    println!("config:      {}", m.config);
+    // The latent statistics are a few thousand numbers: shown as a line of their own below.
+    let mut config = m.config.clone();
+    if let Some(o) = config.as_object_mut() {
+        o.remove("latent_stats");
+    }
+    println!("config:      {config}");
     println!("tensors:     {tensors}");
     println!("parameters:  {params}");
     if m.shards.is_empty() {
@@ -98,12 +104,21 @@ fn show(index: &ModelIndex, tensors: usize, params: usize, what: &str) -> Result
         println!(
             "model:       {} ({})",
             cfg.arch.name(),
-            if cfg.arch.is_flow() {
-                "a flow: euler, heun, euler-maruyama, dopri5"
-            } else {
-                "a diffusion: ddpm, ddim, dpmpp2m"
+            match cfg.arch {
+                Family::Sit => "a flow: euler, heun, euler-maruyama, dopri5",
+                Family::Meanflow | Family::Dmf => "a flow map: flowmap, 1 to 8 jumps, guidance trained in",
+                Family::Dit => "a diffusion: ddpm, ddim, dpmpp2m",
             }
         );
+        if let Some(k) = cfg.dmf_depth {
+            println!("dmf depth:   {k} (blocks {k}..{} and the final layer see the end time r)", cfg.depth);
+        }
+        if let Some(s) = &cfg.latent_stats {
+            println!(
+                "latents:     standardised per element by {} means and variances (autoencoder_mean / _var)",
+                s.mean.len()
+            );
+        }
         println!(
             "GMACs/image: {:.2} per forward at a {}x{} latent",
             cfg.macs(cfg.input_size) / 1e9,

@@ -79,10 +79,10 @@ async fn run(cli: Cli) -> Result<()> {
     match cli.cmd {
         Cmd::Gpu(a) => gpu::run(&a).await,
         Cmd::Info { dir } => info::run(&dir).await,
-        Cmd::Convert { inputs, out, shard_mib, heads, input_size, norm_groups, class_names, arch } => {
-            convert::run(&inputs, &out, shard_mib, heads, input_size, norm_groups, class_names, &arch)
+        Cmd::Convert(a) => convert::run(a),
+        Cmd::Forward { model, x, t, y, r, out, gpu } => {
+            forward::run(&model, forward::Inputs { x: &x, t: &t, y: &y, r: r.as_deref() }, &out, &gpu).await
         }
-        Cmd::Forward { model, x, t, y, out, gpu } => forward::run(&model, &x, &t, &y, &out, &gpu).await,
         Cmd::Bench(b) => bench::run(b).await,
         Cmd::Sample(a) => sample::run(a).await,
         Cmd::Decode { vae, latent, out, gpu } => decode::run(&vae, &latent, &out, &gpu).await,

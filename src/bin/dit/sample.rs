@@ -33,16 +33,33 @@ pub struct SampleArgs {
     /// The blend's weight in [0, 1] (0: --class alone, 1: --blend alone); 0.5 when --blend is given without it.
     #[arg(long, allow_negative_numbers = true)]
     alpha: Option<f32>,
-    /// Guidance scale (the release samples with 4.0; 1 turns guidance off).
-    #[arg(long, default_value_t = pipeline::DEFAULT_CFG_SCALE, allow_negative_numbers = true)]
-    cfg: f32,
-    /// Steps as the release writes them: `250` (evenly respaced) or `ddim50`; a flow sampler: K solver steps.
-    #[arg(long, default_value_t = pipeline::DEFAULT_STEPS.to_string())]
-    steps: String,
+    /// Guidance scale (the release samples with 4.0; 1 turns guidance off). A flow map's guidance is trained in: 1 by
+    /// default; a scale above 1 doubles the batch and guides all channels inside --guidance-interval.
+    #[arg(long, allow_negative_numbers = true)]
+    cfg: Option<f32>,
+    /// Steps as the release writes them: `250` (evenly respaced, the default) or `ddim50`; a flow sampler: K solver
+    /// steps; a flow map: K jumps over the uniform grid from 1 to 0 (1 by default).
+    #[arg(long)]
+    steps: Option<String>,
+    /// A flow map's custom grid from 1 (noise) down to 0 (data), comma-separated (α-Flow's 2 steps: 1,0.55,0).
+    #[arg(long, value_delimiter = ',', allow_negative_numbers = true)]
+    grid: Option<Vec<f64>>,
+    /// α-Flow's consistency steps: each jump goes to t = 0 and the state is re-noised to the next time with fresh
+    /// noise (the noise of step i is --noise index i + 1).
+    #[arg(long)]
+    consistency: bool,
+    /// Time shift of a flow map's grid, t' = s t / (1 + (s - 1) t) (DMF's 512 px model samples with 1.5).
+    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
+    shift: f64,
+    /// Where a flow map's guidance scale above 1 applies, `LO,HI` in t (default: the interval the model was trained
+    /// to guide in: DMF 0,0.7; MeanFlow / α-Flow 0,0.75).
+    #[arg(long, value_delimiter = ',', num_args = 1, allow_negative_numbers = true)]
+    guidance_interval: Option<Vec<f64>>,
     /// A DiT: ddpm (learned-variance DDPM, the paper's; the default), ddim (eta 0) or dpmpp2m (DPM-Solver++(2M)).
     /// A SiT (a flow): euler (the default) or heun, ODE solvers over a uniform grid from t = 0 (noise) to 1 (data),
     /// or euler-maruyama (SiT's SDE: K - 1 noisy steps to t = 0.96, then a last noiseless step of 0.04), or dopri5
     /// (SiT's default ODE solver: adaptive steps with atol 1e-6, rtol 1e-3; --steps is not used).
+    /// A MeanFlow / α-Flow or DMF model (a flow map): flowmap (the default; see --grid, --consistency, --shift).
     #[arg(long)]
     sampler: Option<String>,
     /// Guidance on eps channels 0..2 as the release does (official) or on all four (all).
@@ -53,7 +70,8 @@ pub struct SampleArgs {
     /// Noise from outside, [K+1, N, C, h, w] f32: index 0 the starting latent, index i+1 the noise of step i.
     #[arg(long)]
     noise: Option<PathBuf>,
-    /// Also write the final latents [N, C, h, w] here (.npy).
+    /// Also write the final latents [N, C, h, w] here (.npy), in the model's own space (before a flow map's latent
+    /// statistics or the VAE's scale).
     #[arg(long)]
     latent_out: Option<PathBuf>,
     /// `.png` (a grid of the images) or `.npy` ([N, 3, H, W] f32).
@@ -77,11 +95,31 @@ pub async fn run(mut a: SampleArgs) -> Result<()> {
     }
     let sampler = a.sampler.as_deref().map(SamplerKind::parse).transpose()?;
     let cfg_channels = CfgChannels::parse(&a.cfg_channels)?;
-    let steps = Spacing::parse(&a.steps)?;
-    steps.timesteps()?;
-    if !a.cfg.is_finite() {
-        return Err(Error::input(format!("--cfg {} is not a finite number", a.cfg)));
+    let steps = a.steps.as_deref().map(Spacing::parse).transpose()?;
+    if let Some(s) = steps {
+        s.timesteps()?;
     }
+    if let Some(cfg) = a.cfg.filter(|c| !c.is_finite()) {
+        return Err(Error::input(format!("--cfg {cfg} is not a finite number")));
+    }
+    let guidance_interval = match a.guidance_interval.as_deref() {
+        None => None,
+        Some(&[lo, hi]) => Some((lo, hi)),
+        Some(v) => return Err(Error::input(format!("--guidance-interval takes LO,HI (two times), got {v:?}"))),
+    };
+    let flow_map = pipeline::FlowMapOptions {
+        grid: a.grid.clone(),
+        consistency: a.consistency,
+        shift: a.shift,
+        guidance_interval,
+    };
+    let steps = match (&a.grid, steps) {
+        (Some(g), Some(Spacing::Even(k))) if k + 1 != g.len() => {
+            return Err(Error::input(format!("--steps {k} and a --grid of {} steps disagree: give one", g.len() - 1)))
+        }
+        (Some(g), _) => Some(Spacing::Even(g.len().saturating_sub(1))),
+        (None, s) => s,
+    };
     let classes: Vec<u32> = a
         .classes
         .iter()
@@ -126,17 +164,25 @@ pub async fn run(mut a: SampleArgs) -> Result<()> {
     if vae.is_none() && a.out.extension().is_some_and(|e| e == "png") {
         return Err(Error::input("a .png output needs --vae DIR"));
     }
-    let sampler = sampler.unwrap_or_else(|| pipeline::default_sampler(dit.cfg.arch));
+    let family = dit.cfg.arch;
+    let sampler = sampler.unwrap_or_else(|| pipeline::default_sampler(family));
+    pipeline::check_sampler(family, sampler)?;
+    if !sampler.flow_map() && (a.grid.is_some() || a.consistency || a.shift != 1.0 || guidance_interval.is_some()) {
+        return Err(Error::input(
+            "--grid, --consistency, --shift and --guidance-interval are for a flow map's sampler",
+        ));
+    }
     let req = SampleRequest {
         classes,
         blend,
-        cfg_scale: a.cfg,
-        steps,
+        cfg_scale: a.cfg.unwrap_or_else(|| pipeline::default_cfg_scale(family)),
+        steps: steps.unwrap_or_else(|| pipeline::default_steps(family)),
         sampler,
         cfg_channels,
         seed: a.seed,
         noise,
         latent_size: None,
+        flow_map,
     };
     let bar = if a.quiet { indicatif::ProgressBar::hidden() } else { indicatif::ProgressBar::new(0) };
     bar.set_style(
@@ -157,7 +203,8 @@ pub async fn run(mut a: SampleArgs) -> Result<()> {
     }
     match &vae {
         Some(v) => {
-            let images = pipeline::decode(&gpu, v, &latents, n, h, h).await?;
+            let vae_latents = pipeline::to_vae_latents(&dit.cfg, v.cfg.scaling_factor, &latents);
+            let images = pipeline::decode(&gpu, v, &vae_latents, n, h, h).await?;
             let s = h * v.cfg.upscale();
             write_images(&a.out, &images, n, s, s, a.cols)?;
         }
