@@ -270,14 +270,16 @@ pub struct ImageBench {
     pub steps: usize,
     pub sampler: String,
     pub cfg: f32,
+    /// Network evaluations per image: steps x rows (2 with guidance), x 2 for Heun.
+    pub image_forwards: usize,
     /// The first run, which also compiles the sampler's and the decoder's pipelines.
     pub seconds_first: f64,
     /// The second run.
     pub seconds: f64,
 }
 
-/// Times one image of class 0 (guidance 4, `steps` of `sampler`: the pipeline's default for the model's kind when
-/// None) and its decode, twice.
+/// Times one image of class 0 (the family's default guidance: 4, or 1 for a flow map; `steps` of `sampler`: the
+/// pipeline's default for the model's kind when None) and its decode, twice.
 pub async fn bench_image(
     gpu: &Gpu,
     dit: &crate::model::Dit,
@@ -290,17 +292,21 @@ pub async fn bench_image(
     let mut req = SampleRequest::new(vec![0]);
     req.steps = crate::diffusion::Spacing::Even(steps);
     req.sampler = sampler.unwrap_or_else(|| pipeline::default_sampler(dit.cfg.arch));
+    req.cfg_scale = pipeline::default_cfg_scale(dit.cfg.arch);
     let mut times = vec![];
     for _ in 0..2 {
         let t0 = now_seconds();
         let z = pipeline::sample(gpu, dit, &req, |_| true).await?;
+        let z = pipeline::to_vae_latents(&dit.cfg, vae.cfg.scaling_factor, &z);
         pipeline::decode(gpu, vae, &z, 1, latent, latent).await?;
         times.push(now_seconds() - t0);
     }
+    let stages = if req.sampler == crate::diffusion::SamplerKind::Heun { 2 } else { 1 };
     Ok(ImageBench {
         steps,
         sampler: req.sampler.name().to_string(),
         cfg: req.cfg_scale,
+        image_forwards: steps * stages * pipeline::dit_batch(1, req.cfg_scale),
         seconds_first: times[0],
         seconds: times[1],
     })

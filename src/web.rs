@@ -427,7 +427,12 @@ pub async fn bench_forward(options: JsValue) -> Result<JsValue, JsValue> {
 
 /// A paper preset's DiT at `res` px with random fp16 weights (the benchmarks' model: nothing downloaded).
 fn random_dit(gpu: &Gpu, preset: &str, res: usize) -> crate::error::Result<Dit> {
-    let cfg = DitConfig::preset(preset, res)?;
+    random_dit_as(gpu, preset, res, crate::arch::Family::Dit)
+}
+
+/// [`random_dit`] trained as `family` (a flow map: 4 output channels, a second embedder or DMF's split).
+fn random_dit_as(gpu: &Gpu, preset: &str, res: usize, family: crate::arch::Family) -> crate::error::Result<Dit> {
+    let cfg = DitConfig::preset(preset, res)?.trained_as(family);
     let w = GpuWeights::random(gpu, &crate::arch::dit_tensors(&cfg), 0)?;
     Dit::load(gpu, cfg, w)
 }
@@ -437,6 +442,8 @@ fn random_dit(gpu: &Gpu, preset: &str, res: usize) -> crate::error::Result<Dit> 
 struct BenchImageOptions {
     /// A paper preset with random weights (and a random SD VAE): "S/2", "XL/2", ...
     preset: String,
+    /// What it is trained as: "dit" (default), "sit", "meanflow" or "dmf".
+    arch: Option<String>,
     res: Option<usize>,
     /// Sampler steps; default 50.
     steps: Option<usize>,
@@ -455,11 +462,16 @@ pub async fn bench_image(options: JsValue) -> Result<JsValue, JsValue> {
         serde_wasm_bindgen::from_value(options).map_err(|e| to_js(Error::input(format!("bad options: {e}"))))?;
     let gpu = Gpu::new(&gpu_options(opts.f16.as_deref(), opts.linear.as_deref())).await.map_err(to_js)?;
     let res = opts.res.unwrap_or(256);
-    let dit = random_dit(&gpu, &opts.preset, res).map_err(to_js)?;
+    let family = crate::arch::Family::parse(opts.arch.as_deref().unwrap_or("dit")).map_err(to_js)?;
+    let dit = random_dit_as(&gpu, &opts.preset, res, family).map_err(to_js)?;
     let vae_cfg = crate::arch::VaeConfig::sd();
     let w = GpuWeights::random(&gpu, &crate::arch::vae_tensors(&vae_cfg), 0).map_err(to_js)?;
     let vae = Vae::load(&gpu, vae_cfg, w).map_err(to_js)?;
-    let sampler = SamplerKind::parse(opts.sampler.as_deref().unwrap_or("ddim")).map_err(to_js)?;
+    let sampler = match opts.sampler.as_deref() {
+        Some(s) => SamplerKind::parse(s).map_err(to_js)?,
+        None if family.is_flow_map() => SamplerKind::FlowMap,
+        None => SamplerKind::Ddim,
+    };
     let r = crate::bench::bench_image(&gpu, &dit, &vae, opts.steps.unwrap_or(50).max(1), Some(sampler))
         .await
         .map_err(to_js)?;

@@ -480,3 +480,36 @@ fn official_layout_repos_that_cannot_load_are_one_line_errors_and_never_taken_fo
         assert!(!Path::new(&*png).exists(), "{name}: an image was written");
     }
 }
+
+/// The flow maps straight from the Hub, as the releases name their files: an α-Flow training snapshot
+/// (`snap-research/alphaflow/meanflow-XL-2-cfg.pt#arch=meanflow`) and a DMF state dict
+/// (`kyungmnlee/DMF/dmf_xl_2_256.pt#arch=dmf&dmf-depth=20`), the tiny networks of tests/fixtures/flowmap served
+/// there: the same final latents as the local files with the same fragment.
+#[test]
+fn flow_maps_sample_from_hub_locations_as_from_the_local_files() {
+    let root = tempfile::tempdir().unwrap();
+    let files = [
+        ("snap-research/alphaflow/meanflow-XL-2-cfg.pt", "flowmap/meanflow.pt", "#arch=meanflow&heads=16"),
+        ("kyungmnlee/DMF/dmf_xl_2_256.pt", "flowmap/dmf.pt", "#arch=dmf&dmf-depth=20&heads=16"),
+    ];
+    for (path, fixture, _) in files {
+        write(root.path(), path, &std::fs::read(common::fixture(fixture)).unwrap());
+    }
+    let (_root, hub, home) = serving(root);
+    let out = tempfile::tempdir().unwrap();
+    for (path, fixture, fragment) in files {
+        let latents = |model: &str, name: &str| {
+            let z = out.path().join(format!("{name}.npy"));
+            let (zs, o) = (z.to_string_lossy().into_owned(), out.path().join("o.npy").to_string_lossy().into_owned());
+            let a = ["sample", "--model", model, "--class", "3", "--steps", "2", "--seed", "5", "--latent-out", &zs];
+            let a: Vec<&str> = a.into_iter().chain(["--quiet", "--out", &o]).collect();
+            let (ok, _, err) = dit(&a, &hub.url, home.path());
+            assert!(ok, "dit {}: {err}", a.join(" "));
+            dit_wasm::npy::read_f32(&z).unwrap().data
+        };
+        let local = latents(&format!("{}{fragment}", common::fixture(fixture).display()), "local");
+        let from_hub = latents(&format!("hf://{path}{fragment}"), "hub");
+        println!("hf://{path}{fragment}: {} latent values, the same as the local file's", from_hub.len());
+        assert_eq!(from_hub, local);
+    }
+}

@@ -190,6 +190,19 @@ impl DitConfig {
         })
     }
 
+    /// The same network trained as `family`, as its release configures it: a DiT or SiT with learned sigma, a flow map
+    /// with 4 output channels (DMF split at 5/7 of the depth: 20 of XL/2's 28 blocks). Random-weight benchmarks use it.
+    pub fn trained_as(self, family: Family) -> DitConfig {
+        let flow_map = family.is_flow_map();
+        DitConfig {
+            arch: family,
+            learn_sigma: !flow_map,
+            dmf_depth: (family == Family::Dmf).then_some(self.depth * 5 / 7),
+            latent_stats: None,
+            ..self
+        }
+    }
+
     /// Heads of the paper preset with this depth and width, if there is one.
     pub fn preset_heads(depth: usize, hidden_size: usize) -> Option<usize> {
         DIT_SIZES.iter().find(|s| s.1 == depth && s.2 == hidden_size).map(|s| s.3)

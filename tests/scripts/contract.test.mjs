@@ -310,6 +310,7 @@ const SERIALISED = {
   LinearBench: "LinearBench",
   OpTiming: "OpTiming",
   ForwardBench: "ForwardBench",
+  ImageBench: "ImageBench",
   LiveCounts: "GpuMemory",
   PipelineStats: "PipelineStats",
 };
@@ -345,7 +346,7 @@ for (const [rustName, tsName] of Object.entries(SERIALISED)) {
 }
 
 /** The wasm functions that return the text of a `serde_json::json!` object, and the types.ts type of its parse. */
-const JSON_RESULTS = { benchKernels: "KernelBench", benchForward: "BenchForwardResult" };
+const JSON_RESULTS = { benchKernels: "KernelBench", benchForward: "BenchForwardResult", benchImage: "BenchImageResult" };
 
 for (const [jsName, tsName] of Object.entries(JSON_RESULTS)) {
   test(`JSON keys: the wasm function ${jsName} and ${tsName} (types.ts)`, () => {
@@ -368,6 +369,7 @@ const DESERIALISED = {
   GenerateOptions: "GenerateParams",
   BenchKernelsOptions: "BenchKernelsParams",
   BenchForwardOptions: "BenchForwardParams",
+  BenchImageOptions: "BenchImageParams",
 };
 
 for (const [rustName, tsName] of Object.entries(DESERIALISED)) {

@@ -28,6 +28,10 @@ pub struct BenchArgs {
     /// Fill the preset with random weights instead of loading a directory.
     #[arg(long)]
     random_weights: bool,
+    /// What the random-weight preset is trained as: dit, sit, meanflow or dmf (a flow map: one network call per step,
+    /// guidance 1).
+    #[arg(long, default_value = "dit", requires = "random_weights")]
+    arch: String,
     /// Image resolution in pixels (latent = res / 8); default: the model's own.
     #[arg(long)]
     res: Option<usize>,
@@ -42,8 +46,8 @@ pub struct BenchArgs {
     /// Skip the baseline run with the simple linear kernel.
     #[arg(long)]
     no_baseline: bool,
-    /// Also time generating one image: this many steps (DDIM, or --sampler), guidance 4, then the VAE (needs --vae,
-    /// or --random-weights for a random SD VAE).
+    /// Also time generating one image: this many steps (DDIM, or --sampler), guidance 4 (a flow map: 1), then the VAE
+    /// (needs --vae, or --random-weights for a random SD VAE).
     #[arg(long, default_value_t = 0)]
     sample_steps: usize,
     /// The sampler of --sample-steps (ddpm, ddim, dpmpp2m; euler, ... for a SiT); default DDIM (Euler for a SiT).
@@ -83,7 +87,8 @@ async fn bench_model(gpu: &Gpu, b: &BenchArgs) -> Result<(Dit, String, u64)> {
             Ok((Dit::load(gpu, cfg, w)?, dir.display().to_string(), bytes))
         }
         (None, Some(preset), true) => {
-            let cfg = DitConfig::preset(preset, b.res.unwrap_or(256))?;
+            let family = dit_wasm::arch::Family::parse(&b.arch)?;
+            let cfg = DitConfig::preset(preset, b.res.unwrap_or(256))?.trained_as(family);
             let w = GpuWeights::random(gpu, &dit_tensors(&cfg), 0)?;
             let bytes = w.bytes();
             let name = cfg.preset_name().unwrap_or_else(|| preset.clone());
@@ -132,10 +137,11 @@ pub async fn run(b: BenchArgs) -> Result<()> {
             }
             (None, false) => return Err(Error::input("--sample-steps needs --vae DIR (or --random-weights)")),
         };
-        // One model evaluation per step by default: DDIM for a DiT, Euler for a SiT (a flow).
+        // One model evaluation per step by default: DDIM for a DiT, Euler for a SiT (a flow), a flow map's own.
         let sampler = match &b.sampler {
             Some(s) => SamplerKind::parse(s)?,
             None if dit.cfg.arch.is_flow() => SamplerKind::Euler,
+            None if dit.cfg.arch.is_flow_map() => SamplerKind::FlowMap,
             None => SamplerKind::Ddim,
         };
         Some(serde_json::json!(bench_image(&gpu, &dit, &vae, b.sample_steps, Some(sampler)).await?))

@@ -1,6 +1,7 @@
 // The kernel benchmark page (bench.html): runs benchKernels from the package and shows the table, or with ?forward=P
-// (a preset, random weights) or ?model=URL (a DiT) one forward; the JSON goes into #result for tools/bench/*.mjs.
-import { benchForward, benchKernels, DitError } from "dit-wasm";
+// (a preset, random weights) or ?model=URL (a DiT) one forward, or with ?image=P (&arch=, &steps=, &sampler=) one
+// whole image of a preset with random weights; the JSON goes into #result for tools/bench/*.mjs.
+import { benchForward, benchImage, benchKernels, DitError, type BenchImageOptions } from "dit-wasm";
 
 const params = new URLSearchParams(location.search);
 const status = document.getElementById("status")!;
@@ -21,6 +22,20 @@ async function forward(preset: string | undefined, model?: string) {
   status.textContent = `${model ?? `DiT-${preset}`} forward, batch 2: ${r.bench.ms_per_forward.toFixed(1)} ms (median), ` +
     `${r.bench.gflops_per_s.toFixed(2)} GFLOP/s, ${r.bench.dispatches_per_forward} dispatches; ` +
     `bench took ${((performance.now() - t0) / 1000).toFixed(1)} s`;
+  result.textContent = JSON.stringify(r);
+}
+
+/** One whole image of a preset with random weights (its steps, then the VAE), timed twice. */
+async function image(preset: string) {
+  const t0 = performance.now();
+  const res = params.has("res") ? Number(params.get("res")) : undefined;
+  const arch = (params.get("arch") ?? undefined) as BenchImageOptions["arch"];
+  const steps = params.has("steps") ? Number(params.get("steps")) : undefined;
+  const sampler = (params.get("sampler") ?? undefined) as BenchImageOptions["sampler"];
+  const r = await benchImage({ preset, res, arch, steps, sampler });
+  const g = r.generate_one_image;
+  status.textContent = `${arch ?? "dit"} ${preset}: one image, ${g.steps} ${g.sampler} steps at guidance ${g.cfg} ` +
+    `(${g.image_forwards} network calls) + VAE: ${g.seconds.toFixed(2)} s; bench took ${((performance.now() - t0) / 1000).toFixed(1)} s`;
   result.textContent = JSON.stringify(r);
 }
 
@@ -46,7 +61,8 @@ async function kernels() {
 try {
   const preset = params.get("forward");
   const model = params.get("model");
-  if (preset || model) await forward(preset ?? undefined, model ?? undefined);
+  if (params.get("image")) await image(params.get("image")!);
+  else if (preset || model) await forward(preset ?? undefined, model ?? undefined);
   else await kernels();
 } catch (e) {
   const kind = e instanceof DitError ? e.kind : "error";

@@ -1,7 +1,7 @@
 // The page's controls: its elements, the error line, and the model choice (what a link names, what loads, what
 // it downloads) and the sampler choices of the loaded model's kind.
 import { DitError } from "dit-wasm";
-import { DEMO, fmtBytes, OFFICIAL, SAMPLERS } from "./models";
+import { type Arch, DEMO, FAMILY_DEFAULTS, FLOW_MAP_MAX_STEPS, fmtBytes, isFlowMap, OFFICIAL, SAMPLERS } from "./models";
 
 export const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
 export const el = {
@@ -19,6 +19,7 @@ export const el = {
   loadText: $("load-text"),
   randomClass: $<HTMLButtonElement>("random-class"),
   cfg: $<HTMLInputElement>("cfg"),
+  cfgHint: $("cfg-hint"),
   steps: $<HTMLInputElement>("steps"),
   sampler: $<HTMLSelectElement>("sampler"),
   cfgChannels: $<HTMLSelectElement>("cfg-channels"),
@@ -41,12 +42,22 @@ export const el = {
   empty: $("empty"),
 };
 
-/** Offers the samplers of the loaded model's kind; keeps the choice when it fits, else the kind's default. */
-export function showSamplers(arch: "dit" | "sit") {
+/**
+ * Offers the samplers of the loaded model's kind (keeps the choice when it fits, else the kind's default) and the
+ * controls that fit it: a flow map takes 1 to 8 steps, has its guidance trained in and guides every channel.
+ */
+export function showSamplers(arch: Arch) {
   const prev = el.sampler.value;
   const list = SAMPLERS[arch] ?? SAMPLERS.dit;
   el.sampler.replaceChildren(...list.map(([value, text]) => Object.assign(document.createElement("option"), { value, textContent: text })));
-  el.sampler.value = list.some(([v]) => v === prev) ? prev : arch === "dit" ? "ddim" : list[0][0];
+  el.sampler.value = list.some(([v]) => v === prev) ? prev : (FAMILY_DEFAULTS[arch] ?? FAMILY_DEFAULTS.dit).sampler;
+  const flowMap = isFlowMap(arch);
+  el.steps.max = String(flowMap ? FLOW_MAP_MAX_STEPS : 1000);
+  el.cfgChannels.disabled = flowMap;
+  el.cfgHint.hidden = !flowMap;
+  el.cfgHint.textContent = flowMap
+    ? "Guidance is trained into this model: 1 gives its own guided images. Above 1 guides again, on all channels, at the times it was trained to guide."
+    : "";
 }
 
 export function showError(e: unknown) {
@@ -98,12 +109,12 @@ export function chooseModel(model: string, vae?: string) {
   showSize();
 }
 
-/** Shows what the chosen model downloads, before it starts. */
+/** Shows what the chosen model downloads and its licence, before anything is downloaded. */
 export function showSize() {
   const official = OFFICIAL[el.modelChoice.value];
   el.modelSize.textContent = official
     ? `Downloads about ${fmtBytes(official.bytes)} once (the transformer${official.vae ? "" : " without its duplicated embedders"}, and the ` +
-      `VAE's decoder) and keeps ${fmtBytes(official.bytes / 2)} in this browser for the next visits.`
+      `VAE's decoder) and keeps ${fmtBytes(official.bytes / 2)} in this browser for the next visits. Licence: ${official.licence}.`
     : el.modelChoice.value === "demo"
       ? "Ten Fashion-MNIST classes at 32×32 px; embedded, so nothing to download."
       : "";

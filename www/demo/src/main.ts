@@ -6,7 +6,7 @@ import { ClassPicker } from "./classes";
 import { $, chooseModel, chosenModel, clearError, el, modelUrls, showError, showSamplers, showSize } from "./controls";
 import { blend, sweep, sweepValues, type SweepKind } from "./explore";
 import { drawRgba, resultFigure, type Picture } from "./gallery";
-import { fmtBytes } from "./models";
+import { type Arch, FAMILY_DEFAULTS, fmtBytes, isFlowMap, OFFICIAL, type SamplingDefaults } from "./models";
 import { readText } from "./png";
 import { fromPngText, fromQuery, toQuery, type Channels, type Settings } from "./settings";
 import imagenetClasses from "./imagenet-classes.json";
@@ -32,6 +32,11 @@ let sampler: Sampler | null = null;
 let running: AbortController | null = null;
 /** What the loaded model was loaded from (the choice, or the location), for the links of its results. */
 let loadedModel: { model: string; vae?: string } | null = null;
+/** The family the controls are set for (the page opens with a DiT's: 50 DDIM steps at guidance 4). */
+let shownArch: Arch = "dit";
+/** A flow map's grid (used while the steps are its length) and time shift: the preset's, or a link's. */
+let flowGrid: number[] | undefined;
+let flowShift: number | undefined;
 
 const params = new URLSearchParams(location.search);
 /** Parameters of the page kept in result links: where hf:// resolves (a mirror, or the stand-in Hub of a test). */
@@ -131,6 +136,10 @@ async function load(): Promise<boolean> {
   blendWith.setClasses(names, imagenet ? imagenetSynonyms : undefined);
   if (blendWith.value === classes.value && names.length > 1) blendWith.set((classes.value + 1) % names.length);
   showSamplers(info.model.arch);
+  // A model of another family, or a preset with sampling of its own: the controls take its defaults.
+  const preset = OFFICIAL[chosen.model]?.defaults;
+  if (preset || info.model.arch !== shownArch) applyDefaults(preset ?? FAMILY_DEFAULTS[info.model.arch]);
+  shownArch = info.model.arch;
   el.cacheState.textContent = fetched === 0 && fromCache > 0 ? "Weights came from the cache (nothing downloaded)." : `Downloaded ${fetched} file(s); kept for the next visit.`;
   el.loadText.textContent = `Ready: ${info.model.preset ?? "model"} (${(info.model.parameters / 1e6).toFixed(1)}M parameters, ${fmtBytes(info.model.bytes)}), ${info.model.imageSize}×${info.model.imageSize} images, in ${((performance.now() - t0) / 1000).toFixed(1)} s.`;
   // For the load benchmark (tools/bench/load.mjs): the pipelines this load compiled.
@@ -142,16 +151,29 @@ async function load(): Promise<boolean> {
   return true;
 }
 
+/** Sets the sampling controls to a model's defaults. */
+function applyDefaults(d: SamplingDefaults) {
+  el.steps.value = String(d.steps);
+  el.cfg.value = String(d.cfgScale);
+  if ([...el.sampler.options].some((o) => o.value === d.sampler)) el.sampler.value = d.sampler;
+  flowGrid = d.grid;
+  flowShift = d.shift;
+}
+
 /** The controls' settings (the class from the picker); `loadedModel` names the model. */
 function current(): Settings {
+  const steps = Math.max(1, Math.trunc(Number(el.steps.value) || 1));
+  const flowMap = isFlowMap(shownArch);
   return {
     ...(loadedModel ?? chosenModel()),
     classLabel: classes.value,
     seed: Math.max(0, Math.trunc(Number(el.seed.value) || 0)),
     cfgScale: Number(el.cfg.value) || 1,
-    steps: Math.max(1, Math.trunc(Number(el.steps.value) || 1)),
+    steps,
     sampler: el.sampler.value,
     cfgChannels: el.cfgChannels.value as Channels,
+    ...(flowMap && flowGrid && flowGrid.length === steps + 1 ? { grid: flowGrid } : {}),
+    ...(flowMap && flowShift !== undefined && flowShift !== 1 ? { shift: flowShift } : {}),
   };
 }
 
@@ -175,12 +197,17 @@ async function sample(s: Settings, count: number, signal: AbortSignal, what = ""
   el.progress.value = 0;
   el.progress.max = s.steps;
   el.progressText.textContent = `${what}Starting…`;
+  // The page's "flowmap-consistency" is the package's flow-map sampler with consistency steps.
+  const consistency = s.sampler === "flowmap-consistency";
   const options: GenerateOptions = {
     classLabels: Array(count).fill(s.classLabel),
     cfgScale: s.cfgScale,
     steps: s.steps,
-    sampler: s.sampler as GenerateOptions["sampler"],
+    sampler: (consistency ? "flowmap" : s.sampler) as GenerateOptions["sampler"],
     cfgChannels: s.cfgChannels,
+    ...(consistency ? { consistency } : {}),
+    ...(s.grid ? { grid: s.grid } : {}),
+    ...(s.shift !== undefined ? { shift: s.shift } : {}),
     seed: s.seed,
     signal,
     previewEvery: Math.max(1, Math.round(s.steps / 10)),
@@ -270,6 +297,8 @@ function applySettings(s: Partial<Settings>) {
   if (s.steps !== undefined) el.steps.value = String(s.steps);
   if (s.cfgChannels) el.cfgChannels.value = s.cfgChannels;
   if (s.sampler) el.sampler.value = s.sampler;
+  if (s.grid) flowGrid = s.grid;
+  if (s.shift !== undefined) flowShift = s.shift;
   if (s.blend) blendWith.set(s.blend.with);
   el.count.value = String(s.batch?.count ?? 1);
 }

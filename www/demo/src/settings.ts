@@ -15,6 +15,10 @@ export interface Settings {
   steps: number;
   sampler: string;
   cfgChannels: Channels;
+  /** A flow map's grid from 1 down to 0, when not the uniform one of `steps` steps. */
+  grid?: number[];
+  /** A flow map's time shift, when not 1. */
+  shift?: number;
   /** The class embedding moved towards `with`'s by `alpha` (0: the class itself, 1: `with`). */
   blend?: { with: number; alpha: number };
   /** A batch of `count` images (each with its own noise) and which one this is; absent for one image. */
@@ -29,6 +33,8 @@ const SAMPLER_NAMES: Record<string, string> = {
   heun: "Heun",
   "euler-maruyama": "Euler-Maruyama",
   dopri5: "dopri5",
+  flowmap: "flow map",
+  "flowmap-consistency": "flow map (consistency)",
 };
 
 export const samplerName = (s: string) => SAMPLER_NAMES[s] ?? s;
@@ -36,8 +42,10 @@ export const samplerName = (s: string) => SAMPLER_NAMES[s] ?? s;
 /** One line for a caption: "seed 42 · guidance 4 · 50 steps · DDIM" (a blend's alpha first). */
 export function describe(s: Settings): string {
   // dopri5 chooses its own steps: the count asked for is not used.
-  const steps = s.sampler === "dopri5" ? "adaptive steps" : `${s.steps} steps`;
+  const steps = s.sampler === "dopri5" ? "adaptive steps" : s.steps === 1 ? "1 step" : `${s.steps} steps`;
   const parts = [`seed ${s.seed}`, `guidance ${s.cfgScale}`, steps, samplerName(s.sampler)];
+  if (s.grid) parts.push(`grid ${s.grid.join(", ")}`);
+  if (s.shift !== undefined) parts.push(`shift ${s.shift}`);
   if (s.blend) parts.unshift(`α ${s.blend.alpha}`);
   if (s.cfgChannels !== "official") parts.push("all channels");
   if (s.batch) parts.push(`image ${s.batch.index + 1} of ${s.batch.count}`);
@@ -45,6 +53,12 @@ export function describe(s: Settings): string {
 }
 
 const num = (v: string | null | undefined) => (v == null || v.trim() === "" || !Number.isFinite(Number(v)) ? undefined : Number(v));
+
+/** A grid written as "1,0.55,0", or undefined when that is not a list of numbers. */
+function grid(v: string | null | undefined): number[] | undefined {
+  const g = v?.split(",").map((x) => num(x));
+  return g && g.length >= 2 && g.every((x) => x !== undefined) ? (g as number[]) : undefined;
+}
 
 /** The query string of a link that reproduces `s` (`extra`: parameters of the page kept as they are, e.g. `endpoint`). */
 export function toQuery(s: Settings, extra: Record<string, string> = {}): string {
@@ -56,6 +70,8 @@ export function toQuery(s: Settings, extra: Record<string, string> = {}): string
   q.set("steps", String(s.steps));
   q.set("sampler", s.sampler);
   q.set("channels", s.cfgChannels);
+  if (s.grid) q.set("grid", s.grid.join(","));
+  if (s.shift !== undefined) q.set("shift", String(s.shift));
   if (s.blend) {
     q.set("blend", String(s.blend.with));
     q.set("alpha", String(s.blend.alpha));
@@ -82,6 +98,10 @@ export function fromQuery(q: URLSearchParams): Partial<Settings> | null {
   if (q.get("sampler")) s.sampler = q.get("sampler")!;
   const ch = q.get("channels");
   if (ch === "official" || ch === "all") s.cfgChannels = ch;
+  const g = grid(q.get("grid"));
+  if (g) s.grid = g;
+  const shift = num(q.get("shift"));
+  if (shift !== undefined) s.shift = shift;
   const w = num(q.get("blend"));
   const alpha = num(q.get("alpha"));
   if (w !== undefined && alpha !== undefined) s.blend = { with: w, alpha };
@@ -107,6 +127,8 @@ export function toPngText(s: Settings, className: string, size: number): string 
     ["Model", s.model],
   ];
   if (s.vae) kv.push(["VAE", s.vae]);
+  if (s.grid) kv.push(["Grid", s.grid.join(",")]);
+  if (s.shift !== undefined) kv.push(["Shift", s.shift]);
   if (s.blend) kv.push(["Blend with", s.blend.with], ["Blend alpha", s.blend.alpha]);
   if (s.batch) kv.push(["Batch", s.batch.count], ["Image", s.batch.index]);
   return `${className}\n${kv.map(([k, v]) => `${k}: ${v}`).join(", ")}`;
@@ -131,6 +153,10 @@ export function fromPngText(text: string): Partial<Settings> {
   if (kv.get("Sampler")) s.sampler = kv.get("Sampler");
   const ch = kv.get("Guidance channels");
   if (ch === "official" || ch === "all") s.cfgChannels = ch;
+  const g = grid(kv.get("Grid"));
+  if (g) s.grid = g;
+  const shift = num(kv.get("Shift"));
+  if (shift !== undefined) s.shift = shift;
   const w = num(kv.get("Blend with"));
   const alpha = num(kv.get("Blend alpha"));
   if (w !== undefined && alpha !== undefined) s.blend = { with: w, alpha };

@@ -17,6 +17,8 @@ import type { FromWorker, Request, RequestKind, RequestParams, RequestResults, T
 import type {
   BenchForwardOptions,
   BenchForwardResult,
+  BenchImageOptions,
+  BenchImageResult,
   BenchKernelsOptions,
   CreateSamplerOptions,
   GenerateOptions,
@@ -368,8 +370,18 @@ export async function benchForward(options: BenchForwardOptions): Promise<BenchF
   return runBench(worker, "benchForward", params);
 }
 
+/**
+ * One whole image (the sampler's steps, then the VAE decode) of a paper preset with random weights, trained as `arch`
+ * (a flow map samples at guidance 1), timed twice on a device of its own in a worker: the browser side of `dit bench
+ * --preset P --random-weights [--arch A] --sample-steps N`.
+ */
+export async function benchImage(options: BenchImageOptions): Promise<BenchImageResult> {
+  const { worker, ...params } = options;
+  return runBench(worker, "benchImage", params);
+}
+
 /** Runs one bench request in a worker of its own, ended afterwards. */
-async function runBench<K extends "benchKernels" | "benchForward">(
+async function runBench<K extends "benchKernels" | "benchForward" | "benchImage">(
   worker: Worker | undefined,
   type: K,
   params: RequestParams[K],

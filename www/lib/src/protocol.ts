@@ -25,12 +25,16 @@ export type BenchKernelsParams = Omit<T.BenchKernelsOptions, "worker">;
 /** Times one forward of a preset with random weights on a device of the worker's own. */
 export type BenchForwardParams = Omit<T.BenchForwardOptions, "worker">;
 
+/** Times one whole image of a preset with random weights on a device of the worker's own. */
+export type BenchImageParams = Omit<T.BenchImageOptions, "worker">;
+
 /** What each kind of request carries. */
 export interface RequestParams {
   create: CreateParams;
   generate: GenerateParams;
   benchKernels: BenchKernelsParams;
   benchForward: BenchForwardParams;
+  benchImage: BenchImageParams;
 }
 
 /** What each kind of request resolves to. */
@@ -39,6 +43,7 @@ export interface RequestResults {
   generate: T.GenerateResult;
   benchKernels: T.KernelBench;
   benchForward: T.BenchForwardResult;
+  benchImage: T.BenchImageResult;
 }
 
 export type RequestKind = keyof RequestParams;

@@ -99,8 +99,12 @@ export interface SamplerInfo {
   adapter: AdapterInfo;
   model: {
     preset?: string;
-    /** The network's family: "dit" (a diffusion: ddpm, ddim, dpmpp2m) or "sit" (a flow: euler, heun, euler-maruyama, dopri5). */
-    arch: "dit" | "sit";
+    /**
+     * The network's family: "dit" (a diffusion: ddpm, ddim, dpmpp2m), "sit" (a flow: euler, heun, euler-maruyama,
+     * dopri5), or a flow map, "meanflow" (MeanFlow / α-Flow) or "dmf" (Decoupled MeanFlow): sampler "flowmap", one to a
+     * few steps, guidance trained in.
+     */
+    arch: "dit" | "sit" | "meanflow" | "dmf";
     numClasses: number;
     classNames?: string[];
     latentSize: number;
@@ -150,18 +154,34 @@ export interface GenerateOptions {
    * its own class and class 281. Bad values are `invalid-input` errors.
    */
   blend?: ClassBlend;
-  /** Classifier-free guidance scale; the release samples with 4. 1 turns guidance off. */
+  /**
+   * Classifier-free guidance scale; the release samples with 4 (the default). 1 turns guidance off. A flow map's
+   * guidance is trained in: its default is 1; above 1 the batch doubles and all channels are guided inside
+   * `guidanceInterval`.
+   */
   cfgScale?: number;
-  /** Steps as the release writes them: 250 (evenly respaced) or "ddim50". Default 250. */
+  /**
+   * Steps as the release writes them: 250 (evenly respaced, the default) or "ddim50"; a flow map's jumps over the
+   * uniform grid from t = 1 to 0 (default 1, or the length of `grid`).
+   */
   steps?: number | string;
   /**
    * A DiT: "ddpm" (learned-variance DDPM, the paper's; default), "ddim" (eta 0) or "dpmpp2m" (DPM-Solver++(2M)). A SiT
    * (a flow): "euler" (the default) or "heun" (ODE over a uniform grid from t = 0 to 1, `steps` solver steps), or
    * "euler-maruyama" (SiT's SDE), or "dopri5" (SiT's default ODE solver: adaptive steps, atol 1e-6 and rtol 1e-3;
-   * `steps` is not used, and each step event's `total` is an estimate). A sampler of the other kind is an
+   * `steps` is not used, and each step event's `total` is an estimate). A flow map (MeanFlow / α-Flow, DMF):
+   * "flowmap" (the default), one network call per jump x <- x - (t - r) u(x; t, r). A sampler of another kind is an
    * `invalid-input` error.
    */
-  sampler?: "ddpm" | "ddim" | "dpmpp2m" | "euler" | "heun" | "euler-maruyama" | "dopri5";
+  sampler?: "ddpm" | "ddim" | "dpmpp2m" | "euler" | "heun" | "euler-maruyama" | "dopri5" | "flowmap";
+  /** A flow map's grid from 1 (noise) down to 0 (data), e.g. α-Flow's two steps `[1, 0.55, 0]`; default uniform. */
+  grid?: number[];
+  /** α-Flow's consistency steps: jump to t = 0, then re-noise to the next time with fresh noise. Default false. */
+  consistency?: boolean;
+  /** A flow map's time shift s, t' = s t / (1 + (s - 1) t) (DMF's 512 px model samples with 1.5). Default 1. */
+  shift?: number;
+  /** Where a flow map's guidance above 1 applies, `[lo, hi]` in t; default the model's trained interval. */
+  guidanceInterval?: [number, number];
   /** Guidance on eps channels 0..2 as the release does ("official", default) or on all of them. */
   cfgChannels?: "official" | "all";
   /** Noise seed (a whole number); the same seed gives the same image here and from the native `dit sample`. */
@@ -237,6 +257,41 @@ export interface BenchForwardOptions {
   linear?: "auto" | "buffers" | "textures";
   worker?: Worker;
 }
+
+export interface BenchImageOptions {
+  /** A paper preset with random weights (and a random SD VAE): "S/2", "XL/2", ... */
+  preset: string;
+  /** What the network is trained as: "dit" (default), "sit", "meanflow" or "dmf" (a flow map: guidance 1). */
+  arch?: "dit" | "sit" | "meanflow" | "dmf";
+  /** Image resolution in pixels; default 256. */
+  res?: number;
+  /** Sampler steps; default 50. */
+  steps?: number;
+  /** Default DDIM (a flow map: "flowmap"). */
+  sampler?: GenerateOptions["sampler"];
+  f16?: "auto" | "packed";
+  linear?: "auto" | "buffers" | "textures";
+  worker?: Worker;
+}
+
+/** One whole image timed (the sampler's steps, then the VAE decode), twice. Rust: `ImageBench` (src/bench). */
+export interface ImageBench {
+  steps: number;
+  sampler: string;
+  cfg: number;
+  /** Network evaluations per image: steps x rows (2 with guidance), x 2 for Heun. */
+  image_forwards: number;
+  /** The first run, which also compiles the sampler's and the decoder's pipelines. */
+  seconds_first: number;
+  seconds: number;
+}
+
+/** What `benchImage` resolves to: the JSON of `dit bench --preset P --random-weights --sample-steps N`'s image part. */
+export type BenchImageResult = {
+  model: string;
+  res: number;
+  generate_one_image: ImageBench;
+};
 
 /** Time and throughput of one op family within a forward. Rust: `OpTiming` (src/bench). */
 export interface OpTiming {

@@ -8,7 +8,7 @@
 // and a generation running then fails with kind `device-lost`; the page's end starts a new worker (index.ts).
 // The device is not reopened here: after a loss during a generation, a device reopened in the same wasm instance
 // often never finished loading (in Chromium), while a new worker did in every run of the tests.
-import init, { WasmSampler, benchForward, benchKernels } from "../pkg/dit_wasm.js";
+import init, { WasmSampler, benchForward, benchImage, benchKernels } from "../pkg/dit_wasm.js";
 import { AbortError, DeviceLostError, InvalidInputError, isErrorKind } from "./errors.js";
 import type {
   ErrorMessage,
@@ -119,6 +119,9 @@ const handlers: { [K in RequestKind]: (params: RequestParams[K], id: number) => 
   },
   async benchForward(params) {
     return { value: JSON.parse(await benchForward(params)) };
+  },
+  async benchImage(params) {
+    return { value: JSON.parse(await benchImage(params)) };
   },
 };
 
