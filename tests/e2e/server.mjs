@@ -9,17 +9,22 @@
 //   slowonce the first request of each file is sent in 64 KiB pieces 100 ms apart (a download to interrupt), later ones
 //            at once
 // Everything else is served as is, with single-range `Range: bytes=a-b` requests answered 206 (Content-Range).
-// Requests are counted by path, for the tests to inspect.
+// Requests are counted by path, for the tests to inspect. `headers` are added to every answer (a static host's `Vary`,
+// say); `offline(true)` makes the server drop every request unanswered (the connection closed, as without a network)
+// until `offline(false)`.
 import http from "node:http";
 import fs from "node:fs";
 import path from "node:path";
 
 const TYPES = { ".html": "text/html", ".js": "text/javascript", ".mjs": "text/javascript", ".css": "text/css", ".wasm": "application/wasm", ".json": "application/json", ".png": "image/png", ".svg": "image/svg+xml" };
 
-export function serve(root, port = 0) {
+export function serve(root, port = 0, { headers = {} } = {}) {
   const counts = new Map();
   const seen = new Set();
+  let down = false;
   const server = http.createServer((req, res) => {
+    if (down) return req.socket.destroy();
+    for (const [k, v] of Object.entries(headers)) res.setHeader(k, v);
     let url = decodeURIComponent(new URL(req.url, "http://x").pathname);
     counts.set(url, (counts.get(url) ?? 0) + 1);
     let mode = null;
@@ -69,6 +74,17 @@ export function serve(root, port = 0) {
     res.end(body);
   });
   return new Promise((resolve) =>
-    server.listen(port, "127.0.0.1", () => resolve({ url: `http://127.0.0.1:${server.address().port}`, counts, close: () => { server.closeAllConnections(); server.close(); } })),
+    server.listen(port, "127.0.0.1", () => resolve({
+      url: `http://127.0.0.1:${server.address().port}`,
+      counts,
+      offline: (on) => {
+        down = on;
+        if (on) server.closeAllConnections();
+      },
+      close: () => {
+        server.closeAllConnections();
+        server.close();
+      },
+    })),
   );
 }

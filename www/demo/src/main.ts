@@ -25,6 +25,9 @@ const stats = {
 };
 (window as unknown as { __ditStats: typeof stats }).__ditStats = stats;
 
+// The script runs: the line that says it could not be loaded (index.html) goes.
+el.adapter.textContent = "Looking for WebGPU…";
+
 const classes = new ClassPicker($("class-input"), $("class-list"));
 const blendWith = new ClassPicker($("blend-input"), $("blend-list"));
 
