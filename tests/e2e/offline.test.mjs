@@ -36,6 +36,9 @@ for (const vary of ["Origin", null]) {
       assert.ok(r.kept.some((f) => f.path === "/") && r.kept.some((f) => /\/assets\/main-.*\.js$/.test(f.path)), "the page and its script are kept");
       assert.deepEqual(r.kept.filter((f) => f.vary !== null), [], "kept without the server's Vary");
       assert.ok(r.controlled, "the reloaded page is the service worker's");
+      const line = await page.locator("#adapter").textContent();
+      console.log("the GPU line:", line);
+      assert.doesNotMatch(line, /BrowserWebGpu|WebGPU adapter/, "the device in words, not wgpu's backend");
       assert.equal(maxPixelDiff(r.first, r.second), 0, "the same image offline");
     } finally {
       await context.close();

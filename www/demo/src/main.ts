@@ -4,6 +4,7 @@
 import { clearCache, createSampler, DitError, type Sampler, type LoadProgress, type GenerateOptions, type GenerateResult } from "dit-wasm";
 import { ClassPicker } from "./classes";
 import { $, chooseModel, chosenModel, clearError, el, modelUrls, showError, showSamplers, showSize } from "./controls";
+import { browserAdapter, deviceName } from "./device";
 import { blend, sweep, sweepValues, type SweepKind } from "./explore";
 import { drawRgba, resultFigure, type Picture } from "./gallery";
 import { fmtBytes } from "./models";
@@ -126,8 +127,8 @@ async function load(): Promise<boolean> {
   }
   const info = sampler.info;
   const a = info.adapter;
-  el.adapter.textContent = `GPU: ${a.name || "WebGPU adapter"} (${a.backend})${a.shader_f16 ? "" : ", fp16 read as packed integers"}`;
-  el.adapter.title = `fp16 weights read ${a.shader_f16 ? "with shader-f16" : "as packed integers (no shader-f16 here: works, somewhat slower)"}`;
+  el.adapter.textContent = `GPU: ${deviceName(await browserAdapter(), a, navigator.userAgent)}${a.shader_f16 ? "" : ", fp16 read as packed integers"}`;
+  el.adapter.title = `${a.backend}; fp16 weights read ${a.shader_f16 ? "with shader-f16" : "as packed integers (no shader-f16 here: works, somewhat slower)"}`;
   const imagenet = info.model.numClasses === 1000 && !info.model.classNames;
   const names = info.model.classNames ?? (imagenet ? imagenetClasses : [...Array(info.model.numClasses).keys()].map(String));
   classes.setClasses(names, imagenet ? imagenetSynonyms : undefined);
