@@ -88,3 +88,47 @@ export function serve(root, port = 0, { headers = {} } = {}) {
     })),
   );
 }
+
+/** A static server of `routes` (URL prefix -> folder) on 127.0.0.1; `headers` go on every answer. */
+export function serveRoutes(routes, headers = {}) {
+  const requests = [];
+  const server = http.createServer((req, res) => {
+    const url = decodeURIComponent(new URL(req.url, "http://x").pathname);
+    requests.push({ url, origin: req.headers.origin ?? null });
+    const prefix = Object.keys(routes).find((p) => url.startsWith(p));
+    const file = prefix && path.join(routes[prefix], url.slice(prefix.length) || "index.html");
+    if (!file || !file.startsWith(routes[prefix]) || !fs.existsSync(file) || !fs.statSync(file).isFile()) {
+      return res.writeHead(404, headers).end("not found");
+    }
+    const body = fs.readFileSync(file);
+    res.writeHead(200, { ...headers, "content-type": TYPES[path.extname(file)] ?? "application/octet-stream" });
+    res.end(body);
+  });
+  return new Promise((resolve) =>
+    server.listen(0, "127.0.0.1", () =>
+      resolve({ url: `http://127.0.0.1:${server.address().port}`, requests, close: () => { server.closeAllConnections(); server.close(); } }),
+    ),
+  );
+}
+
+/**
+ * The npm package as a CDN serves it, with the demo model (`cdn`: www/lib's dist/ and pkg/ under /dit-wasm/, models/
+ * under /models/, `Access-Control-Allow-Origin: *`), and a plain page on another origin (`site`, a page written into
+ * `dir`) that imports it by URL with `<script type="module">` as `window.dit`.
+ */
+export async function packageOnAnotherOrigin(repo, dir) {
+  const cdn = await serveRoutes(
+    { "/dit-wasm/dist/": path.join(repo, "www/lib/dist"), "/dit-wasm/pkg/": path.join(repo, "www/lib/pkg"), "/models/": path.join(repo, "models") },
+    { "access-control-allow-origin": "*" },
+  );
+  fs.writeFileSync(
+    path.join(dir, "index.html"),
+    `<!doctype html><meta charset="utf-8"><title>dit-wasm from another origin</title>
+<script type="module">
+  import * as dit from "${cdn.url}/dit-wasm/dist/index.js";
+  window.dit = dit;
+</script>`,
+  );
+  const site = await serveRoutes({ "/": dir });
+  return { cdn, site };
+}
