@@ -4,7 +4,7 @@
 import { clearCache, createSampler, DitError, type Sampler, type LoadProgress, type GenerateOptions, type GenerateResult } from "dit-wasm";
 import { ClassPicker } from "./classes";
 import { $, chooseModel, chosenModel, clearError, el, modelUrls, showError, showSamplers, showSize } from "./controls";
-import { browserAdapter, deviceName } from "./device";
+import { browserAdapter, deviceName, type BrowserAdapter } from "./device";
 import { blend, sweep, sweepValues, type SweepKind } from "./explore";
 import { drawRgba, resultFigure, type Picture } from "./gallery";
 import { fmtBytes } from "./models";
@@ -127,7 +127,13 @@ async function load(): Promise<boolean> {
   }
   const info = sampler.info;
   const a = info.adapter;
-  el.adapter.textContent = `GPU: ${deviceName(await browserAdapter(), a, navigator.userAgent)}${a.shader_f16 ? "" : ", fp16 read as packed integers"}`;
+  // Named at once from the package's report, then from what the browser says (the load does not wait for it).
+  const gpuLine = (said: BrowserAdapter | null) => `GPU: ${deviceName(said, a, navigator.userAgent)}${a.shader_f16 ? "" : ", fp16 read as packed integers"}`;
+  el.adapter.textContent = gpuLine(null);
+  const named = sampler;
+  browserAdapter().then((said) => {
+    if (said && sampler === named) el.adapter.textContent = gpuLine(said);
+  });
   el.adapter.title = `${a.backend}; fp16 weights read ${a.shader_f16 ? "with shader-f16" : "as packed integers (no shader-f16 here: works, somewhat slower)"}`;
   const imagenet = info.model.numClasses === 1000 && !info.model.classNames;
   const names = info.model.classNames ?? (imagenet ? imagenetClasses : [...Array(info.model.numClasses).keys()].map(String));
