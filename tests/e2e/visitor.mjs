@@ -5,8 +5,8 @@ import { LOAD } from "./browser.mjs";
 
 /**
  * Waits until the page's model is loaded (Generate enabled) or its load failed (an error shown), and returns the
- * error shown, if any: `{ kind, text }` or null. Fails at once when the page says its script did not run, and with
- * the page's status lines when neither happens in LOAD.
+ * error shown, if any: `{ kind, text }` or null. Fails when the page has said for 20 s that its script did not run,
+ * and with the page's status lines when neither happens in LOAD.
  */
 export async function waitLoaded(page) {
   return page.evaluate(async (timeout) => {
@@ -15,12 +15,15 @@ export async function waitLoaded(page) {
       const e = document.querySelector("[data-testid=error]");
       return !e || e.hidden ? null : { kind: e.dataset.kind, text: e.textContent };
     };
+    let stuckSince = null;
     for (;;) {
       const gen = document.querySelector("[data-testid=generate]");
       if (error() || (gen && !gen.disabled)) return error();
-      // The line index.html shows while the page's script has not run (visible once it is overdue, or has failed).
+      // The line index.html shows while the page's script has not run (visible once it is overdue, at once when the
+      // style sheet failed too); shown for 20 s, the script is taken as failed.
       const stuck = document.querySelector("[data-testid=no-script]");
-      if (stuck?.checkVisibility({ visibilityProperty: true })) throw new Error(`the page's script did not run; the page says: ${stuck.textContent}`);
+      stuckSince = stuck?.checkVisibility({ visibilityProperty: true }) ? (stuckSince ?? performance.now()) : null;
+      if (stuckSince !== null && performance.now() - stuckSince > 20_000) throw new Error(`the page's script did not run; the page says: ${stuck.textContent}`);
       if (performance.now() > end) {
         const status = [document.querySelector("#adapter"), document.querySelector("#load-text")].map((p) => p?.textContent);
         throw new Error(`the model did not load in ${timeout / 1000} s; the page says: ${JSON.stringify(status)}`);
