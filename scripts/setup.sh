@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
 # Installs what building and testing need on a fresh Debian 12 machine, skipping what is already there:
 #   - Debian packages: Mesa's lavapipe (Vulkan on the CPU) and its loader; with --browser Chromium + ChromeDriver
-#     (browser tests); with --test also shellcheck (the scripts' lint)
-#   - the Rust wasm32 target and wasm-bindgen-cli of the version in Cargo.lock (--browser)
+#     (browser tests); with --test also Firefox ESR (the same tests in Firefox) and shellcheck (the scripts' lint)
+#   - the Rust wasm32 target and wasm-bindgen-cli of the version in Cargo.lock (--browser); with --test geckodriver
+#     (built from crates.io: wasm-bindgen-test drives Firefox through it)
 #   - the npm packages of the workspace, the package (www/lib) and the page (www/demo) (--browser)
 # Safe to run repeatedly. Usage: scripts/setup.sh [--browser] [--test]
 # Every probe of a tool tolerates its absence; a step that fails names itself and what to do (the ERR trap below).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+# The geckodriver that drives Firefox ESR for wasm-bindgen-test (Debian has no package of it).
+GECKODRIVER_VERSION=0.37.1
 
 want_browser=0
 want_test=0
@@ -46,6 +50,7 @@ if [ "$want_browser" = 1 ]; then
   deb_installed chromium-driver || need+=(chromium-driver)
 fi
 if [ "$want_test" = 1 ]; then
+  deb_installed firefox-esr || need+=(firefox-esr)
   deb_installed shellcheck || need+=(shellcheck)
 fi
 if [ ${#need[@]} -gt 0 ]; then
@@ -115,6 +120,26 @@ if [ "$want_browser" = 1 ]; then
     hint="cargo installed it into $bin: put that folder on the PATH, ahead of any other wasm-bindgen (found: $found)"
     have=$(wasm-bindgen --version 2>/dev/null | awk '{ print $2 }' || true)
     [ "$have" = "$want" ]
+  fi
+
+  if [ "$want_test" = 1 ]; then
+    step="installing geckodriver $GECKODRIVER_VERSION (cargo install)"
+    hint="run 'cargo install geckodriver --version $GECKODRIVER_VERSION' to see cargo's full message"
+    have=""
+    if command -v geckodriver >/dev/null; then
+      have=$(geckodriver --version 2>/dev/null | awk 'NR == 1 { print $2 }' || true)
+    fi
+    if [ "$have" != "$GECKODRIVER_VERSION" ]; then
+      echo "setup: installing geckodriver $GECKODRIVER_VERSION (a few minutes, once)${have:+, replacing $have}"
+      CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target/tools}" cargo install geckodriver --version "$GECKODRIVER_VERSION" --quiet
+      hash -r
+      step="checking the installed geckodriver"
+      bin="${CARGO_INSTALL_ROOT:-${CARGO_HOME:-$HOME/.cargo}}/bin"
+      found=$(command -v geckodriver || echo none)
+      hint="cargo installed it into $bin: put that folder on the PATH, ahead of any other geckodriver (found: $found)"
+      have=$(geckodriver --version 2>/dev/null | awk 'NR == 1 { print $2 }' || true)
+      [ "$have" = "$GECKODRIVER_VERSION" ]
+    fi
   fi
 
   # npm ci installs exactly the lockfile; it runs again whenever the lockfile is newer than what was installed.

@@ -1,5 +1,6 @@
-//! Browser tests (wasm-bindgen-test in headless Chromium, WebGPU on SwiftShader there: no shader-f16): kernel and
-//! model parity with the native fixtures, and a full tiny generate. Run by scripts/test.sh.
+//! Browser tests (wasm-bindgen-test in headless Chromium, WebGPU on SwiftShader there: no shader-f16; and in headless
+//! Firefox, WebGPU on the machine's Vulkan driver: lavapipe, with shader-f16): kernel and model parity with the native
+//! fixtures, and a full tiny generate. Run by scripts/test.sh.
 #![cfg(target_arch = "wasm32")]
 
 use dit_wasm::arch::TensorSpec;
@@ -23,7 +24,14 @@ const DIT_IO: &[u8] = include_bytes!("fixtures/dit_p2_hd64_io.safetensors");
 const VAE_WEIGHTS: &[u8] = include_bytes!("fixtures/vae_small_legacy.safetensors");
 const VAE_IO: &[u8] = include_bytes!("fixtures/vae_small_io.safetensors");
 
+/// The browser's WebGPU device; a browser without WebGPU fails every test, saying so.
 async fn gpu() -> Gpu {
+    let navigator = js_sys::Reflect::get(&js_sys::global(), &"navigator".into()).expect("navigator");
+    assert!(
+        js_sys::Reflect::has(&navigator, &"gpu".into()).unwrap_or(false),
+        "this browser has no WebGPU (navigator.gpu is missing): it is switched off (Firefox: pref dom.webgpu.enabled; \
+         Chromium: --enable-unsafe-webgpu)"
+    );
     Gpu::new(&GpuOptions::default()).await.expect("WebGPU adapter")
 }
 

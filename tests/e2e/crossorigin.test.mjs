@@ -6,54 +6,18 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import fs from "node:fs";
-import http from "node:http";
 import os from "node:os";
 import path from "node:path";
 import { chromium } from "playwright-core";
 import { ARGS, chromiumPath, LOAD, maxDiff, nativeSample, repo } from "./browser.mjs";
-
-const TYPES = { ".html": "text/html", ".js": "text/javascript", ".wasm": "application/wasm", ".json": "application/json" };
-
-/** A static server of `routes` (URL prefix -> folder) on 127.0.0.1; `headers` go on every answer. */
-function serveRoutes(routes, headers = {}) {
-  const requests = [];
-  const server = http.createServer((req, res) => {
-    const url = decodeURIComponent(new URL(req.url, "http://x").pathname);
-    requests.push({ url, origin: req.headers.origin ?? null });
-    const prefix = Object.keys(routes).find((p) => url.startsWith(p));
-    const file = prefix && path.join(routes[prefix], url.slice(prefix.length) || "index.html");
-    if (!file || !file.startsWith(routes[prefix]) || !fs.existsSync(file) || !fs.statSync(file).isFile()) {
-      return res.writeHead(404, headers).end("not found");
-    }
-    const body = fs.readFileSync(file);
-    res.writeHead(200, { ...headers, "content-type": TYPES[path.extname(file)] ?? "application/octet-stream" });
-    res.end(body);
-  });
-  return new Promise((resolve) =>
-    server.listen(0, "127.0.0.1", () =>
-      resolve({ url: `http://127.0.0.1:${server.address().port}`, requests, close: () => { server.closeAllConnections(); server.close(); } }),
-    ),
-  );
-}
+import { packageOnAnotherOrigin } from "./server.mjs";
 
 let cdn, site, browser, page;
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "dit-crossorigin-"));
 before(async () => {
-  // The package as published (package.json `files`: dist/ and pkg/), and the models, on the "CDN" origin.
-  cdn = await serveRoutes(
-    { "/dit-wasm/dist/": path.join(repo, "www/lib/dist"), "/dit-wasm/pkg/": path.join(repo, "www/lib/pkg"), "/models/": path.join(repo, "models") },
-    { "access-control-allow-origin": "*" },
-  );
-  // The embedding page on another origin (another port): it only imports the package by URL.
-  fs.writeFileSync(
-    path.join(dir, "index.html"),
-    `<!doctype html><meta charset="utf-8"><title>dit-wasm from another origin</title>
-<script type="module">
-  import * as dit from "${cdn.url}/dit-wasm/dist/index.js";
-  window.dit = dit;
-</script>`,
-  );
-  site = await serveRoutes({ "/": dir });
+  // The package as published (package.json `files`: dist/ and pkg/), and the models, on the "CDN" origin; the
+  // embedding page on another origin (another port): it only imports the package by URL.
+  ({ cdn, site } = await packageOnAnotherOrigin(repo, dir));
   browser = await chromium.launch({ executablePath: chromiumPath, args: ["--enable-unsafe-webgpu", ...ARGS] });
   page = await (await browser.newContext()).newPage();
   page.on("pageerror", (e) => console.log("page error:", e.message));

@@ -1,7 +1,7 @@
-// The page's modules that need no browser (www/demo/src: classes.ts, settings.ts, png.ts, compiled here with
-// TypeScript): the class search over ImageNet's names and their WordNet synonyms, the settings' round trips through a
-// link and a PNG's `parameters` text, and the tEXt chunk itself. The browser drives the same code in
-// page-product.test.mjs.
+// The page's modules that need no browser (www/demo/src: classes.ts, settings.ts, png.ts, device.ts, compiled here
+// with TypeScript): the class search over ImageNet's names and their WordNet synonyms, the settings' round trips
+// through a link and a PNG's `parameters` text, the tEXt chunk itself, and the GPU line's words for what browsers say
+// of their adapter. The browser drives the same code in page-product.test.mjs (and firefox.test.mjs).
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import fs from "node:fs";
@@ -24,6 +24,7 @@ async function load(name) {
 const { classEntries, searchClasses } = await load("classes");
 const settings = await load("settings");
 const png = await load("png");
+const device = await load("device");
 const read = (f) => JSON.parse(fs.readFileSync(path.join(demo, "src", f), "utf8"));
 const entries = classEntries(read("imagenet-classes.json"), read("imagenet-synonyms.json"));
 
@@ -88,4 +89,33 @@ test("a tEXt chunk written after IHDR is read back; a corrupt CRC or another key
   bad[33 + 8 + 3] ^= 1; // a byte of the new chunk's data (after the signature, IHDR, and the chunk's length and type)
   assert.equal(png.readText(bad, "parameters"), null, "a chunk whose CRC does not match is not read");
   assert.throws(() => png.readText(new Uint8Array([1, 2, 3]), "parameters"), /not a PNG/);
+});
+
+test("the GPU line names the device from what the browser says, and says when the browser names nothing", () => {
+  const FIREFOX = "Mozilla/5.0 (X11; Linux x86_64; rv:153.0) Gecko/20100101 Firefox/153.0";
+  const CHROME = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0.0.0 Safari/537.36";
+  const SAFARI = "Mozilla/5.0 (iPhone; CPU iPhone OS 26_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/26.0 Mobile/15E148 Safari/604.1";
+  const info = (vendor, architecture, description, isFallbackAdapter) => ({ vendor, architecture, description, isFallbackAdapter });
+  const web = (device_type = "Other") => ({ name: "", device_type });
+  for (const [got, want] of [
+    // Firefox on lavapipe (this machine): nothing named, a fallback adapter.
+    [device.deviceName(info("", "", "", true), web("Cpu"), FIREFOX), "a software renderer on the processor (slow), which Firefox does not name"],
+    // Firefox on a GPU.
+    [device.deviceName(info("", "", "", false), web(), FIREFOX), "a GPU that Firefox does not name"],
+    // Chromium on SwiftShader (this machine), and on GPUs.
+    [device.deviceName(info("google", "swiftshader", "", true), web("Cpu"), CHROME), "SwiftShader, a software renderer on the processor (slow)"],
+    [device.deviceName(info("nvidia", "ampere", "", false), web(), CHROME), "NVIDIA GPU (ampere)"],
+    [device.deviceName(info("intel", "", "", false), web(), CHROME), "Intel GPU"],
+    [device.deviceName(info("apple", "metal-3", "", false), web(), SAFARI), "Apple GPU (metal-3)"],
+    [device.deviceName(info("microsoft", "", "", true), web("Cpu"), CHROME), "Microsoft's software renderer on the processor (slow)"],
+    // A description, from the browser or natively from the driver.
+    [device.deviceName(info("nvidia", "ampere", "NVIDIA GeForce RTX 3060", false), web(), CHROME), "NVIDIA GeForce RTX 3060"],
+    [device.deviceName(null, { name: "llvmpipe (LLVM 15.0.6, 256 bits)", device_type: "Cpu" }, ""), "llvmpipe, a software renderer on the processor (slow)"],
+    // Nothing asked of the browser (it refused), nothing reported.
+    [device.deviceName(null, web(), SAFARI), "a GPU that Safari does not name"],
+    [device.deviceName(null, web(), "curl/8"), "a GPU that this browser does not name"],
+  ]) {
+    console.log(JSON.stringify(got));
+    assert.equal(got, want);
+  }
 });

@@ -9,17 +9,22 @@
 //   slowonce the first request of each file is sent in 64 KiB pieces 100 ms apart (a download to interrupt), later ones
 //            at once
 // Everything else is served as is, with single-range `Range: bytes=a-b` requests answered 206 (Content-Range).
-// Requests are counted by path, for the tests to inspect.
+// Requests are counted by path, for the tests to inspect. `headers` are added to every answer (a static host's `Vary`,
+// say); `offline(true)` makes the server drop every request unanswered (the connection closed, as without a network)
+// until `offline(false)`.
 import http from "node:http";
 import fs from "node:fs";
 import path from "node:path";
 
 const TYPES = { ".html": "text/html", ".js": "text/javascript", ".mjs": "text/javascript", ".css": "text/css", ".wasm": "application/wasm", ".json": "application/json", ".png": "image/png", ".svg": "image/svg+xml" };
 
-export function serve(root, port = 0) {
+export function serve(root, port = 0, { headers = {} } = {}) {
   const counts = new Map();
   const seen = new Set();
+  let down = false;
   const server = http.createServer((req, res) => {
+    if (down) return req.socket.destroy();
+    for (const [k, v] of Object.entries(headers)) res.setHeader(k, v);
     let url = decodeURIComponent(new URL(req.url, "http://x").pathname);
     counts.set(url, (counts.get(url) ?? 0) + 1);
     let mode = null;
@@ -69,6 +74,61 @@ export function serve(root, port = 0) {
     res.end(body);
   });
   return new Promise((resolve) =>
-    server.listen(port, "127.0.0.1", () => resolve({ url: `http://127.0.0.1:${server.address().port}`, counts, close: () => { server.closeAllConnections(); server.close(); } })),
+    server.listen(port, "127.0.0.1", () => resolve({
+      url: `http://127.0.0.1:${server.address().port}`,
+      counts,
+      offline: (on) => {
+        down = on;
+        if (on) server.closeAllConnections();
+      },
+      close: () => {
+        server.closeAllConnections();
+        server.close();
+      },
+    })),
   );
+}
+
+/** A static server of `routes` (URL prefix -> folder) on 127.0.0.1; `headers` go on every answer. */
+export function serveRoutes(routes, headers = {}) {
+  const requests = [];
+  const server = http.createServer((req, res) => {
+    const url = decodeURIComponent(new URL(req.url, "http://x").pathname);
+    requests.push({ url, origin: req.headers.origin ?? null });
+    const prefix = Object.keys(routes).find((p) => url.startsWith(p));
+    const file = prefix && path.join(routes[prefix], url.slice(prefix.length) || "index.html");
+    if (!file || !file.startsWith(routes[prefix]) || !fs.existsSync(file) || !fs.statSync(file).isFile()) {
+      return res.writeHead(404, headers).end("not found");
+    }
+    const body = fs.readFileSync(file);
+    res.writeHead(200, { ...headers, "content-type": TYPES[path.extname(file)] ?? "application/octet-stream" });
+    res.end(body);
+  });
+  return new Promise((resolve) =>
+    server.listen(0, "127.0.0.1", () =>
+      resolve({ url: `http://127.0.0.1:${server.address().port}`, requests, close: () => { server.closeAllConnections(); server.close(); } }),
+    ),
+  );
+}
+
+/**
+ * The npm package as a CDN serves it, with the demo model (`cdn`: www/lib's dist/ and pkg/ under /dit-wasm/, models/
+ * under /models/, `Access-Control-Allow-Origin: *`), and a plain page on another origin (`site`, a page written into
+ * `dir`) that imports it by URL with `<script type="module">` as `window.dit`.
+ */
+export async function packageOnAnotherOrigin(repo, dir) {
+  const cdn = await serveRoutes(
+    { "/dit-wasm/dist/": path.join(repo, "www/lib/dist"), "/dit-wasm/pkg/": path.join(repo, "www/lib/pkg"), "/models/": path.join(repo, "models") },
+    { "access-control-allow-origin": "*" },
+  );
+  fs.writeFileSync(
+    path.join(dir, "index.html"),
+    `<!doctype html><meta charset="utf-8"><title>dit-wasm from another origin</title>
+<script type="module">
+  import * as dit from "${cdn.url}/dit-wasm/dist/index.js";
+  window.dit = dit;
+</script>`,
+  );
+  const site = await serveRoutes({ "/": dir });
+  return { cdn, site };
 }

@@ -1,7 +1,8 @@
 // scripts/setup.sh as a fresh machine sees it. The script runs on a copy of the files it reads, with:
-//   - wasm-bindgen absent from the PATH (every PATH folder that holds one is replaced by a copy without it) and cargo
-//     installing into a throw-away root: the real `cargo install wasm-bindgen-cli` runs, and the installed binary must
-//     be the version locked in Cargo.lock;
+//   - wasm-bindgen and geckodriver absent from the PATH (every PATH folder that holds one is replaced by a copy
+//     without it) and cargo installing into a throw-away root: the real `cargo install wasm-bindgen-cli` and `cargo
+//     install geckodriver` run, and the installed binaries must be the version locked in Cargo.lock and the version
+//     setup.sh names;
 //   - stubs for apt-get and rustup, which record what they were asked to install, and for dpkg-query, which reports
 //     what apt-get installed (so a second run must install nothing); `id -u` answers 1000 and `sudo` runs its
 //     command, so the path of a user who is not root is the one taken;
@@ -17,6 +18,9 @@ import path from "node:path";
 const repo = path.resolve(import.meta.dirname, "../..");
 const lock = fs.readFileSync(path.join(repo, "Cargo.lock"), "utf8");
 const lockedWasmBindgen = /name = "wasm-bindgen"\nversion = "([^"]+)"/.exec(lock)[1];
+const geckodriverVersion = /^GECKODRIVER_VERSION=(\S+)$/m.exec(fs.readFileSync(path.join(repo, "scripts/setup.sh"), "utf8"))[1];
+/** Tools the fresh machine must not have: setup.sh installs them. */
+const hidden = (name) => name.startsWith("wasm-bindgen") || name === "geckodriver";
 
 const STUBS = {
   // Debian: installed packages are those in $STUB_STATE/debs, which the apt-get stub writes.
@@ -72,15 +76,15 @@ function freshMachine() {
   fs.mkdirSync(state);
   const root = path.join(tmp, "cargo-root");
   // PATH: the stubs, the install root's bin (empty: as ~/.cargo/bin on a machine without wasm-bindgen), then the
-  // machine's PATH with every wasm-bindgen* hidden.
+  // machine's PATH with every wasm-bindgen* and geckodriver hidden.
   const dirs = [stubs, path.join(root, "bin")];
   process.env.PATH.split(":").forEach((dir, i) => {
     if (!dir || !fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) return;
     const entries = fs.readdirSync(dir);
-    if (!entries.some((e) => e.startsWith("wasm-bindgen"))) return dirs.push(dir);
+    if (!entries.some(hidden)) return dirs.push(dir);
     const filtered = path.join(tmp, `path-${i}`);
     fs.mkdirSync(filtered);
-    for (const e of entries.filter((e) => !e.startsWith("wasm-bindgen"))) {
+    for (const e of entries.filter((e) => !hidden(e))) {
       fs.symlinkSync(path.join(dir, e), path.join(filtered, e));
     }
     dirs.push(filtered);
@@ -91,7 +95,7 @@ function freshMachine() {
     STUB_STATE: state,
     REAL_RUSTUP: which("rustup") ?? "rustup",
     CARGO_INSTALL_ROOT: root,
-    // Where setup.sh keeps the build of wasm-bindgen-cli in the repository: the install itself still happens.
+    // Where setup.sh keeps the builds of wasm-bindgen-cli and geckodriver in the repository: the installs still happen.
     CARGO_TARGET_DIR: path.join(repo, "target/tools"),
     npm_config_cache: path.join(tmp, "npm-cache"),
   };
@@ -109,11 +113,13 @@ function runSetup(m, extraEnv = {}) {
 
 const read = (p) => (fs.existsSync(p) ? fs.readFileSync(p, "utf8") : "");
 
-test("setup.sh on a fresh machine installs wasm-bindgen, Debian packages, the wasm target, npm packages", () => {
+test("setup.sh on a fresh machine installs wasm-bindgen, geckodriver, Debian packages, the wasm target, npm packages", () => {
   const m = freshMachine();
   try {
-    const probe = spawnSync("bash", ["-c", "command -v wasm-bindgen"], { env: m.env, encoding: "utf8" });
-    assert.notEqual(probe.status, 0, `wasm-bindgen must be absent from the test's PATH, found ${probe.stdout}`);
+    for (const tool of ["wasm-bindgen", "geckodriver"]) {
+      const probe = spawnSync("bash", ["-c", `command -v ${tool}`], { env: m.env, encoding: "utf8" });
+      assert.notEqual(probe.status, 0, `${tool} must be absent from the test's PATH, found ${probe.stdout}`);
+    }
 
     const r = runSetup(m);
     assert.equal(r.status, 0, "setup.sh must exit 0 on a fresh machine");
@@ -122,13 +128,17 @@ test("setup.sh on a fresh machine installs wasm-bindgen, Debian packages, the wa
     assert.ok(fs.existsSync(installed), "wasm-bindgen installed into the install root");
     const v = spawnSync(installed, ["--version"], { encoding: "utf8" }).stdout.trim();
     assert.equal(v.split(" ")[1], lockedWasmBindgen, `installed ${v}, Cargo.lock has ${lockedWasmBindgen}`);
+    const gecko = path.join(m.root, "bin/geckodriver");
+    assert.ok(fs.existsSync(gecko), "geckodriver installed into the install root");
+    const gv = spawnSync(gecko, ["--version"], { encoding: "utf8" }).stdout.split("\n")[0];
+    assert.equal(gv.split(" ")[1], geckodriverVersion, `installed ${gv}, setup.sh names ${geckodriverVersion}`);
 
     const apt = read(path.join(m.state, "apt.log"));
     assert.match(apt, /^apt-get update/m);
     assert.match(read(path.join(m.state, "sudo.log")), /^sudo env DEBIAN_FRONTEND=noninteractive apt-get install/m);
     const install = apt.split("\n").find((l) => l.startsWith("apt-get install"));
     assert.ok(install, `apt-get install was run: ${apt}`);
-    for (const pkg of ["mesa-vulkan-drivers", "libvulkan1", "chromium", "chromium-driver", "shellcheck"]) {
+    for (const pkg of ["mesa-vulkan-drivers", "libvulkan1", "chromium", "chromium-driver", "firefox-esr", "shellcheck"]) {
       assert.ok(install.split(" ").includes(pkg), `apt-get install asked for ${pkg}: ${install}`);
     }
     assert.equal(read(path.join(m.state, "rustup.log")).trim(), "rustup target add wasm32-unknown-unknown");
@@ -136,6 +146,7 @@ test("setup.sh on a fresh machine installs wasm-bindgen, Debian packages, the wa
       assert.ok(fs.existsSync(path.join(m.copy, dir, "node_modules/.package-lock.json")), `npm packages in ${dir}`);
     }
     assert.ok(fs.existsSync(path.join(m.copy, "node_modules/playwright-core/package.json")));
+    assert.ok(fs.existsSync(path.join(m.copy, "node_modules/puppeteer-core/package.json")));
     assert.ok(fs.existsSync(path.join(m.copy, "www/demo/node_modules/vite/package.json")));
     assert.ok(fs.existsSync(path.join(m.copy, "www/lib/node_modules/typescript/package.json")));
 

@@ -4,6 +4,7 @@
 import { clearCache, createSampler, DitError, type Sampler, type LoadProgress, type GenerateOptions, type GenerateResult } from "dit-wasm";
 import { ClassPicker } from "./classes";
 import { $, chooseModel, chosenModel, clearError, el, modelUrls, showError, showSamplers, showSize } from "./controls";
+import { browserAdapter, deviceName, type BrowserAdapter } from "./device";
 import { blend, sweep, sweepValues, type SweepKind } from "./explore";
 import { drawRgba, resultFigure, type Picture } from "./gallery";
 import { type Arch, FAMILY_DEFAULTS, fmtBytes, isFlowMap, OFFICIAL, type SamplingDefaults } from "./models";
@@ -24,6 +25,9 @@ const stats = {
   gpuMemory: null as GenerateResult["gpuMemory"] | null,
 };
 (window as unknown as { __ditStats: typeof stats }).__ditStats = stats;
+
+// The script runs: the line that says it could not be loaded (index.html) goes.
+el.adapter.textContent = "Looking for WebGPU…";
 
 const classes = new ClassPicker($("class-input"), $("class-list"));
 const blendWith = new ClassPicker($("blend-input"), $("blend-list"));
@@ -128,8 +132,14 @@ async function load(): Promise<boolean> {
   }
   const info = sampler.info;
   const a = info.adapter;
-  el.adapter.textContent = `GPU: ${a.name || "WebGPU adapter"} (${a.backend})${a.shader_f16 ? "" : ", fp16 read as packed integers"}`;
-  el.adapter.title = `fp16 weights read ${a.shader_f16 ? "with shader-f16" : "as packed integers (no shader-f16 here: works, somewhat slower)"}`;
+  // Named at once from the package's report, then from what the browser says (the load does not wait for it).
+  const gpuLine = (said: BrowserAdapter | null) => `GPU: ${deviceName(said, a, navigator.userAgent)}${a.shader_f16 ? "" : ", fp16 read as packed integers"}`;
+  el.adapter.textContent = gpuLine(null);
+  const named = sampler;
+  browserAdapter().then((said) => {
+    if (said && sampler === named) el.adapter.textContent = gpuLine(said);
+  });
+  el.adapter.title = `${a.backend}; fp16 weights read ${a.shader_f16 ? "with shader-f16" : "as packed integers (no shader-f16 here: works, somewhat slower)"}`;
   const imagenet = info.model.numClasses === 1000 && !info.model.classNames;
   const names = info.model.classNames ?? (imagenet ? imagenetClasses : [...Array(info.model.numClasses).keys()].map(String));
   classes.setClasses(names, imagenet ? imagenetSynonyms : undefined);

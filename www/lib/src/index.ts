@@ -275,16 +275,18 @@ function absolute(u: string | URL): string {
 
 /**
  * Asks the browser to keep this site's storage (the cached weights) under storage pressure. Only a page can ask
- * (`navigator.storage.persist` is not offered to workers); the browser may say no, which changes nothing else.
+ * (`navigator.storage.persist` is not offered to workers); the browser may say no, which changes nothing else. The
+ * load does not wait for the answer: Firefox asks the visitor (a prompt that may stay unanswered), where Chromium
+ * decides at once.
  */
-async function askPersistentStorage(): Promise<void> {
-  try {
-    if (typeof navigator !== "undefined" && navigator.storage?.persist && !(await navigator.storage.persisted())) {
-      await navigator.storage.persist();
-    }
-  } catch {
-    // Not offered here (an insecure context, an embedded frame): the weights are cached as best effort.
-  }
+function askPersistentStorage(): void {
+  const storage = typeof navigator !== "undefined" ? navigator.storage : undefined;
+  if (!storage?.persist) return;
+  // Refused or not offered here (an insecure context, an embedded frame): the weights are cached as best effort.
+  storage
+    .persisted()
+    .then((kept) => kept || storage.persist())
+    .catch(() => {});
 }
 
 function hasWebGPU(): boolean {
@@ -335,7 +337,7 @@ export async function createSampler(options: CreateSamplerOptions): Promise<Samp
   }
   const { onProgress, worker, model, vae, signal, ...rest } = options;
   if (signal?.aborted) throw new AbortError("the load was cancelled");
-  if (rest.cache !== "none" && model.toString().startsWith("hf://")) await askPersistentStorage();
+  if (rest.cache !== "none" && model.toString().startsWith("hf://")) askPersistentStorage();
   const client = startWorker(worker);
   client.onRecovery = onProgress;
   const onAbort = () => client.dispose();
