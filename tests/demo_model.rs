@@ -1,7 +1,8 @@
-//! The embedded demo model really generates: 10 images per class from the Rust sampler (DPM-Solver++(2M), 20 steps,
-//! guidance 4), classified by a softmax regression on pixels fitted on real held-out test images (never seen in
-//! training; tests/fixtures/fashion_test_1000.safetensors, made by tools/make_demo_eval.py). Accuracy must be at
-//! least 80%, and higher with guidance than without.
+//! The embedded demo models really generate, classified by a softmax regression on pixels fitted on real held-out
+//! test images (never seen in training; tests/fixtures/fashion_test_1000.safetensors, made by tools/make_demo_eval.py):
+//! the DiT demo's 10 images per class from the Rust sampler (DPM-Solver++(2M), 20 steps, guidance 4) at least 80%
+//! and higher with guidance than without; the flow-map demo's at 1 and 2 steps (guidance 1: trained in) at least 90%,
+//! beside the DiT demo's with 50 guided DDIM steps in the same run.
 // Native only (a GPU through wgpu's native backends, files, processes); the browser tests are tests/web.rs.
 #![cfg(not(target_arch = "wasm32"))]
 
@@ -10,7 +11,7 @@ mod common;
 use dit_wasm::arch::{DitConfig, VaeConfig};
 use dit_wasm::diffusion::{SamplerKind, Spacing};
 use dit_wasm::model::{Dit, Vae};
-use dit_wasm::pipeline::{decode, decode_with, sample, warm_up, SampleRequest};
+use dit_wasm::pipeline::{decode, decode_with, sample, to_vae_latents, warm_up, SampleRequest};
 use dit_wasm::weights::DirSource;
 use dit_wasm::{Gpu, GpuOptions};
 use std::path::Path;
@@ -70,8 +71,13 @@ fn to_gray28(images: &[f32], i: usize) -> Vec<f32> {
 
 /// The demo model's DiT and VAE (and its class names), loaded from models/demo.
 fn load_demo(gpu: &Gpu) -> (Dit, Vae, Vec<String>) {
-    let (di, dw) = pollster::block_on(dit_wasm::loader::from_dir(gpu, &DirSource(repo("models/demo/dit"))))
-        .expect("models/demo/dit");
+    load_demo_model(gpu, "models/demo/dit")
+}
+
+/// A demo network (`dir`: models/demo/dit, the DiT; models/demo/flowmap, the flow map) with the demo VAE.
+fn load_demo_model(gpu: &Gpu, dir: &str) -> (Dit, Vae, Vec<String>) {
+    let (di, dw) =
+        pollster::block_on(dit_wasm::loader::from_dir(gpu, &DirSource(repo(dir)))).unwrap_or_else(|e| panic!("{dir}: {e}"));
     let (vi, vw) = pollster::block_on(dit_wasm::loader::from_dir(gpu, &DirSource(repo("models/demo/vae"))))
         .expect("models/demo/vae");
     let dcfg: DitConfig = serde_json::from_value(di.metadata.config).unwrap();
@@ -81,44 +87,88 @@ fn load_demo(gpu: &Gpu) -> (Dit, Vae, Vec<String>) {
     (Dit::load(gpu, dcfg, dw).unwrap(), Vae::load(gpu, vcfg, vw).unwrap(), names)
 }
 
+/// Samples `req`'s classes (10 of each), decodes them and classifies them: the accuracy and each class's count.
+fn accuracy(gpu: &Gpu, dit: &Dit, vae: &Vae, clf: &Classifier, req: &SampleRequest) -> (f64, [usize; 10], f64) {
+    let latent = dit.cfg.input_size;
+    let n = req.classes.len();
+    let t0 = std::time::Instant::now();
+    let z = pollster::block_on(sample(gpu, dit, req, |_| true)).unwrap();
+    let z = to_vae_latents(&dit.cfg, vae.cfg.scaling_factor, &z);
+    let images = pollster::block_on(decode(gpu, vae, &z, n, latent, latent)).unwrap();
+    let secs = t0.elapsed().as_secs_f64();
+    let mut per_class = [0usize; 10];
+    for (i, &c) in req.classes.iter().enumerate() {
+        if clf.classify(&to_gray28(&images, i)) as u32 == c {
+            per_class[c as usize] += 1;
+        }
+    }
+    (per_class.iter().sum::<usize>() as f64 / n as f64, per_class, secs)
+}
+
+fn report(what: &str, names: &[String], (acc, per_class, secs): (f64, [usize; 10], f64), per: usize) {
+    println!(
+        "{what}: accuracy {:.1}% ({} images in {secs:.1} s); per class: {}",
+        100.0 * acc,
+        per * 10,
+        names.iter().zip(per_class).map(|(n, k)| format!("{n} {k}/{per}")).collect::<Vec<_>>().join(", ")
+    );
+}
+
+/// `per` images of each of the ten classes, in class order.
+fn ten_classes(per: usize) -> Vec<u32> {
+    (0..10u32).flat_map(|c| std::iter::repeat_n(c, per)).collect()
+}
+
 #[test]
 fn demo_model_generates_recognisable_classes() {
     let gpu = pollster::block_on(Gpu::new(&GpuOptions::default())).unwrap();
     let (dit, vae, names) = load_demo(&gpu);
-    let latent = dit.cfg.input_size;
     let clf = Classifier::load();
     let real = (0..clf.images.len()).filter(|&i| clf.classify(&clf.images[i]) == clf.labels[i]).count();
     println!("classifier on 1,000 real held-out images: {:.1}%", 100.0 * real as f64 / clf.images.len() as f64);
 
-    let classes: Vec<u32> = (0..10u32).flat_map(|c| std::iter::repeat_n(c, 10)).collect();
-    let mut accuracy = vec![];
+    let mut accuracy_at = vec![];
     for cfg_scale in [4.0f32, 1.0] {
-        let mut req = SampleRequest::new(classes.clone());
+        let mut req = SampleRequest::new(ten_classes(10));
         req.cfg_scale = cfg_scale;
         req.steps = Spacing::Even(20);
         req.sampler = SamplerKind::DpmSolverPp2m;
         req.seed = 0;
-        let t0 = std::time::Instant::now();
-        let z = pollster::block_on(sample(&gpu, &dit, &req, |_| true)).unwrap();
-        let images = pollster::block_on(decode(&gpu, &vae, &z, classes.len(), latent, latent)).unwrap();
-        let secs = t0.elapsed().as_secs_f64();
-        let mut per_class = [0usize; 10];
-        for (i, &c) in classes.iter().enumerate() {
-            if clf.classify(&to_gray28(&images, i)) as u32 == c {
-                per_class[c as usize] += 1;
-            }
-        }
-        let acc = per_class.iter().sum::<usize>() as f64 / classes.len() as f64;
-        println!(
-            "guidance {cfg_scale}: accuracy {:.1}% ({} images in {secs:.1} s); per class: {}",
-            100.0 * acc,
-            classes.len(),
-            names.iter().zip(per_class).map(|(n, k)| format!("{n} {k}/10")).collect::<Vec<_>>().join(", ")
-        );
-        accuracy.push(acc);
+        let r = accuracy(&gpu, &dit, &vae, &clf, &req);
+        report(&format!("guidance {cfg_scale}"), &names, r, 10);
+        accuracy_at.push(r.0);
     }
-    assert!(accuracy[0] >= 0.8, "guided accuracy {} < 80%", accuracy[0]);
-    assert!(accuracy[0] > accuracy[1], "guidance must help: {} vs {}", accuracy[0], accuracy[1]);
+    assert!(accuracy_at[0] >= 0.8, "guided accuracy {} < 80%", accuracy_at[0]);
+    assert!(accuracy_at[0] > accuracy_at[1], "guidance must help: {} vs {}", accuracy_at[0], accuracy_at[1]);
+}
+
+/// The flow-map demo in one and two network calls an image, and the DiT demo with the page's former default (50
+/// guided DDIM steps: 100 calls) beside it, on the same 200 classes and seed.
+#[test]
+fn flow_map_demo_generates_recognisable_classes_in_one_and_two_steps() {
+    let gpu = pollster::block_on(Gpu::new(&GpuOptions::default())).unwrap();
+    let clf = Classifier::load();
+    let (flow, vae, names) = load_demo_model(&gpu, "models/demo/flowmap");
+    assert_eq!(flow.cfg.arch, dit_wasm::arch::Family::Meanflow);
+    let per = 20;
+    let mut req = SampleRequest::new(ten_classes(per));
+    req.sampler = SamplerKind::FlowMap;
+    req.cfg_scale = 1.0;
+    req.seed = 0;
+    let mut flow_acc = vec![];
+    for steps in [1, 2] {
+        req.steps = Spacing::Even(steps);
+        let r = accuracy(&gpu, &flow, &vae, &clf, &req);
+        report(&format!("flow-map demo, {steps} step(s), guidance 1"), &names, r, per);
+        flow_acc.push(r.0);
+    }
+    let (dit, vae, _) = load_demo(&gpu);
+    let mut req = SampleRequest::new(ten_classes(per));
+    req.sampler = SamplerKind::Ddim;
+    req.steps = Spacing::Even(50);
+    req.seed = 0;
+    report("DiT demo, 50 DDIM steps, guidance 4", &names, accuracy(&gpu, &dit, &vae, &clf, &req), per);
+    assert!(flow_acc.iter().all(|&a| a >= 0.9), "flow-map demo accuracy at 1 and 2 steps: {flow_acc:?}, under 90%");
 }
 
 /// What the page's load runs (`pipeline::warm_up`: a guided forward and a decode) compiles every pipeline an image
