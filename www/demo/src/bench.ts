@@ -1,6 +1,6 @@
 // The kernel benchmark page (bench.html): runs benchKernels from the package and shows the table, or with ?forward=P
 // (a preset, random weights) or ?model=URL (a DiT) one forward; the JSON goes into #result for tools/bench/*.mjs.
-import { benchForward, benchKernels, DitError } from "dit-wasm";
+import { benchForward, benchKernels, DitError, type BenchForwardOptions } from "dit-wasm";
 
 const params = new URLSearchParams(location.search);
 const status = document.getElementById("status")!;
@@ -17,8 +17,11 @@ const repeat = params.has("repeat") ? Number(params.get("repeat")) : undefined;
 async function forward(preset: string | undefined, model?: string) {
   const t0 = performance.now();
   const res = params.has("res") ? Number(params.get("res")) : undefined;
-  const r = await benchForward(model ? { model, repeat } : { preset, res, repeat });
-  status.textContent = `${model ?? `DiT-${preset}`} forward, batch 2: ${r.bench.ms_per_forward.toFixed(1)} ms (median), ` +
+  const batch = params.has("batch") ? Number(params.get("batch")) : undefined;
+  // `limits=default`: a device with WebGPU's default limits only.
+  const limits = (params.get("limits") ?? undefined) as BenchForwardOptions["limits"];
+  const r = await benchForward(model ? { model, repeat, batch, limits } : { preset, res, repeat, batch, limits });
+  status.textContent = `${model ?? `DiT-${preset}`} forward, batch ${r.batch}: ${r.bench.ms_per_forward.toFixed(1)} ms (median), ` +
     `${r.bench.gflops_per_s.toFixed(2)} GFLOP/s, ${r.bench.dispatches_per_forward} dispatches; ` +
     `bench took ${((performance.now() - t0) / 1000).toFixed(1)} s`;
   result.textContent = JSON.stringify(r);

@@ -1,7 +1,7 @@
 // The page: loads a model with the `dit-wasm` package (the embedded demo by default), generates images, sweeps a
 // setting over one seed, blends two classes (explore.ts), and reproduces a result from its link or its PNG
 // (settings.ts, png.ts). The controls are in controls.ts, the class search in classes.ts, the results in gallery.ts.
-import { clearCache, createSampler, DitError, type Sampler, type LoadProgress, type GenerateOptions, type GenerateResult } from "dit-wasm";
+import { clearCache, createSampler, DitError, type AdapterInfo, type CreateSamplerOptions, type Sampler, type LoadProgress, type GenerateOptions, type GenerateResult } from "dit-wasm";
 import { ClassPicker } from "./classes";
 import { $, chooseModel, chosenModel, clearError, el, modelUrls, showError, showSamplers, showSize } from "./controls";
 import { blend, sweep, sweepValues, type SweepKind } from "./explore";
@@ -22,6 +22,8 @@ const stats = {
   notices: [] as string[],
   /** The GPU memory the sampler held after the last generation. */
   gpuMemory: null as GenerateResult["gpuMemory"] | null,
+  /** The loaded sampler's adapter report (its limits as the device was opened). */
+  adapter: null as AdapterInfo | null,
 };
 (window as unknown as { __ditStats: typeof stats }).__ditStats = stats;
 
@@ -78,11 +80,14 @@ async function load(): Promise<boolean> {
   el.loadProgress.hidden = false;
   try {
     const maxBinding = params.get("maxBinding");
+    // `?limits=default`: a device with WebGPU's default limits only, as Safari and many phones give.
+    const limits = params.get("limits") as CreateSamplerOptions["limits"] | null;
     sampler = await createSampler({
       model,
       ...(vae ? { vae } : {}),
       ...(hubEndpoint ? { hubEndpoint } : {}),
       ...(maxBinding ? { maxStorageBufferBindingSize: Number(maxBinding) } : {}),
+      ...(limits ? { limits } : {}),
       ...(params.get("timeout") ? { timeoutMs: Number(params.get("timeout")) } : {}),
       onProgress: (p: LoadProgress) => {
         if (p.notice) showNotice(p.notice);
@@ -123,6 +128,7 @@ async function load(): Promise<boolean> {
   }
   const info = sampler.info;
   const a = info.adapter;
+  stats.adapter = a;
   el.adapter.textContent = `GPU: ${a.name || "WebGPU adapter"} (${a.backend})${a.shader_f16 ? "" : ", fp16 read as packed integers"}`;
   el.adapter.title = `fp16 weights read ${a.shader_f16 ? "with shader-f16" : "as packed integers (no shader-f16 here: works, somewhat slower)"}`;
   const imagenet = info.model.numClasses === 1000 && !info.model.classNames;
