@@ -253,9 +253,7 @@ pub async fn load_path(gpu: &Gpu, path: &std::path::Path) -> Result<(ModelIndex,
 /// A DiT from a path ([`load_at`]), with its index.
 #[cfg(not(target_arch = "wasm32"))]
 pub async fn dit_at(gpu: &Gpu, path: &std::path::Path) -> Result<(ModelIndex, Dit)> {
-    let (index, w) = load_at(gpu, path, Arch::Dit).await?;
-    let cfg = dit_config(&index, &path.display().to_string())?;
-    Ok((index, Dit::load(gpu, cfg, w)?))
+    dit_at_planned(gpu, path, None).await
 }
 
 /// A VAE decoder from a path ([`load_at`]; a pipeline gives its `vae/`).
