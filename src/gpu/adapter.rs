@@ -27,7 +27,8 @@ pub enum LinearPath {
 }
 
 /// Which limits the device is opened with.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum LimitsMode {
     /// The larger limits large models use (storage binding and buffer size, workgroup storage and invocations,
     /// storage buffers per stage, texture size) raised to what the adapter offers.
@@ -92,7 +93,7 @@ pub struct AdapterReport {
     pub max_texture_dimension_2d: u32,
     pub max_storage_buffers_per_shader_stage: u32,
     /// Which limits were asked for: "adapter" (what the adapter offers) or "default" (WebGPU's defaults).
-    pub limits: &'static str,
+    pub limits: LimitsMode,
     /// How texture-path kernels read textures: read-only storage textures on lavapipe, sampled elsewhere.
     pub texture_reads: TextureReads,
     /// Whether subgroup operations are enabled (subgroups of at least 8 invocations; native only).
@@ -110,7 +111,7 @@ impl AdapterReport {
     /// The storage binding limit's name for errors, saying when it is WebGPU's default because the defaults were asked
     /// for ([`LimitsMode::Default`]).
     pub fn binding_limit_name(&self) -> &'static str {
-        if self.limits == LimitsMode::Default.name() {
+        if self.limits == LimitsMode::Default {
             "maxStorageBufferBindingSize at WebGPU's default limits, as asked"
         } else {
             "maxStorageBufferBindingSize"

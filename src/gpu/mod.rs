@@ -173,7 +173,7 @@ impl Gpu {
             max_compute_workgroup_storage_size: limits.max_compute_workgroup_storage_size,
             max_texture_dimension_2d: limits.max_texture_dimension_2d,
             max_storage_buffers_per_shader_stage: limits.max_storage_buffers_per_shader_stage,
-            limits: opts.limits.name(),
+            limits: opts.limits,
             subgroups,
             texture_reads: if info.name.contains("llvmpipe") { TextureReads::Storage } else { TextureReads::Sampled },
             texture_linears: match opts.linear_path {

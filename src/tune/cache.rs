@@ -6,7 +6,7 @@
 //! ([`CACHE_NAME`]) beside the weights. A missing, unreadable or outdated entry only means tuning again;
 //! a choice whose name is no longer a config, or that does not fit the device's limits, is ignored (tuned again).
 
-use crate::gpu::{Gpu, TuneKey};
+use crate::gpu::{Gpu, LimitsMode, TuneKey};
 use crate::ops::{attention_split_fits, linear_wg_fits, ATTENTION_SPLITS, WG_TILES};
 use std::collections::BTreeMap;
 
@@ -26,8 +26,8 @@ pub fn adapter_key_with(gpu: &Gpu, extra: &str) -> String {
         env!("CARGO_PKG_VERSION")
     );
     // A device opened with WebGPU's default limits may fit fewer configs: its choices are kept apart.
-    if r.limits != "adapter" {
-        key += &format!(" | limits {}", r.limits);
+    if r.limits != LimitsMode::Adapter {
+        key += &format!(" | limits {}", r.limits.name());
     }
     if extra.is_empty() {
         key
