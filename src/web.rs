@@ -375,6 +375,8 @@ struct BenchForwardOptions {
     res: Option<usize>,
     batch: Option<usize>,
     repeat: Option<usize>,
+    /// Untimed forwards first (default 1), as `dit bench --warmup`.
+    warmup: Option<usize>,
     f16: Option<String>,
     linear: Option<String>,
     /// "adapter" (default) or "default" (WebGPU's default limits), as `create`'s.
@@ -408,8 +410,10 @@ pub async fn bench_forward(options: JsValue) -> Result<JsValue, JsValue> {
         _ => return Err(to_js(Error::input("give either `preset` or `model`"))),
     };
     let latent = dit.cfg.input_size;
-    let r =
-        crate::bench::bench_dit_forward(&gpu, &dit, batch, latent, 1, opts.repeat.unwrap_or(5)).await.map_err(to_js)?;
+    let warmup = opts.warmup.unwrap_or(1);
+    let r = crate::bench::bench_dit_forward(&gpu, &dit, batch, latent, warmup, opts.repeat.unwrap_or(5))
+        .await
+        .map_err(to_js)?;
     let json = serde_json::json!({
         "model": name, "latent": latent, "batch": batch,
         "linear_path": gpu.report.linear_path(),

@@ -18,9 +18,11 @@ async function forward(preset: string | undefined, model?: string) {
   const t0 = performance.now();
   const res = params.has("res") ? Number(params.get("res")) : undefined;
   const batch = params.has("batch") ? Number(params.get("batch")) : undefined;
+  const warmup = params.has("warmup") ? Number(params.get("warmup")) : undefined;
   // `limits=default`: a device with WebGPU's default limits only.
   const limits = (params.get("limits") ?? undefined) as BenchForwardOptions["limits"];
-  const r = await benchForward(model ? { model, repeat, batch, limits } : { preset, res, repeat, batch, limits });
+  const opts = { repeat, batch, warmup, limits };
+  const r = await benchForward(model ? { model, ...opts } : { preset, res, ...opts });
   status.textContent = `${model ?? `DiT-${preset}`} forward, batch ${r.batch}: ${r.bench.ms_per_forward.toFixed(1)} ms (median), ` +
     `${r.bench.gflops_per_s.toFixed(2)} GFLOP/s, ${r.bench.dispatches_per_forward} dispatches; ` +
     `bench took ${((performance.now() - t0) / 1000).toFixed(1)} s`;

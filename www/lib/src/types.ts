@@ -244,6 +244,8 @@ export interface BenchForwardOptions {
   batch?: number;
   /** Timed runs (the median is reported); default 5. */
   repeat?: number;
+  /** Untimed forwards before the timed ones (compiling every pipeline); default 1. */
+  warmup?: number;
   f16?: "auto" | "packed";
   linear?: "auto" | "buffers" | "textures";
   /** The device's limits, as `createSampler`'s: what the adapter offers (default), or WebGPU's defaults. */
