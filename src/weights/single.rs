@@ -61,9 +61,12 @@ impl Default for SingleOptions {
     }
 }
 
-/// A check of a model's index (kind and config, no shards) before its weights are read; none by default.
+/// A check of a model's index (kind and config, no shards): an error stops the load.
+pub type IndexCheck = dyn Fn(&ModelIndex) -> Result<()>;
+
+/// An [`IndexCheck`] run before a model's weights are read; none by default.
 #[derive(Clone, Default)]
-pub struct BeforeTensors(pub Option<std::rc::Rc<dyn Fn(&ModelIndex) -> Result<()>>>);
+pub struct BeforeTensors(pub Option<std::rc::Rc<IndexCheck>>);
 
 impl BeforeTensors {
     fn run(&self, index: &ModelIndex) -> Result<()> {
