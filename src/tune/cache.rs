@@ -1,10 +1,10 @@
 //! Tuned choices kept across runs per adapter: one object per adapter (name, backend, driver, fp16 path and crate
 //! version, and the limits asked for when not the adapter's; in the browser also the adapter's vendor, architecture
-//! and description), mapping "linear M,N,K" to the
-//! tile config's name and "attention B,T,H,D" to the split's. Natively in `$DIT_TUNE_CACHE` (`off`: not kept), else
-//! `$XDG_CACHE_HOME/dit-wasm/tuning.json`, else `~/.cache/dit-wasm/tuning.json`; in the browser in Cache Storage
-//! ([`CACHE_NAME`]) beside the weights. A missing, unreadable or outdated entry only means tuning again;
-//! a choice whose name is no longer a config, or that does not fit the device's limits, is ignored (tuned again).
+//! and description), mapping "linear M,N,K" to the tile config's name and "attention B,T,H,D" to the split's.
+//! Natively in `$DIT_TUNE_CACHE` (`off`: not kept), else `$XDG_CACHE_HOME/dit-wasm/tuning.json`, else
+//! `~/.cache/dit-wasm/tuning.json`; in the browser in Cache Storage ([`CACHE_NAME`]) beside the weights. A missing,
+//! unreadable or outdated entry only means tuning again; a choice whose name is no longer a config, or that does not
+//! fit the device's limits, is ignored (tuned again).
 
 use crate::gpu::{Gpu, LimitsMode, TuneKey};
 use crate::ops::{attention_split_fits, linear_wg_fits, ATTENTION_SPLITS, WG_TILES};
