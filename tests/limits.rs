@@ -319,3 +319,25 @@ fn the_cli_takes_limits_default() {
     let o = common::dit(&["gpu", "--limits", "max"]);
     assert!(!o.ok && o.stderr.contains("adapter, default"), "{}", o.stderr);
 }
+
+/// One checkpoint read by byte ranges (a `.safetensors` here; Hub components and `.pt` files take the same path): the
+/// check runs on the config planned from its header, before any range of tensor data is read.
+#[test]
+fn a_single_file_is_checked_before_its_tensor_data() {
+    use dit_wasm::weights::single::{parse_location, FileRange};
+    let gpu = open(LimitsMode::Default);
+    let location = format!("{}#heads=2", common::fixture("dit_p2_hd64.safetensors").display());
+    let (file, mut opts) = parse_location(&location).unwrap();
+    // A batch whose activations pass 128 MiB (this DiT's own 16 tokens x 512 MLP features, 65536 times).
+    opts.before_tensors = Planned::Dit { batch: 1 << 16 }.before_tensors(&gpu);
+    let mut read = 0;
+    let r = pollster::block_on(loader::from_single(&gpu, &FileRange(file.into()), &opts, |done, _| read = done));
+    let e = limit_error(r);
+    println!("{e}; tensor bytes read: {read}");
+    assert!(e.contains("maxStorageBufferBindingSize"), "{e}");
+    assert_eq!(read, 0);
+    // Planned for one guided image, it loads.
+    opts.before_tensors = Planned::Dit { batch: loader::FIRST_BATCH }.before_tensors(&gpu);
+    let r = pollster::block_on(loader::from_single(&gpu, &FileRange(file.into()), &opts, |done, _| read = done));
+    assert!(r.is_ok() && read > 0, "{:?}", r.err());
+}
