@@ -15,8 +15,8 @@ pub enum Error {
     /// The GPU device was lost (driver reset, tab in background, out of memory). Create the model again.
     #[error("the GPU device was lost: {0}; create the sampler again")]
     DeviceLost(String),
-    /// A buffer the model needs is larger than the adapter allows.
-    #[error("{what} needs {need} bytes in one binding, but this adapter allows {limit} ({limit_name}); use a smaller batch or resolution")]
+    /// A buffer the model needs is larger than the device allows.
+    #[error("{what} needs {need} bytes in one binding, but this device allows {limit} ({limit_name}); use a smaller batch or resolution")]
     Limit { what: String, need: u64, limit: u64, limit_name: &'static str },
     /// A download failed (HTTP status, network error, server misbehaving).
     #[error("{url}: {msg}")]

@@ -7,7 +7,7 @@
 use crate::arch::DitConfig;
 use crate::diffusion::{CfgChannels, SamplerKind, Spacing};
 use crate::error::Error;
-use crate::gpu::{F16Mode, Gpu, GpuOptions, LinearPath};
+use crate::gpu::{F16Mode, Gpu, GpuOptions, LimitsMode, LinearPath};
 use crate::loader;
 use crate::model::{Dit, GpuWeights, Vae, VaePlan};
 use crate::pipeline::{self, to_rgb8, Blend, SampleRequest, Sampling};
@@ -75,6 +75,9 @@ struct CreateOptions {
     linear: Option<String>,
     #[serde(default)]
     max_storage_buffer_binding_size: Option<f64>,
+    /// "adapter" (default): what the adapter offers; "default": none above WebGPU's defaults.
+    #[serde(default)]
+    limits: Option<String>,
     /// Milliseconds a response or the next bytes of a body may take before the request is retried.
     #[serde(default)]
     timeout_ms: Option<f64>,
@@ -151,6 +154,12 @@ fn gpu_options(f16: Option<&str>, linear: Option<&str>) -> GpuOptions {
     }
 }
 
+/// The JS `limits` option: "adapter" (default) or "default" (WebGPU's default limits); anything else is
+/// `invalid-input`.
+fn limits_mode(limits: Option<&str>) -> Result<LimitsMode, JsValue> {
+    limits.map_or(Ok(LimitsMode::Adapter), |l| LimitsMode::parse(l).map_err(to_js))
+}
+
 fn images_js(images: &[f32], n: usize, h: usize, w: usize) -> Array {
     let out = Array::new();
     for rgb in to_rgb8(images, n, h, w) {
@@ -166,8 +175,9 @@ fn images_js(images: &[f32], n: usize, h: usize, w: usize) -> Array {
 #[wasm_bindgen]
 impl WasmSampler {
     /// Opens the GPU and loads both models. `options`: `{ model, vae?, hubEndpoint?, cache?: "cache-storage" |
-    /// "none", f16?: "auto" | "packed", linear?: "auto" | "buffers" | "textures" }`. `on_progress` receives
-    /// `{ phase: "adapter" | "download" | "compile" | "ready", file?, loaded?, total?, cached? }`.
+    /// "none", f16?: "auto" | "packed", linear?: "auto" | "buffers" | "textures", limits?: "adapter" | "default" }`.
+    /// `on_progress` receives `{ phase: "adapter" | "download" | "compile" | "ready", file?, loaded?, total?, cached?
+    /// }`.
     pub async fn create(options: JsValue, on_progress: Option<js_sys::Function>) -> Result<WasmSampler, JsValue> {
         let opts: CreateOptions =
             serde_wasm_bindgen::from_value(options).map_err(|e| to_js(Error::input(format!("bad options: {e}"))))?;
@@ -180,9 +190,11 @@ impl WasmSampler {
                 "this browser has no WebGPU (navigator.gpu is missing): use a recent Chrome, Edge or Safari, or enable WebGPU, on an https or localhost page".into(),
             )));
         }
+        let limits = limits_mode(opts.limits.as_deref())?;
         progress(&on_progress, "adapter");
         let gpu_opts = GpuOptions {
             max_storage_binding: opts.max_storage_buffer_binding_size.map(|v| v as u64),
+            limits,
             ..gpu_options(opts.f16.as_deref(), opts.linear.as_deref())
         };
         let gpu = Gpu::new(&gpu_opts).await.map_err(|e| match e {
@@ -386,8 +398,12 @@ struct BenchForwardOptions {
     res: Option<usize>,
     batch: Option<usize>,
     repeat: Option<usize>,
+    /// Untimed forwards first (default 1), as `dit bench --warmup`.
+    warmup: Option<usize>,
     f16: Option<String>,
     linear: Option<String>,
+    /// "adapter" (default) or "default" (WebGPU's default limits), as `create`'s.
+    limits: Option<String>,
 }
 
 /// One DiT forward, timed like `dit bench --preset P --random-weights --no-baseline --json`: of a paper preset with
@@ -397,7 +413,11 @@ struct BenchForwardOptions {
 pub async fn bench_forward(options: JsValue) -> Result<JsValue, JsValue> {
     let opts: BenchForwardOptions =
         serde_wasm_bindgen::from_value(options).map_err(|e| to_js(Error::input(format!("bad options: {e}"))))?;
-    let gpu = Gpu::new(&gpu_options(opts.f16.as_deref(), opts.linear.as_deref())).await.map_err(to_js)?;
+    let gpu_opts = GpuOptions {
+        limits: limits_mode(opts.limits.as_deref())?,
+        ..gpu_options(opts.f16.as_deref(), opts.linear.as_deref())
+    };
+    let gpu = Gpu::new(&gpu_opts).await.map_err(to_js)?;
     let batch = opts.batch.unwrap_or(2).max(1);
     let (name, dit) = match (&opts.preset, &opts.model) {
         (Some(preset), None) => (preset.clone(), random_dit(&gpu, preset, opts.res.unwrap_or(256)).map_err(to_js)?),
@@ -413,8 +433,10 @@ pub async fn bench_forward(options: JsValue) -> Result<JsValue, JsValue> {
         _ => return Err(to_js(Error::input("give either `preset` or `model`"))),
     };
     let latent = dit.cfg.input_size;
-    let r =
-        crate::bench::bench_dit_forward(&gpu, &dit, batch, latent, 1, opts.repeat.unwrap_or(5)).await.map_err(to_js)?;
+    let warmup = opts.warmup.unwrap_or(1);
+    let r = crate::bench::bench_dit_forward(&gpu, &dit, batch, latent, warmup, opts.repeat.unwrap_or(5))
+        .await
+        .map_err(to_js)?;
     let json = serde_json::json!({
         "model": name, "latent": latent, "batch": batch,
         "linear_path": gpu.report.linear_path(),

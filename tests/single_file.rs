@@ -51,13 +51,18 @@ fn every_single_file_layout_gives_the_converted_tensors() {
         }
         // With the file's sha256 every byte is read and checked.
         let sha = hex::encode(Sha256::digest(std::fs::read(&path).unwrap()));
-        let opts = SingleOptions { convert: conv.clone(), sha256: Some(sha.clone()), range_bytes: 4096 };
+        let opts =
+            SingleOptions { convert: conv.clone(), sha256: Some(sha.clone()), range_bytes: 4096, ..Default::default() };
         let (got, read) = single(&memory(&path), &opts).unwrap();
         assert_eq!((got, read + 8 + header_len(&path)), (want, file_len), "{name}: hashed read covers the file");
         let mut wrong = sha.into_bytes();
         wrong[0] = if wrong[0] == b'0' { b'1' } else { b'0' };
-        let opts =
-            SingleOptions { convert: conv.clone(), sha256: Some(String::from_utf8(wrong).unwrap()), range_bytes: 4096 };
+        let opts = SingleOptions {
+            convert: conv.clone(),
+            sha256: Some(String::from_utf8(wrong).unwrap()),
+            range_bytes: 4096,
+            ..Default::default()
+        };
         let Err(e) = single(&memory(&path), &opts) else { panic!("{name}: loaded with a wrong sha256") };
         println!("  wrong sha256: {e}");
         assert!(matches!(e, Error::Integrity { .. }), "{e}");

@@ -26,11 +26,48 @@ pub enum LinearPath {
     Textures,
 }
 
+/// Which limits the device is opened with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LimitsMode {
+    /// The larger limits large models use (storage binding and buffer size, workgroup storage and invocations,
+    /// storage buffers per stage, texture size) raised to what the adapter offers.
+    #[default]
+    Adapter,
+    /// None above WebGPU's defaults (128 MiB per storage binding, 256 MiB per buffer, 16 KiB of workgroup storage,
+    /// 256 invocations per workgroup, 8 storage buffers per stage, 8192 texels per texture side): what Safari and many
+    /// Android devices give, so that a run here shows what runs there.
+    Default,
+}
+
+impl LimitsMode {
+    /// `adapter` or `default`.
+    pub fn parse(s: &str) -> crate::error::Result<LimitsMode> {
+        match s {
+            "adapter" => Ok(LimitsMode::Adapter),
+            "default" => Ok(LimitsMode::Default),
+            _ => Err(crate::error::Error::input(format!(
+                "limits `{s}`: use `adapter` (what the adapter offers) or `default` (WebGPU's defaults)"
+            ))),
+        }
+    }
+
+    /// The name [`LimitsMode::parse`] reads.
+    pub fn name(self) -> &'static str {
+        match self {
+            LimitsMode::Adapter => "adapter",
+            LimitsMode::Default => "default",
+        }
+    }
+}
+
 /// Options for [`Gpu::new`](super::Gpu::new).
 #[derive(Clone, Debug, Default)]
 pub struct GpuOptions {
     pub f16: F16Mode,
     pub linear_path: LinearPath,
+    /// Ask for what the adapter offers (default) or for WebGPU's default limits only.
+    pub limits: LimitsMode,
     /// Ask for at most this `maxStorageBufferBindingSize` (tests, or leaving memory to other work).
     pub max_storage_binding: Option<u64>,
     /// Prefer a low-power adapter (integrated GPU) over a discrete one.
@@ -54,6 +91,9 @@ pub struct AdapterReport {
     pub max_compute_invocations_per_workgroup: u32,
     pub max_compute_workgroup_storage_size: u32,
     pub max_texture_dimension_2d: u32,
+    pub max_storage_buffers_per_shader_stage: u32,
+    /// Which limits were asked for: "adapter" (what the adapter offers) or "default" (WebGPU's defaults).
+    pub limits: LimitsMode,
     /// How texture-path kernels read textures: read-only storage textures on lavapipe, sampled elsewhere.
     pub texture_reads: TextureReads,
     /// Whether subgroup operations are enabled (subgroups of at least 8 invocations; native only).
@@ -66,6 +106,16 @@ impl AdapterReport {
     /// Whether the adapter is a CPU implementation (lavapipe, SwiftShader, a browser's fallback adapter).
     pub fn is_cpu(&self) -> bool {
         self.device_type == "Cpu"
+    }
+
+    /// The storage binding limit's name for errors, saying when it is WebGPU's default because the defaults were asked
+    /// for ([`LimitsMode::Default`]).
+    pub fn binding_limit_name(&self) -> &'static str {
+        if self.limits == LimitsMode::Default {
+            "maxStorageBufferBindingSize at WebGPU's default limits, as asked"
+        } else {
+            "maxStorageBufferBindingSize"
+        }
     }
 
     /// Where linear layers read their operands: "buffers", or "textures" with how (e.g. "textures (storage reads,

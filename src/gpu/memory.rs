@@ -101,7 +101,7 @@ impl Gpu {
                 what: label.to_string(),
                 need: size,
                 limit,
-                limit_name: "maxStorageBufferBindingSize",
+                limit_name: self.report.binding_limit_name(),
             });
         }
         Ok(self.counted(self.device.create_buffer(&wgpu::BufferDescriptor {

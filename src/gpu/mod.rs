@@ -23,7 +23,7 @@ mod live;
 mod memory;
 mod tensor;
 
-pub use adapter::{AdapterReport, F16Mode, GpuOptions, LinearPath, TextureReads};
+pub use adapter::{AdapterReport, F16Mode, GpuOptions, LimitsMode, LinearPath, TextureReads};
 pub use choice::TuneKey;
 pub use dispatch::{grid, Dispatch, Res, Stage};
 pub use kernel::{Bind, Kernel, KernelSpec, PipelineStats, Prelude, INDEX_WGSL};
@@ -109,17 +109,20 @@ impl Gpu {
         if subgroups {
             features |= wgpu::Features::SUBGROUP;
         }
-        // Start from the WebGPU defaults and raise only what large models use, to what the adapter offers.
+        // Start from the WebGPU defaults and raise only what large models use, to what the adapter offers (unless
+        // asked for the defaults alone: `LimitsMode::Default`).
         let mut limits = wgpu::Limits::default().or_worse_values_from(&offered);
-        limits.max_buffer_size = offered.max_buffer_size;
-        limits.max_storage_buffer_binding_size = offered.max_storage_buffer_binding_size;
+        if opts.limits == LimitsMode::Adapter {
+            limits.max_buffer_size = offered.max_buffer_size;
+            limits.max_storage_buffer_binding_size = offered.max_storage_buffer_binding_size;
+            limits.max_compute_workgroup_storage_size = offered.max_compute_workgroup_storage_size;
+            limits.max_compute_invocations_per_workgroup = offered.max_compute_invocations_per_workgroup;
+            limits.max_storage_buffers_per_shader_stage = offered.max_storage_buffers_per_shader_stage;
+            limits.max_texture_dimension_2d = offered.max_texture_dimension_2d;
+        }
         if let Some(cap) = opts.max_storage_binding {
             limits.max_storage_buffer_binding_size = limits.max_storage_buffer_binding_size.min(cap);
         }
-        limits.max_compute_workgroup_storage_size = offered.max_compute_workgroup_storage_size;
-        limits.max_compute_invocations_per_workgroup = offered.max_compute_invocations_per_workgroup;
-        limits.max_storage_buffers_per_shader_stage = offered.max_storage_buffers_per_shader_stage;
-        limits.max_texture_dimension_2d = offered.max_texture_dimension_2d;
         let (device, queue) = adapter
             .request_device(&wgpu::DeviceDescriptor {
                 label: Some("dit-wasm"),
@@ -169,6 +172,8 @@ impl Gpu {
             max_compute_invocations_per_workgroup: limits.max_compute_invocations_per_workgroup,
             max_compute_workgroup_storage_size: limits.max_compute_workgroup_storage_size,
             max_texture_dimension_2d: limits.max_texture_dimension_2d,
+            max_storage_buffers_per_shader_stage: limits.max_storage_buffers_per_shader_stage,
+            limits: opts.limits,
             subgroups,
             texture_reads: if info.name.contains("llvmpipe") { TextureReads::Storage } else { TextureReads::Sampled },
             texture_linears: match opts.linear_path {

@@ -2,7 +2,7 @@
 //! `model_index.json`, each component's weights read by HTTP Range from the Hub's resolve URLs (followed to its
 //! CDN), and the fp16 tensors kept in Cache Storage under endpoint + repo + commit + path.
 
-use super::{from_single_with, Fetch};
+use super::{from_single_with, Fetch, Planned};
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, Tensor};
 use crate::hub::HubLocation;
@@ -97,8 +97,14 @@ pub async fn remember(repo: &HubLocation, r: &Resolved, fetch: &Fetch) {
 /// single files: `arch=sit`, `heads=N`): from Cache Storage when a whole copy is there (kept under the revision's
 /// commit and the location's fragment, as the fragment changes what is loaded), else read by ranges from the file's
 /// resolve URL and cached as the tensors arrive.
-pub async fn load_file(gpu: &Gpu, location: &str, fetch: &Fetch) -> Result<(ModelIndex, GpuWeights)> {
-    let (hub_part, opts) = crate::weights::single::parse_location(location)?;
+pub async fn load_file(
+    gpu: &Gpu,
+    location: &str,
+    fetch: &Fetch,
+    planned: Option<Planned>,
+) -> Result<(ModelIndex, GpuWeights)> {
+    let (hub_part, mut opts) = crate::weights::single::parse_location(location)?;
+    opts.before_tensors = planned.map(|p| p.before_tensors(gpu)).unwrap_or_default();
     let asked = HubLocation::parse(hub_part)?;
     let file = asked.subfolder.rsplit('/').next().unwrap_or("").to_string();
     let fragment = location.split_once('#').map(|(_, f)| f).unwrap_or("");
@@ -152,8 +158,13 @@ pub async fn load_component(
     repo: &Resolved,
     component: Option<&str>,
     fetch: &Fetch,
+    planned: Option<Planned>,
 ) -> Result<(ModelIndex, GpuWeights)> {
     let component = component.unwrap_or("");
+    let opts = SingleOptions {
+        before_tensors: planned.map(|p| p.before_tensors(gpu)).unwrap_or_default(),
+        ..SingleOptions::default()
+    };
     let cache = if fetch.cache { TensorCache::open(&repo.key(component)).await } else { None };
     if let Some(c) = &cache {
         if let Some(found) = cached(gpu, c, fetch).await? {
@@ -166,7 +177,7 @@ pub async fn load_component(
         if let Some(c) = &cache {
             c.set_file(file);
         }
-        match read_caching(gpu, &src, &SingleOptions::default(), cache.as_ref(), fetch).await {
+        match read_caching(gpu, &src, &opts, cache.as_ref(), fetch).await {
             Ok((loaded, kept)) => {
                 repo.kept.set(repo.kept.get() && kept);
                 return Ok(loaded);

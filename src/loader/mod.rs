@@ -7,7 +7,7 @@
 
 use crate::arch::{DitConfig, VaeConfig};
 use crate::error::{Error, Result};
-use crate::gpu::{Gpu, Tensor};
+use crate::gpu::{AdapterReport, Gpu, Tensor};
 use crate::model::{Dit, GpuWeights, Vae};
 #[cfg(not(target_arch = "wasm32"))]
 use crate::weights::diffusers::Arch;
@@ -18,9 +18,53 @@ use std::collections::BTreeMap;
 #[cfg(target_arch = "wasm32")]
 mod hub_web;
 
+/// What a model is about to be planned at: checked against the device's storage binding limit as soon as its config
+/// is known, before any of its weights are read or fetched, so that a model that cannot run on this device is refused
+/// with the tensor and the limit ([`Error::Limit`]) rather than after a download.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Planned {
+    /// A DiT at its own latent size, `batch` samples per forward ([`FIRST_BATCH`]: one image with guidance).
+    Dit { batch: usize },
+    /// A VAE decoder at latent side `latent`.
+    Vae { latent: usize },
+}
+
+/// The batch of the first plan the browser's sampler makes (one image with guidance, at load).
+pub const FIRST_BATCH: usize = 2;
+
+impl Planned {
+    /// Checks the model `index` describes against the device's limits ([`Dit::check_fit`], [`Vae::check_fit`]). A
+    /// model of another kind, or a config that does not validate, passes here: that is refused with its location
+    /// where the config is read.
+    pub fn check(self, report: &AdapterReport, index: &ModelIndex) -> Result<()> {
+        match (self, index.metadata.kind) {
+            (Planned::Dit { batch }, ModelKind::Dit) => match dit_config(index, "") {
+                Ok(cfg) => Dit::check_fit(report, &cfg, batch, cfg.input_size),
+                Err(_) => Ok(()),
+            },
+            (Planned::Vae { latent }, ModelKind::VaeDecoder) => match vae_config(index, "") {
+                Ok(cfg) => Vae::check_fit(report, &cfg, latent, latent),
+                Err(_) => Ok(()),
+            },
+            _ => Ok(()),
+        }
+    }
+
+    /// [`Planned::check`] as a single-file read's check before its tensor data.
+    pub fn before_tensors(self, gpu: &Gpu) -> weights::single::BeforeTensors {
+        let report = gpu.report.clone();
+        weights::single::BeforeTensors(Some(std::rc::Rc::new(move |index: &ModelIndex| self.check(&report, index))))
+    }
+}
+
 /// Verifies and uploads every tensor of a model directory, one shard in memory at a time.
 pub async fn from_dir<S: Source>(gpu: &Gpu, src: &S) -> Result<(ModelIndex, GpuWeights)> {
     let index = weights::read_index(src).await?;
+    from_index(gpu, src, index).await
+}
+
+/// [`from_dir`] with the index already read (and checked: [`Planned::check`]).
+pub async fn from_index<S: Source>(gpu: &Gpu, src: &S, index: ModelIndex) -> Result<(ModelIndex, GpuWeights)> {
     let mut map = BTreeMap::new();
     weights::for_each_tensor(src, &index, |name, shape, bytes| {
         map.insert(name.to_string(), Tensor::from_f16_bytes(gpu, name, shape, bytes)?);
@@ -173,13 +217,30 @@ fn list_files(dir: &std::path::Path) -> Result<Vec<String>> {
 /// ([`crate::hub::local_location`]).
 #[cfg(not(target_arch = "wasm32"))]
 pub async fn load_at(gpu: &Gpu, path: &std::path::Path, want: Arch) -> Result<(ModelIndex, GpuWeights)> {
+    load_at_planned(gpu, path, want, None).await
+}
+
+/// [`load_at`], checking `planned` once the model's config is known and before its weights are read.
+#[cfg(not(target_arch = "wasm32"))]
+pub async fn load_at_planned(
+    gpu: &Gpu,
+    path: &std::path::Path,
+    want: Arch,
+    planned: Option<Planned>,
+) -> Result<(ModelIndex, GpuWeights)> {
     let path = resolve_path(&crate::hub::local_location(path)?, Some(want))?;
     let s = path.to_string_lossy();
     if path.is_file() || weights::single::is_single_file(&s) {
-        let (file, opts) = weights::single::parse_location(&s)?;
+        let (file, mut opts) = weights::single::parse_location(&s)?;
+        opts.before_tensors = planned.map(|p| p.before_tensors(gpu)).unwrap_or_default();
         from_single(gpu, &weights::single::FileRange(file.into()), &opts, |_, _| {}).await
     } else {
-        from_dir(gpu, &weights::DirSource(path.to_path_buf())).await
+        let src = weights::DirSource(path.to_path_buf());
+        let index = weights::read_index(&src).await?;
+        if let Some(p) = planned {
+            p.check(&gpu.report, &index)?;
+        }
+        from_index(gpu, &src, index).await
     }
 }
 
@@ -192,15 +253,27 @@ pub async fn load_path(gpu: &Gpu, path: &std::path::Path) -> Result<(ModelIndex,
 /// A DiT from a path ([`load_at`]), with its index.
 #[cfg(not(target_arch = "wasm32"))]
 pub async fn dit_at(gpu: &Gpu, path: &std::path::Path) -> Result<(ModelIndex, Dit)> {
-    let (index, w) = load_at(gpu, path, Arch::Dit).await?;
-    let cfg = dit_config(&index, &path.display().to_string())?;
-    Ok((index, Dit::load(gpu, cfg, w)?))
+    dit_at_planned(gpu, path, None).await
 }
 
 /// A VAE decoder from a path ([`load_at`]; a pipeline gives its `vae/`).
 #[cfg(not(target_arch = "wasm32"))]
 pub async fn vae_at(gpu: &Gpu, path: &std::path::Path) -> Result<Vae> {
-    let (index, w) = load_at(gpu, path, Arch::Vae).await?;
+    vae_at_planned(gpu, path, None).await
+}
+
+/// [`dit_at`], the DiT checked against the device's limits as `planned` before its weights are read.
+#[cfg(not(target_arch = "wasm32"))]
+pub async fn dit_at_planned(gpu: &Gpu, path: &std::path::Path, planned: Option<Planned>) -> Result<(ModelIndex, Dit)> {
+    let (index, w) = load_at_planned(gpu, path, Arch::Dit, planned).await?;
+    let cfg = dit_config(&index, &path.display().to_string())?;
+    Ok((index, Dit::load(gpu, cfg, w)?))
+}
+
+/// [`vae_at`], the VAE checked against the device's limits as `planned` before its weights are read.
+#[cfg(not(target_arch = "wasm32"))]
+pub async fn vae_at_planned(gpu: &Gpu, path: &std::path::Path, planned: Option<Planned>) -> Result<Vae> {
+    let (index, w) = load_at_planned(gpu, path, Arch::Vae, planned).await?;
     Vae::load(gpu, vae_config(&index, &path.display().to_string())?, w)
 }
 
@@ -218,14 +291,37 @@ pub struct Fetch {
 /// read by HTTP Range requests.
 #[cfg(target_arch = "wasm32")]
 pub async fn load_url(gpu: &Gpu, base: &str, fetch: &Fetch) -> Result<(ModelIndex, GpuWeights)> {
-    use crate::weights::url::{RangeUrl, UrlSource};
+    load_url_planned(gpu, base, fetch, None).await
+}
+
+/// [`load_url`], checking `planned` once the model's config is known and before any of its weights are fetched.
+#[cfg(target_arch = "wasm32")]
+async fn load_url_planned(
+    gpu: &Gpu,
+    base: &str,
+    fetch: &Fetch,
+    planned: Option<Planned>,
+) -> Result<(ModelIndex, GpuWeights)> {
+    use crate::weights::url::RangeUrl;
     if weights::single::is_single_file(base) {
-        let (url, opts) = weights::single::parse_location(base)?;
+        let (url, mut opts) = weights::single::parse_location(base)?;
+        opts.before_tensors = planned.map(|p| p.before_tensors(gpu)).unwrap_or_default();
         let src = RangeUrl::new(url, fetch.timeout_ms, fetch.on_progress.clone());
         return from_single(gpu, &src, &opts, |loaded, total| src.report(loaded, total)).await;
     }
-    let src = UrlSource::new(base, fetch.cache, fetch.timeout_ms, fetch.on_progress.clone());
-    from_dir(gpu, &src).await
+    let (src, index) = dir_index(base, fetch).await?;
+    if let Some(p) = planned {
+        p.check(&gpu.report, &index)?;
+    }
+    from_index(gpu, &src, index).await
+}
+
+/// A model directory's source and its index (read, not yet its shards).
+#[cfg(target_arch = "wasm32")]
+async fn dir_index(base: &str, fetch: &Fetch) -> Result<(crate::weights::url::UrlSource, ModelIndex)> {
+    let src = crate::weights::url::UrlSource::new(base, fetch.cache, fetch.timeout_ms, fetch.on_progress.clone());
+    let index = weights::read_index(&src).await?;
+    Ok((src, index))
 }
 
 /// A DiT from a URL ([`load_url`]), with its index.
@@ -244,7 +340,9 @@ pub async fn vae_from_url(gpu: &Gpu, base: &str, fetch: &Fetch) -> Result<Vae> {
 }
 
 /// The DiT and the VAE decoder of a page: `model` is a URL (as [`load_url`]) or an `hf://` repo; `vae` likewise, or
-/// absent for a Hub pipeline (its `vae/`).
+/// absent for a Hub pipeline (its `vae/`). Each model is checked against the device's limits ([`Planned`]: the DiT
+/// for one guided image, the VAE at the DiT's latent size) once its config is known and before its weights are
+/// fetched; when both are model directories, both indexes are read and checked before any shard.
 #[cfg(target_arch = "wasm32")]
 pub async fn models_from_urls(
     gpu: &Gpu,
@@ -252,33 +350,38 @@ pub async fn models_from_urls(
     vae: Option<&str>,
     fetch: &Fetch,
 ) -> Result<(ModelIndex, Dit, Vae)> {
+    let dit_planned = Some(Planned::Dit { batch: FIRST_BATCH });
+    let is_dir = |loc: &str| !crate::hub::is_hub_location(loc) && !weights::single::is_single_file(loc);
     // One checkpoint file in a Hub repo (`hf://OWNER/NAME[@REVISION]/FILE.pt#arch=sit&heads=N`, as the SiT release):
     // read by ranges from its resolve URL, with the single-file fragment; the VAE comes from its own location.
     if crate::hub::is_hub_location(model) && weights::single::is_single_file(model) {
-        let (index, w) = hub_web::load_file(gpu, model, fetch).await?;
+        let (index, w) = hub_web::load_file(gpu, model, fetch, dit_planned).await?;
         let dit = Dit::load(gpu, dit_config(&index, model)?, w)?;
         let Some(vae) = vae else {
             return Err(Error::input(format!("{model} is one checkpoint file: give the VAE's location too")));
         };
-        return Ok((index, dit, vae_at_url(gpu, vae, fetch).await?));
+        let latent = dit.cfg.input_size;
+        return Ok((index, dit, vae_at_url(gpu, vae, fetch, latent).await?));
     }
     let (dit_index, dit) = match crate::hub::is_hub_location(model) {
         true => {
             let asked = crate::hub::HubLocation::parse(model)?;
             let repo = hub_web::resolve(&asked, fetch).await?;
             let dit_sub = repo.pipeline.as_ref().map(|(dit, _)| dit.clone());
-            let (index, w) = hub_web::load_component(gpu, &repo, dit_sub.as_deref(), fetch).await?;
+            let (index, w) = hub_web::load_component(gpu, &repo, dit_sub.as_deref(), fetch, dit_planned).await?;
             let cfg = dit_config(&index, model)?;
             let dit = Dit::load(gpu, cfg, w)?;
+            let latent = dit.cfg.input_size;
             let vae = match vae {
-                Some(v) => vae_at_url(gpu, v, fetch).await?,
+                Some(v) => vae_at_url(gpu, v, fetch, latent).await?,
                 None if repo.pipeline.is_some() => {
                     let Some(vae_sub) = repo.pipeline.as_ref().and_then(|(_, vae)| vae.clone()) else {
                         return Err(Error::input(format!(
                             "{model}: the pipeline lists no `vae`; give the VAE's location"
                         )));
                     };
-                    let (index, w) = hub_web::load_component(gpu, &repo, Some(&vae_sub), fetch).await?;
+                    let planned = Some(Planned::Vae { latent });
+                    let (index, w) = hub_web::load_component(gpu, &repo, Some(&vae_sub), fetch, planned).await?;
                     Vae::load(gpu, vae_config(&index, &format!("{model} (vae/)"))?, w)?
                 }
                 None => {
@@ -290,17 +393,46 @@ pub async fn models_from_urls(
             hub_web::remember(&asked, &repo, fetch).await;
             return Ok((index, dit, vae));
         }
-        false => dit_from_url(gpu, model, fetch).await?,
+        // A model directory: its index, and the VAE's when that is a directory too, checked before any shard.
+        false if is_dir(model) => {
+            let (src, index) = dir_index(model, fetch).await?;
+            Planned::Dit { batch: FIRST_BATCH }.check(&gpu.report, &index)?;
+            let cfg = dit_config(&index, model)?;
+            let vae_dir = match vae {
+                Some(v) if is_dir(v) => {
+                    let (vae_src, vae_index) = dir_index(v, fetch).await?;
+                    Planned::Vae { latent: cfg.input_size }.check(&gpu.report, &vae_index)?;
+                    Some((v, vae_src, vae_index))
+                }
+                _ => None,
+            };
+            let (index, w) = from_index(gpu, &src, index).await?;
+            let dit = Dit::load(gpu, cfg, w)?;
+            if let Some((v, vae_src, vae_index)) = vae_dir {
+                let (vae_index, w) = from_index(gpu, &vae_src, vae_index).await?;
+                let vae = Vae::load(gpu, vae_config(&vae_index, v)?, w)?;
+                return Ok((index, dit, vae));
+            }
+            (index, dit)
+        }
+        false => {
+            let (index, w) = load_url_planned(gpu, model, fetch, dit_planned).await?;
+            let cfg = dit_config(&index, model)?;
+            (index, Dit::load(gpu, cfg, w)?)
+        }
     };
     let Some(vae) = vae else {
         return Err(Error::input(format!("{model}: a VAE location is needed (only a Hub pipeline brings its own)")));
     };
-    Ok((dit_index, dit, vae_at_url(gpu, vae, fetch).await?))
+    let latent = dit.cfg.input_size;
+    Ok((dit_index, dit, vae_at_url(gpu, vae, fetch, latent).await?))
 }
 
-/// A VAE decoder from a URL or an `hf://` repo (a pipeline's `vae/`, or one component).
+/// A VAE decoder from a URL or an `hf://` repo (a pipeline's `vae/`, or one component), checked for a decode at
+/// latent side `latent` before its weights are fetched.
 #[cfg(target_arch = "wasm32")]
-async fn vae_at_url(gpu: &Gpu, location: &str, fetch: &Fetch) -> Result<Vae> {
+async fn vae_at_url(gpu: &Gpu, location: &str, fetch: &Fetch, latent: usize) -> Result<Vae> {
+    let planned = Some(Planned::Vae { latent });
     match crate::hub::is_hub_location(location) {
         true => {
             let asked = crate::hub::HubLocation::parse(location)?;
@@ -312,11 +444,14 @@ async fn vae_at_url(gpu: &Gpu, location: &str, fetch: &Fetch) -> Result<Vae> {
                 }
                 None => None,
             };
-            let (index, w) = hub_web::load_component(gpu, &repo, vae_sub.as_deref(), fetch).await?;
+            let (index, w) = hub_web::load_component(gpu, &repo, vae_sub.as_deref(), fetch, planned).await?;
             let vae = Vae::load(gpu, vae_config(&index, location)?, w)?;
             hub_web::remember(&asked, &repo, fetch).await;
             Ok(vae)
         }
-        false => vae_from_url(gpu, location, fetch).await,
+        false => {
+            let (index, w) = load_url_planned(gpu, location, fetch, planned).await?;
+            Vae::load(gpu, vae_config(&index, location)?, w)
+        }
     }
 }

@@ -11,7 +11,7 @@
 use super::store::GpuWeights;
 use crate::arch::{ResnetTensors, VaeConfig, VaeTensors, WeightBias};
 use crate::error::{Error, Result};
-use crate::gpu::{Arena, Dispatch, Gpu, Tensor};
+use crate::gpu::{AdapterReport, Arena, Dispatch, Gpu, Tensor};
 use crate::ops::{self, Conv2d, ConvSlice, Epilogue, Linear, LinearKernel};
 
 struct Norm {
@@ -124,20 +124,8 @@ impl Vae {
         let s = cfg.upscale();
         let (oh, ow) = (h * s, w * s);
         let limit = gpu.report.max_storage_buffer_binding_size;
-        let split = Split { groups: cfg.norm_num_groups, limit };
-        // The largest activation and the most parts any one is kept in: the widest channel count at each resolution
-        // (a level's input, upsampled from the level before, has that level's channels), conv_out's padded 4 included.
-        let mut largest = 0usize;
-        let mut max_parts = 1usize;
-        let rev: Vec<usize> = cfg.block_out_channels.iter().rev().copied().collect();
-        for (i, &c) in rev.iter().enumerate() {
-            let prev = if i == 0 { c } else { rev[i - 1] };
-            let (hh, ww) = (h << i, w << i);
-            largest = largest.max(hh * ww * c.max(prev));
-            max_parts = max_parts.max(split.parts(hh, ww, c.max(prev))?);
-        }
-        largest = largest.max(oh * ow * 4);
-        Split { groups: 1, limit }.parts(oh, ow, 4)?;
+        let Layout { split, largest, max_parts } = layout(cfg, h, w, &gpu.report)?;
+        attention_fits(cfg, h, w, &split)?;
         // Each pool slot: `max_parts` buffers, each as large as the largest part (never over one binding).
         let chunk = largest.min((limit / 4) as usize);
         let mut arena = Arena::new();
@@ -153,14 +141,6 @@ impl Vae {
         let top = *cfg.block_out_channels.last().expect("validated");
         let hw = h * w;
         let attn_bufs = match &self.attn {
-            Some(_) if split.parts(h, w, top)? > 1 => {
-                return Err(Error::Limit {
-                    what: format!("VAE attention input [1, {h}, {w}, {top}]"),
-                    need: (hw * top * 4) as u64,
-                    limit,
-                    limit_name: "maxStorageBufferBindingSize",
-                })
-            }
             Some(_) => Some(AttnBufs {
                 q: arena.f32(gpu, "attn q", &[hw, top])?,
                 k: arena.f32(gpu, "attn k", &[hw, top])?,
@@ -238,26 +218,93 @@ impl Vae {
     }
 }
 
+impl Vae {
+    /// Checks, from the config alone (no weights, no GPU work), that a decode of a latent [1, C, h, w] fits this
+    /// device's storage bindings as [`Vae::plan`] lays it out: every activation in channel parts of whole GroupNorm
+    /// groups, the image, the mid attention's input, scores and projections in one binding each, and every weight.
+    /// The loader asks before any weights are fetched; the error names the tensor and the limit.
+    pub fn check_fit(report: &AdapterReport, cfg: &VaeConfig, h: usize, w: usize) -> Result<()> {
+        let Layout { split, .. } = layout(cfg, h, w, report)?;
+        attention_fits(cfg, h, w, &split)?;
+        let (top, hw) = (*cfg.block_out_channels.last().unwrap_or(&0) as u64, (h * w) as u64);
+        if cfg.mid_block_add_attention {
+            split.one_binding(format!("VAE attention scores [{hw}, {hw}]"), hw * hw * 4)?;
+            split.one_binding(format!("VAE attention q, k, v [{hw}, {top}]"), hw * top * 4)?;
+        }
+        for t in crate::arch::vae_tensors(cfg) {
+            split.one_binding(format!("VAE weight `{}` {:?}", t.name, t.shape), t.bytes())?;
+        }
+        Ok(())
+    }
+}
+
+/// How a decode lays out its activations on one device: the split into channel parts, the largest activation
+/// (elements) and the most parts any one is kept in.
+struct Layout {
+    split: Split,
+    largest: usize,
+    max_parts: usize,
+}
+
+/// The [`Layout`] of a decode of a latent [1, C, h, w]: the widest channel count at each resolution (a level's input,
+/// upsampled from the level before, has that level's channels), conv_out's padded 4 channels included (in one part).
+fn layout(cfg: &VaeConfig, h: usize, w: usize, report: &AdapterReport) -> Result<Layout> {
+    let limit = report.max_storage_buffer_binding_size;
+    let limit_name = report.binding_limit_name();
+    let split = Split { groups: cfg.norm_num_groups, limit, limit_name };
+    let (oh, ow) = (h * cfg.upscale(), w * cfg.upscale());
+    let mut largest = 0usize;
+    let mut max_parts = 1usize;
+    let rev: Vec<usize> = cfg.block_out_channels.iter().rev().copied().collect();
+    for (i, &c) in rev.iter().enumerate() {
+        let prev = if i == 0 { c } else { rev[i - 1] };
+        let (hh, ww) = (h << i, w << i);
+        largest = largest.max(hh * ww * c.max(prev));
+        max_parts = max_parts.max(split.parts(hh, ww, c.max(prev))?);
+    }
+    largest = largest.max(oh * ow * 4);
+    split.one_binding(format!("VAE image [1, {oh}, {ow}, 4]"), (oh * ow * 4 * 4) as u64)?;
+    Ok(Layout { split, largest, max_parts })
+}
+
+/// The mid attention (when the config has it) reads its input [1, h, w, C] in one binding.
+fn attention_fits(cfg: &VaeConfig, h: usize, w: usize, split: &Split) -> Result<()> {
+    let top = *cfg.block_out_channels.last().unwrap_or(&0);
+    if cfg.mid_block_add_attention && split.parts(h, w, top)? > 1 {
+        split.one_binding(format!("VAE attention input [1, {h}, {w}, {top}]"), (h * w * top * 4) as u64)?;
+    }
+    Ok(())
+}
+
 /// How activations are split into channel parts for one device.
 #[derive(Clone, Copy)]
 struct Split {
     groups: usize,
-    /// Bytes one storage binding may hold.
+    /// Bytes one storage binding may hold, and the limit's name in errors.
     limit: u64,
+    limit_name: &'static str,
 }
 
 impl Split {
     /// The fewest channel parts, each of whole GroupNorm groups, in which [1, h, w, c] f32 fits one binding.
     fn parts(&self, h: usize, w: usize, c: usize) -> Result<usize> {
-        let bytes = |p: usize| (h * w * (c / p) * 4) as u64;
+        let bytes = |p: usize| h as u64 * w as u64 * (c / p) as u64 * 4;
         (1..=self.groups).find(|&p| self.groups.is_multiple_of(p) && bytes(p) <= self.limit).ok_or_else(|| {
             Error::Limit {
                 what: format!("VAE activation [1, {h}, {w}, {}] (one GroupNorm group)", c / self.groups),
                 need: bytes(self.groups),
                 limit: self.limit,
-                limit_name: "maxStorageBufferBindingSize",
+                limit_name: self.limit_name,
             }
         })
+    }
+
+    /// `what`, of `need` bytes, must fit one binding.
+    fn one_binding(&self, what: String, need: u64) -> Result<()> {
+        if need > self.limit {
+            return Err(Error::Limit { what, need, limit: self.limit, limit_name: self.limit_name });
+        }
+        Ok(())
     }
 }
 

@@ -100,7 +100,10 @@ pub fn attention_with(
     }
     let split = match kernel {
         AttentionKernel::Auto if !gpu.report.is_cpu() => {
-            Some(gpu.choice(&TuneKey::Attention { batch, tokens, heads, head_dim: hd }).unwrap_or(0))
+            // The tuned split, else the first that fits the device (else one query per invocation).
+            let fits = |&i: &usize| attention_split_fits(gpu, i);
+            let tuned = gpu.choice(&TuneKey::Attention { batch, tokens, heads, head_dim: hd });
+            tuned.filter(fits).or_else(|| (0..super::attention_gpu::SPLITS.len()).find(fits))
         }
         AttentionKernel::Split(i) if i < super::attention_gpu::SPLITS.len() => Some(i),
         AttentionKernel::Split(i) => return Err(Error::Op(format!("attention split {i} does not exist"))),
@@ -122,6 +125,16 @@ pub fn attention_with(
         prelude: Prelude::default(),
     })?;
     gpu.dispatch(&kern, "attention", &params, &[Res::Buf(&qkv.buf), Res::Buf(&out.buf)], groups, flops)
+}
+
+/// Whether split `ATTENTION_SPLITS[i]` of the generated kernel fits this device: its invocations and the workgroup
+/// memory that merges the partial results within the device's limits.
+pub fn attention_split_fits(gpu: &Gpu, i: usize) -> bool {
+    super::attention_gpu::SPLITS.get(i).is_some_and(|&split| {
+        let (threads, bytes) = super::attention_gpu::footprint(split);
+        threads <= gpu.report.max_compute_invocations_per_workgroup
+            && bytes <= gpu.report.max_compute_workgroup_storage_size
+    })
 }
 
 #[cfg(test)]

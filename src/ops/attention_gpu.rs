@@ -16,6 +16,13 @@ use std::sync::{Mutex, OnceLock};
 /// (queries per workgroup, invocations per query) of the configs tried at load on GPUs; QW * G = 64 invocations.
 pub const SPLITS: [(u32, u32); 4] = [(8, 8), (16, 4), (32, 2), (64, 1)];
 
+/// Invocations per workgroup and bytes of workgroup memory of split `(QW, G)` (whatever the head dim: the output is
+/// merged in chunks of G vec4s).
+pub fn footprint((qw, g): (u32, u32)) -> (u32, u32) {
+    let bytes = if g > 1 { 2 * qw * g * 4 + qw * g * g * 16 } else { 0 };
+    (qw * g, bytes)
+}
+
 /// The WGSL for head dim `4 * hd4` and split `SPLITS[split]` (generated once and kept).
 pub fn source(hd4: u32, split: usize) -> &'static str {
     static CACHE: OnceLock<Mutex<HashMap<(u32, usize), &'static str>>> = OnceLock::new();

@@ -2,7 +2,9 @@
 
 use super::weight::{permute, stageable, Weight};
 use crate::error::{Error, Result};
-use crate::gpu::{grid, Bind, DType, Dispatch, Gpu, KernelSpec, Prelude, Res, Stage, Staging, Tensor, TuneKey};
+use crate::gpu::{
+    grid, AdapterReport, Bind, DType, Dispatch, Gpu, KernelSpec, Prelude, Res, Stage, Staging, Tensor, TuneKey,
+};
 
 const EPILOGUE: &str = include_str!("../../shaders/common/epilogue.wgsl");
 const SOURCE: &str = include_str!("../../shaders/linear.wgsl");
@@ -272,7 +274,12 @@ fn buffer_product(
                 linear_wg_fits(gpu, i, m as usize, n as usize)
                     && (prelude == Prelude::Fp16 || WG_TILES[i].f16_sums == 0)
             };
-            LinearKernel::Workgroup(tuned.filter(usable).unwrap_or(0))
+            // Untuned, the first config that fits; the register-tiled kernel (64 invocations, no workgroup memory)
+            // where none does.
+            match tuned.filter(usable).or_else(|| (0..WG_TILES.len()).find(usable)) {
+                Some(i) => LinearKernel::Workgroup(i),
+                None => LinearKernel::Register,
+            }
         }
         LinearKernel::Tiled => LinearKernel::Register,
         k => k,
@@ -313,14 +320,19 @@ fn buffer_product(
     Ok(vec![gpu.dispatch(&kern, "linear", &params, &res, groups, flops)?])
 }
 
-/// Whether tile config `WG_TILES[i]` can run y [M, N] on this device: split-K configs need a scratch buffer of
-/// splits x M x N floats within the storage binding limit, and the f16 tiles need `shader-f16`.
+/// Whether tile config `WG_TILES[i]` can run y [M, N] on this device: its invocations and workgroup memory within
+/// the device's limits, split-K configs with a scratch buffer of splits x M x N floats within the storage binding
+/// limit, and the f16 tiles on a device with `shader-f16`.
 pub fn linear_wg_fits(gpu: &Gpu, i: usize, m: usize, n: usize) -> bool {
-    WG_TILES.get(i).is_some_and(|t| {
-        (t.f16_sums == 0 || gpu.uses_f16())
-            && (t.splits == 1
-                || t.splits as u64 * m as u64 * n as u64 * 4 <= gpu.report.max_storage_buffer_binding_size)
-    })
+    WG_TILES.get(i).is_some_and(|t| wg_tile_fits(&gpu.report, gpu.uses_f16(), t, m, n))
+}
+
+/// [`linear_wg_fits`] for a tile on a device with this report (`f16`: whether it reads weights as f16).
+pub fn wg_tile_fits(report: &AdapterReport, f16: bool, t: &WgTile, m: usize, n: usize) -> bool {
+    (t.f16_sums == 0 || f16)
+        && t.threads() <= report.max_compute_invocations_per_workgroup
+        && t.shared_bytes() <= report.max_compute_workgroup_storage_size
+        && (t.splits == 1 || t.splits as u64 * m as u64 * n as u64 * 4 <= report.max_storage_buffer_binding_size)
 }
 
 /// The split-K workgroup kernel: one dispatch computes the slices of K into the device's scratch buffer, a second

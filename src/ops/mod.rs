@@ -22,12 +22,14 @@ const INDEX: &str = crate::gpu::INDEX_WGSL;
 /// `workgroup_sum` / `workgroup_max`, the workgroup tree reductions (the kernel declares `WG`).
 const REDUCE: &str = include_str!("../../shaders/common/reduce.wgsl");
 
-pub use attention::{attention, attention_with, AttentionKernel, AttentionParams, MAX_HEAD_DIM};
+pub use attention::{attention, attention_split_fits, attention_with, AttentionKernel, AttentionParams, MAX_HEAD_DIM};
 pub use attention_gpu::SPLITS as ATTENTION_SPLITS;
 pub use conv::{conv2d, conv2d_slice, Conv2d, ConvParams, ConvSlice};
 pub use embed::{condition, timestep_freqs, EmbedParams, LabelMix, FREQ_DIM, LABEL_WORDS, MAX_PERIOD};
 pub use layout::{nchw_to_nhwc, softmax_rows, transpose, LayoutParams, SoftmaxParams};
-pub use linear::{linear, linear_wg_fits, matmul, Epilogue, Linear, LinearKernel, LinearParams, WgTile, WG_TILES};
+pub use linear::{
+    linear, linear_wg_fits, matmul, wg_tile_fits, Epilogue, Linear, LinearKernel, LinearParams, WgTile, WG_TILES,
+};
 pub use norm::{
     group_norm, group_norm_part, layernorm_modulate, qk_rms_norm, GroupNormParams, NormParams, QkNormParams, GN_EPS,
     LN_EPS, QK_NORM_EPS,

@@ -1,13 +1,13 @@
 //! Tuned choices kept across runs per adapter: one object per adapter (name, backend, driver, fp16 path and crate
-//! version; in the browser also the adapter's vendor, architecture and description), mapping "linear M,N,K" to the
-//! tile config's name and "attention B,T,H,D" to the split's. Natively in `$DIT_TUNE_CACHE` (`off`: not kept), else
-//! `$XDG_CACHE_HOME/dit-wasm/tuning.json`, else `~/.cache/dit-wasm/tuning.json`; in the browser in Cache Storage
-//! ([`CACHE_NAME`]) beside the weights. A missing, unreadable or outdated entry only means tuning again;
-//! a choice whose name is no longer a config is ignored, and one that does not fit the device's limits is checked
-//! again where it is used.
+//! version, and the limits asked for when not the adapter's; in the browser also the adapter's vendor, architecture
+//! and description), mapping "linear M,N,K" to the tile config's name and "attention B,T,H,D" to the split's.
+//! Natively in `$DIT_TUNE_CACHE` (`off`: not kept), else `$XDG_CACHE_HOME/dit-wasm/tuning.json`, else
+//! `~/.cache/dit-wasm/tuning.json`; in the browser in Cache Storage ([`CACHE_NAME`]) beside the weights. A missing,
+//! unreadable or outdated entry only means tuning again; a choice whose name is no longer a config, or that does not
+//! fit the device's limits, is ignored (tuned again).
 
-use crate::gpu::{Gpu, TuneKey};
-use crate::ops::{ATTENTION_SPLITS, WG_TILES};
+use crate::gpu::{Gpu, LimitsMode, TuneKey};
+use crate::ops::{attention_split_fits, linear_wg_fits, ATTENTION_SPLITS, WG_TILES};
 use std::collections::BTreeMap;
 
 /// One adapter's choices: "linear M,N,K" or "attention B,T,H,D" to the variant's name.
@@ -17,7 +17,7 @@ pub type Entries = BTreeMap<String, String>;
 /// platform adds (in the browser the adapter's own description, which wgpu does not pass on).
 pub fn adapter_key_with(gpu: &Gpu, extra: &str) -> String {
     let r = &gpu.report;
-    let key = format!(
+    let mut key = format!(
         "{} | {} | {} | {} | dit-wasm {}",
         r.name,
         r.backend,
@@ -25,6 +25,10 @@ pub fn adapter_key_with(gpu: &Gpu, extra: &str) -> String {
         r.f16_weights_path,
         env!("CARGO_PKG_VERSION")
     );
+    // A device opened with WebGPU's default limits may fit fewer configs: its choices are kept apart.
+    if r.limits != LimitsMode::Adapter {
+        key += &format!(" | limits {}", r.limits.name());
+    }
     if extra.is_empty() {
         key
     } else {
@@ -47,8 +51,12 @@ pub fn apply(gpu: &Gpu, entries: &Entries) {
     for (key, name) in entries {
         let Some(key) = TuneKey::parse(key) else { continue };
         let choice = match key {
-            TuneKey::Linear { .. } => WG_TILES.iter().position(|t| t.to_string() == *name),
-            TuneKey::Attention { .. } => (0..ATTENTION_SPLITS.len()).find(|&i| split_name(i) == *name),
+            TuneKey::Linear { m, n, .. } => {
+                WG_TILES.iter().position(|t| t.to_string() == *name).filter(|&i| linear_wg_fits(gpu, i, m, n))
+            }
+            TuneKey::Attention { .. } => {
+                (0..ATTENTION_SPLITS.len()).find(|&i| split_name(i) == *name).filter(|&i| attention_split_fits(gpu, i))
+            }
         };
         if let Some(c) = choice {
             if gpu.choice(&key).is_none() {

@@ -54,11 +54,12 @@ pub(crate) async fn time_variants(gpu: &Gpu, variants: &[Vec<Dispatch>], timing:
 
 /// Times the workgroup-memory linear kernel in every tile config on y [M, N] = x [M, K] W^T + b and records the
 /// fastest for that shape on this device ([`Gpu::set_choice`]); returns the ms of each config (best of 3 rounds of
-/// about 4 ms per config, [`TUNE_TIMING`]; infinite for a split-K config whose scratch would not fit a storage binding).
+/// about 4 ms per config, [`TUNE_TIMING`]; infinite for a config that does not fit the device: `ops::linear_wg_fits`).
 pub async fn tune_linear(gpu: &Gpu, m: usize, k: usize, n: usize) -> Result<Vec<f64>> {
     use crate::ops::{self, Epilogue, LinearKernel};
     let (x, layer, y) = linear_operands(gpu, m, k, n)?;
-    // Split-K configs whose scratch buffer would pass the storage binding limit are not tried (infinite time).
+    // Configs that do not fit the device (workgroup limits, a split-K scratch over the storage binding limit, f16 tiles
+    // without shader-f16) are not tried (infinite time).
     let fits: Vec<usize> = (0..ops::WG_TILES.len()).filter(|&i| ops::linear_wg_fits(gpu, i, m, n)).collect();
     let variants = fits
         .iter()
@@ -69,7 +70,9 @@ pub async fn tune_linear(gpu: &Gpu, m: usize, k: usize, n: usize) -> Result<Vec<
     for (&i, t) in fits.iter().zip(raced) {
         times[i] = t;
     }
-    gpu.set_choice(TuneKey::Linear { m, k, n }, fastest(&times));
+    if !fits.is_empty() {
+        gpu.set_choice(TuneKey::Linear { m, k, n }, fastest(&times));
+    }
     Ok(times)
 }
 
@@ -108,11 +111,20 @@ fn fastest(times: &[f64]) -> usize {
 pub async fn tune_attention(gpu: &Gpu, batch: usize, tokens: usize, heads: usize, head_dim: usize) -> Result<Vec<f64>> {
     use crate::ops::{self, AttentionKernel};
     let (qt, out) = attention_operands(gpu, batch, tokens, heads, head_dim)?;
-    let variants = (0..ops::ATTENTION_SPLITS.len())
-        .map(|i| Ok(vec![ops::attention_with(gpu, &qt, &out, tokens, heads, AttentionKernel::Split(i))?]))
+    // Splits that do not fit the device's workgroup limits are not tried (infinite time).
+    let fits: Vec<usize> = (0..ops::ATTENTION_SPLITS.len()).filter(|&i| ops::attention_split_fits(gpu, i)).collect();
+    let variants = fits
+        .iter()
+        .map(|&i| Ok(vec![ops::attention_with(gpu, &qt, &out, tokens, heads, AttentionKernel::Split(i))?]))
         .collect::<Result<Vec<_>>>()?;
-    let times = time_variants(gpu, &variants, TUNE_TIMING).await?;
-    gpu.set_choice(TuneKey::Attention { batch, tokens, heads, head_dim }, fastest(&times));
+    let raced = time_variants(gpu, &variants, TUNE_TIMING).await?;
+    let mut times = vec![f64::INFINITY; ops::ATTENTION_SPLITS.len()];
+    for (&i, t) in fits.iter().zip(raced) {
+        times[i] = t;
+    }
+    if !fits.is_empty() {
+        gpu.set_choice(TuneKey::Attention { batch, tokens, heads, head_dim }, fastest(&times));
+    }
     Ok(times)
 }
 

@@ -45,11 +45,38 @@ pub struct SingleOptions {
     pub sha256: Option<String>,
     /// Bytes per range read.
     pub range_bytes: u64,
+    /// Runs on the model's index (kind, config) once the file is planned, before any tensor data is read: the
+    /// loader refuses there a model that cannot run on the device.
+    pub before_tensors: BeforeTensors,
 }
 
 impl Default for SingleOptions {
     fn default() -> Self {
-        SingleOptions { convert: ConvertOptions::default(), sha256: None, range_bytes: DEFAULT_RANGE_BYTES }
+        SingleOptions {
+            convert: ConvertOptions::default(),
+            sha256: None,
+            range_bytes: DEFAULT_RANGE_BYTES,
+            before_tensors: BeforeTensors::default(),
+        }
+    }
+}
+
+/// A check of a model's index (kind and config, no shards): an error stops the load.
+pub type IndexCheck = dyn Fn(&ModelIndex) -> Result<()>;
+
+/// An [`IndexCheck`] run before a model's weights are read; none by default.
+#[derive(Clone, Default)]
+pub struct BeforeTensors(pub Option<std::rc::Rc<IndexCheck>>);
+
+impl BeforeTensors {
+    fn run(&self, index: &ModelIndex) -> Result<()> {
+        self.0.as_ref().map_or(Ok(()), |check| check(index))
+    }
+}
+
+impl std::fmt::Debug for BeforeTensors {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() { "BeforeTensors(check)" } else { "BeforeTensors(none)" })
     }
 }
 
@@ -238,6 +265,7 @@ pub async fn load_single<R: RangeSource>(
     let plan = if head[..4] == *ZIP_MAGIC {
         let zip = torchzip::open_zip(src, src.size().await?).await?;
         let plan = plan(&file, &zip.tensors, config_json.as_ref(), &opts.convert)?;
+        opts.before_tensors.run(&index_of(&plan, &file))?;
         let mut asm = Assembler::new(&file, &plan, opts.sha256.is_some(), on_tensor);
         let on_source = &mut |t: &SrcTensor, raw: &[u8]| asm.take(t, raw);
         let on_progress = &mut on_progress;
@@ -248,6 +276,7 @@ pub async fn load_single<R: RangeSource>(
     } else {
         let (tensors, data_start, header) = read_safetensors_header(src, &head).await?;
         let plan = plan(&file, &tensors, config_json.as_ref(), &opts.convert)?;
+        opts.before_tensors.run(&index_of(&plan, &file))?;
         let mut asm = Assembler::new(&file, &plan, opts.sha256.is_some(), on_tensor);
         let on_source = &mut |t: &SrcTensor, raw: &[u8]| asm.take(t, raw);
         let on_progress = &mut on_progress;
@@ -257,21 +286,26 @@ pub async fn load_single<R: RangeSource>(
         let stats = finish(&file, &plan, asm)?;
         with_stats(plan, stats)?
     };
+    Ok(index_of(&plan, &file))
+}
+
+/// The index describing a planned file's model (kind, config, bytes, the file as its source; no shards).
+fn index_of(plan: &Plan, file: &str) -> ModelIndex {
     let total_size = plan.items.iter().map(|i| i.planned.bytes()).sum();
-    let mut extra = plan.extra;
+    let mut extra = plan.extra.clone();
     extra.insert("source".into(), serde_json::Value::from(file));
-    Ok(ModelIndex {
+    ModelIndex {
         metadata: IndexMetadata {
             format: FORMAT.into(),
             format_version: FORMAT_VERSION,
             kind: plan.kind,
-            config: plan.config,
+            config: plan.config.clone(),
             total_size,
             shards: BTreeMap::new(),
             extra,
         },
         weight_map: BTreeMap::new(),
-    })
+    }
 }
 
 /// The first error kept back while hashing, else a check that every tensor was handed on; the latent statistics read.

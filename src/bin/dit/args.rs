@@ -71,6 +71,17 @@ pub struct GpuArgs {
     /// Where linear layers read weights and inputs: textures on CPU adapters (auto), storage buffers, or textures.
     #[arg(long, value_enum, default_value_t = LinearArg::Auto)]
     pub linear: LinearArg,
+    /// The device's limits: what the adapter offers (adapter), or none above WebGPU's defaults (default: 128 MiB per
+    /// storage binding, 256 MiB per buffer, 16 KiB of workgroup storage, 256 invocations, as Safari and many phones
+    /// give).
+    #[arg(long, value_enum, default_value_t = LimitsArg::Adapter)]
+    pub limits: LimitsArg,
+}
+
+#[derive(ValueEnum, Clone, Copy, PartialEq, Eq)]
+pub enum LimitsArg {
+    Adapter,
+    Default,
 }
 
 #[derive(ValueEnum, Clone, Copy, PartialEq, Eq)]

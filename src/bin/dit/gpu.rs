@@ -1,7 +1,7 @@
 //! `dit gpu`, and opening the GPU every command runs on.
 
-use crate::args::{F16Arg, GpuArgs, LinearArg};
-use dit_wasm::gpu::{F16Mode, Gpu, GpuOptions, LinearPath};
+use crate::args::{F16Arg, GpuArgs, LimitsArg, LinearArg};
+use dit_wasm::gpu::{F16Mode, Gpu, GpuOptions, LimitsMode, LinearPath};
 use dit_wasm::Result;
 
 /// `dit gpu`: prints the adapter's report as JSON.
@@ -22,5 +22,9 @@ pub async fn open_gpu(a: &GpuArgs) -> Result<Gpu> {
         LinearArg::Buffers => LinearPath::Buffers,
         LinearArg::Textures => LinearPath::Textures,
     };
-    Gpu::new(&GpuOptions { f16, linear_path, ..Default::default() }).await
+    let limits = match a.limits {
+        LimitsArg::Adapter => LimitsMode::Adapter,
+        LimitsArg::Default => LimitsMode::Default,
+    };
+    Gpu::new(&GpuOptions { f16, linear_path, limits, ..Default::default() }).await
 }

@@ -156,9 +156,13 @@ pub async fn run(mut a: SampleArgs) -> Result<()> {
         )));
     }
     let gpu = open_gpu(&a.gpu).await?;
-    let (_, dit) = loader::dit_at(&gpu, &model).await?;
+    // Each model is checked against the device's limits (the DiT at this run's batch, the VAE at the DiT's latent
+    // size) before its weights are read; without --cfg, as if guided (the family, and so its default, is not known yet).
+    let batch = pipeline::dit_batch(classes.len(), a.cfg.unwrap_or(pipeline::DEFAULT_CFG_SCALE));
+    let (_, dit) = loader::dit_at_planned(&gpu, &model, Some(loader::Planned::Dit { batch })).await?;
+    let planned_vae = Some(loader::Planned::Vae { latent: dit.cfg.input_size });
     let vae = match &vae_dir {
-        Some(d) => Some(loader::vae_at(&gpu, d).await?),
+        Some(d) => Some(loader::vae_at_planned(&gpu, d, planned_vae).await?),
         None => None,
     };
     if vae.is_none() && a.out.extension().is_some_and(|e| e == "png") {

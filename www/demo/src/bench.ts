@@ -1,7 +1,7 @@
 // The kernel benchmark page (bench.html): runs benchKernels from the package and shows the table, or with ?forward=P
 // (a preset, random weights) or ?model=URL (a DiT) one forward, or with ?image=P (&arch=, &steps=, &sampler=) one
 // whole image of a preset with random weights; the JSON goes into #result for tools/bench/*.mjs.
-import { benchForward, benchImage, benchKernels, DitError, type BenchImageOptions } from "dit-wasm";
+import { benchForward, benchImage, benchKernels, DitError, type BenchForwardOptions, type BenchImageOptions } from "dit-wasm";
 
 const params = new URLSearchParams(location.search);
 const status = document.getElementById("status")!;
@@ -18,8 +18,13 @@ const repeat = params.has("repeat") ? Number(params.get("repeat")) : undefined;
 async function forward(preset: string | undefined, model?: string) {
   const t0 = performance.now();
   const res = params.has("res") ? Number(params.get("res")) : undefined;
-  const r = await benchForward(model ? { model, repeat } : { preset, res, repeat });
-  status.textContent = `${model ?? `DiT-${preset}`} forward, batch 2: ${r.bench.ms_per_forward.toFixed(1)} ms (median), ` +
+  const batch = params.has("batch") ? Number(params.get("batch")) : undefined;
+  const warmup = params.has("warmup") ? Number(params.get("warmup")) : undefined;
+  // `limits=default`: a device with WebGPU's default limits only.
+  const limits = (params.get("limits") ?? undefined) as BenchForwardOptions["limits"];
+  const opts = { repeat, batch, warmup, limits };
+  const r = await benchForward(model ? { model, ...opts } : { preset, res, ...opts });
+  status.textContent = `${model ?? `DiT-${preset}`} forward, batch ${r.batch}: ${r.bench.ms_per_forward.toFixed(1)} ms (median), ` +
     `${r.bench.gflops_per_s.toFixed(2)} GFLOP/s, ${r.bench.dispatches_per_forward} dispatches; ` +
     `bench took ${((performance.now() - t0) / 1000).toFixed(1)} s`;
   result.textContent = JSON.stringify(r);

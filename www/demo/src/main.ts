@@ -1,7 +1,7 @@
 // The page: loads a model with the `dit-wasm` package (the embedded demo by default), generates images, sweeps a
 // setting over one seed, blends two classes (explore.ts), and reproduces a result from its link or its PNG
 // (settings.ts, png.ts). The controls are in controls.ts, the class search in classes.ts, the results in gallery.ts.
-import { clearCache, createSampler, DitError, type Sampler, type LoadProgress, type GenerateOptions, type GenerateResult } from "dit-wasm";
+import { clearCache, createSampler, DitError, type AdapterInfo, type CreateSamplerOptions, type Sampler, type LoadProgress, type GenerateOptions, type GenerateResult } from "dit-wasm";
 import { ClassPicker } from "./classes";
 import { $, chooseModel, chosenModel, clearError, el, modelUrls, showError, showSamplers, showSize } from "./controls";
 import { browserAdapter, deviceName, type BrowserAdapter } from "./device";
@@ -23,6 +23,8 @@ const stats = {
   notices: [] as string[],
   /** The GPU memory the sampler held after the last generation. */
   gpuMemory: null as GenerateResult["gpuMemory"] | null,
+  /** The loaded sampler's adapter report (its limits as the device was opened). */
+  adapter: null as AdapterInfo | null,
 };
 (window as unknown as { __ditStats: typeof stats }).__ditStats = stats;
 
@@ -87,11 +89,14 @@ async function load(): Promise<boolean> {
   el.loadProgress.hidden = false;
   try {
     const maxBinding = params.get("maxBinding");
+    // `?limits=default`: a device with WebGPU's default limits only, as Safari and many phones give.
+    const limits = params.get("limits") as CreateSamplerOptions["limits"] | null;
     sampler = await createSampler({
       model,
       ...(vae ? { vae } : {}),
       ...(hubEndpoint ? { hubEndpoint } : {}),
       ...(maxBinding ? { maxStorageBufferBindingSize: Number(maxBinding) } : {}),
+      ...(limits ? { limits } : {}),
       ...(params.get("timeout") ? { timeoutMs: Number(params.get("timeout")) } : {}),
       onProgress: (p: LoadProgress) => {
         if (p.notice) showNotice(p.notice);
@@ -132,6 +137,7 @@ async function load(): Promise<boolean> {
   }
   const info = sampler.info;
   const a = info.adapter;
+  stats.adapter = a;
   // Named at once from the package's report, then from what the browser says (the load does not wait for it).
   const gpuLine = (said: BrowserAdapter | null) => `GPU: ${deviceName(said, a, navigator.userAgent)}${a.shader_f16 ? "" : ", fp16 read as packed integers"}`;
   el.adapter.textContent = gpuLine(null);

@@ -55,6 +55,14 @@ export interface CreateSamplerOptions {
   /** Request at most this storage-binding size (bytes) from the adapter. */
   maxStorageBufferBindingSize?: number;
   /**
+   * The device's limits: what the adapter offers ("adapter", the default), or none above WebGPU's defaults
+   * ("default": 128 MiB per storage binding, 256 MiB per buffer, 16 KiB of workgroup storage, 256 invocations per
+   * workgroup, 8 storage buffers per stage), which is what Safari and many Android devices give. With "default" the
+   * kernels are chosen among those that fit and large activations are kept in parts; a model that cannot fit is
+   * refused with an `AdapterLimitsError` naming the tensor and the limit, before its weights are downloaded.
+   */
+  limits?: "adapter" | "default";
+  /**
    * Milliseconds a response, or the next bytes of a body, may take before the request counts as stalled and is retried
    * (default 30000); after the retries it is a `DownloadError` saying it timed out.
    */
@@ -85,6 +93,9 @@ export interface AdapterInfo {
   max_compute_invocations_per_workgroup: number;
   max_compute_workgroup_storage_size: number;
   max_texture_dimension_2d: number;
+  max_storage_buffers_per_shader_stage: number;
+  /** Which limits were asked for: what the adapter offers, or WebGPU's defaults (`limits: "default"`). */
+  limits: "adapter" | "default";
   /** How texture-path kernels read their textures. */
   texture_reads: "sampled" | "storage";
   /** Whether subgroup operations are enabled. */
@@ -253,8 +264,12 @@ export interface BenchForwardOptions {
   batch?: number;
   /** Timed runs (the median is reported); default 5. */
   repeat?: number;
+  /** Untimed forwards before the timed ones (compiling every pipeline); default 1. */
+  warmup?: number;
   f16?: "auto" | "packed";
   linear?: "auto" | "buffers" | "textures";
+  /** The device's limits, as `createSampler`'s: what the adapter offers (default), or WebGPU's defaults. */
+  limits?: "adapter" | "default";
   worker?: Worker;
 }
 
