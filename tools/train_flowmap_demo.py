@@ -2,7 +2,7 @@
 """Trains the flow-map demo model: a MeanFlow network (the `meanflow` kind: DiT blocks, two timestep embedders,
 c = E1(t) + E2(t - r) + Y(y)) on the latent space of the embedded demo VAE, distilled from the embedded demo DiT.
 
-  python tools/train_flowmap_demo.py --out /tmp/flowmap-train [--pairs 24000] [--steps 6000] [--seed 0]
+  python tools/train_flowmap_demo.py --out /tmp/flowmap-train [--pairs 10000] [--steps 3000] [--seed 0]
 
 Why distilled: the demo VAE's encoder was not kept (models/demo holds its decoder only), so Fashion-MNIST images
 cannot be encoded again. The data are the demo DiT's own samples instead: `--pairs` starting noises e, each taken by
@@ -14,7 +14,8 @@ The student learns the average velocity u(z_t; t, r) of the linear path z_t = (1
 data) with the MeanFlow identity as its target (Geng et al., "Mean Flows for One-step Generative Modeling"):
     u_tgt = v - (t - r) d/dt u(z_t; t, r),  v = e - x,  d/dt along (dz/dt = v, dt/dt = 1, dr/dt = 0),
 computed with a Jacobian-vector product and held constant; loss ||u - u_tgt||^2 with the adaptive weight
-1 / (||.||^2 + 1e-3). (t, r) are logit-normal(-0.4, 1) pairs, r = t for a share `--flow-share` (plain flow matching).
+1 / (||.||^2 + 1e-3). (t, r) are logit-normal(-0.4, 1) pairs, r = t for a share `--flow-share` (plain flow matching),
+and t = 1 for a share `--end-share` (half of those with r = 0): the jumps that one- and two-step sampling make.
 Labels are dropped to the null class 10 with probability 0.1. Each pair (e, x) is the teacher's own coupling, so paths
 barely cross and one step already lands near x.
 
@@ -27,7 +28,7 @@ Writes to --out:
                       'autoencoder_var', 'are_ldm_stats_inited'}}); `dit convert --arch meanflow` reads it
   pairs.pt            the teacher's (noise, latent, label) pairs (reused by a rerun with the same settings)
   log.json            settings, timings and losses
-Then scripts/build_flowmap_demo.sh converts it into models/demo-flow/.
+Then scripts/build_flowmap_demo.sh converts it into models/demo/flowmap/.
 """
 import argparse
 import json
@@ -170,13 +171,17 @@ class MeanFlowDiT(nn.Module):
         return x.reshape(n, co, g * p, g * p)
 
 
-def sample_tr(n, flow_share, gen):
-    """(t, r) with t >= r, each logit-normal(-0.4, 1); r = t for a share `flow_share` of the batch."""
+def sample_tr(n, flow_share, gen, end_share=0.0):
+    """(t, r) with t >= r, each logit-normal(-0.4, 1); r = t for a share `flow_share` of the batch; t = 1 (the noise
+    end, where every sample starts) for a share `end_share`, half of those with r = 0 (the one-step jump)."""
     a = torch.sigmoid(torch.randn(n, generator=gen) - 0.4)
     b = torch.sigmoid(torch.randn(n, generator=gen) - 0.4)
     t, r = torch.maximum(a, b), torch.minimum(a, b)
-    same = torch.rand(n, generator=gen) < flow_share
-    r = torch.where(same, t, r)
+    u = torch.rand(n, generator=gen)
+    r = torch.where(u < flow_share, t, r)
+    end = u >= 1 - end_share
+    t = torch.where(end, torch.ones_like(t), t)
+    r = torch.where(end & (torch.rand(n, generator=gen) < 0.5), torch.zeros_like(r), r)
     return t, r
 
 
@@ -206,17 +211,18 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", required=True)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--pairs", type=int, default=24000)
+    ap.add_argument("--pairs", type=int, default=10000)
     ap.add_argument("--teacher-steps", type=int, default=25)
     ap.add_argument("--teacher-cfg", type=float, default=4.0)
-    ap.add_argument("--steps", type=int, default=6000)
-    ap.add_argument("--batch", type=int, default=128)
+    ap.add_argument("--steps", type=int, default=3000)
+    ap.add_argument("--batch", type=int, default=96)
     ap.add_argument("--lr", type=float, default=3e-4)
     ap.add_argument("--lr-end", type=float, default=2e-5)
-    ap.add_argument("--width", type=int, default=192)
-    ap.add_argument("--depth", type=int, default=6)
+    ap.add_argument("--width", type=int, default=128)
+    ap.add_argument("--depth", type=int, default=4)
     ap.add_argument("--ema", type=float, default=0.999)
-    ap.add_argument("--flow-share", type=float, default=0.5)
+    ap.add_argument("--flow-share", type=float, default=0.3)
+    ap.add_argument("--end-share", type=float, default=0.3, help="share of the batch at t = 1 (half of it with r = 0)")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     ap.add_argument("--save-every", type=int, default=250, help="steps between checkpoints and snapshots")
     args = ap.parse_args()
@@ -297,7 +303,7 @@ def main():
         idx = torch.randint(0, n_train, (args.batch,), generator=gen)
         x, e, y = x_all[idx], e_all[idx], y_all[idx].clone()
         y[torch.rand(args.batch, generator=gen) < 0.1] = NULL
-        t, r = sample_tr(args.batch, args.flow_share, gen)
+        t, r = sample_tr(args.batch, args.flow_share, gen, args.end_share)
         loss, mse = meanflow_loss(net, x, e, y, t, r)
         for grp in opt.param_groups:
             grp["lr"] = args.lr_end + 0.5 * (args.lr - args.lr_end) * (1 + math.cos(math.pi * (step - 1) / args.steps))
@@ -305,10 +311,11 @@ def main():
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
+        decay = min(args.ema, (1 + step) / (10 + step))  # warm-up: early snapshots are not mostly the initial weights
         with torch.no_grad():
             for pe, p in zip(ema.parameters(), net.parameters()):
                 if p.requires_grad:
-                    pe.mul_(args.ema).add_(p, alpha=1 - args.ema)
+                    pe.mul_(decay).add_(p, alpha=1 - decay)
         run[0] += mse
         run[1] += 1
         if step % 50 == 0:
@@ -317,7 +324,12 @@ def main():
             ema.eval()
             one = one_step(ema, e_all[held], y_all[held])
             one_err = ((one - x_all[held]) ** 2).mean().item()
+            net.eval()
+            with torch.no_grad():
+                raw_err = ((one_step(net, e_all[held], y_all[held]) - x_all[held]) ** 2).mean().item()
+            net.train()
             entry = {"step": step, "loss_per_element": run[0] / run[1], "one_step_mse_vs_teacher": one_err,
+                     "one_step_mse_vs_teacher_raw": raw_err,
                      "seconds": time.time() - t0}
             print(json.dumps(entry), flush=True)
             log["log"].append(entry)

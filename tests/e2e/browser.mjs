@@ -51,7 +51,7 @@ export async function generate(page, { steps, sampler = "dpmpp2m", seed = 7, cfg
 export function nativeSample(args) {
   const dit = process.env.DIT_BIN ?? path.join(process.env.CARGO_TARGET_DIR ?? path.join(repo, "target"), "debug/dit");
   const out = path.join(os.tmpdir(), `dit-e2e-${process.pid}.npy`);
-  execFileSync(dit, ["sample", ...args, "--quiet", "--out", out]);
+  execFileSync(dit, ["sample", ...args, "--quiet", "--out", out], { cwd: repo });
   const buf = fs.readFileSync(out);
   fs.rmSync(out);
   const headerLen = buf.readUInt16LE(8);

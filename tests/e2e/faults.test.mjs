@@ -26,7 +26,7 @@ before(async () => {
   context = await browser.newContext();
   page = await context.newPage();
   page.on("pageerror", (e) => console.log("page error:", e.message));
-  await page.goto(`${server.url}/`);
+  await page.goto(`${server.url}/?model=demo`);
   await page.waitForFunction(
     () => !document.querySelector("[data-testid=generate]").disabled || !document.querySelector("[data-testid=error]").hidden,
     null,

@@ -50,7 +50,7 @@ after(async () => {
 test("Firefox: offline after a first visit, the same tab reloads and makes the same image (server Vary: Origin)", async () => {
   page = await browser.newPage();
   page.on("pageerror", (e) => console.log("page error:", e.message));
-  offline = await offlineRevisit(page, server, SETTINGS);
+  offline = await offlineRevisit(page, server, SETTINGS, "?model=demo");
   const adapter = await page.$eval("#adapter", (p) => p.textContent);
   console.log(`kept ${offline.kept.length} files; offline reload controlled: ${offline.controlled}; the page's GPU line: ${adapter}`);
   // Firefox names no adapter (GPUAdapterInfo's strings are empty): the line says so rather than wgpu's backend name.

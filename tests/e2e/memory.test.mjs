@@ -21,7 +21,7 @@ after(async () => {
 test("20 generations in one page leave no more GPU memory held than 2", async () => {
   const page = await browser.newPage();
   page.on("pageerror", (e) => console.log("page error:", e.message));
-  await page.goto(`${server.url}/`);
+  await page.goto(`${server.url}/?model=demo`);
   await page.waitForFunction(() => !document.querySelector("[data-testid=generate]").disabled, null, { timeout: LOAD });
   const held = [];
   for (let i = 0; i < 20; i++) {

@@ -31,7 +31,7 @@ for (const vary of ["Origin", null]) {
       page.on("pageerror", (e) => console.log("page error:", e.message));
       // The page's own files that failed (the weights' index, refused offline, comes from the package's cache).
       page.on("requestfailed", (r) => !r.url().includes("/demo/") && console.log("request failed:", r.url(), r.failure()?.errorText));
-      const r = await offlineRevisit(page, server, SETTINGS);
+      const r = await offlineRevisit(page, server, SETTINGS, "?model=demo");
       console.log(`kept ${r.kept.length} files, Vary on them: ${JSON.stringify([...new Set(r.kept.map((f) => f.vary))])}; offline reload controlled: ${r.controlled}`);
       assert.ok(r.kept.some((f) => f.path === "/") && r.kept.some((f) => /\/assets\/main-.*\.js$/.test(f.path)), "the page and its script are kept");
       assert.deepEqual(r.kept.filter((f) => f.vary !== null), [], "kept without the server's Vary");

@@ -122,7 +122,7 @@ function pngChunks(buf) {
 let first; // the first result's pixels and link
 
 test("a load has no failed request; the favicon, the manifest and its icons are served; the manifest has no errors", async () => {
-  page = await open("", failures);
+  page = await open("?model=demo", failures);
   assert.equal(await errorKind(page), null, "no error");
   const icons = await page.evaluate(async () => {
     const links = [...document.querySelectorAll("link[rel~=icon], link[rel=manifest], link[rel=apple-touch-icon]")].map((l) => l.href);
@@ -315,7 +315,7 @@ test("a result's link opened in a fresh page sets everything and gives the same 
 test("installable (Chromium names no reason against it); offline, once the page and the model were loaded, it opens and generates", async () => {
   await page.evaluate(() => navigator.serviceWorker.ready);
   const p = await context.newPage();
-  await p.goto(`${server.url}/`);
+  await p.goto(`${server.url}/?model=demo`);
   await p.evaluate(() => navigator.serviceWorker.ready);
   const cdp = await context.newCDPSession(p);
   const { installabilityErrors } = await cdp.send("Page.getInstallabilityErrors");

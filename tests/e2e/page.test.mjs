@@ -3,14 +3,12 @@
 // tests share one browser context and load as few times as they can. Screenshots go to test-results/.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
 import crypto from "node:crypto";
 import fs from "node:fs";
-import os from "node:os";
 import path from "node:path";
 import { chromium } from "playwright-core";
 import { serve } from "./server.mjs";
-import { ARGS, chromiumPath, errorKind, generate, LOAD, repo, site } from "./browser.mjs";
+import { ARGS, chromiumPath, errorKind, generate, LOAD, maxDiff, nativeSample, repo, site } from "./browser.mjs";
 
 const results = path.join(repo, "test-results");
 
@@ -29,7 +27,7 @@ after(async () => {
 async function open(query) {
   const page = await context.newPage();
   page.on("pageerror", (e) => console.log("page error:", e.message));
-  await page.goto(`${server.url}/${query ?? ""}`);
+  await page.goto(`${server.url}/${query ?? "?model=demo"}`);
   await page.waitForFunction(
     () => !document.querySelector("[data-testid=generate]").disabled || !document.querySelector("[data-testid=error]").hidden,
     null,
@@ -96,24 +94,36 @@ test("the page loads the demo model (through a 500 and a dropped connection) and
 });
 
 test("the same seed gives the same image as the native `dit sample`", async () => {
-  const dit = process.env.DIT_BIN ?? path.join(repo, "target/debug/dit");
-  const out = path.join(os.tmpdir(), `dit-e2e-${process.pid}.npy`);
   const cls = String(parseInt(await page.locator("[data-testid=class-select]").inputValue(), 10));
-  execFileSync(dit, ["sample", "--model", path.join(repo, "models/demo/dit"), "--vae", path.join(repo, "models/demo/vae"), "--class", cls,
-    "--cfg", "4", "--steps", "10", "--sampler", "dpmpp2m", "--seed", "7", "--quiet", "--out", out]);
-  const buf = fs.readFileSync(out);
-  const headerLen = buf.readUInt16LE(8);
-  const data = new Float32Array(buf.buffer.slice(buf.byteOffset + 10 + headerLen, buf.byteOffset + buf.length));
-  const hw = data.length / 3;
-  let maxDiff = 0;
-  for (let p = 0; p < hw; p++) {
-    for (let c = 0; c < 3; c++) {
-      const native = Math.min(255, Math.max(0, Math.trunc(127.5 * data[c * hw + p] + 128)));
-      maxDiff = Math.max(maxDiff, Math.abs(native - pixels[p * 4 + c]));
-    }
-  }
-  console.log(`browser vs native: ${hw} pixels, max uint8 difference ${maxDiff}`);
-  assert.ok(maxDiff <= 2, `max difference ${maxDiff} > 2`);
+  const native = nativeSample(["--model", path.join(repo, "models/demo/dit"), "--vae", path.join(repo, "models/demo/vae"),
+    "--class", cls, "--cfg", "4", "--steps", "10", "--sampler", "dpmpp2m", "--seed", "7"]);
+  const d = maxDiff(native, pixels);
+  console.log(`browser vs native: ${native.length / 3} pixels, max uint8 difference ${d}`);
+  assert.ok(d <= 2, `max difference ${d} > 2`);
+});
+
+test("the page opens on the flow-map demo: one step, no guidance, the image of `dit sample`'s defaults", async () => {
+  const p = await open("");
+  assert.equal(await errorKind(p), null, "no error");
+  assert.equal(await p.locator("[data-testid=model-select]").inputValue(), "demo-flow");
+  assert.equal(await p.locator("[data-testid=steps]").inputValue(), "1");
+  assert.equal(await p.locator("[data-testid=sampler]").inputValue(), "flowmap");
+  assert.equal(Number(await p.locator("[data-testid=cfg]").inputValue()), 1);
+  await p.fill("[data-testid=seed]", "7");
+  const before = await p.locator("[data-testid=result]").count();
+  await p.click("[data-testid=generate]");
+  await p.waitForFunction((n) => document.querySelectorAll("[data-testid=result]").length > n, before, { timeout: LOAD });
+  const flow = await p.evaluate(() => {
+    const c = document.querySelector("[data-testid=result]");
+    return Array.from(c.getContext("2d").getImageData(0, 0, c.width, c.height).data);
+  });
+  const cls = String(parseInt(await p.locator("[data-testid=class-select]").inputValue(), 10));
+  const native = nativeSample(["--class", cls, "--seed", "7"]);
+  const d = maxDiff(native, flow);
+  console.log(`flow-map demo, browser (1 step) vs native defaults: max uint8 difference ${d}`);
+  assert.ok(d <= 2, `max difference ${d} > 2`);
+  await p.screenshot({ path: path.join(results, "page-flowmap-default.png"), fullPage: true });
+  await p.close();
 });
 
 test("cancel stops a run and the next run works", async () => {

@@ -90,12 +90,13 @@ export async function keptPageFiles(page) {
 }
 
 /**
- * A visitor's offline path in one tab: the first visit to `server` (a fresh profile), one image with `settings`, the
+ * A visitor's offline path in one tab: the first visit to `server` (a fresh profile; `query`: a link's, e.g.
+ * `?model=demo` for the DiT demo rather than the flow-map demo the page opens with), one image with `settings`, the
  * service worker ready; then the network gone (`server.offline(true)`), a reload of the same tab, and the same image
  * again. Returns both images' pixels and the files the worker kept; throws what the page says if it does not load.
  */
-export async function offlineRevisit(page, server, settings) {
-  await page.goto(`${server.url}/`);
+export async function offlineRevisit(page, server, settings, query = "") {
+  await page.goto(`${server.url}/${query}`);
   const e = await waitLoaded(page);
   if (e) throw new Error(`first visit: the page shows an error (${e.kind}): ${e.text}`);
   const first = await run(page, settings);

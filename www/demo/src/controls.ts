@@ -1,7 +1,7 @@
 // The page's controls: its elements, the error line, and the model choice (what a link names, what loads, what
 // it downloads) and the sampler choices of the loaded model's kind.
 import { DitError } from "dit-wasm";
-import { type Arch, DEMO, FAMILY_DEFAULTS, FLOW_MAP_MAX_STEPS, fmtBytes, isFlowMap, OFFICIAL, SAMPLERS } from "./models";
+import { type Arch, DEMO, DEMOS, FAMILY_DEFAULTS, FLOW_MAP_MAX_STEPS, fmtBytes, isFlowMap, OFFICIAL, SAMPLERS } from "./models";
 
 export const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
 export const el = {
@@ -88,7 +88,7 @@ export function chosenModel(): { model: string; vae?: string } {
 
 export function modelUrls(): { model: string; vae?: string } {
   const choice = el.modelChoice.value;
-  if (choice === "demo") return DEMO;
+  if (choice in DEMOS) return { model: DEMOS[choice].model, vae: DEMOS[choice].vae };
   if (choice in OFFICIAL) return { model: OFFICIAL[choice].location, vae: OFFICIAL[choice].vae };
   const model = el.modelUrl.value.trim();
   // A Hub pipeline brings its VAE; another location without one uses the embedded demo VAE.
@@ -99,7 +99,7 @@ export function modelUrls(): { model: string; vae?: string } {
 /** Sets the model choice from a link's or a PNG's `model` (a choice, a preset's location, or another location). */
 export function chooseModel(model: string, vae?: string) {
   const official = Object.keys(OFFICIAL).find((k) => OFFICIAL[k].location === model);
-  const choice = model === "demo" || model in OFFICIAL ? model : (official ?? "url");
+  const choice = model in DEMOS || model in OFFICIAL ? model : (official ?? "url");
   el.modelChoice.value = choice;
   if (choice === "url") {
     el.modelUrl.value = model;
@@ -115,7 +115,5 @@ export function showSize() {
   el.modelSize.textContent = official
     ? `Downloads about ${fmtBytes(official.bytes)} once (the transformer${official.vae ? "" : " without its duplicated embedders"}, and the ` +
       `VAE's decoder) and keeps ${fmtBytes(official.bytes / 2)} in this browser for the next visits. Licence: ${official.licence}.`
-    : el.modelChoice.value === "demo"
-      ? "Ten Fashion-MNIST classes at 32×32 px; embedded, so nothing to download."
-      : "";
+    : (DEMOS[el.modelChoice.value]?.about ?? "");
 }

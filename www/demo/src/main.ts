@@ -7,7 +7,7 @@ import { $, chooseModel, chosenModel, clearError, el, modelUrls, showError, show
 import { browserAdapter, deviceName, type BrowserAdapter } from "./device";
 import { blend, sweep, sweepValues, type SweepKind } from "./explore";
 import { drawRgba, resultFigure, type Picture } from "./gallery";
-import { type Arch, FAMILY_DEFAULTS, fmtBytes, isFlowMap, OFFICIAL, type SamplingDefaults } from "./models";
+import { type Arch, DEMOS, FAMILY_DEFAULTS, fmtBytes, isFlowMap, OFFICIAL, type SamplingDefaults } from "./models";
 import { readText } from "./png";
 import { fromPngText, fromQuery, toQuery, type Channels, type Settings } from "./settings";
 import imagenetClasses from "./imagenet-classes.json";
@@ -153,7 +153,7 @@ async function load(): Promise<boolean> {
   if (blendWith.value === classes.value && names.length > 1) blendWith.set((classes.value + 1) % names.length);
   showSamplers(info.model.arch);
   // A model of another family, or a preset with sampling of its own: the controls take its defaults.
-  const preset = OFFICIAL[chosen.model]?.defaults;
+  const preset = OFFICIAL[chosen.model]?.defaults ?? DEMOS[chosen.model]?.defaults;
   if (preset || info.model.arch !== shownArch) applyDefaults(preset ?? FAMILY_DEFAULTS[info.model.arch]);
   shownArch = info.model.arch;
   el.cacheState.textContent = fetched === 0 && fromCache > 0 ? "Weights came from the cache (nothing downloaded)." : `Downloaded ${fetched} file(s); kept for the next visit.`;
@@ -352,7 +352,7 @@ async function openPng(file: File) {
     pending = { settings: s, file: file.name };
     if (!isLoaded(s) && s.model) {
       chooseModel(s.model, s.vae);
-      if (s.model !== "demo") {
+      if (!(s.model in DEMOS)) {
         el.pngState.textContent = `${file.name} was made with another model: press “Load model”, and its settings will be set.`;
         return;
       }
@@ -436,7 +436,7 @@ showSize();
 if (!("gpu" in navigator)) {
   el.adapter.textContent = "This browser has no WebGPU.";
   showError(new DitError("no-webgpu", "This browser has no WebGPU (navigator.gpu is missing)."));
-} else if (asked || el.modelChoice.value === "demo") {
+} else if (asked || el.modelChoice.value in DEMOS) {
   load().then((ok) => {
     if (!ok || !wanted) return;
     try {

@@ -107,8 +107,30 @@ export const OFFICIAL: Record<string, Preset> = {
   "alphaflow-xl-plus": alphaflow("alphaflow-XL-2-plus-cfg.pt", { steps: 2, cfgScale: 1, sampler: "flowmap-consistency" }),
 };
 
-/** The embedded demo models (repo/models, served beside the page): the DiT and its VAE. */
-export const DEMO = { model: "./demo/dit", vae: "./demo/vae" };
+/** The embedded demo VAE (repo/models/demo/vae, served beside the page), which both demo networks decode with. */
+const DEMO_VAE = "./demo/vae";
+
+/**
+ * The embedded demo models (repo/models/demo, served beside the page), the first the page opens with: a flow map
+ * distilled from the DiT demo (one network call an image), and the DiT demo itself (50 guided DDIM steps).
+ */
+export const DEMOS: Record<string, { model: string; vae: string; defaults: SamplingDefaults; about: string }> = {
+  "demo-flow": {
+    model: "./demo/flowmap",
+    vae: DEMO_VAE,
+    defaults: { steps: 1, cfgScale: 1, sampler: "flowmap" },
+    about: "Ten Fashion-MNIST classes at 32×32 px in one network call (a MeanFlow flow map distilled from the DiT demo); embedded, so nothing to download.",
+  },
+  demo: {
+    model: "./demo/dit",
+    vae: DEMO_VAE,
+    defaults: { steps: 50, cfgScale: 4, sampler: "ddim" },
+    about: "Ten Fashion-MNIST classes at 32×32 px (a DiT: 50 guided DDIM steps); embedded, so nothing to download.",
+  },
+};
+
+/** The embedded DiT demo (a link's `model=demo`), and the VAE of a location that names none. */
+export const DEMO = DEMOS.demo;
 
 /** Model families: "dit" a diffusion, "sit" a flow, "meanflow" and "dmf" flow maps. */
 export type Arch = "dit" | "sit" | "meanflow" | "dmf";
