@@ -133,267 +133,310 @@ fn storage_dtype(g: &str) -> Option<SrcDType> {
 
 /// Runs the pickle in `data` (protocol 2 to 5) and returns the top value.
 pub fn unpickle(file: &str, data: &[u8]) -> Result<Value> {
-    let bad = |m: String| Error::format(file, m);
-    let mut stack: Vec<Value> = vec![];
-    let mut marks: Vec<usize> = vec![];
-    let mut memo: HashMap<u32, Value> = HashMap::new();
-    let mut pos = 0usize;
-    let take = |pos: &mut usize, n: usize| -> Result<&[u8]> {
-        let end = pos.checked_add(n).filter(|&e| e <= data.len()).ok_or_else(|| bad("truncated pickle".into()))?;
-        let s = &data[*pos..end];
-        *pos = end;
-        Ok(s)
-    };
-    let u32le = |b: &[u8]| u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
-    let pop = |stack: &mut Vec<Value>| stack.pop().ok_or_else(|| bad("pickle stack underflow".into()));
-    let pop_mark = |stack: &mut Vec<Value>, marks: &mut Vec<usize>| -> Result<Vec<Value>> {
-        let m = marks.pop().ok_or_else(|| bad("pickle MARK missing".into()))?;
-        if m > stack.len() {
-            return Err(bad("pickle MARK past the stack".into()));
-        }
-        Ok(stack.split_off(m))
-    };
+    let mut m = Machine { file, data, pos: 0, stack: vec![], marks: vec![], memo: HashMap::new() };
     loop {
-        let op = *take(&mut pos, 1)?.first().expect("one byte");
+        let op = m.take(1)?[0];
+        if op == b'.' {
+            break; // STOP
+        }
+        m.op(op)?;
+    }
+    m.pop()
+}
+
+/// The pickle machine: its stack, marks and memo over `data`, read from `pos`.
+struct Machine<'a> {
+    file: &'a str,
+    data: &'a [u8],
+    pos: usize,
+    stack: Vec<Value>,
+    marks: Vec<usize>,
+    memo: HashMap<u32, Value>,
+}
+
+fn u32le(b: &[u8]) -> u32 {
+    u32::from_le_bytes([b[0], b[1], b[2], b[3]])
+}
+
+impl<'a> Machine<'a> {
+    fn bad(&self, m: impl Into<String>) -> Error {
+        Error::format(self.file, m.into())
+    }
+
+    /// The next `n` bytes.
+    fn take(&mut self, n: usize) -> Result<&'a [u8]> {
+        let data = self.data;
+        let end = self.pos.checked_add(n).filter(|&e| e <= data.len()).ok_or_else(|| self.bad("truncated pickle"))?;
+        let s = &data[self.pos..end];
+        self.pos = end;
+        Ok(s)
+    }
+
+    fn take_u32(&mut self) -> Result<u32> {
+        Ok(u32le(self.take(4)?))
+    }
+
+    fn take_u64(&mut self) -> Result<usize> {
+        let n = u64::from_le_bytes(self.take(8)?.try_into().expect("8 bytes"));
+        usize::try_from(n).map_err(|_| self.bad("a length longer than memory"))
+    }
+
+    fn pop(&mut self) -> Result<Value> {
+        self.stack.pop().ok_or_else(|| self.bad("pickle stack underflow"))
+    }
+
+    /// The values pushed since the last MARK.
+    fn pop_mark(&mut self) -> Result<Vec<Value>> {
+        let m = self.marks.pop().ok_or_else(|| self.bad("pickle MARK missing"))?;
+        if m > self.stack.len() {
+            return Err(self.bad("pickle MARK past the stack"));
+        }
+        Ok(self.stack.split_off(m))
+    }
+
+    /// Runs one opcode.
+    fn op(&mut self, op: u8) -> Result<()> {
         match op {
-            0x80 => {
-                take(&mut pos, 1)?; // PROTO
-            }
-            0x95 => {
-                take(&mut pos, 8)?; // FRAME
-            }
-            b'.' => break, // STOP
-            b'(' => marks.push(stack.len()),
-            b'}' => stack.push(Value::Dict(vec![])),
-            b']' => stack.push(Value::List(vec![])),
-            b')' => stack.push(Value::Tuple(vec![])),
-            b'N' => stack.push(Value::None),
-            0x88 => stack.push(Value::Bool(true)),
-            0x89 => stack.push(Value::Bool(false)),
-            b'J' => stack.push(Value::Int(i32::from_le_bytes(take(&mut pos, 4)?.try_into().expect("4")) as i64)),
-            b'K' => stack.push(Value::Int(take(&mut pos, 1)?[0] as i64)),
-            b'M' => {
-                let b = take(&mut pos, 2)?;
-                stack.push(Value::Int(u16::from_le_bytes([b[0], b[1]]) as i64))
-            }
+            0x80 => drop(self.take(1)?), // PROTO
+            0x95 => drop(self.take(8)?), // FRAME
+            b'(' => self.marks.push(self.stack.len()),
+            b'0' => drop(self.pop()?),
+            b'}' | b']' | b')' | b'N' | 0x88 | 0x89 | 0x8f => self.stack.push(constant(op)),
+            b'J' | b'K' | b'M' | 0x8a | 0x8b | b'G' => self.number(op)?,
+            b'X' | 0x8c | 0x8d | b'B' | b'C' | 0x8e | 0x96 => self.string(op)?,
+            b'q' | b'r' | 0x94 | b'h' | b'j' => self.memo_op(op)?,
+            b'c' | 0x93 => self.global(op)?,
+            b't' | 0x85..=0x87 | b'a' | b'e' | b's' | b'u' | 0x90 | 0x91 => self.collection(op)?,
+            b'Q' => self.persistent_id()?,
+            b'R' => self.reduce()?,
+            b'b' => self.build()?,
+            0x81 | 0x92 => self.new_object(op)?,
+            _ => return Err(self.bad(format!("pickle opcode 0x{op:02x} is not supported in a checkpoint"))),
+        }
+        Ok(())
+    }
+
+    /// BININT, BININT1, BININT2, LONG1, LONG4, BINFLOAT.
+    fn number(&mut self, op: u8) -> Result<()> {
+        let v = match op {
+            b'J' => Value::Int(i32::from_le_bytes(self.take(4)?.try_into().expect("4")) as i64),
+            b'K' => Value::Int(self.take(1)?[0] as i64),
+            b'M' => Value::Int(u16::from_le_bytes(self.take(2)?.try_into().expect("2")) as i64),
+            b'G' => Value::Float(f64::from_be_bytes(self.take(8)?.try_into().expect("8"))),
             0x8a => {
-                // LONG1
-                let n = take(&mut pos, 1)?[0] as usize;
-                let b = take(&mut pos, n)?;
-                if n > 8 {
-                    return Err(bad("integer wider than 64 bits".into()));
-                }
-                let mut v: i64 = 0;
-                for (i, &x) in b.iter().enumerate() {
-                    v |= (x as i64) << (8 * i);
-                }
-                if n > 0 && n < 8 && b[n - 1] & 0x80 != 0 {
-                    v -= 1i64 << (8 * n);
-                }
-                stack.push(Value::Int(v));
+                let n = self.take(1)?[0] as usize;
+                Value::Int(long(self.take(n)?).ok_or_else(|| self.bad("integer wider than 64 bits"))?)
             }
-            b'G' => stack.push(Value::Float(f64::from_be_bytes(take(&mut pos, 8)?.try_into().expect("8")))),
+            _ => {
+                // LONG4: an integer this wide is never a size; kept as an inert value.
+                let n = self.take_u32()? as usize;
+                self.take(n)?;
+                Value::Object("int".into())
+            }
+        };
+        self.stack.push(v);
+        Ok(())
+    }
+
+    /// BINUNICODE, SHORT_BINUNICODE, BINUNICODE8; BINBYTES, SHORT_BINBYTES, BINBYTES8, BYTEARRAY8.
+    fn string(&mut self, op: u8) -> Result<()> {
+        let n = match op {
+            b'X' | b'B' => self.take_u32()? as usize,
+            0x8c | b'C' => self.take(1)?[0] as usize,
+            _ => self.take_u64()?,
+        };
+        let bytes = self.take(n)?;
+        let v = match op {
             b'X' | 0x8c | 0x8d => {
-                // BINUNICODE, SHORT_BINUNICODE, BINUNICODE8
-                let n = match op {
-                    b'X' => u32le(take(&mut pos, 4)?) as usize,
-                    0x8c => take(&mut pos, 1)?[0] as usize,
-                    _ => u64::from_le_bytes(take(&mut pos, 8)?.try_into().expect("8")) as usize,
-                };
-                let s = std::str::from_utf8(take(&mut pos, n)?).map_err(|_| bad("invalid UTF-8 in pickle".into()))?;
-                stack.push(Value::Str(s.to_string()));
+                Value::Str(std::str::from_utf8(bytes).map_err(|_| self.bad("invalid UTF-8 in pickle"))?.to_string())
             }
-            b'B' | b'C' => {
-                let n = if op == b'B' { u32le(take(&mut pos, 4)?) as usize } else { take(&mut pos, 1)?[0] as usize };
-                stack.push(Value::Bytes(take(&mut pos, n)?.to_vec()));
-            }
-            b'q' => {
-                let k = take(&mut pos, 1)?[0] as u32;
-                memo.insert(k, stack.last().cloned().ok_or_else(|| bad("BINPUT on an empty stack".into()))?);
-            }
-            b'r' => {
-                let k = u32le(take(&mut pos, 4)?);
-                memo.insert(k, stack.last().cloned().ok_or_else(|| bad("LONG_BINPUT on an empty stack".into()))?);
-            }
-            0x94 => {
-                let k = memo.len() as u32; // MEMOIZE
-                memo.insert(k, stack.last().cloned().ok_or_else(|| bad("MEMOIZE on an empty stack".into()))?);
-            }
-            b'h' | b'j' => {
-                let k = if op == b'h' { take(&mut pos, 1)?[0] as u32 } else { u32le(take(&mut pos, 4)?) };
-                stack.push(memo.get(&k).cloned().ok_or_else(|| bad(format!("pickle memo {k} missing")))?);
-            }
-            b'c' => {
-                // GLOBAL "module\nname\n"
-                let mut line = || -> Result<String> {
-                    let start = pos;
-                    while pos < data.len() && data[pos] != b'\n' {
-                        pos += 1;
-                    }
-                    if pos >= data.len() {
-                        return Err(bad("pickle GLOBAL line runs past the end of the data".into()));
-                    }
-                    let s = String::from_utf8_lossy(&data[start..pos]).into_owned();
-                    pos += 1;
-                    Ok(s)
-                };
-                let (module, name) = (line()?, line()?);
-                stack.push(global(file, &module, &name)?);
-            }
-            0x93 => {
-                // STACK_GLOBAL
-                let name = pop(&mut stack)?;
-                let module = pop(&mut stack)?;
-                let (Value::Str(module), Value::Str(name)) = (module, name) else {
-                    return Err(bad("STACK_GLOBAL without strings".into()));
-                };
-                stack.push(global(file, &module, &name)?);
-            }
-            b't' => {
-                let items = pop_mark(&mut stack, &mut marks)?;
-                stack.push(Value::Tuple(items));
+            _ => Value::Bytes(bytes.to_vec()),
+        };
+        self.stack.push(v);
+        Ok(())
+    }
+
+    /// BINPUT, LONG_BINPUT, MEMOIZE (store the top); BINGET, LONG_BINGET (push a stored value).
+    fn memo_op(&mut self, op: u8) -> Result<()> {
+        let key = match op {
+            b'q' | b'h' => self.take(1)?[0] as u32,
+            b'r' | b'j' => self.take_u32()?,
+            _ => self.memo.len() as u32,
+        };
+        if matches!(op, b'h' | b'j') {
+            let v = self.memo.get(&key).cloned().ok_or_else(|| self.bad(format!("pickle memo {key} missing")))?;
+            self.stack.push(v);
+        } else {
+            let top = self.stack.last().cloned().ok_or_else(|| self.bad("a memo store on an empty stack"))?;
+            self.memo.insert(key, top);
+        }
+        Ok(())
+    }
+
+    /// GLOBAL ("module\nname\n") and STACK_GLOBAL: an accepted global, an inert class, or a refusal.
+    fn global(&mut self, op: u8) -> Result<()> {
+        let (module, name) = if op == b'c' {
+            (self.line()?, self.line()?)
+        } else {
+            let (name, module) = (self.pop()?, self.pop()?);
+            let (Value::Str(module), Value::Str(name)) = (module, name) else {
+                return Err(self.bad("STACK_GLOBAL without strings"));
+            };
+            (module, name)
+        };
+        let v = global(self.file, &module, &name)?;
+        self.stack.push(v);
+        Ok(())
+    }
+
+    /// One newline-ended line of a GLOBAL.
+    fn line(&mut self) -> Result<String> {
+        let rest = &self.data[self.pos..];
+        let n =
+            rest.iter().position(|&b| b == b'\n').ok_or_else(|| self.bad("pickle GLOBAL line runs past the end"))?;
+        let s = String::from_utf8_lossy(&rest[..n]).into_owned();
+        self.pos += n + 1;
+        Ok(s)
+    }
+
+    /// TUPLE, TUPLE1..3; APPEND, APPENDS, SETITEM, SETITEMS, ADDITEMS (sets kept as lists), FROZENSET.
+    fn collection(&mut self, op: u8) -> Result<()> {
+        match op {
+            b't' | 0x91 => {
+                let items = self.pop_mark()?;
+                self.stack.push(if op == b't' { Value::Tuple(items) } else { Value::List(items) });
             }
             0x85..=0x87 => {
                 let n = (op - 0x84) as usize;
-                if stack.len() < n {
-                    return Err(bad("pickle stack underflow".into()));
-                }
-                let items = stack.split_off(stack.len() - n);
-                stack.push(Value::Tuple(items));
+                let at = self.stack.len().checked_sub(n).ok_or_else(|| self.bad("pickle stack underflow"))?;
+                let items = self.stack.split_off(at);
+                self.stack.push(Value::Tuple(items));
             }
-            b'a' => {
-                let v = pop(&mut stack)?;
-                match stack.last_mut() {
-                    Some(Value::List(l)) => l.push(v),
-                    _ => return Err(bad("APPEND to a non-list".into())),
-                }
+            b'a' | b's' => {
+                let v = self.pop()?;
+                let items = if op == b'a' { vec![v] } else { vec![self.pop()?, v] };
+                self.extend_top(op, items)?;
             }
-            b'e' => {
-                let items = pop_mark(&mut stack, &mut marks)?;
-                match stack.last_mut() {
-                    Some(Value::List(l)) => l.extend(items),
-                    _ => return Err(bad("APPENDS to a non-list".into())),
-                }
+            _ => {
+                let items = self.pop_mark()?;
+                self.extend_top(op, items)?;
             }
-            b's' => {
-                let v = pop(&mut stack)?;
-                let k = pop(&mut stack)?;
-                match stack.last_mut() {
-                    Some(Value::Dict(d)) => d.push((k, v)),
-                    _ => return Err(bad("SETITEM on a non-dict".into())),
-                }
-            }
-            b'u' => {
-                let items = pop_mark(&mut stack, &mut marks)?;
-                if items.len() % 2 != 0 {
-                    return Err(bad("SETITEMS with an odd count".into()));
-                }
-                match stack.last_mut() {
-                    Some(Value::Dict(d)) => {
-                        let mut it = items.into_iter();
-                        while let (Some(k), Some(v)) = (it.next(), it.next()) {
-                            d.push((k, v));
-                        }
-                    }
-                    _ => return Err(bad("SETITEMS on a non-dict".into())),
+        }
+        Ok(())
+    }
+
+    /// Adds `items` to the list (APPEND, APPENDS, ADDITEMS) or dict (SETITEM, SETITEMS: key, value pairs) on top.
+    fn extend_top(&mut self, op: u8, items: Vec<Value>) -> Result<()> {
+        let top = self.stack.last_mut();
+        match (op, top) {
+            (b'a' | b'e' | 0x90, Some(Value::List(l))) => l.extend(items),
+            (b's' | b'u', Some(Value::Dict(d))) if items.len() % 2 == 0 => {
+                let mut it = items.into_iter();
+                while let (Some(k), Some(v)) = (it.next(), it.next()) {
+                    d.push((k, v));
                 }
             }
-            b'Q' => {
-                // BINPERSID: ('storage', storage_type, key, location, numel)
-                let pid = pop(&mut stack)?;
-                let Value::Tuple(t) = pid else { return Err(bad("persistent id is not a tuple".into())) };
-                match t.as_slice() {
-                    [Value::Str(tag), Value::Global(ty), key, ..] if tag == "storage" => {
-                        let dtype = storage_dtype(ty)
-                            .ok_or_else(|| bad(format!("storage type {ty} is not a float storage")))?;
-                        let key = match key {
-                            Value::Str(s) => s.clone(),
-                            Value::Int(i) => i.to_string(),
-                            _ => return Err(bad("storage key is not a string".into())),
-                        };
-                        stack.push(Value::Storage(dtype, key));
-                    }
-                    // An integer or bool storage (a step counter, a flag): never read.
-                    [Value::Str(tag), Value::Class(ty), ..] if tag == "storage" => {
-                        stack.push(Value::OtherStorage(ty.clone()))
-                    }
-                    _ => return Err(bad("unexpected persistent id".into())),
-                }
-            }
-            b'R' => {
-                // REDUCE: only the accepted callables, evaluated as data.
-                let args = pop(&mut stack)?;
-                let f = pop(&mut stack)?;
-                let Value::Tuple(args) = args else { return Err(bad("REDUCE arguments are not a tuple".into())) };
-                let v = match f {
-                    Value::Global("OrderedDict") => Value::Dict(vec![]),
-                    Value::Global("rebuild_tensor") => match args.first() {
-                        Some(Value::OtherStorage(ty)) => Value::OtherTensor(ty.clone()),
-                        _ => rebuild_tensor(file, &args)?,
-                    },
-                    Value::Global("rebuild_parameter") => {
-                        args.into_iter().next().ok_or_else(|| bad("empty parameter".into()))?
-                    }
-                    Value::Global("Namespace") => Value::Opaque("Namespace"),
-                    Value::Class(c) | Value::Object(c) => Value::Object(c),
-                    other => return Err(bad(format!("REDUCE of {other:?} is not allowed"))),
+            (b's' | b'u', Some(Value::Dict(_))) => return Err(self.bad("SETITEMS with an odd count")),
+            _ => return Err(self.bad(format!("pickle opcode 0x{op:02x} on a value that is not its collection"))),
+        }
+        Ok(())
+    }
+
+    /// BINPERSID: ('storage', storage_type, key, location, numel).
+    fn persistent_id(&mut self) -> Result<()> {
+        let Value::Tuple(t) = self.pop()? else { return Err(self.bad("persistent id is not a tuple")) };
+        let v = match t.as_slice() {
+            [Value::Str(tag), Value::Global(ty), key, ..] if tag == "storage" => {
+                let dtype =
+                    storage_dtype(ty).ok_or_else(|| self.bad(format!("storage type {ty} is not a float storage")))?;
+                let key = match key {
+                    Value::Str(s) => s.clone(),
+                    Value::Int(i) => i.to_string(),
+                    _ => return Err(self.bad("storage key is not a string")),
                 };
-                stack.push(v);
+                Value::Storage(dtype, key)
             }
-            b'b' => {
-                // BUILD: state for an object; only the inert ones take state (ignored).
-                let _state = pop(&mut stack)?;
-                match stack.last() {
-                    Some(Value::Opaque(_) | Value::Dict(_) | Value::Tensor { .. } | Value::Object(_))
-                    | Some(Value::OtherTensor(_)) => {}
-                    _ => return Err(bad("BUILD on an object that is not allowed".into())),
-                }
-            }
-            b'0' => {
-                pop(&mut stack)?;
-            }
-            0x81 | 0x92 => {
-                // NEWOBJ, NEWOBJ_EX (cls, args[, kwargs]): an inert object, never constructed.
-                if op == 0x92 {
-                    pop(&mut stack)?;
-                }
-                let _args = pop(&mut stack)?;
-                match pop(&mut stack)? {
-                    Value::Global("Namespace") => stack.push(Value::Opaque("Namespace")),
-                    Value::Class(c) => stack.push(Value::Object(c)),
-                    other => return Err(bad(format!("NEWOBJ of {other:?} is not allowed"))),
-                }
-            }
-            0x8f => stack.push(Value::List(vec![])), // EMPTY_SET, kept as a list
-            0x90 => {
-                // ADDITEMS
-                let items = pop_mark(&mut stack, &mut marks)?;
-                match stack.last_mut() {
-                    Some(Value::List(l)) => l.extend(items),
-                    _ => return Err(bad("ADDITEMS to a non-set".into())),
-                }
-            }
-            0x91 => {
-                // FROZENSET
-                let items = pop_mark(&mut stack, &mut marks)?;
-                stack.push(Value::List(items));
-            }
-            0x8b => {
-                // LONG4: an integer this wide is never a size; kept as an inert value.
-                let n = u32le(take(&mut pos, 4)?) as usize;
-                take(&mut pos, n)?;
-                stack.push(Value::Object("int".into()));
-            }
-            0x8e | 0x96 => {
-                // BINBYTES8, BYTEARRAY8
-                let n = u64::from_le_bytes(take(&mut pos, 8)?.try_into().expect("8"));
-                let n = usize::try_from(n).map_err(|_| bad("byte string longer than memory".into()))?;
-                stack.push(Value::Bytes(take(&mut pos, n)?.to_vec()));
-            }
-            _ => return Err(bad(format!("pickle opcode 0x{op:02x} is not supported in a checkpoint"))),
+            // An integer or bool storage (a step counter, a flag): never read.
+            [Value::Str(tag), Value::Class(ty), ..] if tag == "storage" => Value::OtherStorage(ty.clone()),
+            _ => return Err(self.bad("unexpected persistent id")),
+        };
+        self.stack.push(v);
+        Ok(())
+    }
+
+    /// REDUCE: only the accepted callables, evaluated as data; any other class gives an inert object.
+    fn reduce(&mut self) -> Result<()> {
+        let args = self.pop()?;
+        let f = self.pop()?;
+        let Value::Tuple(args) = args else { return Err(self.bad("REDUCE arguments are not a tuple")) };
+        let v = match f {
+            Value::Global("OrderedDict") => Value::Dict(vec![]),
+            Value::Global("rebuild_tensor") => match args.first() {
+                Some(Value::OtherStorage(ty)) => Value::OtherTensor(ty.clone()),
+                _ => rebuild_tensor(self.file, &args)?,
+            },
+            Value::Global("rebuild_parameter") => args.into_iter().next().ok_or_else(|| self.bad("empty parameter"))?,
+            Value::Global("Namespace") => Value::Opaque("Namespace"),
+            Value::Class(c) | Value::Object(c) => Value::Object(c),
+            other => return Err(self.bad(format!("REDUCE of {other:?} is not allowed"))),
+        };
+        self.stack.push(v);
+        Ok(())
+    }
+
+    /// BUILD: state for an object; only the inert ones take state (ignored).
+    fn build(&mut self) -> Result<()> {
+        let _state = self.pop()?;
+        match self.stack.last() {
+            Some(
+                Value::Opaque(_) | Value::Dict(_) | Value::Tensor { .. } | Value::Object(_) | Value::OtherTensor(_),
+            ) => Ok(()),
+            _ => Err(self.bad("BUILD on an object that is not allowed")),
         }
     }
-    stack.pop().ok_or_else(|| bad("empty pickle".into()))
+
+    /// NEWOBJ, NEWOBJ_EX (cls, args[, kwargs]): an inert object, never constructed.
+    fn new_object(&mut self, op: u8) -> Result<()> {
+        if op == 0x92 {
+            self.pop()?;
+        }
+        let _args = self.pop()?;
+        let v = match self.pop()? {
+            Value::Global("Namespace") => Value::Opaque("Namespace"),
+            Value::Class(c) => Value::Object(c),
+            other => return Err(self.bad(format!("NEWOBJ of {other:?} is not allowed"))),
+        };
+        self.stack.push(v);
+        Ok(())
+    }
+}
+
+/// The value an argument-less opcode pushes: EMPTY_DICT, EMPTY_LIST, EMPTY_TUPLE, NONE, NEWTRUE, NEWFALSE, EMPTY_SET.
+fn constant(op: u8) -> Value {
+    match op {
+        b'}' => Value::Dict(vec![]),
+        b']' | 0x8f => Value::List(vec![]),
+        b')' => Value::Tuple(vec![]),
+        0x88 => Value::Bool(true),
+        0x89 => Value::Bool(false),
+        _ => Value::None,
+    }
+}
+
+/// A little-endian two's-complement integer of up to 8 bytes (LONG1), or None when wider.
+fn long(b: &[u8]) -> Option<i64> {
+    let n = b.len();
+    if n > 8 {
+        return None;
+    }
+    let mut v: i64 = 0;
+    for (i, &x) in b.iter().enumerate() {
+        v |= (x as i64) << (8 * i);
+    }
+    if n > 0 && n < 8 && b[n - 1] & 0x80 != 0 {
+        v -= 1i64 << (8 * n);
+    }
+    Some(v)
 }
 
 fn rebuild_tensor(file: &str, args: &[Value]) -> Result<Value> {
