@@ -1,6 +1,7 @@
 //! The crate's layers, held by a test (docs/DESIGN.md explains them): it reads `src/` and fails on an import that
-//! goes against the dependency order, on an import circle between the files of one module, and on a wgpu object
-//! created outside `gpu`. Comments are skipped, so a doc link may name any module.
+//! goes against the dependency order, on an import circle between the files of one module (the `dit` binary's files
+//! included), on a wgpu object created outside `gpu`, and on a function over 80 lines that `LONG_FUNCTIONS` does not
+//! name with its reason. Comments are skipped, so a doc link may name any module.
 // Native only (reads the source tree); the browser tests are tests/web.rs.
 #![cfg(not(target_arch = "wasm32"))]
 
@@ -34,6 +35,12 @@ const ALLOWED: &[(&str, &[&str])] = &[
         &["error", "npy", "arch", "gpu", "ops", "model", "weights", "hub", "diffusion", "loader", "pipeline", "bench"],
     ),
 ];
+
+/// The most lines a function in `src/` may span (signature to closing brace, comments included).
+const MAX_FUNCTION_LINES: usize = 80;
+
+/// Functions allowed to be longer, each with why (`file::function`, as `long_functions` names them).
+const LONG_FUNCTIONS: &[(&str, &str)] = &[];
 
 /// `#[macro_export]` macros (they live at the crate root) and the module that defines them.
 const MACROS: &[(&str, &str)] = &[("texture_decl", "gpu")];
@@ -154,10 +161,12 @@ fn circles(root: &Path) -> Vec<String> {
                 (p.extension().is_some_and(|x| x == "rs") || p.is_dir()).then_some(s)
             })
             .collect();
-        let deps = paths_after(&code(f), "super::")
-            .into_iter()
-            .filter(|d| d != &stem && siblings.contains(d) && d != "mod")
-            .collect();
+        // In the binary the files are children of main.rs, so a sibling is `crate::x` there.
+        let mut deps = paths_after(&code(f), "super::");
+        if f.strip_prefix(root).is_ok_and(|r| r.starts_with("bin")) {
+            deps.extend(paths_after(&code(f), "crate::"));
+        }
+        let deps = deps.into_iter().filter(|d| d != &stem && siblings.contains(d) && d != "mod").collect();
         graph.insert((dir, stem), deps);
     }
     let mut found = vec![];
@@ -179,6 +188,52 @@ fn circles(root: &Path) -> Vec<String> {
                 found.push(format!("{folder}: {a} -> {b} -> ... -> {a}"));
             }
         }
+    }
+    found
+}
+
+/// Functions (free, in impls and traits' default bodies) longer than `max` lines: "file::name: N lines".
+fn long_functions(root: &Path, max: usize) -> Vec<String> {
+    use syn::spanned::Spanned;
+    struct Finder<'a> {
+        file: &'a str,
+        max: usize,
+        found: Vec<String>,
+    }
+    impl Finder<'_> {
+        fn check(&mut self, name: &syn::Ident, sig: &syn::Signature, block: &syn::Block) {
+            let lines = block.span().end().line + 1 - sig.span().start().line;
+            if lines > self.max {
+                self.found.push(format!("{}::{name}: {lines} lines", self.file));
+            }
+        }
+    }
+    impl<'ast> syn::visit::Visit<'ast> for Finder<'_> {
+        fn visit_item_fn(&mut self, f: &'ast syn::ItemFn) {
+            self.check(&f.sig.ident, &f.sig, &f.block);
+            syn::visit::visit_item_fn(self, f);
+        }
+        fn visit_impl_item_fn(&mut self, f: &'ast syn::ImplItemFn) {
+            self.check(&f.sig.ident, &f.sig, &f.block);
+            syn::visit::visit_impl_item_fn(self, f);
+        }
+        fn visit_trait_item_fn(&mut self, f: &'ast syn::TraitItemFn) {
+            if let Some(block) = &f.default {
+                self.check(&f.sig.ident, &f.sig, block);
+            }
+            syn::visit::visit_trait_item_fn(self, f);
+        }
+    }
+    let mut files = vec![];
+    rust_files(root, &mut files);
+    let mut found = vec![];
+    for f in &files {
+        let rel = f.strip_prefix(root).unwrap().display().to_string();
+        let text = std::fs::read_to_string(f).unwrap();
+        let parsed = syn::parse_file(&text).unwrap_or_else(|e| panic!("{rel}: {e}"));
+        let mut finder = Finder { file: &rel, max, found: vec![] };
+        syn::visit::Visit::visit_file(&mut finder, &parsed);
+        found.extend(finder.found);
     }
     found
 }
@@ -229,6 +284,18 @@ fn no_import_circles_between_files() {
 }
 
 #[test]
+fn functions_stay_short() {
+    let long = long_functions(&src(), MAX_FUNCTION_LINES);
+    println!("{} functions over {MAX_FUNCTION_LINES} lines:\n{}", long.len(), long.join("\n"));
+    let named = |l: &String| LONG_FUNCTIONS.iter().any(|(f, _)| l.starts_with(&format!("{f}:")));
+    let unnamed: Vec<_> = long.iter().filter(|l| !named(l)).collect();
+    assert!(unnamed.is_empty(), "functions over {MAX_FUNCTION_LINES} lines (split them, or name them in LONG_FUNCTIONS with why):\n{unnamed:#?}");
+    let stale: Vec<_> =
+        LONG_FUNCTIONS.iter().filter(|(f, _)| !long.iter().any(|l| l.starts_with(&format!("{f}:")))).collect();
+    assert!(stale.is_empty(), "LONG_FUNCTIONS names functions that are no longer long: {stale:?}");
+}
+
+#[test]
 fn only_gpu_creates_wgpu_objects() {
     let bad = wgpu_creations(&src());
     assert!(bad.is_empty(), "{}", bad.join("\n"));
@@ -250,14 +317,20 @@ fn the_checks_catch_what_they_guard() {
     append("weights/plan.rs", "\n#[allow(unused_imports)]\nuse crate::model::Dit;\n");
     append("ops/weight.rs", "\n#[allow(unused_imports)]\nuse super::conv::Conv2d;\n");
     append("ops/norm.rs", "\nfn t(g: &crate::gpu::Gpu) { let _ = g.device.create_texture(todo!()); }\n");
+    append("bin/dit/gpu.rs", "\n#[allow(unused_imports)]\nuse crate::sample::SampleArgs;\n");
     let order = order_violations(&copy);
     println!("order: {order:?}");
     assert_eq!(order, ["weights/plan.rs: `weights` imports `model`, which is not below it"]);
     let found = circles(&copy);
     println!("circles: {found:?}");
     assert!(found.iter().any(|c| c.contains("weight -> conv")), "{found:?}");
+    assert!(found.iter().any(|c| c.starts_with("bin/dit: gpu -> sample")), "the binary's gpu <-> sample: {found:?}");
     let created = wgpu_creations(&copy);
     assert_eq!(created, ["ops/norm.rs: calls `create_texture` (only `gpu` creates wgpu objects)"]);
+    let body = "    let _ = 0;\n".repeat(MAX_FUNCTION_LINES);
+    append("util.rs", &format!("\nfn too_long() {{\n{body}}}\n"));
+    let long = long_functions(&copy, MAX_FUNCTION_LINES);
+    assert!(long.iter().any(|l| l.starts_with("util.rs::too_long: 82 lines")), "{long:?}");
 }
 
 fn copy_dir(from: &Path, to: &Path) {

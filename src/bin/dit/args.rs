@@ -1,9 +1,11 @@
-//! The command line: the commands and the arguments several of them share.
+//! The command line: the commands (their arguments live beside each command; the GPU's, which every command
+//! shares, in `gpu.rs`).
 
 use crate::bench::BenchArgs;
 use crate::convert::ConvertArgs;
+use crate::gpu::GpuArgs;
 use crate::sample::SampleArgs;
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
 #[derive(Parser)]
@@ -61,39 +63,4 @@ pub enum Cmd {
         #[command(flatten)]
         gpu: GpuArgs,
     },
-}
-
-#[derive(Args, Clone)]
-pub struct GpuArgs {
-    /// How fp16 weights are read: shader-f16 when offered (auto), always packed u32, or require shader-f16.
-    #[arg(long, value_enum, default_value_t = F16Arg::Auto)]
-    pub f16: F16Arg,
-    /// Where linear layers read weights and inputs: textures on CPU adapters (auto), storage buffers, or textures.
-    #[arg(long, value_enum, default_value_t = LinearArg::Auto)]
-    pub linear: LinearArg,
-    /// The device's limits: what the adapter offers (adapter), or none above WebGPU's defaults (default: 128 MiB per
-    /// storage binding, 256 MiB per buffer, 16 KiB of workgroup storage, 256 invocations, as Safari and many phones
-    /// give).
-    #[arg(long, value_enum, default_value_t = LimitsArg::Adapter)]
-    pub limits: LimitsArg,
-}
-
-#[derive(ValueEnum, Clone, Copy, PartialEq, Eq)]
-pub enum LimitsArg {
-    Adapter,
-    Default,
-}
-
-#[derive(ValueEnum, Clone, Copy, PartialEq, Eq)]
-pub enum LinearArg {
-    Auto,
-    Buffers,
-    Textures,
-}
-
-#[derive(ValueEnum, Clone, Copy, PartialEq, Eq)]
-pub enum F16Arg {
-    Auto,
-    Packed,
-    Native,
 }

@@ -1,8 +1,7 @@
 //! `dit bench`: a DiT forward timed (with a baseline and optionally one whole image), the kernels alone, or memory
 //! over a long run (`--memory`), printed as tables or as JSON.
 
-use crate::args::{GpuArgs, LinearArg};
-use crate::gpu::open_gpu;
+use crate::gpu::{open_gpu, GpuArgs, LinearArg};
 use clap::Args;
 use dit_wasm::arch::{dit_tensors, vae_tensors, DitConfig, VaeConfig};
 use dit_wasm::bench::{

@@ -1,7 +1,6 @@
 //! `dit decode`: latents into images with the VAE.
 
-use crate::args::GpuArgs;
-use crate::gpu::open_gpu;
+use crate::gpu::{open_gpu, GpuArgs};
 use crate::output::{check_output_path, write_images};
 use dit_wasm::loader;
 use dit_wasm::{npy, pipeline, Error, Result};

@@ -1,7 +1,6 @@
 //! `dit forward`: one DiT forward on .npy inputs.
 
-use crate::args::GpuArgs;
-use crate::gpu::open_gpu;
+use crate::gpu::{open_gpu, GpuArgs};
 use crate::output::check_writable;
 use dit_wasm::loader;
 use dit_wasm::{npy, Error, Result};

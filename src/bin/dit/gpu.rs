@@ -1,6 +1,6 @@
-//! `dit gpu`, and opening the GPU every command runs on.
+//! `dit gpu`, the GPU arguments every command takes, and opening the GPU every command runs on.
 
-use crate::args::{F16Arg, GpuArgs, LimitsArg, LinearArg};
+use clap::{Args, ValueEnum};
 use dit_wasm::gpu::{F16Mode, Gpu, GpuOptions, LimitsMode, LinearPath};
 use dit_wasm::Result;
 
@@ -27,4 +27,39 @@ pub async fn open_gpu(a: &GpuArgs) -> Result<Gpu> {
         LimitsArg::Default => LimitsMode::Default,
     };
     Gpu::new(&GpuOptions { f16, linear_path, limits, ..Default::default() }).await
+}
+
+#[derive(Args, Clone)]
+pub struct GpuArgs {
+    /// How fp16 weights are read: shader-f16 when offered (auto), always packed u32, or require shader-f16.
+    #[arg(long, value_enum, default_value_t = F16Arg::Auto)]
+    pub f16: F16Arg,
+    /// Where linear layers read weights and inputs: textures on CPU adapters (auto), storage buffers, or textures.
+    #[arg(long, value_enum, default_value_t = LinearArg::Auto)]
+    pub linear: LinearArg,
+    /// The device's limits: what the adapter offers (adapter), or none above WebGPU's defaults (default: 128 MiB per
+    /// storage binding, 256 MiB per buffer, 16 KiB of workgroup storage, 256 invocations, as Safari and many phones
+    /// give).
+    #[arg(long, value_enum, default_value_t = LimitsArg::Adapter)]
+    pub limits: LimitsArg,
+}
+
+#[derive(ValueEnum, Clone, Copy, PartialEq, Eq)]
+pub enum LimitsArg {
+    Adapter,
+    Default,
+}
+
+#[derive(ValueEnum, Clone, Copy, PartialEq, Eq)]
+pub enum LinearArg {
+    Auto,
+    Buffers,
+    Textures,
+}
+
+#[derive(ValueEnum, Clone, Copy, PartialEq, Eq)]
+pub enum F16Arg {
+    Auto,
+    Packed,
+    Native,
 }

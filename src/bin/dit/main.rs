@@ -1,9 +1,9 @@
 //! `dit`: the native command-line tool (convert checkpoints, inspect model directories, run forwards, sample,
 //! benchmark). Native only; the browser uses the library through `web.rs`.
 //!
-//! `main.rs` parses the command line and runs the command; `args.rs` holds the commands and their shared arguments,
-//! `output.rs` checks and writes output files, and each command has its own file: `gpu.rs` (which also opens the GPU
-//! for the others), `convert.rs`, `info.rs`, `forward.rs`, `sample.rs`, `decode.rs` and `bench.rs`. Models are loaded
+//! `main.rs` parses the command line and runs the command; `args.rs` holds the commands,
+//! `output.rs` checks and writes output files, and each command has its own file: `gpu.rs` (which also holds the GPU
+//! arguments and opens the GPU for the others), `convert.rs`, `info.rs`, `forward.rs`, `sample.rs`, `decode.rs` and `bench.rs`. Models are loaded
 //! through the library's `loader`, the same path as the browser's.
 
 #[cfg(not(target_arch = "wasm32"))]

@@ -1,7 +1,6 @@
 //! `dit sample`: class-conditional images, DiT sampling with guidance and then the VAE.
 
-use crate::args::GpuArgs;
-use crate::gpu::open_gpu;
+use crate::gpu::{open_gpu, GpuArgs};
 use crate::output::{check_output_path, check_writable, write_images};
 use clap::Args;
 use dit_wasm::diffusion::{CfgChannels, SamplerKind, Spacing};
@@ -11,12 +10,17 @@ use dit_wasm::weights::diffusers::MODEL_INDEX;
 use dit_wasm::{npy, Error, Result};
 use std::path::PathBuf;
 
+/// The model `dit sample` uses without `--model`, and its VAE (relative to the repository root).
+const DEMO_MODEL: &str = "models/demo/flowmap";
+const DEMO_VAE: &str = "models/demo/vae";
+
 #[derive(Args)]
 pub struct SampleArgs {
     /// DiT model directory, one checkpoint (.safetensors, or a PyTorch .bin / .pt; `FILE#heads=N` when not a paper
     /// preset, `FILE#arch=sit` for a SiT), a diffusers folder: a pipeline (model_index.json; its vae/ is the default VAE) or the transformer
     /// component, or a Hub location hf://OWNER/NAME[@REVISION][/SUBFOLDER] (HF_ENDPOINT, HF_HOME as the Hub's tools).
-    /// Default: the embedded demo model, models/demo/dit (with its VAE, models/demo/vae).
+    /// Default: the embedded flow-map demo, models/demo/flowmap (one step; the DiT demo is models/demo/dit), with the
+    /// demo VAE, models/demo/vae.
     #[arg(long)]
     model: Option<PathBuf>,
     /// VAE decoder directory, checkpoint, diffusers folder or hf:// location (needed for a .png output; default: a
@@ -146,14 +150,20 @@ pub async fn run(mut a: SampleArgs) -> Result<()> {
     // Without --model: the embedded demo model and its VAE (paths relative to the repository root).
     // A diffusers pipeline brings its own VAE (its vae/), unless --vae names another.
     let pipeline_vae = a.model.as_ref().filter(|m| m.join(MODEL_INDEX).is_file()).cloned();
-    let vae_dir =
-        a.vae.clone().or(pipeline_vae).or_else(|| a.model.is_none().then(|| PathBuf::from("models/demo/vae")));
-    let model = a.model.clone().unwrap_or_else(|| PathBuf::from("models/demo/dit"));
-    if a.model.is_none() && !model.exists() {
-        return Err(Error::input(format!(
-            "{}: no such model; give --model DIR (the demo model is models/demo/dit in the repository)",
-            model.display()
-        )));
+    let vae_dir = a.vae.clone().or(pipeline_vae).or_else(|| a.model.is_none().then(|| PathBuf::from(DEMO_VAE)));
+    let model = a.model.clone().unwrap_or_else(|| PathBuf::from(DEMO_MODEL));
+    if a.model.is_none() {
+        if !model.exists() {
+            return Err(Error::input(format!(
+                "{}: no such model; give --model DIR (the demo models are models/demo/flowmap and models/demo/dit in \
+                 the repository)",
+                model.display()
+            )));
+        }
+        eprintln!(
+            "using the embedded demo model {DEMO_MODEL} (a flow map: one step, guidance trained in) with {DEMO_VAE}; \
+             the DiT demo is --model models/demo/dit"
+        );
     }
     let gpu = open_gpu(&a.gpu).await?;
     // Each model is checked against the device's limits (the DiT at this run's batch, the VAE at the DiT's latent
