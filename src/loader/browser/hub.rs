@@ -2,10 +2,11 @@
 //! `model_index.json`, each component's weights read by HTTP Range from the Hub's resolve URLs (followed to its
 //! CDN), and the fp16 tensors kept in Cache Storage under endpoint + repo + commit + path.
 
-use super::{from_single_with, Fetch, Planned};
+use super::Fetch;
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, Tensor};
 use crate::hub::HubLocation;
+use crate::loader::{from_single_with, Planned};
 use crate::model::GpuWeights;
 use crate::weights::diffusers::{Arch, Pipeline, MODEL_INDEX, WEIGHT_FILES};
 use crate::weights::single::SingleOptions;
