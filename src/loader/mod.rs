@@ -203,8 +203,7 @@ impl<D: Source, F: RangeSource> Found<D, F> {
         (dir, file): (impl FnOnce(&str) -> D, impl FnOnce(&str) -> F),
     ) -> Result<Self> {
         if single {
-            let (name, mut opts) = weights::single::parse_location(location)?;
-            opts.before_tensors = planned.map(|p| p.before_tensors(gpu)).unwrap_or_default();
+            let (name, opts) = single_location(gpu, location, planned)?;
             return Ok(Found::File { src: file(name), opts });
         }
         let src = dir(location);
@@ -230,6 +229,14 @@ impl<D: Source, F: RangeSource> Found<D, F> {
             Found::File { src, opts } => from_single(gpu, &src, &opts, |done, all| progress(&src, done, all)).await,
         }
     }
+}
+
+/// One checkpoint file's location split into its name and options (`weights::single::parse_location`), its check
+/// against `planned` run on its header, before any tensor data is read.
+pub fn single_location<'a>(gpu: &Gpu, location: &'a str, planned: Option<Planned>) -> Result<(&'a str, SingleOptions)> {
+    let (name, mut opts) = weights::single::parse_location(location)?;
+    opts.before_tensors = planned.map(|p| p.before_tensors(gpu)).unwrap_or_default();
+    Ok((name, opts))
 }
 
 /// Verifies and uploads every tensor of a model directory, one shard in memory at a time.
