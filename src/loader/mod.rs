@@ -127,10 +127,15 @@ pub struct Models {
 pub async fn models(origin: &Origin, gpu: &Gpu, req: &Request<'_>) -> Result<Models> {
     let dit = origin.open(gpu, req.dit, Arch::Dit, Some(Planned::Dit { batch: req.batch })).await?;
     let Some(vae_at) = vae_location(req.dit, req.vae, dit.bundled())? else {
-        if req.need_vae {
+        // A DiT whose location is not known to be there yet (a file, a Hub repo: only their reads find out) is read
+        // first, so that a location that is not there is `not-found` rather than a missing VAE.
+        if req.need_vae && dit.index().is_some() {
             return Err(no_vae(req.dit));
         }
         let (index, dit) = build_dit(gpu, origin.load(gpu, dit).await?, req.dit)?;
+        if req.need_vae {
+            return Err(no_vae(req.dit));
+        }
         return Ok(Models { index, dit, vae: None });
     };
     let early = match dit.index() {
