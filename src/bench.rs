@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 
 /// Time and throughput of one op family within a forward.
 #[derive(Clone, Debug, Serialize)]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify))]
 pub struct OpTiming {
     pub dispatches: usize,
     pub ms: f64,
@@ -19,8 +20,10 @@ pub struct OpTiming {
 
 /// Result of benchmarking a recorded forward.
 #[derive(Clone, Debug, Serialize)]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify), tsify(hashmap_as_object))]
 pub struct ForwardBench {
     pub adapter: AdapterReport,
+    /// The median of `ms_runs`: wall time of submit + wait.
     pub ms_per_forward: f64,
     pub ms_runs: Vec<f64>,
     /// 2 x multiply-adds of the forward (the dispatches' own count).
@@ -29,6 +32,7 @@ pub struct ForwardBench {
     pub dispatches_per_forward: usize,
     /// Per-op GPU time, summed over one forward; `timer` says how it was measured.
     pub ops: BTreeMap<String, OpTiming>,
+    /// How `ops` was timed: "gpu-timestamps", or "cpu-per-dispatch" (with the reason when timestamps were offered).
     pub timer: &'static str,
 }
 
@@ -158,6 +162,7 @@ pub const DIT_XL_LINEARS: [(usize, usize, usize); 4] =
 
 /// One kernel's time on one linear shape.
 #[derive(Clone, Debug, Serialize)]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify))]
 pub struct KernelTiming {
     pub kernel: String,
     pub ms: f64,
@@ -176,6 +181,7 @@ impl KernelTiming {
 
 /// Every linear kernel on one shape `y [M, N] = x [M, K] W^T + b`, same inputs, same run.
 #[derive(Clone, Debug, Serialize)]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify))]
 pub struct LinearBench {
     pub m: usize,
     pub k: usize,
@@ -266,6 +272,7 @@ mod tests {
 /// One whole image timed: [`crate::pipeline::sample`] of one guided image then its VAE decode. Shared by `dit bench
 /// --sample-steps` and the wasm `benchImage`.
 #[derive(Clone, Debug, Serialize)]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify))]
 pub struct ImageBench {
     pub steps: usize,
     pub sampler: String,

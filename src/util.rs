@@ -14,6 +14,14 @@ pub fn now_seconds() -> f64 {
     js_sys::Date::now() / 1000.0
 }
 
+/// The unit variant of `T` that serde names `name` (its `rename`s and `alias`es): the one list of an option's names,
+/// read alike by the CLI's parsers and the browser API's typed options.
+pub fn from_name<T: serde::de::DeserializeOwned>(name: &str) -> Option<T> {
+    use serde::de::{value::StrDeserializer, IntoDeserializer};
+    let de: StrDeserializer<'_, serde::de::value::Error> = name.into_deserializer();
+    T::deserialize(de).ok()
+}
+
 /// Median of a list of timings (0 when empty).
 pub fn median(xs: &[f64]) -> f64 {
     if xs.is_empty() {

@@ -114,7 +114,8 @@ fn the_decoded_image_uses_the_models_latent_space() {
     let (c, tmp) = (cases(), tempfile::tempdir().unwrap());
     let vae_dir = fixture("vae_small");
     let gpu = gpus().remove(0);
-    let vae = pollster::block_on(dit_wasm::loader::vae_at(&gpu, &vae_dir)).unwrap();
+    let origin = dit_wasm::loader::Origin::new();
+    let vae = pollster::block_on(dit_wasm::loader::vae(&origin, &gpu, &vae_dir.display().to_string(), None)).unwrap();
     let n = c.desc["labels"].as_array().unwrap().len();
     for (model, case) in [(meanflow(tmp.path()), "meanflow_2"), (dmf(tmp.path(), "dmf.pt"), "dmf_2")] {
         let out = tmp.path().join(format!("{case}.img.npy"));

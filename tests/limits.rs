@@ -12,7 +12,7 @@ mod common;
 use common::{label, max_abs, max_diff};
 use dit_wasm::arch::{dit_tensors, vae_tensors, VaeConfig};
 use dit_wasm::gpu::{AdapterReport, LimitsMode};
-use dit_wasm::loader::{self, Planned};
+use dit_wasm::loader::{self, Origin, Planned};
 use dit_wasm::model::Vae;
 use dit_wasm::ops::{self, WG_TILES};
 use dit_wasm::{Dit, DitConfig, Error, Gpu, GpuOptions, GpuWeights};
@@ -263,24 +263,26 @@ fn a_model_that_cannot_fit_is_refused_before_its_weights_are_read() {
     let xl = serde_json::to_value(DitConfig::preset("XL/2", 1024).unwrap()).unwrap();
     index_only(&tmp.path().join("xl1024"), "dit", xl);
     let dit_planned = Some(Planned::Dit { batch: loader::FIRST_BATCH });
-    let e = limit_error(pollster::block_on(loader::dit_at_planned(&gpu, &tmp.path().join("xl1024"), dit_planned)));
+    let xl1024 = tmp.path().join("xl1024").display().to_string();
+    let e = limit_error(pollster::block_on(loader::dit(&Origin::new(), &gpu, &xl1024, dit_planned)));
     println!("{e}");
     assert!(e.contains("`mlp` [8192, 4608]") && e.contains("maxStorageBufferBindingSize"), "{e}");
     assert_eq!(loader::FIRST_BATCH, dit_wasm::pipeline::dit_batch(1, dit_wasm::pipeline::DEFAULT_CFG_SCALE));
     // Unchecked, the same directory fails on its first missing shard: the check came before any.
-    let unchecked = pollster::block_on(loader::dit_at_planned(&gpu, &tmp.path().join("xl1024"), None));
+    let unchecked = pollster::block_on(loader::dit(&Origin::new(), &gpu, &xl1024, None));
     assert!(!matches!(unchecked, Err(Error::Limit { .. }) | Ok(_)));
 
     // The SD VAE at latent 128 needs its mid attention's scores [16384, 16384] f32 (1 GiB) in one binding.
     let sd = serde_json::to_value(VaeConfig::sd()).unwrap();
     index_only(&tmp.path().join("sd-vae"), "vae-decoder", sd);
     let planned = Some(Planned::Vae { latent: 128 });
-    let e = limit_error(pollster::block_on(loader::vae_at_planned(&gpu, &tmp.path().join("sd-vae"), planned)));
+    let sd_vae = tmp.path().join("sd-vae").display().to_string();
+    let e = limit_error(pollster::block_on(loader::vae(&Origin::new(), &gpu, &sd_vae, planned)));
     println!("{e}");
     assert!(e.contains("VAE attention scores [16384, 16384]") && e.contains("maxStorageBufferBindingSize"), "{e}");
     // At 512 px it fits, and the load goes on to the (missing) shards.
     let planned = Some(Planned::Vae { latent: 64 });
-    let r = pollster::block_on(loader::vae_at_planned(&gpu, &tmp.path().join("sd-vae"), planned));
+    let r = pollster::block_on(loader::vae(&Origin::new(), &gpu, &sd_vae, planned));
     assert!(!matches!(r, Err(Error::Limit { .. }) | Ok(_)));
 
     // The config check and the plan agree: XL/2's width at depth 1 plans at 512 px and is refused at 1024 px.

@@ -88,6 +88,7 @@ impl LatentStats {
 /// The family of a DiT network (`arch` in configs and locations): the same blocks and names, trained as a diffusion
 /// (DiT), a flow (SiT) or a flow map (MeanFlow / α-Flow, Decoupled MeanFlow).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify))]
 #[serde(rename_all = "kebab-case")]
 pub enum Family {
     /// DiT (Peebles & Xie): eps prediction; the time input is the training timestep 0..999.
@@ -106,13 +107,8 @@ pub enum Family {
 
 impl Family {
     pub fn parse(s: &str) -> Result<Family> {
-        match s {
-            "dit" => Ok(Family::Dit),
-            "sit" => Ok(Family::Sit),
-            "meanflow" => Ok(Family::Meanflow),
-            "dmf" => Ok(Family::Dmf),
-            _ => Err(Error::input(format!("unknown model kind `{s}`: use dit, sit, meanflow or dmf"))),
-        }
+        crate::util::from_name(s)
+            .ok_or_else(|| Error::input(format!("unknown model kind `{s}`: use dit, sit, meanflow or dmf")))
     }
 
     pub fn is_dit(&self) -> bool {

@@ -7,8 +7,10 @@ use crate::gpu::{grid, Bind, Dispatch, Gpu, KernelSpec, Prelude, Res, Tensor};
 
 const SOURCE: &str = include_str!("../../shaders/sampler.wgsl");
 
-/// Which sampler.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Which sampler (the names [`SamplerKind::parse`] reads, the package's `sampler` option).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify))]
+#[serde(rename_all = "kebab-case")]
 pub enum SamplerKind {
     /// Ancestral DDPM with the learned-range variance (the paper's 250-step sampler).
     Ddpm,
@@ -16,6 +18,7 @@ pub enum SamplerKind {
     Ddim,
     /// DPM-Solver++(2M): multistep, data prediction, first order on the first and last steps (diffusers'
     /// `DPMSolverMultistepScheduler` with `lower_order_final` and `final_sigmas_type="zero"`).
+    #[serde(rename = "dpmpp2m", alias = "dpm++2m", alias = "dpm-solver++")]
     DpmSolverPp2m,
     /// Flow models (SiT): Euler's ODE method over the uniform grid t = 0, 1/K, ..., 1 (0 = noise, 1 = data).
     Euler,
@@ -24,31 +27,25 @@ pub enum SamplerKind {
     /// Flow models (SiT): the Euler-Maruyama SDE with SiT's sampling defaults (diffusion form "sigma", norm 1, last
     /// step "Mean" of 0.04): K model evaluations, K - 1 noisy steps over `linspace(0, 0.96, K)` and a last noiseless
     /// drift step of 0.04.
+    #[serde(alias = "em")]
     EulerMaruyama,
     /// Flow models (SiT): SiT's default ODE sampler, torchdiffeq's adaptive `dopri5` with atol 1e-6 and rtol 1e-3
     /// (`diffusion::dopri5`), from t = 0 to 1: the step count is its own (the requested steps are not used).
     Dopri5,
     /// Flow maps (MeanFlow / α-Flow, Decoupled MeanFlow): one network call jumps from t to r over a grid from t = 1
     /// (noise) to 0 (data), x <- x - (t - r) u(x; t, r) ([`flow_map_stage`]; the grid: [`FlowMapGrid`]).
+    #[serde(rename = "flowmap", alias = "flow-map")]
     FlowMap,
 }
 
 impl SamplerKind {
     pub fn parse(s: &str) -> Result<SamplerKind> {
-        match s {
-            "ddpm" => Ok(SamplerKind::Ddpm),
-            "ddim" => Ok(SamplerKind::Ddim),
-            "dpmpp2m" | "dpm++2m" | "dpm-solver++" => Ok(SamplerKind::DpmSolverPp2m),
-            "euler" => Ok(SamplerKind::Euler),
-            "heun" => Ok(SamplerKind::Heun),
-            "euler-maruyama" | "em" => Ok(SamplerKind::EulerMaruyama),
-            "dopri5" => Ok(SamplerKind::Dopri5),
-            "flowmap" | "flow-map" => Ok(SamplerKind::FlowMap),
-            _ => Err(Error::input(format!(
+        crate::util::from_name(s).ok_or_else(|| {
+            Error::input(format!(
                 "unknown sampler `{s}`: use ddpm, ddim or dpmpp2m (DiT), euler, heun, euler-maruyama or dopri5 (SiT), \
                  or flowmap (MeanFlow, DMF)"
-            ))),
-        }
+            ))
+        })
     }
 
     /// Whether the sampler takes one jump of a flow map per step (a MeanFlow or DMF model).
@@ -93,8 +90,10 @@ impl SamplerKind {
     }
 }
 
-/// Which eps channels classifier-free guidance mixes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Which eps channels classifier-free guidance mixes (the package's `cfgChannels` option).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify))]
+#[serde(rename_all = "lowercase")]
 pub enum CfgChannels {
     /// The release's rule: channels 0..2 only ("for exact reproducibility").
     Official,
@@ -104,11 +103,8 @@ pub enum CfgChannels {
 
 impl CfgChannels {
     pub fn parse(s: &str) -> Result<CfgChannels> {
-        match s {
-            "official" => Ok(CfgChannels::Official),
-            "all" => Ok(CfgChannels::All),
-            _ => Err(Error::input(format!("unknown guidance rule `{s}`: use official (channels 0..2) or all"))),
-        }
+        crate::util::from_name(s)
+            .ok_or_else(|| Error::input(format!("unknown guidance rule `{s}`: use official (channels 0..2) or all")))
     }
 
     /// Number of guided channels for a model with `channels` latent channels.

@@ -13,8 +13,10 @@ pub enum F16Mode {
     Native,
 }
 
-/// Where linear layers read their weights and inputs from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+/// Where linear layers read their weights and inputs from (the package's `linear` option).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Deserialize)]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify))]
+#[serde(rename_all = "lowercase")]
 pub enum LinearPath {
     /// Textures on CPU adapters, storage buffers elsewhere.
     #[default]
@@ -27,7 +29,8 @@ pub enum LinearPath {
 }
 
 /// Which limits the device is opened with.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify))]
 #[serde(rename_all = "lowercase")]
 pub enum LimitsMode {
     /// The larger limits large models use (storage binding and buffer size, workgroup storage and invocations,
@@ -43,13 +46,11 @@ pub enum LimitsMode {
 impl LimitsMode {
     /// `adapter` or `default`.
     pub fn parse(s: &str) -> crate::error::Result<LimitsMode> {
-        match s {
-            "adapter" => Ok(LimitsMode::Adapter),
-            "default" => Ok(LimitsMode::Default),
-            _ => Err(crate::error::Error::input(format!(
+        crate::util::from_name(s).ok_or_else(|| {
+            crate::error::Error::input(format!(
                 "limits `{s}`: use `adapter` (what the adapter offers) or `default` (WebGPU's defaults)"
-            ))),
-        }
+            ))
+        })
     }
 
     /// The name [`LimitsMode::parse`] reads.
@@ -76,14 +77,19 @@ pub struct GpuOptions {
     pub no_subgroups: bool,
 }
 
-/// What the adapter is and what it offers, for logs, benchmarks and error messages.
+/// What the adapter is and what it offers, as the device was opened: for logs, benchmarks and error messages (the
+/// package's `AdapterInfo`).
 #[derive(Clone, Debug, serde::Serialize)]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify))]
 pub struct AdapterReport {
     pub name: String,
+    /// wgpu's backend: "BrowserWebGpu" in a browser.
     pub backend: String,
+    /// wgpu's device type: "DiscreteGpu", "IntegratedGpu", "VirtualGpu", "Cpu" or "Other".
     pub device_type: String,
     pub driver: String,
     pub shader_f16: bool,
+    /// How fp16 weights are read: "shader-f16" or "packed-u32".
     pub f16_weights_path: &'static str,
     pub timestamp_query: bool,
     pub max_storage_buffer_binding_size: u64,
@@ -137,6 +143,7 @@ impl AdapterReport {
 /// per linear layer); on SwiftShader it is the other way round (the texture linear kernel fell from 1.9-2.7x to
 /// 1.2-1.6x the register-tiled buffer kernel with storage reads).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify))]
 #[serde(rename_all = "lowercase")]
 pub enum TextureReads {
     Sampled,

@@ -224,6 +224,7 @@ impl Gpu {
 
 /// What [`Gpu::pipeline_stats`] reports (serialised for the package's `info().pipelines` and the benchmarks).
 #[derive(Clone, Debug, Default, serde::Serialize)]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify), tsify(hashmap_as_object))]
 #[serde(rename_all = "camelCase")]
 pub struct PipelineStats {
     pub count: usize,

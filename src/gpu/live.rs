@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 /// Buffers and textures alive on one device, with their bytes.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify))]
 #[serde(rename_all = "camelCase")]
 pub struct LiveCounts {
     pub buffers: u64,

@@ -103,6 +103,23 @@ test("generate while another runs: the second waits its turn; both give the imag
   assert.ok(same(r.pa, r.pb) > 0, "the two seeds give two images");
 });
 
+test("option strings the module does not know: each is an InvalidInputError (none is taken as a default), and the next call works", async () => {
+  const r = await page.evaluate(async (gen) => {
+    const kinds = {};
+    for (const [name, value] of [["f16", "fast"], ["linear", "gpu"], ["limits", "max"], ["cache", "disk"]]) {
+      const s = window.load({ [name]: value });
+      kinds[`create ${name}: ${value}`] = await window.outcome(s.then((x) => x.dispose()));
+    }
+    for (const [name, value] of [["sampler", "ddim2"], ["cfgChannels", "some"], ["steps", true]]) {
+      kinds[`generate ${name}: ${value}`] = await window.outcome(window.s.generate({ ...gen, [name]: value }));
+    }
+    return { kinds, next: window.pixels(await window.s.generate(gen)) };
+  }, GEN);
+  console.log("unknown options:", JSON.stringify(r.kinds));
+  for (const [what, kind] of Object.entries(r.kinds)) assert.equal(kind, "invalid-input", what);
+  assert.equal(same(r.next, reference), 0, "the sampler still works");
+});
+
 test("cancel (AbortSignal) before the start, at every step of a short generation, and while queued: each is an AbortError and the next generate works", async () => {
   const r = await page.evaluate(async (gen) => {
     const kinds = {};

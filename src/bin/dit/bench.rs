@@ -80,7 +80,8 @@ pub struct BenchArgs {
 async fn bench_model(gpu: &Gpu, b: &BenchArgs) -> Result<(Dit, String, u64)> {
     match (&b.model, &b.preset, b.random_weights) {
         (Some(dir), None, false) => {
-            let (index, w) = loader::load_path(gpu, dir).await?;
+            let origin = loader::Origin::new();
+            let (index, w) = loader::weights(&origin, gpu, &dir.to_string_lossy(), loader::Arch::Dit, None).await?;
             let bytes = w.bytes();
             let cfg = loader::dit_config(&index, &dir.display().to_string())?;
             Ok((Dit::load(gpu, cfg, w)?, dir.display().to_string(), bytes))
@@ -127,26 +128,7 @@ pub async fn run(b: BenchArgs) -> Result<()> {
         base_dit.set_linear_kernel(LinearKernel::Simple);
         Some(bench_forward(&base_gpu, &base_dit, &b, latent).await?.0)
     };
-    let generate = if b.sample_steps > 0 {
-        let vae = match (&b.vae, b.random_weights) {
-            (Some(dir), _) => loader::vae_at(&gpu, dir).await?,
-            (None, true) => {
-                let cfg = VaeConfig::sd();
-                Vae::load(&gpu, cfg.clone(), GpuWeights::random(&gpu, &vae_tensors(&cfg), 0)?)?
-            }
-            (None, false) => return Err(Error::input("--sample-steps needs --vae DIR (or --random-weights)")),
-        };
-        // One model evaluation per step by default: DDIM for a DiT, Euler for a SiT (a flow), a flow map's own.
-        let sampler = match &b.sampler {
-            Some(s) => SamplerKind::parse(s)?,
-            None if dit.cfg.arch.is_flow() => SamplerKind::Euler,
-            None if dit.cfg.arch.is_flow_map() => SamplerKind::FlowMap,
-            None => SamplerKind::Ddim,
-        };
-        Some(serde_json::json!(bench_image(&gpu, &dit, &vae, b.sample_steps, Some(sampler)).await?))
-    } else {
-        None
-    };
+    let generate = bench_generate(&gpu, &dit, &b).await?;
     let report = serde_json::json!({
         "model": name,
         "generate_one_image": generate,
@@ -155,13 +137,7 @@ pub async fn run(b: BenchArgs) -> Result<()> {
         "batch": b.batch,
         "adapter": main.adapter,
         "linear_path": gpu.report.linear_path(),
-        "tuned": gpu.choices().iter().map(|&(key, c)| match key {
-            TuneKey::Linear { m, k, n } => format!("linear {m}x{k}x{n}: {}", dit_wasm::ops::WG_TILES[c]),
-            TuneKey::Attention { batch, tokens, heads, head_dim } => {
-                let (qw, g) = dit_wasm::ops::ATTENTION_SPLITS[c];
-                format!("attention {batch}x{tokens}x{heads}x{head_dim}: {qw} queries x {g} key groups")
-            }
-        }).collect::<Vec<_>>(),
+        "tuned": tuned(&gpu),
         "ms_per_forward": main.ms_per_forward,
         "gflops_per_s": main.gflops_per_s,
         "gflop_per_forward": main.gflop_per_forward,
@@ -184,6 +160,41 @@ pub async fn run(b: BenchArgs) -> Result<()> {
         return Err(Error::Gpu("the forward produced NaN or infinity".into()));
     }
     Ok(())
+}
+
+/// `--sample-steps N`: one whole image timed (guided steps, then the VAE decode); `None` without it.
+async fn bench_generate(gpu: &Gpu, dit: &Dit, b: &BenchArgs) -> Result<Option<serde_json::Value>> {
+    if b.sample_steps == 0 {
+        return Ok(None);
+    }
+    let vae = match (&b.vae, b.random_weights) {
+        (Some(dir), _) => loader::vae(&loader::Origin::new(), gpu, &dir.to_string_lossy(), None).await?,
+        (None, true) => {
+            let cfg = VaeConfig::sd();
+            Vae::load(gpu, cfg.clone(), GpuWeights::random(gpu, &vae_tensors(&cfg), 0)?)?
+        }
+        (None, false) => return Err(Error::input("--sample-steps needs --vae DIR (or --random-weights)")),
+    };
+    // One model evaluation per step by default: DDIM for a DiT, Euler for a SiT (a flow), a flow map's own.
+    let sampler = match &b.sampler {
+        Some(s) => SamplerKind::parse(s)?,
+        None if dit.cfg.arch.is_flow() => SamplerKind::Euler,
+        None if dit.cfg.arch.is_flow_map() => SamplerKind::FlowMap,
+        None => SamplerKind::Ddim,
+    };
+    Ok(Some(serde_json::json!(bench_image(gpu, dit, &vae, b.sample_steps, Some(sampler)).await?)))
+}
+
+/// The kernel choices tuned on this device, one line each.
+fn tuned(gpu: &Gpu) -> Vec<String> {
+    let line = |&(key, c): &(TuneKey, usize)| match key {
+        TuneKey::Linear { m, k, n } => format!("linear {m}x{k}x{n}: {}", dit_wasm::ops::WG_TILES[c]),
+        TuneKey::Attention { batch, tokens, heads, head_dim } => {
+            let (qw, g) = dit_wasm::ops::ATTENTION_SPLITS[c];
+            format!("attention {batch}x{tokens}x{heads}x{head_dim}: {qw} queries x {g} key groups")
+        }
+    };
+    gpu.choices().iter().map(line).collect()
 }
 
 /// One `--shapes` entry: `MxKxN`, M positive, K and N multiples of 4.
@@ -321,18 +332,19 @@ fn rss_bytes() -> Option<u64> {
     kb.parse::<u64>().ok().map(|k| k * 1024)
 }
 
-/// `dit bench --memory N`: N forwards (or generations of them with --vae), memory sampled about 100 times; the slopes
-/// are fitted on the samples after the first tenth (warm-up: pipelines, tuning, allocator pools).
-async fn bench_memory(gpu: &Gpu, dit: &Dit, b: &BenchArgs, name: &str, latent: usize, forwards: usize) -> Result<()> {
-    if forwards < 10 {
-        return Err(Error::input("--memory needs at least 10 forwards to fit a slope after warm-up"));
-    }
-    let t0 = std::time::Instant::now();
+/// The runs of `dit bench --memory N`, and memory sampled about 100 times along them: what ran, and the samples.
+async fn memory_samples(
+    gpu: &Gpu,
+    dit: &Dit,
+    b: &BenchArgs,
+    latent: usize,
+    forwards: usize,
+) -> Result<(String, Vec<MemorySample>)> {
     let mut samples: Vec<MemorySample> = vec![];
     let sample = |done| MemorySample { forwards: done, rss_bytes: rss_bytes(), live: gpu.live() };
     let mode;
     if let Some(vae_dir) = &b.vae {
-        let vae = loader::vae_at(gpu, vae_dir).await?;
+        let vae = loader::vae(&loader::Origin::new(), gpu, &vae_dir.to_string_lossy(), None).await?;
         let steps = if b.sample_steps > 0 { b.sample_steps } else { 10 };
         let sampler = if dit.cfg.arch.is_flow() { SamplerKind::Euler } else { SamplerKind::Ddim };
         mode = format!("generations of one guided image: {steps} {} steps, then the VAE", sampler.name());
@@ -363,6 +375,17 @@ async fn bench_memory(gpu: &Gpu, dit: &Dit, b: &BenchArgs, name: &str, latent: u
             }
         }
     }
+    Ok((mode, samples))
+}
+
+/// `dit bench --memory N`: N forwards (or generations of them with --vae), memory sampled about 100 times; the slopes
+/// are fitted on the samples after the first tenth (warm-up: pipelines, tuning, allocator pools).
+async fn bench_memory(gpu: &Gpu, dit: &Dit, b: &BenchArgs, name: &str, latent: usize, forwards: usize) -> Result<()> {
+    if forwards < 10 {
+        return Err(Error::input("--memory needs at least 10 forwards to fit a slope after warm-up"));
+    }
+    let t0 = std::time::Instant::now();
+    let (mode, samples) = memory_samples(gpu, dit, b, latent, forwards).await?;
     let after: Vec<&MemorySample> = samples.iter().skip(samples.len() / 10).collect();
     let fit = |f: &dyn Fn(&MemorySample) -> Option<f64>| {
         let points: Vec<(f64, f64)> = after.iter().filter_map(|s| Some((s.forwards as f64, f(s)?))).collect();

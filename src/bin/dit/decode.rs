@@ -13,7 +13,7 @@ pub async fn run(vae_dir: &Path, latent: &Path, out: &Path, g: &GpuArgs) -> Resu
         return Err(Error::input(format!("{}: latents must be [N, C, h, w], got {:?}", latent.display(), z.shape)));
     };
     let gpu = open_gpu(g).await?;
-    let vae = loader::vae_at(&gpu, vae_dir).await?;
+    let vae = loader::vae(&loader::Origin::new(), &gpu, &vae_dir.to_string_lossy(), None).await?;
     if c != vae.cfg.latent_channels {
         return Err(Error::input(format!(
             "{}: {c} channels, the VAE takes {}",

@@ -45,7 +45,7 @@ pub async fn run(model: &Path, inputs: Inputs<'_>, out: &Path, g: &GpuArgs) -> R
         .map(|&v| u32::try_from(v).map_err(|_| Error::input(format!("{}: class label {v} is negative", y.display()))))
         .collect::<Result<_>>()?;
     let gpu = open_gpu(g).await?;
-    let (_, dit) = loader::dit_at(&gpu, model).await?;
+    let (_, dit) = loader::dit(&loader::Origin::new(), &gpu, &model.to_string_lossy(), None).await?;
     if c != dit.cfg.in_channels {
         return Err(Error::input(format!(
             "{}: x has {c} channels, the model takes {}",

@@ -6,7 +6,6 @@ use clap::Args;
 use dit_wasm::diffusion::{CfgChannels, SamplerKind, Spacing};
 use dit_wasm::loader;
 use dit_wasm::pipeline::{self, Blend, SampleRequest};
-use dit_wasm::weights::diffusers::MODEL_INDEX;
 use dit_wasm::{npy, Error, Result};
 use std::path::PathBuf;
 
@@ -91,8 +90,18 @@ pub struct SampleArgs {
     gpu: GpuArgs,
 }
 
-pub async fn run(mut a: SampleArgs) -> Result<()> {
-    // Check every argument before the (slow) model load.
+/// The run's options, checked before the (slow) model load; what needs the model is checked after it.
+struct Checked {
+    sampler: Option<SamplerKind>,
+    cfg_channels: CfgChannels,
+    steps: Option<Spacing>,
+    flow_map: pipeline::FlowMapOptions,
+    classes: Vec<u32>,
+    blend: Option<Blend>,
+    noise: Option<Vec<f32>>,
+}
+
+fn check_args(a: &SampleArgs) -> Result<Checked> {
     check_output_path(&a.out)?;
     if let Some(p) = &a.latent_out {
         check_writable(p)?;
@@ -144,59 +153,63 @@ pub async fn run(mut a: SampleArgs) -> Result<()> {
         Some(p) => Some(npy::read_f32(p)?.data),
         None => None,
     };
-    // A hf:// location is its folder in the Hub's cache (downloaded when it is not there).
-    a.model = a.model.map(|m| dit_wasm::hub::local_location(&m)).transpose()?;
-    a.vae = a.vae.map(|v| dit_wasm::hub::local_location(&v)).transpose()?;
-    // Without --model: the embedded demo model and its VAE (paths relative to the repository root).
-    // A diffusers pipeline brings its own VAE (its vae/), unless --vae names another.
-    let pipeline_vae = a.model.as_ref().filter(|m| m.join(MODEL_INDEX).is_file()).cloned();
-    let vae_dir = a.vae.clone().or(pipeline_vae).or_else(|| a.model.is_none().then(|| PathBuf::from(DEMO_VAE)));
-    let model = a.model.clone().unwrap_or_else(|| PathBuf::from(DEMO_MODEL));
-    if a.model.is_none() {
-        if !model.exists() {
-            return Err(Error::input(format!(
-                "{}: no such model; give --model DIR (the demo models are models/demo/flowmap and models/demo/dit in \
-                 the repository)",
-                model.display()
-            )));
+    Ok(Checked { sampler, cfg_channels, steps, flow_map, classes, blend, noise })
+}
+
+/// The DiT's and the VAE's locations. Without --model: the embedded demo model and its VAE (paths relative to the
+/// repository root). A diffusers pipeline brings its own VAE unless --vae names another (the loader's rule).
+fn locations(a: &SampleArgs) -> Result<(String, Option<String>)> {
+    let vae = a.vae.as_ref().map(|v| v.to_string_lossy().into_owned());
+    match &a.model {
+        Some(m) => Ok((m.to_string_lossy().into_owned(), vae)),
+        None if !std::path::Path::new(DEMO_MODEL).exists() => Err(Error::input(format!(
+            "{DEMO_MODEL}: no such model; give --model DIR (the demo models are models/demo/flowmap and \
+             models/demo/dit in the repository)"
+        ))),
+        None => {
+            eprintln!(
+                "using the embedded demo model {DEMO_MODEL} (a flow map: one step, guidance trained in) with \
+                 {DEMO_VAE}; the DiT demo is --model models/demo/dit"
+            );
+            Ok((DEMO_MODEL.to_string(), Some(vae.unwrap_or_else(|| DEMO_VAE.to_string()))))
         }
-        eprintln!(
-            "using the embedded demo model {DEMO_MODEL} (a flow map: one step, guidance trained in) with {DEMO_VAE}; \
-             the DiT demo is --model models/demo/dit"
-        );
     }
+}
+
+pub async fn run(a: SampleArgs) -> Result<()> {
+    // Check every argument before the (slow) model load.
+    let c = check_args(&a)?;
+    let (model, vae) = locations(&a)?;
     let gpu = open_gpu(&a.gpu).await?;
     // Each model is checked against the device's limits (the DiT at this run's batch, the VAE at the DiT's latent
     // size) before its weights are read; without --cfg, as if guided (the family, and so its default, is not known yet).
-    let batch = pipeline::dit_batch(classes.len(), a.cfg.unwrap_or(pipeline::DEFAULT_CFG_SCALE));
-    let (_, dit) = loader::dit_at_planned(&gpu, &model, Some(loader::Planned::Dit { batch })).await?;
-    let planned_vae = Some(loader::Planned::Vae { latent: dit.cfg.input_size });
-    let vae = match &vae_dir {
-        Some(d) => Some(loader::vae_at_planned(&gpu, d, planned_vae).await?),
-        None => None,
-    };
+    let batch = pipeline::dit_batch(c.classes.len(), a.cfg.unwrap_or(pipeline::DEFAULT_CFG_SCALE));
+    let req = loader::Request { dit: &model, vae: vae.as_deref(), batch, need_vae: false };
+    let loader::Models { dit, vae, .. } = loader::models(&loader::Origin::new(), &gpu, &req).await?;
     if vae.is_none() && a.out.extension().is_some_and(|e| e == "png") {
         return Err(Error::input("a .png output needs --vae DIR"));
     }
     let family = dit.cfg.arch;
-    let sampler = sampler.unwrap_or_else(|| pipeline::default_sampler(family));
+    let sampler = c.sampler.unwrap_or_else(|| pipeline::default_sampler(family));
     pipeline::check_sampler(family, sampler)?;
-    if !sampler.flow_map() && (a.grid.is_some() || a.consistency || a.shift != 1.0 || guidance_interval.is_some()) {
+    let fm = &c.flow_map;
+    if !sampler.flow_map() && (fm.grid.is_some() || fm.consistency || fm.shift != 1.0 || fm.guidance_interval.is_some())
+    {
         return Err(Error::input(
             "--grid, --consistency, --shift and --guidance-interval are for a flow map's sampler",
         ));
     }
     let req = SampleRequest {
-        classes,
-        blend,
+        classes: c.classes,
+        blend: c.blend,
         cfg_scale: a.cfg.unwrap_or_else(|| pipeline::default_cfg_scale(family)),
-        steps: steps.unwrap_or_else(|| pipeline::default_steps(family)),
+        steps: c.steps.unwrap_or_else(|| pipeline::default_steps(family)),
         sampler,
-        cfg_channels,
+        cfg_channels: c.cfg_channels,
         seed: a.seed,
-        noise,
+        noise: c.noise,
         latent_size: None,
-        flow_map,
+        flow_map: c.flow_map,
     };
     let bar = if a.quiet { indicatif::ProgressBar::hidden() } else { indicatif::ProgressBar::new(0) };
     bar.set_style(
@@ -211,9 +224,9 @@ pub async fn run(mut a: SampleArgs) -> Result<()> {
     })
     .await?;
     bar.finish_and_clear();
-    let (n, c, h) = (req.classes.len(), dit.cfg.in_channels, dit.cfg.input_size);
+    let (n, ch, h) = (req.classes.len(), dit.cfg.in_channels, dit.cfg.input_size);
     if let Some(p) = &a.latent_out {
-        npy::write_f32(p, &[n, c, h, h], &latents)?;
+        npy::write_f32(p, &[n, ch, h, h], &latents)?;
     }
     match &vae {
         Some(v) => {
@@ -222,7 +235,7 @@ pub async fn run(mut a: SampleArgs) -> Result<()> {
             let s = h * v.cfg.upscale();
             write_images(&a.out, &images, n, s, s, a.cols)?;
         }
-        None => npy::write_f32(&a.out, &[n, c, h, h], &latents)?,
+        None => npy::write_f32(&a.out, &[n, ch, h, h], &latents)?,
     }
     eprintln!("wrote {}", a.out.display());
     Ok(())

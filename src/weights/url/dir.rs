@@ -42,15 +42,7 @@ impl UrlSource {
     }
 
     fn report(&self, file: &str, cached: bool) {
-        if let Some(f) = &self.progress {
-            let ev = Object::new();
-            let _ = Reflect::set(&ev, &"phase".into(), &"download".into());
-            let _ = Reflect::set(&ev, &"file".into(), &file.into());
-            let _ = Reflect::set(&ev, &"loaded".into(), &self.loaded.get().into());
-            let _ = Reflect::set(&ev, &"total".into(), &self.total.get().into());
-            let _ = Reflect::set(&ev, &"cached".into(), &cached.into());
-            let _ = f.call1(&JsValue::NULL, &ev);
-        }
+        report_download(&self.progress, file, self.loaded.get(), self.total.get(), cached);
     }
 
     /// One GET with streamed progress; `Err((message, retry))`.

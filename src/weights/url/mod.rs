@@ -14,7 +14,7 @@
 use super::index::{ModelIndex, INDEX_FILE};
 use super::load::{verify_shard, Source};
 use crate::error::{Error, Result};
-use js_sys::{Object, Reflect, Uint8Array};
+use js_sys::{Reflect, Uint8Array};
 use std::cell::Cell;
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
@@ -126,14 +126,56 @@ async fn within(
     })
 }
 
+/// Where a load is (the package's `LoadProgress`): bytes while downloading, then the phases.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, tsify::Tsify)]
+#[serde(rename_all = "lowercase")]
+pub enum Phase {
+    Adapter,
+    #[default]
+    Download,
+    Compile,
+    Ready,
+}
+
+/// A loading event, as the JS progress callback receives it.
+#[derive(Clone, Debug, Default, serde::Serialize, tsify::Tsify)]
+pub struct LoadProgress {
+    pub phase: Phase,
+    /// The file being downloaded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+    /// Bytes of weights obtained so far (the current model).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub loaded: Option<f64>,
+    /// Bytes of weights in all (the current model).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub total: Option<f64>,
+    /// Whether the file came from Cache Storage.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cached: Option<bool>,
+    /// Something the page should show: for example that the browser's storage cannot hold the model, so it loads
+    /// uncached and downloads again on the next visit.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub notice: Option<String>,
+}
+
+impl LoadProgress {
+    /// Hands the event to the JS progress callback, if there is one. (An event of strings, numbers and flags always
+    /// serialises; were it ever not to, the console says so and the load goes on.)
+    pub fn send(&self, progress: &Option<js_sys::Function>) {
+        let Some(f) = progress else { return };
+        match serde_wasm_bindgen::to_value(self) {
+            Ok(ev) => {
+                let _ = f.call1(&JsValue::NULL, &ev);
+            }
+            Err(e) => web_sys::console::error_1(&format!("dit-wasm: a progress event did not serialise: {e}").into()),
+        }
+    }
+}
+
 /// Reports `{ phase: "download", notice }` to the JS progress callback: something the page should show.
 pub(crate) fn report_notice(progress: &Option<js_sys::Function>, msg: &str) {
-    if let Some(f) = progress {
-        let ev = Object::new();
-        let _ = Reflect::set(&ev, &"phase".into(), &"download".into());
-        let _ = Reflect::set(&ev, &"notice".into(), &msg.into());
-        let _ = f.call1(&JsValue::NULL, &ev);
-    }
+    LoadProgress { notice: Some(msg.to_string()), ..LoadProgress::default() }.send(progress);
 }
 
 fn global_caches() -> Option<web_sys::CacheStorage> {
@@ -242,13 +284,12 @@ fn offline() -> bool {
 
 /// Reports `{ phase: "download", file, loaded, total, cached }` to the JS progress callback.
 pub fn report_download(progress: &Option<js_sys::Function>, file: &str, loaded: f64, total: f64, cached: bool) {
-    if let Some(f) = progress {
-        let ev = Object::new();
-        let _ = Reflect::set(&ev, &"phase".into(), &"download".into());
-        let _ = Reflect::set(&ev, &"file".into(), &file.into());
-        let _ = Reflect::set(&ev, &"loaded".into(), &loaded.into());
-        let _ = Reflect::set(&ev, &"total".into(), &total.into());
-        let _ = Reflect::set(&ev, &"cached".into(), &cached.into());
-        let _ = f.call1(&JsValue::NULL, &ev);
-    }
+    let ev = LoadProgress {
+        file: Some(file.to_string()),
+        loaded: Some(loaded),
+        total: Some(total),
+        cached: Some(cached),
+        ..LoadProgress::default()
+    };
+    ev.send(progress);
 }

@@ -1,7 +1,7 @@
 /**
  * Why an operation failed; every error the package throws is a {@link DitError} with one of these kinds. The wasm
- * module gives its errors the same `kind` strings (the crate's `src/web.rs`); tests/scripts/contract.test.mjs checks
- * that the two lists agree.
+ * module gives its errors the same `kind` strings (the crate's `ErrorKind`, src/web/types.rs, declared to TypeScript
+ * by tsify); tests/scripts/contract.test.mjs checks that the two lists agree.
  */
 export const ERROR_KINDS = [
   "no-webgpu",

@@ -1,8 +1,34 @@
 /**
- * The package's options, events and results. What the wasm module produces is described here as it produces it: the
- * interfaces marked "Rust: ..." mirror a serialised Rust struct field for field, and tests/scripts/contract.test.mjs
- * fails when the two sides differ.
+ * The package's options, events and results. The wasm module's own types are re-exported from its declarations
+ * (pkg/dit_wasm.d.ts, written from the Rust types by tsify); those the package widens or documents for its users are
+ * written here, and tests/scripts/contract.test.mjs fails when one differs from its declaration.
  */
+
+// The types that are the wasm module's own, as it declares them from their Rust definitions (tsify): the package
+// adds nothing to them.
+export type {
+  BenchImageResult,
+  ClassBlend,
+  ImageBench,
+  Images,
+  KernelTiming,
+  LinearBench,
+  OpTiming,
+  PipelineStats,
+  StepEvent,
+} from "../pkg/dit_wasm.js";
+import type {
+  ClassBlend,
+  Images,
+  LinearBench,
+  LiveCounts,
+  OpTiming,
+  PipelineStats,
+  StepEvent,
+} from "../pkg/dit_wasm.js";
+
+/** The GPU buffers and textures alive on a sampler's device. Rust: `LiveCounts` (src/gpu). */
+export type GpuMemory = LiveCounts;
 
 /** Loading progress: bytes while downloading, then the phases. */
 export interface LoadProgress {
@@ -127,36 +153,6 @@ export interface SamplerInfo {
   pipelines: PipelineStats;
 }
 
-export interface Images {
-  width: number;
-  height: number;
-  /** One RGBA image per class label (width * height * 4 bytes). */
-  images: Uint8ClampedArray[];
-}
-
-export interface StepEvent {
-  step: number;
-  total: number;
-  /** The training timestep just evaluated (0..999). */
-  timestep: number;
-  /** Seconds since sampling started. */
-  elapsed: number;
-  /** The decoded current estimate, every `previewEvery` steps. */
-  preview?: Images;
-}
-
-/**
- * A blend of two classes in the model's label embedding (not of images): each image is conditioned on
- * `(1 - alpha) * embed(classLabels[i]) + alpha * embed(with)`, the rows of the DiT's label embedding table; guidance's
- * unconditional branch keeps the null class. Rust: `pipeline::Blend` (`dit sample --blend B --alpha A`).
- */
-export interface ClassBlend {
-  /** The class to blend with: a real class, 0..numClasses-1 (not the null class). */
-  with: number;
-  /** In [0, 1]: 0 is `classLabels[i]` alone, 1 is `with` alone. Outside that (or not finite): `invalid-input`. */
-  alpha: number;
-}
-
 export interface GenerateOptions {
   /** One image per label (0..numClasses-1; numClasses is the null class, an unconditional sample). */
   classLabels: number[];
@@ -209,17 +205,6 @@ export interface GenerateResult extends Images {
   gpuMemory: GpuMemory;
 }
 
-/**
- * Buffers and textures alive on a device (made by the sampler and not yet freed), with their bytes: steady from one
- * generation to the next. Rust: `LiveCounts` (src/gpu).
- */
-export interface GpuMemory {
-  buffers: number;
-  bufferBytes: number;
-  textures: number;
-  textureBytes: number;
-}
-
 export interface BenchKernelsOptions {
   /** `[M, K, N]` shapes of `y = x W^T + b`; default DiT-XL/2's four linear layers at 256 px, batch 2. */
   shapes?: [number, number, number][];
@@ -228,23 +213,6 @@ export interface BenchKernelsOptions {
   f16?: "auto" | "packed";
   /** A worker running dist/worker.js, for bundlers that need to create it themselves. */
   worker?: Worker;
-}
-
-/** One kernel's time on one linear shape. Rust: `KernelTiming` (src/bench). */
-export interface KernelTiming {
-  kernel: string;
-  ms: number;
-  gflops_per_s: number;
-  /** Speed relative to the register-tiled storage-buffer kernel in the same run. */
-  vs_register_tiled: number;
-}
-
-/** Every linear kernel on one shape `y [M, N] = x [M, K] W^T + b`. Rust: `LinearBench` (src/bench). */
-export interface LinearBench {
-  m: number;
-  k: number;
-  n: number;
-  kernels: KernelTiming[];
 }
 
 /** What `benchKernels` resolves to: the JSON of `dit bench --kernels --json`. */
@@ -289,33 +257,6 @@ export interface BenchImageOptions {
   worker?: Worker;
 }
 
-/** One whole image timed (the sampler's steps, then the VAE decode), twice. Rust: `ImageBench` (src/bench). */
-export interface ImageBench {
-  steps: number;
-  sampler: string;
-  cfg: number;
-  /** Network evaluations per image: steps x rows (2 with guidance), x 2 for Heun. */
-  image_forwards: number;
-  /** The first run, which also compiles the sampler's and the decoder's pipelines. */
-  seconds_first: number;
-  seconds: number;
-}
-
-/** What `benchImage` resolves to: the JSON of `dit bench --preset P --random-weights --sample-steps N`'s image part. */
-export type BenchImageResult = {
-  model: string;
-  res: number;
-  generate_one_image: ImageBench;
-};
-
-/** Time and throughput of one op family within a forward. Rust: `OpTiming` (src/bench). */
-export interface OpTiming {
-  dispatches: number;
-  ms: number;
-  gflop: number;
-  gflops_per_s: number;
-}
-
 /** A timed forward. Rust: `ForwardBench` (src/bench). */
 export interface ForwardBench {
   adapter: AdapterInfo;
@@ -350,13 +291,3 @@ export type BenchForwardResult = {
   pipelines: PipelineStats;
 };
 
-/** The pipelines compiled on a device. Rust: `PipelineStats` (src/gpu/kernel.rs). */
-export interface PipelineStats {
-  count: number;
-  /** Time spent creating them; a browser may finish compiling a pipeline in its GPU process at its first use. */
-  compileMs: number;
-  /** Pipelines per kernel name. */
-  kernels: Record<string, number>;
-  /** Creation time per kernel name (milliseconds, all its variants together). */
-  kernelMs: Record<string, number>;
-}

@@ -1,7 +1,8 @@
 /// <reference lib="webworker" />
 // The worker: owns the wasm module and the GPU device; the page talks to it through messages (protocol.ts). What comes
-// out of the wasm module is untyped (`any`): the handlers' map gives each request's answer its type from types.ts, and
-// tests/scripts/contract.test.mjs checks the types there that mirror Rust structs against those structs.
+// out of the wasm module is typed by its declarations (pkg/dit_wasm.d.ts, written from the Rust types by tsify); an
+// answer is given its types.ts type (which differs at most by the index signature of AdapterInfo, room for fields a
+// later version adds), and tests/scripts/contract.test.mjs checks that the two declarations agree.
 //
 // Requests run one at a time, in the order they came (two generations on one device would share its buffers). When
 // the GPU device is lost (a driver reset, the browser's GPU process restarting) the worker says so (a lost message),
@@ -90,7 +91,7 @@ const handlers: { [K in RequestKind]: (params: RequestParams[K], id: number) => 
     sampler = null;
     const s = await WasmSampler.create(params, (event: LoadProgress) => post({ type: "progress", id, event }));
     adopt(s);
-    return { value: s.info() };
+    return { value: s.info() as RequestResults["create"] };
   },
   async generate(params, id) {
     const s = sampler;
@@ -115,13 +116,13 @@ const handlers: { [K in RequestKind]: (params: RequestParams[K], id: number) => 
     }
   },
   async benchKernels(params) {
-    return { value: JSON.parse(await benchKernels(params)) };
+    return { value: (await benchKernels(params)) as RequestResults["benchKernels"] };
   },
   async benchForward(params) {
-    return { value: JSON.parse(await benchForward(params)) };
+    return { value: (await benchForward(params)) as RequestResults["benchForward"] };
   },
   async benchImage(params) {
-    return { value: JSON.parse(await benchImage(params)) };
+    return { value: (await benchImage(params)) as RequestResults["benchImage"] };
   },
 };
 

@@ -2,10 +2,11 @@
 //! `model_index.json`, each component's weights read by HTTP Range from the Hub's resolve URLs (followed to its
 //! CDN), and the fp16 tensors kept in Cache Storage under endpoint + repo + commit + path.
 
-use super::{from_single_with, Fetch, Planned};
+use super::Fetch;
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, Tensor};
 use crate::hub::HubLocation;
+use crate::loader::{from_single_with, single_location, Planned};
 use crate::model::GpuWeights;
 use crate::weights::diffusers::{Arch, Pipeline, MODEL_INDEX, WEIGHT_FILES};
 use crate::weights::single::SingleOptions;
@@ -103,8 +104,7 @@ pub async fn load_file(
     fetch: &Fetch,
     planned: Option<Planned>,
 ) -> Result<(ModelIndex, GpuWeights)> {
-    let (hub_part, mut opts) = crate::weights::single::parse_location(location)?;
-    opts.before_tensors = planned.map(|p| p.before_tensors(gpu)).unwrap_or_default();
+    let (hub_part, opts) = single_location(gpu, location, planned)?;
     let asked = HubLocation::parse(hub_part)?;
     let file = asked.subfolder.rsplit('/').next().unwrap_or("").to_string();
     let fragment = location.split_once('#').map(|(_, f)| f).unwrap_or("");
