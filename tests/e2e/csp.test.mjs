@@ -67,7 +67,7 @@ test("the built page has the policy and no inline script or style", () => {
 });
 
 test("loading the demo model and generating report no policy violation; an inline script is refused", async () => {
-  const { page, reports } = await open("");
+  const { page, reports } = await open("?model=demo");
   assert.equal(await page.locator("[data-testid=error]").isHidden(), true, "the demo model loaded");
   const pixels = await generate(page, { steps: 4, sampler: "ddim" });
   assert.ok(pixels.length > 0, "an image");

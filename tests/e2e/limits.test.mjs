@@ -76,7 +76,7 @@ test("the demo model at ?limits=default: a device with WebGPU's defaults, the sa
   const settings = { steps: 10, sampler: "ddim", seed: 11, cfg: 4, classLabel: 3 };
   const images = {};
   for (const limits of ["default", "adapter"]) {
-    const page = await open(limits === "default" ? "?limits=default" : "");
+    const page = await open(limits === "default" ? "?model=demo&limits=default" : "?model=demo");
     assert.equal(await errorKind(page), null);
     const adapter = await adapterOf(page);
     console.log(`${limits}: binding ${adapter.max_storage_buffer_binding_size}, buffer ${adapter.max_buffer_size}, ` +

@@ -164,7 +164,7 @@ async function chromiumFigures() {
     await page.waitForFunction(() => !document.querySelector("[data-testid=bench-result]").hidden, null, { timeout: 600_000 });
     const fwd = JSON.parse(await page.locator("[data-testid=bench-result]").textContent());
     if (fwd.error) throw new Error(`Chromium forward: ${fwd.error}: ${fwd.message}`);
-    await page.goto(`${server.url}/`);
+    await page.goto(`${server.url}/?model=demo`);
     await waitLoaded(page);
     const adapterText = await page.locator("#adapter").textContent();
     const settings = { steps: Number(a.steps), sampler: a.sampler, seed: Number(a.seed), cfg: Number(a.cfg), classLabel: Number(a.class) };

@@ -113,7 +113,7 @@ const context = await browser.newContext();
 const page = await context.newPage();
 page.on("pageerror", (e) => console.error("page error:", e.message));
 const t0 = Date.now();
-await page.goto(`${server.url}/`);
+await page.goto(`${server.url}/?model=demo`);
 await page.waitForFunction(() => !document.querySelector("[data-testid=generate]").disabled, null, { timeout: LOAD });
 const probe = await cdp(context, page);
 await probe.start();
