@@ -76,8 +76,8 @@ fn load_demo(gpu: &Gpu) -> (Dit, Vae, Vec<String>) {
 
 /// A demo network (`dir`: models/demo/dit, the DiT; models/demo/flowmap, the flow map) with the demo VAE.
 fn load_demo_model(gpu: &Gpu, dir: &str) -> (Dit, Vae, Vec<String>) {
-    let (di, dw) =
-        pollster::block_on(dit_wasm::loader::from_dir(gpu, &DirSource(repo(dir)))).unwrap_or_else(|e| panic!("{dir}: {e}"));
+    let (di, dw) = pollster::block_on(dit_wasm::loader::from_dir(gpu, &DirSource(repo(dir))))
+        .unwrap_or_else(|e| panic!("{dir}: {e}"));
     let (vi, vw) = pollster::block_on(dit_wasm::loader::from_dir(gpu, &DirSource(repo("models/demo/vae"))))
         .expect("models/demo/vae");
     let dcfg: DitConfig = serde_json::from_value(di.metadata.config).unwrap();

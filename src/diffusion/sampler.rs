@@ -1,11 +1,11 @@
 //! The samplers: per-step coefficients (f64, on the host) and the GPU step that applies guidance and the update
-//! (`shaders/sampler.wgsl`).
+//! (`shaders/sampler/sampler.wgsl`).
 
 use super::schedule::Schedule;
 use crate::error::{Error, Result};
-use crate::gpu::{grid, Bind, Dispatch, Gpu, KernelSpec, Prelude, Res, Tensor};
+use crate::gpu::{grid, Bind, Dispatch, Gpu, KernelSpec, Res, Tensor};
 
-const SOURCE: &str = include_str!("../../shaders/sampler.wgsl");
+const SOURCE: &str = crate::shader!("sampler/sampler");
 
 /// Which sampler.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -355,8 +355,7 @@ impl Step {
             source: &[crate::gpu::INDEX_WGSL, SOURCE],
             entry: "main",
             binds: &[Bind::Read, Bind::Read, Bind::ReadWrite, Bind::ReadWrite],
-            constants: vec![],
-            prelude: Prelude::Fp16,
+            ..Default::default()
         })?;
         let res = [Res::Buf(&out.buf), Res::Buf(&noise.buf), Res::Buf(&x.buf), Res::Buf(&prev.buf)];
         let dispatch =

@@ -4,7 +4,7 @@
 //! This file holds [`Gpu`] (device, queue, adapter report and the caches of the files below), opens the device and
 //! collects its errors ([`Gpu::check`]). Its other methods live with their concern:
 //! - `adapter.rs`: the options for opening a device ([`GpuOptions`], [`F16Mode`], [`LinearPath`]) and the
-//!   [`AdapterReport`] (with [`TextureReads`]);
+//!   [`AdapterReport`] (with [`KernelPath`], the kernels the ops run, and [`TextureReads`]);
 //! - `kernel.rs`: the WGSL preludes, [`texture_decl!`](crate::texture_decl), kernel descriptions ([`KernelSpec`],
 //!   [`Bind`], [`Prelude`]) and the pipeline cache ([`Gpu::kernel`]);
 //! - `dispatch.rs`: [`Dispatch`]es ([`Res`], [`Stage`], [`grid`]), their encoding and submission, timing and
@@ -23,10 +23,10 @@ mod live;
 mod memory;
 mod tensor;
 
-pub use adapter::{AdapterReport, F16Mode, GpuOptions, LimitsMode, LinearPath, TextureReads};
+pub use adapter::{AdapterReport, F16Mode, GpuOptions, KernelPath, LimitsMode, LinearPath, TextureReads};
 pub use choice::TuneKey;
 pub use dispatch::{grid, Dispatch, Res, Stage};
-pub use kernel::{Bind, Kernel, KernelSpec, PipelineStats, Prelude, INDEX_WGSL};
+pub use kernel::{Bind, CompiledKernel, Kernel, KernelSpec, PipelineStats, Prelude, Specialisation, INDEX_WGSL};
 pub use live::{Buffer, Counted, LiveCounts, Texture};
 pub use memory::Staging;
 pub use tensor::{Arena, DType, Tensor};
@@ -34,7 +34,6 @@ pub use tensor::{Arena, DType, Tensor};
 use crate::error::{Error, Result};
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
-use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 
 /// Device, queue, capabilities and the pipeline cache.
@@ -44,7 +43,7 @@ pub struct Gpu {
     pub report: AdapterReport,
     f16: bool,
     timestamps: bool,
-    kernels: RefCell<HashMap<String, Rc<Kernel>>>,
+    kernels: RefCell<kernel::Kernels>,
     staging: RefCell<HashMap<(u32, u32, u32), Texture>>,
     choices: RefCell<BTreeMap<TuneKey, usize>>,
     scratch: RefCell<Option<Buffer>>,
@@ -159,6 +158,7 @@ impl Gpu {
             }
         });
 
+        let kernels = KernelPath::choose(opts.linear_path, info.device_type == wgpu::DeviceType::Cpu);
         let report = AdapterReport {
             name: info.name.clone(),
             backend: format!("{:?}", info.backend),
@@ -176,11 +176,8 @@ impl Gpu {
             limits: opts.limits,
             subgroups,
             texture_reads: if info.name.contains("llvmpipe") { TextureReads::Storage } else { TextureReads::Sampled },
-            texture_linears: match opts.linear_path {
-                LinearPath::Auto => info.device_type == wgpu::DeviceType::Cpu,
-                LinearPath::Buffers => false,
-                LinearPath::Textures => true,
-            },
+            kernels,
+            texture_linears: kernels.textures(),
         };
         Ok(Gpu {
             device,
@@ -188,7 +185,7 @@ impl Gpu {
             report,
             f16,
             timestamps,
-            kernels: RefCell::new(HashMap::new()),
+            kernels: RefCell::default(),
             staging: RefCell::new(HashMap::new()),
             choices: RefCell::new(BTreeMap::new()),
             scratch: RefCell::new(None),

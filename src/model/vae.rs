@@ -12,7 +12,7 @@ use super::store::GpuWeights;
 use crate::arch::{ResnetTensors, VaeConfig, VaeTensors, WeightBias};
 use crate::error::{Error, Result};
 use crate::gpu::{AdapterReport, Arena, Dispatch, Gpu, Tensor};
-use crate::ops::{self, Conv2d, ConvSlice, Epilogue, Linear, LinearKernel};
+use crate::ops::{self, Conv2d, ConvSlice, Epilogue, GroupNorm, Linear, LinearKernel};
 
 struct Norm {
     gamma: Tensor,
@@ -384,17 +384,8 @@ impl Builder<'_> {
         let p = x.parts.len();
         let pc = x.part_channels();
         for (j, (xp, yp)) in x.parts.iter().zip(&y.parts).enumerate() {
-            self.d.extend(ops::group_norm_part(
-                self.gpu,
-                xp,
-                &n.gamma,
-                &n.beta,
-                j * pc,
-                &self.stats,
-                yp,
-                self.groups / p,
-                silu,
-            )?);
+            let norm = GroupNorm { gamma: &n.gamma, beta: &n.beta, groups: self.groups / p, silu };
+            self.d.extend(ops::group_norm_part(self.gpu, &norm, j * pc, xp, &self.stats, yp)?);
         }
         Ok(())
     }
@@ -441,15 +432,13 @@ impl Builder<'_> {
         let hw = x.h * x.w;
         let rows = x.whole(&[hw, c]);
         let normed = bufs.t1.bufs[0].view(&[hw, c]);
+        let norm = GroupNorm { gamma: &a.norm.gamma, beta: &a.norm.beta, groups: self.groups, silu: false };
         self.d.extend(ops::group_norm(
             self.gpu,
+            &norm,
             &rows.view(&[1, hw, c]),
-            &a.norm.gamma,
-            &a.norm.beta,
             &self.stats,
             &normed.view(&[1, hw, c]),
-            self.groups,
-            false,
         )?);
         for (l, t) in [(&a.q, &ab.q), (&a.k, &ab.k), (&a.v, &ab.v)] {
             self.d.extend(ops::linear(self.gpu, &normed, l, t, Epilogue::Bias, LinearKernel::Tiled)?);
