@@ -350,17 +350,22 @@ impl Step {
             c: [0.0; 7],
         };
         let uniform = gpu.uniform("sampler step", bytemuck::bytes_of(&base));
-        let kern = gpu.kernel(&KernelSpec {
+        let kern = Step::kernel(gpu)?;
+        let res = [Res::Buf(&out.buf), Res::Buf(&noise.buf), Res::Buf(&x.buf), Res::Buf(&prev.buf)];
+        let dispatch =
+            gpu.dispatch_with_uniform(&kern, "sampler", &uniform, &res, grid(base.count.div_ceil(64)), 0.0)?;
+        Ok(Step { dispatch, uniform, base })
+    }
+
+    /// The step's kernel, compiled once per device (also by `dit kernels --dump`).
+    pub fn kernel(gpu: &Gpu) -> Result<std::rc::Rc<crate::gpu::Kernel>> {
+        gpu.kernel(&KernelSpec {
             name: "sampler",
             source: &[crate::gpu::INDEX_WGSL, SOURCE],
             entry: "main",
             binds: &[Bind::Read, Bind::Read, Bind::ReadWrite, Bind::ReadWrite],
             ..Default::default()
-        })?;
-        let res = [Res::Buf(&out.buf), Res::Buf(&noise.buf), Res::Buf(&x.buf), Res::Buf(&prev.buf)];
-        let dispatch =
-            gpu.dispatch_with_uniform(&kern, "sampler", &uniform, &res, grid(base.count.div_ceil(64)), 0.0)?;
-        Ok(Step { dispatch, uniform, base })
+        })
     }
 
     /// Writes step i's coefficients (f64 -> f32) into the uniform.

@@ -86,7 +86,6 @@ impl Gpu {
     pub async fn from_adapter(adapter: wgpu::Adapter, opts: &GpuOptions) -> Result<Gpu> {
         let info = adapter.get_info();
         let have = adapter.features();
-        let offered = adapter.limits();
         let has_f16 = have.contains(wgpu::Features::SHADER_F16);
         let f16 = match opts.f16 {
             F16Mode::Auto => has_f16,
@@ -108,20 +107,7 @@ impl Gpu {
         if subgroups {
             features |= wgpu::Features::SUBGROUP;
         }
-        // Start from the WebGPU defaults and raise only what large models use, to what the adapter offers (unless
-        // asked for the defaults alone: `LimitsMode::Default`).
-        let mut limits = wgpu::Limits::default().or_worse_values_from(&offered);
-        if opts.limits == LimitsMode::Adapter {
-            limits.max_buffer_size = offered.max_buffer_size;
-            limits.max_storage_buffer_binding_size = offered.max_storage_buffer_binding_size;
-            limits.max_compute_workgroup_storage_size = offered.max_compute_workgroup_storage_size;
-            limits.max_compute_invocations_per_workgroup = offered.max_compute_invocations_per_workgroup;
-            limits.max_storage_buffers_per_shader_stage = offered.max_storage_buffers_per_shader_stage;
-            limits.max_texture_dimension_2d = offered.max_texture_dimension_2d;
-        }
-        if let Some(cap) = opts.max_storage_binding {
-            limits.max_storage_buffer_binding_size = limits.max_storage_buffer_binding_size.min(cap);
-        }
+        let limits = requested_limits(&adapter.limits(), opts);
         let (device, queue) = adapter
             .request_device(&wgpu::DeviceDescriptor {
                 label: Some("dit-wasm"),
@@ -134,29 +120,7 @@ impl Gpu {
             .await
             .map_err(|e| Error::Device(e.to_string()))?;
 
-        let errors = Arc::new(Mutex::new(Vec::new()));
-        let sink = errors.clone();
-        device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
-            let msg = match &e {
-                wgpu::Error::Validation { description, .. } => format!("validation: {description}"),
-                wgpu::Error::OutOfMemory { .. } => "out of GPU memory".to_string(),
-                wgpu::Error::Internal { description, .. } => format!("internal: {description}"),
-            };
-            if let Ok(mut v) = sink.lock() {
-                v.push(msg.trim().to_string());
-            }
-        }));
-        let lost = Arc::new(Mutex::new(Lost::default()));
-        let lost_sink = lost.clone();
-        device.set_device_lost_callback(move |reason, msg| {
-            if let Ok(mut v) = lost_sink.lock() {
-                let why = format!("{reason:?}: {msg}");
-                for w in v.waiting.drain(..) {
-                    let _ = w.send(why.clone());
-                }
-                v.reason = Some(why);
-            }
-        });
+        let (errors, lost) = watch_errors(&device);
 
         let kernels = KernelPath::choose(opts.linear_path, info.device_type == wgpu::DeviceType::Cpu);
         let report = AdapterReport {
@@ -250,4 +214,52 @@ impl Gpu {
             Err(Error::Gpu(first))
         }
     }
+}
+
+/// The limits a device is opened with: the WebGPU defaults, raised for what large models use to what the adapter
+/// offers (unless asked for the defaults alone: `LimitsMode::Default`), the storage binding capped where asked.
+fn requested_limits(offered: &wgpu::Limits, opts: &GpuOptions) -> wgpu::Limits {
+    // Start from the WebGPU defaults and raise only what large models use, to what the adapter offers (unless
+    // asked for the defaults alone: `LimitsMode::Default`).
+    let mut limits = wgpu::Limits::default().or_worse_values_from(offered);
+    if opts.limits == LimitsMode::Adapter {
+        limits.max_buffer_size = offered.max_buffer_size;
+        limits.max_storage_buffer_binding_size = offered.max_storage_buffer_binding_size;
+        limits.max_compute_workgroup_storage_size = offered.max_compute_workgroup_storage_size;
+        limits.max_compute_invocations_per_workgroup = offered.max_compute_invocations_per_workgroup;
+        limits.max_storage_buffers_per_shader_stage = offered.max_storage_buffers_per_shader_stage;
+        limits.max_texture_dimension_2d = offered.max_texture_dimension_2d;
+    }
+    if let Some(cap) = opts.max_storage_binding {
+        limits.max_storage_buffer_binding_size = limits.max_storage_buffer_binding_size.min(cap);
+    }
+    limits
+}
+
+/// Collects a device's uncaptured errors (read by [`Gpu::check`]) and its loss.
+fn watch_errors(device: &wgpu::Device) -> (Arc<Mutex<Vec<String>>>, Arc<Mutex<Lost>>) {
+    let errors = Arc::new(Mutex::new(Vec::new()));
+    let sink = errors.clone();
+    device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+        let msg = match &e {
+            wgpu::Error::Validation { description, .. } => format!("validation: {description}"),
+            wgpu::Error::OutOfMemory { .. } => "out of GPU memory".to_string(),
+            wgpu::Error::Internal { description, .. } => format!("internal: {description}"),
+        };
+        if let Ok(mut v) = sink.lock() {
+            v.push(msg.trim().to_string());
+        }
+    }));
+    let lost = Arc::new(Mutex::new(Lost::default()));
+    let lost_sink = lost.clone();
+    device.set_device_lost_callback(move |reason, msg| {
+        if let Ok(mut v) = lost_sink.lock() {
+            let why = format!("{reason:?}: {msg}");
+            for w in v.waiting.drain(..) {
+                let _ = w.send(why.clone());
+            }
+            v.reason = Some(why);
+        }
+    });
+    (errors, lost)
 }

@@ -4,6 +4,7 @@
 //! `tests/common/cpu.rs`).
 
 mod attention;
+mod catalogue;
 mod conv;
 mod embed;
 mod layout;
@@ -23,6 +24,7 @@ const REDUCE: &str = crate::shader!("common/reduce");
 pub use attention::{
     attention, attention_split_fits, attention_with, AttentionKernel, AttentionParams, ATTENTION_SPLITS, MAX_HEAD_DIM,
 };
+pub use catalogue::{compile_every_kernel, CATALOGUE_HEAD_DIMS};
 pub use conv::{conv2d, conv2d_slice, Conv2d, ConvParams, ConvSlice};
 pub use embed::{condition, timestep_freqs, EmbedParams, LabelMix, FREQ_DIM, LABEL_WORDS, MAX_PERIOD};
 pub use layout::{nchw_to_nhwc, softmax_rows, transpose, LayoutParams, SoftmaxParams};
