@@ -283,6 +283,9 @@ pub struct ImageBench {
     pub seconds_first: f64,
     /// The second run.
     pub seconds: f64,
+    /// The second run's sampling (the network calls, read back) and its VAE decode.
+    pub sampling_seconds: f64,
+    pub decode_seconds: f64,
 }
 
 /// Times one image of class 0 (the family's default guidance: 4, or 1 for a flow map; `steps` of `sampler`: the
@@ -304,9 +307,10 @@ pub async fn bench_image(
     for _ in 0..2 {
         let t0 = now_seconds();
         let z = pipeline::sample(gpu, dit, &req, |_| true).await?;
+        let t1 = now_seconds();
         let z = pipeline::to_vae_latents(&dit.cfg, vae.cfg.scaling_factor, &z);
         pipeline::decode(gpu, vae, &z, 1, latent, latent).await?;
-        times.push(now_seconds() - t0);
+        times.push((now_seconds() - t0, t1 - t0));
     }
     let stages = if req.sampler == crate::diffusion::SamplerKind::Heun { 2 } else { 1 };
     Ok(ImageBench {
@@ -314,7 +318,9 @@ pub async fn bench_image(
         sampler: req.sampler.name().to_string(),
         cfg: req.cfg_scale,
         image_forwards: steps * stages * pipeline::dit_batch(1, req.cfg_scale),
-        seconds_first: times[0],
-        seconds: times[1],
+        seconds_first: times[0].0,
+        seconds: times[1].0,
+        sampling_seconds: times[1].1,
+        decode_seconds: times[1].0 - times[1].1,
     })
 }

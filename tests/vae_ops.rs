@@ -76,7 +76,8 @@ fn group_norm_with_and_without_silu() {
         let stats = arena.f32(&gpu, "stats", &[n * groups * 2]).unwrap();
         let y = arena.f32(&gpu, "y", &[n, hw, c]).unwrap();
         for silu in [false, true] {
-            gpu.run(&ops::group_norm(&gpu, &xt, &gt, &bt, &stats, &y, groups, silu).unwrap());
+            let norm = ops::GroupNorm { gamma: &gt, beta: &bt, groups, silu };
+            gpu.run(&ops::group_norm(&gpu, &norm, &xt, &stats, &y).unwrap());
             let want = cpu::group_norm_nhwc(&x, &gamma, &beta, n, c, groups, 1e-6, silu);
             check(&format!("{} group_norm silu={silu}", label(&gpu)), &read(&gpu, &y), &want, 1e-5);
         }

@@ -236,8 +236,12 @@ impl DitConfig {
         let (d, t) = (self.hidden_size as f64, self.tokens(latent) as f64);
         let pp = (self.patch_size * self.patch_size) as f64;
         let f = self.mlp_hidden() as f64;
+        // Per block: qkv and projection (4 d^2), the MLP (2 d f), attention's two products (2 t^2 d) per token, and
+        // the adaLN modulation (6 d^2) once per sample.
         let block = t * (4.0 * d * d + 2.0 * d * f) + 2.0 * t * t * d + 6.0 * d * d;
-        let embed = t * d * pp * self.in_channels as f64 + 256.0 * d + d * d;
+        // Patch embedding, then the timestep MLP (FREQ_DIM -> d -> d).
+        let embed = t * d * pp * self.in_channels as f64 + FREQ_DIM as f64 * d + d * d;
+        // The final layer's modulation (2 d^2) and its linear per token.
         let last = 2.0 * d * d + t * d * pp * self.out_channels() as f64;
         self.depth as f64 * block + embed + last
     }

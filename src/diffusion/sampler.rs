@@ -1,11 +1,11 @@
 //! The samplers: per-step coefficients (f64, on the host) and the GPU step that applies guidance and the update
-//! (`shaders/sampler.wgsl`).
+//! (`shaders/sampler/sampler.wgsl`).
 
 use super::schedule::Schedule;
 use crate::error::{Error, Result};
-use crate::gpu::{grid, Bind, Dispatch, Gpu, KernelSpec, Prelude, Res, Tensor};
+use crate::gpu::{grid, Bind, Dispatch, Gpu, KernelSpec, Res, Tensor};
 
-const SOURCE: &str = include_str!("../../shaders/sampler.wgsl");
+const SOURCE: &str = crate::shader!("sampler/sampler");
 
 /// Which sampler (the names [`SamplerKind::parse`] reads, the package's `sampler` option).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -346,18 +346,22 @@ impl Step {
             c: [0.0; 7],
         };
         let uniform = gpu.uniform("sampler step", bytemuck::bytes_of(&base));
-        let kern = gpu.kernel(&KernelSpec {
-            name: "sampler",
-            source: &[crate::gpu::INDEX_WGSL, SOURCE],
-            entry: "main",
-            binds: &[Bind::Read, Bind::Read, Bind::ReadWrite, Bind::ReadWrite],
-            constants: vec![],
-            prelude: Prelude::Fp16,
-        })?;
+        let kern = Step::kernel(gpu)?;
         let res = [Res::Buf(&out.buf), Res::Buf(&noise.buf), Res::Buf(&x.buf), Res::Buf(&prev.buf)];
         let dispatch =
             gpu.dispatch_with_uniform(&kern, "sampler", &uniform, &res, grid(base.count.div_ceil(64)), 0.0)?;
         Ok(Step { dispatch, uniform, base })
+    }
+
+    /// The step's kernel, compiled once per device (also by `dit kernels --dump`).
+    pub fn kernel(gpu: &Gpu) -> Result<std::rc::Rc<crate::gpu::Kernel>> {
+        gpu.kernel(&KernelSpec {
+            name: "sampler",
+            source: &[crate::gpu::INDEX_WGSL, SOURCE],
+            entry: "main",
+            binds: &[Bind::Read, Bind::Read, Bind::ReadWrite, Bind::ReadWrite],
+            ..Default::default()
+        })
     }
 
     /// Writes step i's coefficients (f64 -> f32) into the uniform.

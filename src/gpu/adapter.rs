@@ -1,5 +1,6 @@
 //! What the caller asks of the device ([`GpuOptions`]: the fp16 weight path, the linear path, limits) and what the
-//! adapter turned out to be ([`AdapterReport`], with how texture-path kernels read textures).
+//! adapter turned out to be ([`AdapterReport`], with the kernels the ops run there, [`KernelPath`], and how
+//! texture-path kernels read textures).
 
 /// How to choose the fp16 weight-reading path.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -23,9 +24,46 @@ pub enum LinearPath {
     Auto,
     /// Storage buffers (fp16 weights via the `W4` prelude).
     Buffers,
-    /// `rgba16float` weight textures and `rgba32float` staged inputs. On CPU adapters (lavapipe) texel fetches are
-    /// vectorised while storage-buffer loads run lane by lane, which makes this path about 10x faster there.
+    /// `rgba16float` weight textures and `rgba32float` staged inputs ([`KernelPath::Textures`]).
     Textures,
+}
+
+/// Which kernels the op families run on a device: decided once, when it is opened (from [`LinearPath`] and whether the
+/// adapter is a CPU implementation), and read by every op (linear, attention, norm, conv) and by the tuner.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KernelPath {
+    /// GPUs: storage buffers; the workgroup-tiled linear kernel and the split attention, both tuned at load; one
+    /// workgroup per LayerNorm row.
+    Gpu,
+    /// A CPU adapter on storage buffers (`LinearPath::Buffers`): the register-tiled linear kernel and one invocation
+    /// per attention query (enough parallel work there), nothing to tune; LayerNorm as on GPUs.
+    CpuBuffers,
+    /// The CPU-adapter kernels: linear and conv weights in `rgba16float` textures, their inputs and attention's qkv
+    /// staged into textures where the shapes allow, one invocation per LayerNorm row; what stays in buffers runs the
+    /// `CpuBuffers` kernels. On CPU adapters (lavapipe) texel fetches are vectorised while storage-buffer loads run
+    /// lane by lane, which makes this path about 10x faster there.
+    Textures,
+}
+
+impl KernelPath {
+    /// The path for a device opened with `linear` on an adapter that is (`cpu`) or is not a CPU implementation.
+    pub fn choose(linear: LinearPath, cpu: bool) -> KernelPath {
+        match (linear, cpu) {
+            (LinearPath::Textures, _) | (LinearPath::Auto, true) => KernelPath::Textures,
+            (LinearPath::Buffers, true) => KernelPath::CpuBuffers,
+            (LinearPath::Auto | LinearPath::Buffers, false) => KernelPath::Gpu,
+        }
+    }
+
+    /// Whether weights and activations go through textures where their shapes allow.
+    pub fn textures(self) -> bool {
+        self == KernelPath::Textures
+    }
+
+    /// Whether the GPU kernels run: the workgroup-tiled linear kernel and the split attention, tuned at load.
+    pub fn gpu(self) -> bool {
+        self == KernelPath::Gpu
+    }
 }
 
 /// Which limits the device is opened with.
@@ -104,7 +142,11 @@ pub struct AdapterReport {
     pub texture_reads: TextureReads,
     /// Whether subgroup operations are enabled (subgroups of at least 8 invocations; native only).
     pub subgroups: bool,
-    /// Whether linear layers read weights and inputs through textures (see `ops::linear`).
+    /// Which kernels the ops run: what the code decides by.
+    #[serde(skip)]
+    pub kernels: KernelPath,
+    /// Whether the ops run the texture kernels (`kernels` is [`KernelPath::Textures`]); kept under this name for the
+    /// package's `AdapterInfo`.
     pub texture_linears: bool,
 }
 
@@ -127,7 +169,7 @@ impl AdapterReport {
     /// Where linear layers read their operands: "buffers", or "textures" with how (e.g. "textures (storage reads,
     /// subgroups)").
     pub fn linear_path(&self) -> String {
-        if !self.texture_linears {
+        if !self.kernels.textures() {
             return "buffers".into();
         }
         let reads = match self.texture_reads {

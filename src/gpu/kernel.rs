@@ -3,19 +3,28 @@
 
 use super::{Gpu, TextureReads};
 use crate::error::{Error, Result};
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
-/// WGSL read by every kernel that touches fp16 weights, in the variant without `shader-f16`: 4 halves in two `u32`s.
+/// The text of a kernel file under `shaders/`, by its path there without the extension: `shader!("linear/buffer")`.
+#[macro_export]
+macro_rules! shader {
+    ($path:literal) => {
+        include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/shaders/", $path, ".wgsl"))
+    };
+}
+
 /// `flat_index` and `flat_workgroup` (`shaders/common/index.wgsl`): the 1D index of a grid folded into 2D by
 /// [`grid`](super::grid), shared by the op kernels and the sampler step.
-pub const INDEX_WGSL: &str = include_str!("../../shaders/common/index.wgsl");
+pub const INDEX_WGSL: &str = crate::shader!("common/index");
 
-const PRELUDE_PACKED: &str = include_str!("../../shaders/prelude_packed.wgsl");
+/// WGSL read by every kernel that touches fp16 weights, in the variant without `shader-f16`: 4 halves in two `u32`s.
+const PRELUDE_PACKED: &str = crate::shader!("common/prelude_packed");
 /// The same interface where the adapter has `shader-f16`: the buffer is read as `vec4<f16>` directly.
-const PRELUDE_F16: &str = include_str!("../../shaders/prelude_f16.wgsl");
+const PRELUDE_F16: &str = crate::shader!("common/prelude_f16");
 /// The same interface over f32 operands.
-const PRELUDE_F32: &str = include_str!("../../shaders/prelude_f32.wgsl");
+const PRELUDE_F32: &str = crate::shader!("common/prelude_f32");
 
 /// Which `W4` prelude a kernel is compiled with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -80,16 +89,59 @@ pub enum Bind {
     StorageTextureF16,
 }
 
-/// A kernel description: source files (concatenated in order), entry point, bindings after the uniform,
-/// specialisation constants.
-#[derive(Clone, Debug)]
+/// A kernel description: which kernel (`name`, under which its pipelines are counted, and `variant`, which of its
+/// compositions), its source files (concatenated in order after the prelude), entry point, bindings after the uniform,
+/// and specialisation (override constants). On one device, `name`, `variant` and `prelude` name one source, and with
+/// `entry` and `constants` one pipeline: [`Gpu::kernel`] caches pipelines by exactly that.
+#[derive(Clone, Debug, Default)]
 pub struct KernelSpec<'a> {
     pub name: &'static str,
-    pub source: &'a [&'static str],
+    /// Which composition of the kernel (empty where it has one): e.g. `workgroup` or `texture_subgroup` of `linear`,
+    /// `split_hd72` of the attention generated per head dim.
+    pub variant: Cow<'static, str>,
+    pub source: &'a [&'a str],
     pub entry: &'static str,
     pub binds: &'a [Bind],
     pub constants: Vec<(&'static str, f64)>,
     pub prelude: Prelude,
+}
+
+impl KernelSpec<'_> {
+    /// Where the source of this kernel is written by `dit kernels --dump` (its name, variant and, for f32 operands,
+    /// `-f32`): the source's identity on a device.
+    pub fn path(&self) -> String {
+        let mut path = self.name.to_string();
+        if !self.variant.is_empty() {
+            path = format!("{path}/{}", self.variant);
+        }
+        if self.prelude == Prelude::F32 {
+            path.push_str("-f32");
+        }
+        path
+    }
+
+    /// The specialisation this spec compiles: its entry point and override constants.
+    fn specialisation(&self) -> Specialisation {
+        Specialisation { entry: self.entry, constants: self.constants.clone() }
+    }
+}
+
+/// One pipeline of a kernel: the entry point and the values of its override constants.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Specialisation {
+    pub entry: &'static str,
+    pub constants: Vec<(&'static str, f64)>,
+}
+
+impl std::fmt::Display for Specialisation {
+    /// `entry NAME=value ...`, the form the dump's `// pipeline:` lines take.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.entry)?;
+        for (k, v) in &self.constants {
+            write!(f, " {k}={v}")?;
+        }
+        Ok(())
+    }
 }
 
 /// A compiled pipeline and its bind group layout.
@@ -100,86 +152,127 @@ pub struct Kernel {
     compile_s: f64,
 }
 
+/// The kernels compiled on a device: per source (a [`KernelSpec::path`]), the composed WGSL and its pipelines.
+#[derive(Default)]
+pub(super) struct Kernels {
+    sources: BTreeMap<String, Compiled>,
+}
+
+struct Compiled {
+    name: &'static str,
+    wgsl: Rc<str>,
+    pipelines: Vec<(Specialisation, Rc<Kernel>)>,
+}
+
+/// A kernel source compiled on a device and its specialisations ([`Gpu::compiled_kernels`]).
+#[derive(Clone, Debug)]
+pub struct CompiledKernel {
+    /// [`KernelSpec::path`].
+    pub path: String,
+    /// The WGSL given to the device: the prelude and the kernel's files.
+    pub wgsl: Rc<str>,
+    pub specialisations: Vec<Specialisation>,
+}
+
 impl Gpu {
-    /// Compiles (once) and returns a kernel. Sources that read fp16 weights get the prelude for this adapter.
+    /// Compiles (once per source and specialisation) and returns a kernel. Sources that read fp16 weights get the
+    /// prelude for this adapter. A spec whose source differs from the one compiled under its path is an error.
     pub fn kernel(&self, spec: &KernelSpec<'_>) -> Result<Rc<Kernel>> {
-        let mut key = format!("{}:{}:{}:{:?}", spec.name, spec.entry, self.f16, spec.prelude);
-        // Sources are static strings: their addresses identify them (variants share a name and entry point).
-        for src in spec.source {
-            key.push_str(&format!(":{:p}", src.as_ptr()));
-        }
-        for (k, v) in &spec.constants {
-            key.push_str(&format!(":{k}={v}"));
-        }
-        if let Some(k) = self.kernels.borrow().get(&key) {
-            return Ok(k.clone());
+        let path = spec.path();
+        let wgsl = self.compose(spec);
+        let specialisation = spec.specialisation();
+        if let Some(c) = self.kernels.borrow().sources.get(&path) {
+            if *c.wgsl != *wgsl {
+                return Err(Error::Gpu(format!("kernel `{path}` was compiled from another source")));
+            }
+            if let Some((_, k)) = c.pipelines.iter().find(|(s, _)| *s == specialisation) {
+                return Ok(k.clone());
+            }
         }
         let t0 = crate::util::now_seconds();
+        let layout = self.bind_group_layout(spec);
+        let pipeline = self.pipeline(spec, &wgsl, &layout);
+        self.check().map_err(|e| Error::Gpu(format!("kernel `{path}` ({specialisation}): {e}")))?;
+        let k = Rc::new(Kernel { pipeline, layout, compile_s: crate::util::now_seconds() - t0 });
+        let mut kernels = self.kernels.borrow_mut();
+        let compiled = kernels.sources.entry(path).or_insert_with(|| Compiled {
+            name: spec.name,
+            wgsl: wgsl.into(),
+            pipelines: vec![],
+        });
+        compiled.pipelines.push((specialisation, k.clone()));
+        Ok(k)
+    }
+
+    /// The WGSL of a spec: the prelude it reads weights through, then its files in order.
+    fn compose(&self, spec: &KernelSpec<'_>) -> String {
         let prelude = match spec.prelude {
             Prelude::F32 => PRELUDE_F32,
             Prelude::Fp16 if self.f16 => PRELUDE_F16,
             Prelude::Fp16 => PRELUDE_PACKED,
         };
-        let source = std::iter::once(prelude).chain(spec.source.iter().copied()).collect::<Vec<_>>().join("\n");
-        let module = self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
-            label: Some(spec.name),
-            source: wgpu::ShaderSource::Wgsl(source.into()),
-        });
-        let mut entries = vec![wgpu::BindGroupLayoutEntry {
-            binding: 0,
-            visibility: wgpu::ShaderStages::COMPUTE,
-            ty: wgpu::BindingType::Buffer {
-                ty: wgpu::BufferBindingType::Uniform,
-                has_dynamic_offset: false,
-                min_binding_size: None,
-            },
-            count: None,
-        }];
-        for (i, b) in spec.binds.iter().enumerate() {
-            let ty = match b {
-                Bind::Read | Bind::ReadWrite => wgpu::BindingType::Buffer {
-                    ty: wgpu::BufferBindingType::Storage { read_only: *b == Bind::Read },
-                    has_dynamic_offset: false,
-                    min_binding_size: None,
-                },
-                Bind::TexF32 | Bind::TexF16 if self.report.texture_reads == TextureReads::Sampled => {
-                    wgpu::BindingType::Texture {
-                        sample_type: wgpu::TextureSampleType::Float { filterable: false },
-                        view_dimension: wgpu::TextureViewDimension::D2,
-                        multisampled: false,
-                    }
-                }
-                Bind::TexF32 | Bind::TexF16 => wgpu::BindingType::StorageTexture {
-                    access: wgpu::StorageTextureAccess::ReadOnly,
-                    format: if *b == Bind::TexF32 {
-                        wgpu::TextureFormat::Rgba32Float
-                    } else {
-                        wgpu::TextureFormat::Rgba16Float
-                    },
-                    view_dimension: wgpu::TextureViewDimension::D2,
-                },
-                Bind::StorageTextureF16 => wgpu::BindingType::StorageTexture {
-                    access: wgpu::StorageTextureAccess::WriteOnly,
-                    format: wgpu::TextureFormat::Rgba16Float,
-                    view_dimension: wgpu::TextureViewDimension::D2,
-                },
-            };
-            entries.push(wgpu::BindGroupLayoutEntry {
-                binding: i as u32 + 1,
+        std::iter::once(prelude).chain(spec.source.iter().copied()).collect::<Vec<_>>().join("\n")
+    }
+
+    /// The bind group layout of a spec: its uniform at binding 0, then its bindings in order.
+    fn bind_group_layout(&self, spec: &KernelSpec<'_>) -> wgpu::BindGroupLayout {
+        let uniform = wgpu::BindingType::Buffer {
+            ty: wgpu::BufferBindingType::Uniform,
+            has_dynamic_offset: false,
+            min_binding_size: None,
+        };
+        let types = std::iter::once(uniform).chain(spec.binds.iter().map(|b| self.binding_type(*b)));
+        let entries: Vec<_> = types
+            .enumerate()
+            .map(|(i, ty)| wgpu::BindGroupLayoutEntry {
+                binding: i as u32,
                 visibility: wgpu::ShaderStages::COMPUTE,
                 ty,
                 count: None,
-            });
+            })
+            .collect();
+        self.device
+            .create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor { label: Some(spec.name), entries: &entries })
+    }
+
+    fn binding_type(&self, b: Bind) -> wgpu::BindingType {
+        let storage_texture = |access, format| wgpu::BindingType::StorageTexture {
+            access,
+            format,
+            view_dimension: wgpu::TextureViewDimension::D2,
+        };
+        match b {
+            Bind::Read | Bind::ReadWrite => wgpu::BindingType::Buffer {
+                ty: wgpu::BufferBindingType::Storage { read_only: b == Bind::Read },
+                has_dynamic_offset: false,
+                min_binding_size: None,
+            },
+            Bind::TexF32 | Bind::TexF16 if self.report.texture_reads == TextureReads::Sampled => {
+                wgpu::BindingType::Texture {
+                    sample_type: wgpu::TextureSampleType::Float { filterable: false },
+                    view_dimension: wgpu::TextureViewDimension::D2,
+                    multisampled: false,
+                }
+            }
+            Bind::TexF32 => storage_texture(wgpu::StorageTextureAccess::ReadOnly, wgpu::TextureFormat::Rgba32Float),
+            Bind::TexF16 => storage_texture(wgpu::StorageTextureAccess::ReadOnly, wgpu::TextureFormat::Rgba16Float),
+            Bind::StorageTextureF16 => {
+                storage_texture(wgpu::StorageTextureAccess::WriteOnly, wgpu::TextureFormat::Rgba16Float)
+            }
         }
-        let layout = self
-            .device
-            .create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor { label: Some(spec.name), entries: &entries });
+    }
+
+    fn pipeline(&self, spec: &KernelSpec<'_>, wgsl: &str, layout: &wgpu::BindGroupLayout) -> wgpu::ComputePipeline {
+        let module = self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some(spec.name),
+            source: wgpu::ShaderSource::Wgsl(wgsl.into()),
+        });
         let pipeline_layout = self.device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
             label: Some(spec.name),
-            bind_group_layouts: &[Some(&layout)],
+            bind_group_layouts: &[Some(layout)],
             immediate_size: 0,
         });
-        let pipeline = self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+        self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
             label: Some(spec.name),
             layout: Some(&pipeline_layout),
             module: &module,
@@ -189,11 +282,7 @@ impl Gpu {
                 zero_initialize_workgroup_memory: false,
             },
             cache: None,
-        });
-        self.check().map_err(|e| Error::Gpu(format!("kernel `{}` ({}): {e}", spec.name, spec.entry)))?;
-        let k = Rc::new(Kernel { pipeline, layout, compile_s: crate::util::now_seconds() - t0 });
-        self.kernels.borrow_mut().insert(key, k.clone());
-        Ok(k)
+        })
     }
 
     /// The form of a [`texture_decl!`] this device reads.
@@ -203,7 +292,22 @@ impl Gpu {
 
     /// Number of compiled pipelines.
     pub fn kernel_count(&self) -> usize {
-        self.kernels.borrow().len()
+        self.kernels.borrow().sources.values().map(|c| c.pipelines.len()).sum()
+    }
+
+    /// Every kernel source compiled on this device so far, with its specialisations (what `dit kernels --dump`
+    /// writes), in path order.
+    pub fn compiled_kernels(&self) -> Vec<CompiledKernel> {
+        let kernels = self.kernels.borrow();
+        kernels
+            .sources
+            .iter()
+            .map(|(path, c)| CompiledKernel {
+                path: path.clone(),
+                wgsl: c.wgsl.clone(),
+                specialisations: c.pipelines.iter().map(|(s, _)| s.clone()).collect(),
+            })
+            .collect()
     }
 
     /// The pipelines compiled so far on this device: how many, the time their creation took, and each kernel's
@@ -212,10 +316,11 @@ impl Gpu {
     /// pipeline's first use.
     pub fn pipeline_stats(&self) -> PipelineStats {
         let (mut kernels, mut kernel_ms) = (BTreeMap::new(), BTreeMap::new());
-        for (key, k) in self.kernels.borrow().iter() {
-            let name = key.split(':').next().unwrap_or_default().to_string();
-            *kernels.entry(name.clone()).or_insert(0) += 1;
-            *kernel_ms.entry(name).or_insert(0.0) += k.compile_s * 1e3;
+        for c in self.kernels.borrow().sources.values() {
+            for (_, k) in &c.pipelines {
+                *kernels.entry(c.name.to_string()).or_insert(0) += 1;
+                *kernel_ms.entry(c.name.to_string()).or_insert(0.0) += k.compile_s * 1e3;
+            }
         }
         let compile_ms = kernel_ms.values().sum();
         PipelineStats { count: self.kernel_count(), compile_ms, kernels, kernel_ms }

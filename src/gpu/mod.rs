@@ -4,7 +4,7 @@
 //! This file holds [`Gpu`] (device, queue, adapter report and the caches of the files below), opens the device and
 //! collects its errors ([`Gpu::check`]). Its other methods live with their concern:
 //! - `adapter.rs`: the options for opening a device ([`GpuOptions`], [`F16Mode`], [`LinearPath`]) and the
-//!   [`AdapterReport`] (with [`TextureReads`]);
+//!   [`AdapterReport`] (with [`KernelPath`], the kernels the ops run, and [`TextureReads`]);
 //! - `kernel.rs`: the WGSL preludes, [`texture_decl!`](crate::texture_decl), kernel descriptions ([`KernelSpec`],
 //!   [`Bind`], [`Prelude`]) and the pipeline cache ([`Gpu::kernel`]);
 //! - `dispatch.rs`: [`Dispatch`]es ([`Res`], [`Stage`], [`grid`]), their encoding and submission, timing and
@@ -23,10 +23,10 @@ mod live;
 mod memory;
 mod tensor;
 
-pub use adapter::{AdapterReport, F16Mode, GpuOptions, LimitsMode, LinearPath, TextureReads};
+pub use adapter::{AdapterReport, F16Mode, GpuOptions, KernelPath, LimitsMode, LinearPath, TextureReads};
 pub use choice::TuneKey;
 pub use dispatch::{grid, Dispatch, Res, Stage};
-pub use kernel::{Bind, Kernel, KernelSpec, PipelineStats, Prelude, INDEX_WGSL};
+pub use kernel::{Bind, CompiledKernel, Kernel, KernelSpec, PipelineStats, Prelude, Specialisation, INDEX_WGSL};
 pub use live::{Buffer, Counted, LiveCounts, Texture};
 pub use memory::Staging;
 pub use tensor::{Arena, DType, Tensor};
@@ -34,7 +34,6 @@ pub use tensor::{Arena, DType, Tensor};
 use crate::error::{Error, Result};
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
-use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 
 /// Device, queue, capabilities and the pipeline cache.
@@ -44,7 +43,7 @@ pub struct Gpu {
     pub report: AdapterReport,
     f16: bool,
     timestamps: bool,
-    kernels: RefCell<HashMap<String, Rc<Kernel>>>,
+    kernels: RefCell<kernel::Kernels>,
     staging: RefCell<HashMap<(u32, u32, u32), Texture>>,
     choices: RefCell<BTreeMap<TuneKey, usize>>,
     scratch: RefCell<Option<Buffer>>,
@@ -87,7 +86,6 @@ impl Gpu {
     pub async fn from_adapter(adapter: wgpu::Adapter, opts: &GpuOptions) -> Result<Gpu> {
         let info = adapter.get_info();
         let have = adapter.features();
-        let offered = adapter.limits();
         let has_f16 = have.contains(wgpu::Features::SHADER_F16);
         let f16 = match opts.f16 {
             F16Mode::Auto => has_f16,
@@ -109,20 +107,7 @@ impl Gpu {
         if subgroups {
             features |= wgpu::Features::SUBGROUP;
         }
-        // Start from the WebGPU defaults and raise only what large models use, to what the adapter offers (unless
-        // asked for the defaults alone: `LimitsMode::Default`).
-        let mut limits = wgpu::Limits::default().or_worse_values_from(&offered);
-        if opts.limits == LimitsMode::Adapter {
-            limits.max_buffer_size = offered.max_buffer_size;
-            limits.max_storage_buffer_binding_size = offered.max_storage_buffer_binding_size;
-            limits.max_compute_workgroup_storage_size = offered.max_compute_workgroup_storage_size;
-            limits.max_compute_invocations_per_workgroup = offered.max_compute_invocations_per_workgroup;
-            limits.max_storage_buffers_per_shader_stage = offered.max_storage_buffers_per_shader_stage;
-            limits.max_texture_dimension_2d = offered.max_texture_dimension_2d;
-        }
-        if let Some(cap) = opts.max_storage_binding {
-            limits.max_storage_buffer_binding_size = limits.max_storage_buffer_binding_size.min(cap);
-        }
+        let limits = requested_limits(&adapter.limits(), opts);
         let (device, queue) = adapter
             .request_device(&wgpu::DeviceDescriptor {
                 label: Some("dit-wasm"),
@@ -135,30 +120,9 @@ impl Gpu {
             .await
             .map_err(|e| Error::Device(e.to_string()))?;
 
-        let errors = Arc::new(Mutex::new(Vec::new()));
-        let sink = errors.clone();
-        device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
-            let msg = match &e {
-                wgpu::Error::Validation { description, .. } => format!("validation: {description}"),
-                wgpu::Error::OutOfMemory { .. } => "out of GPU memory".to_string(),
-                wgpu::Error::Internal { description, .. } => format!("internal: {description}"),
-            };
-            if let Ok(mut v) = sink.lock() {
-                v.push(msg.trim().to_string());
-            }
-        }));
-        let lost = Arc::new(Mutex::new(Lost::default()));
-        let lost_sink = lost.clone();
-        device.set_device_lost_callback(move |reason, msg| {
-            if let Ok(mut v) = lost_sink.lock() {
-                let why = format!("{reason:?}: {msg}");
-                for w in v.waiting.drain(..) {
-                    let _ = w.send(why.clone());
-                }
-                v.reason = Some(why);
-            }
-        });
+        let (errors, lost) = watch_errors(&device);
 
+        let kernels = KernelPath::choose(opts.linear_path, info.device_type == wgpu::DeviceType::Cpu);
         let report = AdapterReport {
             name: info.name.clone(),
             backend: format!("{:?}", info.backend),
@@ -176,11 +140,8 @@ impl Gpu {
             limits: opts.limits,
             subgroups,
             texture_reads: if info.name.contains("llvmpipe") { TextureReads::Storage } else { TextureReads::Sampled },
-            texture_linears: match opts.linear_path {
-                LinearPath::Auto => info.device_type == wgpu::DeviceType::Cpu,
-                LinearPath::Buffers => false,
-                LinearPath::Textures => true,
-            },
+            kernels,
+            texture_linears: kernels.textures(),
         };
         Ok(Gpu {
             device,
@@ -188,7 +149,7 @@ impl Gpu {
             report,
             f16,
             timestamps,
-            kernels: RefCell::new(HashMap::new()),
+            kernels: RefCell::default(),
             staging: RefCell::new(HashMap::new()),
             choices: RefCell::new(BTreeMap::new()),
             scratch: RefCell::new(None),
@@ -253,4 +214,52 @@ impl Gpu {
             Err(Error::Gpu(first))
         }
     }
+}
+
+/// The limits a device is opened with: the WebGPU defaults, raised for what large models use to what the adapter
+/// offers (unless asked for the defaults alone: `LimitsMode::Default`), the storage binding capped where asked.
+fn requested_limits(offered: &wgpu::Limits, opts: &GpuOptions) -> wgpu::Limits {
+    // Start from the WebGPU defaults and raise only what large models use, to what the adapter offers (unless
+    // asked for the defaults alone: `LimitsMode::Default`).
+    let mut limits = wgpu::Limits::default().or_worse_values_from(offered);
+    if opts.limits == LimitsMode::Adapter {
+        limits.max_buffer_size = offered.max_buffer_size;
+        limits.max_storage_buffer_binding_size = offered.max_storage_buffer_binding_size;
+        limits.max_compute_workgroup_storage_size = offered.max_compute_workgroup_storage_size;
+        limits.max_compute_invocations_per_workgroup = offered.max_compute_invocations_per_workgroup;
+        limits.max_storage_buffers_per_shader_stage = offered.max_storage_buffers_per_shader_stage;
+        limits.max_texture_dimension_2d = offered.max_texture_dimension_2d;
+    }
+    if let Some(cap) = opts.max_storage_binding {
+        limits.max_storage_buffer_binding_size = limits.max_storage_buffer_binding_size.min(cap);
+    }
+    limits
+}
+
+/// Collects a device's uncaptured errors (read by [`Gpu::check`]) and its loss.
+fn watch_errors(device: &wgpu::Device) -> (Arc<Mutex<Vec<String>>>, Arc<Mutex<Lost>>) {
+    let errors = Arc::new(Mutex::new(Vec::new()));
+    let sink = errors.clone();
+    device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+        let msg = match &e {
+            wgpu::Error::Validation { description, .. } => format!("validation: {description}"),
+            wgpu::Error::OutOfMemory { .. } => "out of GPU memory".to_string(),
+            wgpu::Error::Internal { description, .. } => format!("internal: {description}"),
+        };
+        if let Ok(mut v) = sink.lock() {
+            v.push(msg.trim().to_string());
+        }
+    }));
+    let lost = Arc::new(Mutex::new(Lost::default()));
+    let lost_sink = lost.clone();
+    device.set_device_lost_callback(move |reason, msg| {
+        if let Ok(mut v) = lost_sink.lock() {
+            let why = format!("{reason:?}: {msg}");
+            for w in v.waiting.drain(..) {
+                let _ = w.send(why.clone());
+            }
+            v.reason = Some(why);
+        }
+    });
+    (errors, lost)
 }

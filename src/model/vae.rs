@@ -12,7 +12,7 @@ use super::store::GpuWeights;
 use crate::arch::{ResnetTensors, VaeConfig, VaeTensors, WeightBias};
 use crate::error::{Error, Result};
 use crate::gpu::{AdapterReport, Arena, Dispatch, Gpu, Tensor};
-use crate::ops::{self, Conv2d, ConvSlice, Epilogue, Linear, LinearKernel};
+use crate::ops::{self, Conv2d, ConvSlice, Epilogue, GroupNorm, Linear, LinearKernel};
 
 struct Norm {
     gamma: Tensor,
@@ -121,85 +121,13 @@ impl Vae {
     /// (channels 0..3 RGB in about [-1, 1]).
     pub fn plan(&self, gpu: &Gpu, h: usize, w: usize) -> Result<VaePlan> {
         let cfg = &self.cfg;
-        let s = cfg.upscale();
-        let (oh, ow) = (h * s, w * s);
-        let limit = gpu.report.max_storage_buffer_binding_size;
-        let Layout { split, largest, max_parts } = layout(cfg, h, w, &gpu.report)?;
-        attention_fits(cfg, h, w, &split)?;
-        // Each pool slot: `max_parts` buffers, each as large as the largest part (never over one binding).
-        let chunk = largest.min((limit / 4) as usize);
-        let mut arena = Arena::new();
-        let mut slot = |label: &str| -> Result<Slot> {
-            let bufs = (0..max_parts)
-                .map(|j| arena.f32(gpu, &format!("{label}.{j}"), &[chunk]))
-                .collect::<Result<Vec<_>>>()?;
-            Ok(Slot { bufs, split })
-        };
-        let bufs = Bufs { x: slot("vae x")?, y: slot("vae y")?, t1: slot("vae t1")?, t2: slot("vae t2")? };
-        let stats = arena.f32(gpu, "gn stats", &[cfg.norm_num_groups * 2])?;
-        let latent = arena.f32(gpu, "latent", &[1, cfg.latent_channels, h, w])?;
-        let top = *cfg.block_out_channels.last().expect("validated");
-        let hw = h * w;
-        let attn_bufs = match &self.attn {
-            Some(_) => Some(AttnBufs {
-                q: arena.f32(gpu, "attn q", &[hw, top])?,
-                k: arena.f32(gpu, "attn k", &[hw, top])?,
-                v: arena.f32(gpu, "attn v", &[hw, top])?,
-                vt: arena.f32(gpu, "attn vt", &[top, hw])?,
-                scores: arena.f32(gpu, "attn scores", &[hw, hw])?,
-            }),
-            None => None,
-        };
+        let (oh, ow) = (h * cfg.upscale(), w * cfg.upscale());
+        let Memory { arena, bufs, stats, latent, attn, max_parts } = self.memory(gpu, h, w)?;
         let mut b = Builder { gpu, d: vec![], stats, groups: cfg.norm_num_groups };
-        let lat = cfg.latent_channels;
-
-        // z / scaling_factor, NCHW -> NHWC, then post_quant_conv (1x1) and conv_in.
-        let z = bufs.t1.bufs[0].view(&[1, h, w, lat]);
-        b.d.push(ops::nchw_to_nhwc(gpu, &latent, &z, (1.0 / cfg.scaling_factor) as f32)?);
-        let zq = bufs.t2.bufs[0].view(&[h * w, lat]);
-        b.d.extend(ops::linear(
-            gpu,
-            &z.view(&[h * w, lat]),
-            &self.post_quant,
-            &zq,
-            Epilogue::Bias,
-            LinearKernel::Tiled,
-        )?);
-        // `cur` holds the current activation, `spare` receives the next one; they swap after every step.
-        let (mut cur, mut spare) = (&bufs.x, &bufs.y);
-        let mut x = cur.act(h, w, top)?;
-        let zq = Act { parts: vec![zq.view(&[1, h, w, lat])], h, w, c: lat };
-        b.conv(&zq, &self.conv_in, &x, false, None)?;
-
-        // Mid block: ResNet, attention (in place), ResNet.
-        x = b.resnet(&self.mid[0], &x, spare, &bufs)?;
-        std::mem::swap(&mut cur, &mut spare);
-        if let (Some(a), Some(ab)) = (&self.attn, &attn_bufs) {
-            b.attention(a, &x, &bufs, ab, top)?;
-        }
-        x = b.resnet(&self.mid[1], &x, spare, &bufs)?;
-        std::mem::swap(&mut cur, &mut spare);
-
-        // Up blocks, each but the last ending with nearest x2 upsample + conv (fused).
-        let (mut hh, mut ww) = (h, w);
-        for blk in &self.up {
-            for r in &blk.resnets {
-                x = b.resnet(r, &x, spare, &bufs)?;
-                std::mem::swap(&mut cur, &mut spare);
-            }
-            if let Some(conv) = &blk.upsample {
-                let out = spare.act(2 * hh, 2 * ww, conv.cout)?;
-                b.conv(&x, conv, &out, true, None)?;
-                x = out;
-                std::mem::swap(&mut cur, &mut spare);
-                hh *= 2;
-                ww *= 2;
-            }
-        }
-
+        let x = self.input(&mut b, &latent, &bufs, h, w)?;
+        let (x, spare) = self.body(&mut b, x, &bufs, attn.as_ref())?;
         // GroupNorm + SiLU, conv_out (3 channels padded to 4, in one part: checked above).
-        let c0 = cfg.block_out_channels[0];
-        let a = bufs.t1.act(hh, ww, c0)?;
+        let a = bufs.t1.act(x.h, x.w, cfg.block_out_channels[0])?;
         b.norm(&self.norm_out, &x, &a, true)?;
         let image = spare.bufs[0].view(&[1, oh, ow, self.conv_out.cout_pad]);
         let image_act = Act { parts: vec![image.clone()], h: oh, w: ow, c: self.conv_out.cout_pad };
@@ -213,9 +141,99 @@ impl Vae {
             max_parts,
             dispatches: b.d,
             _keep: bufs,
-            _attn: attn_bufs,
+            _attn: attn,
         })
     }
+
+    /// The decode's buffers for a latent of h x w: four pool slots of activations (each `max_parts` buffers as large
+    /// as the largest part, never over one binding), GroupNorm statistics, the latent, the mid attention's.
+    fn memory(&self, gpu: &Gpu, h: usize, w: usize) -> Result<Memory> {
+        let cfg = &self.cfg;
+        let limit = gpu.report.max_storage_buffer_binding_size;
+        let Layout { split, largest, max_parts } = layout(cfg, h, w, &gpu.report)?;
+        attention_fits(cfg, h, w, &split)?;
+        let chunk = largest.min((limit / 4) as usize);
+        let mut arena = Arena::new();
+        let mut slot = |label: &str| -> Result<Slot> {
+            let bufs = (0..max_parts)
+                .map(|j| arena.f32(gpu, &format!("{label}.{j}"), &[chunk]))
+                .collect::<Result<Vec<_>>>()?;
+            Ok(Slot { bufs, split })
+        };
+        let bufs = Bufs { x: slot("vae x")?, y: slot("vae y")?, t1: slot("vae t1")?, t2: slot("vae t2")? };
+        let stats = arena.f32(gpu, "gn stats", &[cfg.norm_num_groups * 2])?;
+        let latent = arena.f32(gpu, "latent", &[1, cfg.latent_channels, h, w])?;
+        let (top, hw) = (*cfg.block_out_channels.last().expect("validated"), h * w);
+        let attn = match &self.attn {
+            Some(_) => Some(AttnBufs {
+                q: arena.f32(gpu, "attn q", &[hw, top])?,
+                k: arena.f32(gpu, "attn k", &[hw, top])?,
+                v: arena.f32(gpu, "attn v", &[hw, top])?,
+                vt: arena.f32(gpu, "attn vt", &[top, hw])?,
+                scores: arena.f32(gpu, "attn scores", &[hw, hw])?,
+            }),
+            None => None,
+        };
+        Ok(Memory { arena, bufs, stats, latent, attn, max_parts })
+    }
+
+    /// z / scaling_factor, NCHW -> NHWC, then post_quant_conv (1x1) and conv_in: the first activation, in `bufs.x`.
+    fn input(&self, b: &mut Builder, latent: &Tensor, bufs: &Bufs, h: usize, w: usize) -> Result<Act> {
+        let (cfg, gpu) = (&self.cfg, b.gpu);
+        let lat = cfg.latent_channels;
+        let z = bufs.t1.bufs[0].view(&[1, h, w, lat]);
+        b.d.push(ops::nchw_to_nhwc(gpu, latent, &z, (1.0 / cfg.scaling_factor) as f32)?);
+        let zq = bufs.t2.bufs[0].view(&[h * w, lat]);
+        let z = z.view(&[h * w, lat]);
+        b.d.extend(ops::linear(gpu, &z, &self.post_quant, &zq, Epilogue::Bias, LinearKernel::Tiled)?);
+        let x = bufs.x.act(h, w, *cfg.block_out_channels.last().expect("validated"))?;
+        let zq = Act { parts: vec![zq.view(&[1, h, w, lat])], h, w, c: lat };
+        b.conv(&zq, &self.conv_in, &x, false, None)?;
+        Ok(x)
+    }
+
+    /// The mid block (ResNet, attention in place, ResNet) and the up blocks (each but the last ending with a nearest
+    /// x2 upsample + conv, fused) from `x` in `bufs.x`: the last activation, and the slot it does not occupy.
+    fn body<'b>(
+        &self,
+        b: &mut Builder,
+        mut x: Act,
+        bufs: &'b Bufs,
+        attn: Option<&AttnBufs>,
+    ) -> Result<(Act, &'b Slot)> {
+        // `cur` holds the current activation, `spare` receives the next one; they swap after every step.
+        let (mut cur, mut spare) = (&bufs.x, &bufs.y);
+        x = b.resnet(&self.mid[0], &x, spare, bufs)?;
+        std::mem::swap(&mut cur, &mut spare);
+        if let (Some(a), Some(ab)) = (&self.attn, attn) {
+            b.attention(a, &x, bufs, ab, *self.cfg.block_out_channels.last().expect("validated"))?;
+        }
+        x = b.resnet(&self.mid[1], &x, spare, bufs)?;
+        std::mem::swap(&mut cur, &mut spare);
+        for blk in &self.up {
+            for r in &blk.resnets {
+                x = b.resnet(r, &x, spare, bufs)?;
+                std::mem::swap(&mut cur, &mut spare);
+            }
+            if let Some(conv) = &blk.upsample {
+                let out = spare.act(2 * x.h, 2 * x.w, conv.cout)?;
+                b.conv(&x, conv, &out, true, None)?;
+                x = out;
+                std::mem::swap(&mut cur, &mut spare);
+            }
+        }
+        Ok((x, spare))
+    }
+}
+
+/// The buffers of one decode plan (`Vae::memory`).
+struct Memory {
+    arena: Arena,
+    bufs: Bufs,
+    stats: Tensor,
+    latent: Tensor,
+    attn: Option<AttnBufs>,
+    max_parts: usize,
 }
 
 impl Vae {
@@ -384,17 +402,8 @@ impl Builder<'_> {
         let p = x.parts.len();
         let pc = x.part_channels();
         for (j, (xp, yp)) in x.parts.iter().zip(&y.parts).enumerate() {
-            self.d.extend(ops::group_norm_part(
-                self.gpu,
-                xp,
-                &n.gamma,
-                &n.beta,
-                j * pc,
-                &self.stats,
-                yp,
-                self.groups / p,
-                silu,
-            )?);
+            let norm = GroupNorm { gamma: &n.gamma, beta: &n.beta, groups: self.groups / p, silu };
+            self.d.extend(ops::group_norm_part(self.gpu, &norm, j * pc, xp, &self.stats, yp)?);
         }
         Ok(())
     }
@@ -441,15 +450,13 @@ impl Builder<'_> {
         let hw = x.h * x.w;
         let rows = x.whole(&[hw, c]);
         let normed = bufs.t1.bufs[0].view(&[hw, c]);
+        let norm = GroupNorm { gamma: &a.norm.gamma, beta: &a.norm.beta, groups: self.groups, silu: false };
         self.d.extend(ops::group_norm(
             self.gpu,
+            &norm,
             &rows.view(&[1, hw, c]),
-            &a.norm.gamma,
-            &a.norm.beta,
             &self.stats,
             &normed.view(&[1, hw, c]),
-            self.groups,
-            false,
         )?);
         for (l, t) in [(&a.q, &ab.q), (&a.k, &ab.k), (&a.v, &ab.v)] {
             self.d.extend(ops::linear(self.gpu, &normed, l, t, Epilogue::Bias, LinearKernel::Tiled)?);

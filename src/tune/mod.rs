@@ -131,7 +131,7 @@ pub async fn tune_attention(gpu: &Gpu, batch: usize, tokens: usize, heads: usize
 /// Whether this device runs the kernels [`tune_dit`] tunes (GPUs on storage buffers; not CPU adapters or the texture
 /// path).
 pub fn tunes(gpu: &Gpu) -> bool {
-    !gpu.report.is_cpu() && !gpu.report.texture_linears
+    gpu.report.kernels.gpu()
 }
 
 /// Tunes the GPU kernels of a DiT forward at `batch` x `latent`: the workgroup tile of every distinct linear shape

@@ -63,4 +63,12 @@ pub enum Cmd {
         #[command(flatten)]
         gpu: GpuArgs,
     },
+    /// Write the WGSL of every kernel the device compiles (each op with each kernel choice it offers), one file per
+    /// kernel source under DIR, headed by its pipelines' override constants.
+    Kernels {
+        #[arg(long)]
+        dump: PathBuf,
+        #[command(flatten)]
+        gpu: GpuArgs,
+    },
 }

@@ -306,10 +306,13 @@ fn print_table(r: &serde_json::Value, main: &ForwardBench, base: Option<&Forward
     }
     if let Some(g) = r["generate_one_image"].as_object() {
         println!(
-            "one image, {} {} steps with guidance + VAE decode: {:.2} s (first run, with shader compile: {:.2} s)",
+            "one image, {} {} steps + VAE decode: {:.2} s (sampling {:.2} s, decode {:.2} s; first run, with shader \
+             compile: {:.2} s)",
             g["steps"],
             g["sampler"].as_str().unwrap_or_default(),
             g["seconds"].as_f64().unwrap_or(0.0),
+            g["sampling_seconds"].as_f64().unwrap_or(0.0),
+            g["decode_seconds"].as_f64().unwrap_or(0.0),
             g["seconds_first"].as_f64().unwrap_or(0.0)
         );
     }

@@ -1,10 +1,10 @@
 //! `dit`: the native command-line tool (convert checkpoints, inspect model directories, run forwards, sample,
-//! benchmark). Native only; the browser uses the library through `web.rs`.
+//! benchmark, dump the kernels). Native only; the browser uses the library through `src/web`.
 //!
-//! `main.rs` parses the command line and runs the command; `args.rs` holds the commands,
-//! `output.rs` checks and writes output files, and each command has its own file: `gpu.rs` (which also holds the GPU
-//! arguments and opens the GPU for the others), `convert.rs`, `info.rs`, `forward.rs`, `sample.rs`, `decode.rs` and `bench.rs`. Models are loaded
-//! through the library's `loader`, the same path as the browser's.
+//! `main.rs` parses the command line and runs the command; `args.rs` holds the commands, `output.rs` checks and
+//! writes output files, and each command has its own file: `gpu.rs` (which also holds the GPU arguments and opens
+//! the GPU for the others), `convert.rs`, `info.rs`, `forward.rs`, `sample.rs`, `decode.rs`, `bench.rs` and
+//! `kernels.rs`. Models are loaded through the library's `loader`, the same path as the browser's.
 
 #[cfg(not(target_arch = "wasm32"))]
 mod args;
@@ -20,6 +20,8 @@ mod forward;
 mod gpu;
 #[cfg(not(target_arch = "wasm32"))]
 mod info;
+#[cfg(not(target_arch = "wasm32"))]
+mod kernels;
 #[cfg(not(target_arch = "wasm32"))]
 mod output;
 #[cfg(not(target_arch = "wasm32"))]
@@ -86,5 +88,6 @@ async fn run(cli: Cli) -> Result<()> {
         Cmd::Bench(b) => bench::run(b).await,
         Cmd::Sample(a) => sample::run(a).await,
         Cmd::Decode { vae, latent, out, gpu } => decode::run(&vae, &latent, &out, &gpu).await,
+        Cmd::Kernels { dump, gpu } => kernels::run(&dump, &gpu).await,
     }
 }

@@ -1,9 +1,9 @@
-//! Timestep features and the class-conditioning vector (`shaders/embed.wgsl`).
+//! Timestep features and the class-conditioning vector (`shaders/embed/embed.wgsl`).
 
 use crate::error::{Error, Result};
-use crate::gpu::{Bind, DType, Dispatch, Gpu, KernelSpec, Prelude, Res, Tensor};
+use crate::gpu::{Bind, DType, Dispatch, Gpu, KernelSpec, Res, Tensor};
 
-const SOURCE: &str = include_str!("../../shaders/embed.wgsl");
+const SOURCE: &str = crate::shader!("embed/embed");
 
 pub use crate::arch::FREQ_DIM;
 /// `max_period` of the timestep features.
@@ -52,7 +52,7 @@ impl LabelMix {
 const BINDS: &[Bind] = &[Bind::Read, Bind::Read, Bind::Read, Bind::ReadWrite];
 
 fn kernel_spec(entry: &'static str) -> KernelSpec<'static> {
-    KernelSpec { name: "embed", source: &[SOURCE], entry, binds: BINDS, constants: vec![], prelude: Prelude::Fp16 }
+    KernelSpec { name: "embed", source: &[SOURCE], entry, binds: BINDS, ..Default::default() }
 }
 
 /// `out[n] = [cos(t_n f), sin(t_n f)]` for t [N] f32 and out [N, 256].

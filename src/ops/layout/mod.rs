@@ -1,10 +1,10 @@
-//! Layout changes and the row softmax (`shaders/layout.wgsl`, `shaders/softmax.wgsl`).
+//! Layout changes and the row softmax (`shaders/layout/layout.wgsl`, `shaders/layout/softmax.wgsl`).
 
 use crate::error::{Error, Result};
-use crate::gpu::{grid, Bind, Dispatch, Gpu, KernelSpec, Prelude, Res, Tensor};
+use crate::gpu::{grid, Bind, Dispatch, Gpu, KernelSpec, Res, Tensor};
 
-const LAYOUT: &str = include_str!("../../shaders/layout.wgsl");
-const SOFTMAX: &str = include_str!("../../shaders/softmax.wgsl");
+const LAYOUT: &str = crate::shader!("layout/layout");
+const SOFTMAX: &str = crate::shader!("layout/softmax");
 
 /// Uniform parameters of `layout.wgsl`.
 #[repr(C)]
@@ -38,11 +38,10 @@ fn layout_kernel(
 ) -> Result<Dispatch> {
     let kern = gpu.kernel(&KernelSpec {
         name: "layout",
-        source: &[super::INDEX, LAYOUT],
+        source: &[crate::ops::INDEX, LAYOUT],
         entry,
         binds: &[Bind::Read, Bind::ReadWrite],
-        constants: vec![],
-        prelude: Prelude::Fp16,
+        ..Default::default()
     })?;
     gpu.dispatch(
         &kern,
@@ -82,11 +81,10 @@ pub fn softmax_rows(gpu: &Gpu, s: &Tensor, scale: f32) -> Result<Dispatch> {
     let p = SoftmaxParams { rows: rows as u32, cols: cols as u32, scale, _pad: 0 };
     let kern = gpu.kernel(&KernelSpec {
         name: "softmax",
-        source: &[super::INDEX, super::REDUCE, SOFTMAX],
+        source: &[crate::ops::INDEX, crate::ops::REDUCE, SOFTMAX],
         entry: "main",
         binds: &[Bind::ReadWrite],
-        constants: vec![],
-        prelude: Prelude::Fp16,
+        ..Default::default()
     })?;
     gpu.dispatch(&kern, "softmax", &p, &[Res::Buf(&s.buf)], grid(rows as u32), 5.0 * (rows * cols) as f64)
 }

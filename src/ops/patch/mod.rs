@@ -1,9 +1,9 @@
-//! Patchify / unpatchify reshapes around DiT's patch embedding and final layer (`shaders/patch.wgsl`).
+//! Patchify / unpatchify reshapes around DiT's patch embedding and final layer (`shaders/patch/patch.wgsl`).
 
 use crate::error::{Error, Result};
-use crate::gpu::{grid, Bind, Dispatch, Gpu, KernelSpec, Prelude, Res, Tensor};
+use crate::gpu::{grid, Bind, Dispatch, Gpu, KernelSpec, Res, Tensor};
 
-const SOURCE: &str = include_str!("../../shaders/patch.wgsl");
+const SOURCE: &str = crate::shader!("patch/patch");
 
 /// Uniform parameters of `patch.wgsl` (mirrors its `Params`).
 #[repr(C)]
@@ -27,11 +27,10 @@ fn build(gpu: &Gpu, entry: &'static str, image: &[usize], p: usize, src: &Tensor
     let params = PatchParams { n: n as u32, c: c as u32, h: h as u32, w: w as u32, p: p as u32, _pad: [0; 3] };
     let kern = gpu.kernel(&KernelSpec {
         name: "patch",
-        source: &[super::INDEX, SOURCE],
+        source: &[crate::ops::INDEX, SOURCE],
         entry,
         binds: &[Bind::Read, Bind::ReadWrite],
-        constants: vec![],
-        prelude: Prelude::default(),
+        ..Default::default()
     })?;
     gpu.dispatch(
         &kern,

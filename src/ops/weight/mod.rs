@@ -1,13 +1,13 @@
 //! Weights in the layout the kernels read, and the one rule for what fits a texture. Linear layers and convolutions
 //! both keep their fp16 weights here: in a storage buffer, or (on the texture path of CPU adapters) in an
-//! `rgba16float` texture written once at load by `shaders/permute*.wgsl`.
+//! `rgba16float` texture written once at load by `shaders/weight/permute*.wgsl`.
 
 use crate::error::Result;
-use crate::gpu::{grid, Bind, DType, Gpu, KernelSpec, Prelude, Res, Tensor};
+use crate::gpu::{grid, Bind, DType, Gpu, KernelSpec, Res, Tensor};
 
-const PERMUTE: &str = include_str!("../../shaders/permute.wgsl");
-const PERMUTE_BUF: &str = include_str!("../../shaders/permute_buf.wgsl");
-const PERMUTE_TEX: &str = include_str!("../../shaders/permute_tex.wgsl");
+const PERMUTE: &str = crate::shader!("weight/permute");
+const PERMUTE_BUF: &str = crate::shader!("weight/permute_buf");
+const PERMUTE_TEX: &str = crate::shader!("weight/permute_tex");
 
 /// Bytes a row copied from a buffer into a texture must be a whole multiple of (WebGPU's `bytesPerRow` alignment).
 pub const COPY_ROW_ALIGNMENT: usize = 256;
@@ -61,11 +61,11 @@ pub(crate) fn permute(
         if texture { &[Bind::Read, Bind::StorageTextureF16] } else { &[Bind::Read, Bind::ReadWrite] };
     let kern = gpu.kernel(&KernelSpec {
         name: "permute",
+        variant: if texture { "texture" } else { "buffer" }.into(),
         source: if texture { &[super::INDEX, PERMUTE, PERMUTE_TEX] } else { &[super::INDEX, PERMUTE, PERMUTE_BUF] },
         entry: "main",
         binds,
-        constants: vec![],
-        prelude: Prelude::Fp16,
+        ..Default::default()
     })?;
     let groups = grid((invocations as u32).div_ceil(64));
     let weight = if texture {

@@ -1,13 +1,13 @@
-//! 2D convolution as an implicit GEMM over NHWC activations (`shaders/conv.wgsl`), with the decoder's nearest x2
+//! 2D convolution as an implicit GEMM over NHWC activations (`shaders/conv/conv.wgsl`), with the decoder's nearest x2
 //! upsample and the ResNet residual fused in.
 
 use super::weight::{permute, texture_fits, Weight};
 use crate::error::{Error, Result};
-use crate::gpu::{grid, Bind, DType, Dispatch, Gpu, KernelSpec, Prelude, Res, Tensor};
+use crate::gpu::{grid, Bind, DType, Dispatch, Gpu, KernelSpec, Res, Tensor};
 
-const CONV: &str = include_str!("../../shaders/conv.wgsl");
-const WEIGHTS_BUF: &str = include_str!("../../shaders/weights_buf.wgsl");
-const WEIGHTS_TEX: &str = include_str!("../../shaders/weights_tex.wgsl");
+const CONV: &str = crate::shader!("conv/conv");
+const WEIGHTS_BUF: &str = crate::shader!("conv/weights_buf");
+const WEIGHTS_TEX: &str = crate::shader!("conv/weights_tex");
 const TEX_W: [&str; 2] = crate::texture_decl!(2, "wtex", "rgba16float");
 
 /// Uniform parameters of `conv.wgsl`.
@@ -52,7 +52,7 @@ impl Conv2d {
             )));
         }
         let cout_pad = cout.div_ceil(4) * 4;
-        let texture = gpu.report.texture_linears && texture_fits(gpu, k * k * cin / 4, cout_pad);
+        let texture = gpu.report.kernels.textures() && texture_fits(gpu, k * k * cin / 4, cout_pad);
         let weight = permute(gpu, w, cout, cout_pad, cin, k * k, texture)?;
         // The bias is a [Cout, 1] "weight" padded the same way (copies cannot move 2-byte rows).
         let Weight::Buffer(bias) = permute(gpu, b, cout, cout_pad, 1, 1, false)? else { unreachable!() };
@@ -132,17 +132,19 @@ pub fn conv2d_slice(
         _pad: 0,
     };
     // The weight binding and its fetch function come from weights_buf.wgsl or weights_tex.wgsl.
-    let (source, w_bind, w_res) = match &conv.weight {
-        Weight::Buffer(t) => ([WEIGHTS_BUF, CONV, ""], Bind::Read, Res::Buf(&t.buf)),
-        Weight::Texture(_, v) => ([gpu.texture_decl(TEX_W), WEIGHTS_TEX, CONV], Bind::TexF16, Res::Tex(v)),
+    let (variant, source, w_bind, w_res) = match &conv.weight {
+        Weight::Buffer(t) => ("", [WEIGHTS_BUF, CONV, ""], Bind::Read, Res::Buf(&t.buf)),
+        Weight::Texture(_, v) => {
+            ("texture_weights", [gpu.texture_decl(TEX_W), WEIGHTS_TEX, CONV], Bind::TexF16, Res::Tex(v))
+        }
     };
     let kern = gpu.kernel(&KernelSpec {
         name: "conv",
+        variant: variant.into(),
         source: &source,
         entry: "main",
         binds: &[Bind::Read, w_bind, Bind::Read, Bind::Read, Bind::ReadWrite],
-        constants: vec![],
-        prelude: Prelude::Fp16,
+        ..Default::default()
     })?;
     // Unused residual binding: any read-only buffer that is not y.
     let res_buf = res.map_or(&conv.bias.buf, |r| &r.buf);
