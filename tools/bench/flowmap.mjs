@@ -7,7 +7,7 @@
 //
 //   node tools/bench/flowmap.mjs [--preset XL/2] [--res 256] [--native-only | --browser-only] [--json]
 //
-// Needs the release `dit` (cargo build --release) and the built site (scripts/build-site.sh).
+// Needs the release `dit` (cargo build --release) and the built site (scripts/build-site.sh; DIST=<dir> serves another).
 import { execFileSync } from "node:child_process";
 import path from "node:path";
 import { parseArgs } from "node:util";
@@ -57,7 +57,7 @@ if (!a["browser-only"]) {
 
 if (!a["native-only"]) {
   const { chromium } = await import("playwright-core");
-  const server = await serve(site);
+  const server = await serve(process.env.DIST ?? site);
   const browser = await chromium.launch({ executablePath: chromiumPath, args: ["--enable-unsafe-webgpu", ...ARGS] });
   try {
     for (const r of ROWS) {
