@@ -89,7 +89,7 @@ const request = {
 };
 try {
   if (!a["no-demo"]) {
-    const fwd = JSON.parse(await benchForward({ model: demo.model, repeat: Number(a.repeat) }));
+    const fwd = await benchForward({ model: demo.model, repeat: Number(a.repeat) });
     const t0 = performance.now();
     const sampler = await WasmSampler.create({ ...demo, cache: "none" });
     const loadMs = performance.now() - t0;
@@ -123,7 +123,7 @@ try {
   }
   if (a.preset) {
     const res = Number(a.res);
-    const fwd = JSON.parse(await benchForward({ preset: a.preset, res, repeat: Number(a.repeat) }));
+    const fwd = await benchForward({ preset: a.preset, res, repeat: Number(a.repeat) });
     result.preset = { model: fwd.model, res, ms_per_forward: fwd.bench.ms_per_forward, output_finite: fwd.output_finite,
       linear_path: fwd.linear_path, gflops_per_s: fwd.bench.gflops_per_s };
     say(`DiT-${a.preset} at ${res} px, random weights: forward (batch 2) ${fwd.bench.ms_per_forward.toFixed(2)} ms, finite: ${fwd.output_finite}`);
@@ -131,7 +131,7 @@ try {
       result.preset.images = [];
       for (const entry of a["image-steps"].split(",")) {
         const [steps, sampler = "ddim"] = entry.split(":");
-        const r = JSON.parse(await benchImage({ preset: a.preset, res, steps: Number(steps), sampler })).generate_one_image;
+        const r = (await benchImage({ preset: a.preset, res, steps: Number(steps), sampler })).generate_one_image;
         result.preset.images.push(r);
         say(`  one image, ${steps} ${sampler} steps, guidance 4, + VAE: ${r.seconds.toFixed(2)} s (first: ${r.seconds_first.toFixed(2)} s)`);
       }
