@@ -330,7 +330,7 @@ impl<'a> Machine<'a> {
         let top = self.stack.last_mut();
         match (op, top) {
             (b'a' | b'e' | 0x90, Some(Value::List(l))) => l.extend(items),
-            (b's' | b'u', Some(Value::Dict(d))) if items.len() % 2 == 0 => {
+            (b's' | b'u', Some(Value::Dict(d))) if items.len().is_multiple_of(2) => {
                 let mut it = items.into_iter();
                 while let (Some(k), Some(v)) = (it.next(), it.next()) {
                     d.push((k, v));
